@@ -1,0 +1,1 @@
+"""Shared domain and adapters of the text-to-video pipeline (shipped as the Lambda layer)."""

@@ -1,0 +1,145 @@
+"""Typed errors of the pipeline, and the one place that classifies provider failures.
+
+Step Functions `Retry`/`Catch` match on the exception class name that Lambda reports as
+`errorType`, so each class name below is part of the state machine's contract.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Provider codes (Alibaba Cloud Model Studio error table) that are terminal despite their HTTP status.
+QUOTA_OR_BILLING_CODES: Final = frozenset(
+    {
+        "Throttling.AllocationQuota",
+        "PrepaidBillOverdue",
+        "PostpaidBillOverdue",
+        "CommodityNotPurchased",
+        "Arrearage",
+    }
+)
+RETRYABLE_CODES: Final = frozenset(
+    {
+        "RequestTimeOut",
+        "Throttling",
+        "Throttling.RateQuota",
+        "LimitRequests",
+        "InternalError",
+        "InternalError.Algo",
+        "InternalError.Timeout",
+        "SystemError",
+        "ModelUnavailable",
+    }
+)
+
+
+class PipelineError(Exception):
+    """Base of every error this project raises on purpose. `code` is stable and machine-readable."""
+
+    code: str = "PipelineError"
+    retryable: bool = False
+
+
+class ProviderError(PipelineError):
+    """DashScope answered with an error (or not at all). Carries what support needs to trace it."""
+
+    code = "ProviderError"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        provider_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.http_status = http_status
+        self.provider_code = provider_code
+        self.provider_message = message
+        self.request_id = request_id
+        parts = [f"HTTP {http_status}" if http_status else None, provider_code, message]
+        text = ": ".join(p for p in parts if p)
+        if request_id:
+            text += f" (request_id={request_id})"
+        super().__init__(text)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "error": type(self).__name__,
+            "http_status": self.http_status,
+            "code": self.provider_code,
+            "message": self.provider_message,
+            "request_id": self.request_id,
+        }
+
+
+class RetryableProviderError(ProviderError):
+    """Transient: network errors, 408, 429 rate limits, 5xx, ModelUnavailable. Retry with backoff."""
+
+    code = "ProviderRetryable"
+    retryable = True
+
+
+class ProviderThrottledError(RetryableProviderError):
+    """429 rate limit: retry later, more slowly, with jitter."""
+
+    code = "ProviderThrottled"
+
+
+class TerminalProviderError(ProviderError):
+    """400/401/403/404 and quota or billing codes: never retry."""
+
+    code = "ProviderTerminal"
+
+
+class ProviderAuthError(TerminalProviderError):
+    """401/403: the key or the account is wrong; alert a human."""
+
+    code = "ProviderAuth"
+
+
+class ProviderQuotaError(TerminalProviderError):
+    """Quota or billing: do not retry blindly; alert a human."""
+
+    code = "ProviderQuota"
+
+
+class AmbiguousCreateError(RetryableProviderError):
+    """The create request was sent but no answer came back: a task may or may not exist.
+
+    Never answer this with a blind second create; reconcile through list-tasks first.
+    """
+
+    code = "AmbiguousCreate"
+
+
+class TaskFailedError(PipelineError):
+    """The provider's task ended FAILED (or SUCCEEDED without a video, which is the same to a user)."""
+
+    code = "TaskFailed"
+
+    def __init__(self, message: str, *, provider_code: str | None = None, task_id: str | None = None) -> None:
+        self.provider_code = provider_code
+        self.provider_message = message
+        self.task_id = task_id
+        super().__init__(f"{provider_code}: {message}" if provider_code else message)
+
+
+def classify_http_error(
+    http_status: int, provider_code: str | None, message: str, request_id: str | None
+) -> ProviderError:
+    """Turn one DashScope error answer into the right typed error. The single source of this rule."""
+    kwargs: dict[str, object] = {
+        "http_status": http_status,
+        "provider_code": provider_code,
+        "request_id": request_id,
+    }
+    if provider_code in QUOTA_OR_BILLING_CODES:
+        return ProviderQuotaError(message, **kwargs)  # type: ignore[arg-type]
+    if http_status == 429:
+        return ProviderThrottledError(message, **kwargs)  # type: ignore[arg-type]
+    if http_status in (408,) or http_status >= 500 or provider_code in RETRYABLE_CODES:
+        return RetryableProviderError(message, **kwargs)  # type: ignore[arg-type]
+    if http_status in (401, 403):
+        return ProviderAuthError(message, **kwargs)  # type: ignore[arg-type]
+    return TerminalProviderError(message, **kwargs)  # type: ignore[arg-type]

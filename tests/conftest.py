@@ -1,0 +1,39 @@
+"""Shared fixtures. Tiers are marked by folder: tests/unit, tests/integration, tests/e2e."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EVENTS = ROOT / "events"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
+        if tier in {"unit", "integration", "e2e"}:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """The one events corpus (events/*.json) serves `sam local invoke -e`, the docs and the tests."""
+    data: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture
+def emulator() -> Iterator[Any]:
+    """A real DashScope emulator on a free loopback port, fast timers, fresh for each test."""
+    from dashscope_emulator.server import Emulator, EmulatorConfig
+
+    emu = Emulator(EmulatorConfig(pending_seconds=0.2, running_seconds=0.5))
+    emu.start(host="127.0.0.1", port=0)
+    try:
+        yield emu
+    finally:
+        emu.stop()

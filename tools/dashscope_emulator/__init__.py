@@ -1,0 +1,1 @@
+"""A faithful local emulator of DashScope's PixVerse text-to-video API."""

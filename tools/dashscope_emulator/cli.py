@@ -1,2 +1,71 @@
-def main() -> None:  # placeholder until the emulator lands
-    raise SystemExit("not yet")
+"""`dashscope-emulator`: run the emulator in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from dashscope_emulator.faults import FaultPlan
+from dashscope_emulator.server import Emulator, EmulatorConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dashscope-emulator", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--pending-seconds", type=float, default=1.0)
+    p.add_argument("--running-seconds", type=float, default=3.0)
+    p.add_argument("--task-ttl-seconds", type=float, default=86_400.0)
+    p.add_argument(
+        "--api-key", action="append", dest="api_keys", help="accepted key (repeatable); default any sk-"
+    )
+    p.add_argument("--query-rps-limit", type=int, default=20)
+    p.add_argument("--public-url", default=None, help="base of video_url (default: the server's own URL)")
+    p.add_argument("--fault-seed", type=int, default=0)
+    p.add_argument("--faults", type=Path, default=None, help="JSON fault plan file")
+    p.add_argument("--media-dir", type=Path, default=None)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    plan = None
+    if args.faults is not None:
+        raw = json.loads(args.faults.read_text(encoding="utf-8"))
+        raw.setdefault("seed", args.fault_seed)
+        plan = FaultPlan.model_validate(raw)
+    config = EmulatorConfig(
+        pending_seconds=args.pending_seconds,
+        running_seconds=args.running_seconds,
+        task_ttl_seconds=args.task_ttl_seconds,
+        api_keys=tuple(args.api_keys) if args.api_keys else None,
+        query_rps_limit=args.query_rps_limit,
+        public_url=args.public_url,
+        seed=args.fault_seed,
+        faults=plan,
+        media_dir=args.media_dir,
+    )
+    emu = Emulator(config).start(host=args.host, port=args.port)
+    done = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print(f"DashScope emulator listening; base URL {emu.base_url}", flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        emu.stop()
+        print("DashScope emulator stopped", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

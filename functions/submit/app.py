@@ -1,0 +1,28 @@
+"""submit: validate the request and create the DashScope task exactly once for the job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from t2v.pipeline import submit_job
+from t2v.wiring import provider_deps
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(job_id=event.get("job_id"), source=event.get("source"))
+    result = submit_job(event, provider_deps())
+    logger.append_keys(task_id=result["task_id"])
+    logger.info("task submitted")
+    metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
+    return result

@@ -1,0 +1,418 @@
+"""DynamoDB adapter for job records. Every state change is a conditional write.
+
+Table layout (single table, hash key `pk`):
+- `<job_id>`          a job (`kind = "job"`, GSI `by_created` on kind + created_at for listing)
+- `task#<task_id>`    which job owns a provider task (so reconciliation never adopts a task twice)
+- `budget#<date>`     billed seconds used that UTC day
+- `idem#<key>`        an API idempotency key and the job it started
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from t2v.errors import PipelineError
+from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.service_resource import Table
+
+JOB_TTL_DAYS = 90
+
+
+class BudgetExceededError(PipelineError):
+    """The request would take the day's billed seconds over the configured cap."""
+
+    code = "BudgetExceeded"
+
+
+def iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB gives numbers as Decimal; hand the rest of the code plain ints and floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _dynamo(value: Any) -> Any:
+    """The inverse of `_plain`: DynamoDB refuses Python floats."""
+    return json.loads(json.dumps(value), parse_float=Decimal)
+
+
+def _is_conditional_failure(exc: ClientError) -> bool:
+    code = exc.response.get("Error", {}).get("Code", "")
+    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A read view of one job record."""
+
+    item: dict[str, Any]
+
+    @property
+    def job_id(self) -> str:
+        return str(self.item["pk"])
+
+    @property
+    def status(self) -> JobStatus:
+        return JobStatus(self.item["status"])
+
+    @property
+    def task_id(self) -> str | None:
+        value = self.item.get("task_id")
+        return str(value) if value else None
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return dict(self.item.get("request") or {})
+
+    @property
+    def create_claimed_at(self) -> str | None:
+        value = self.item.get("create_claimed_at")
+        return str(value) if value else None
+
+    @property
+    def notified(self) -> bool:
+        return bool(self.item.get("notified_at"))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.item.get(key, default)
+
+
+class JobsRepository:
+    def __init__(self, table_name: str, *, resource: Any | None = None) -> None:
+        self._table_name = table_name
+        self._resource = resource
+        self._table_obj: Table | None = None
+
+    @property
+    def _table(self) -> Table:
+        if self._table_obj is None:
+            resource = self._resource or boto3.resource("dynamodb")
+            self._table_obj = resource.Table(self._table_name)
+        return self._table_obj
+
+    @property
+    def _client(self) -> DynamoDBClient:
+        return self._table.meta.client
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, job_id: str) -> Job | None:
+        item = self._table.get_item(Key={"pk": job_id}, ConsistentRead=True).get("Item")
+        return Job(_plain(item)) if item else None
+
+    def owner_of_task(self, task_id: str) -> str | None:
+        item = self._table.get_item(Key={"pk": f"task#{task_id}"}, ConsistentRead=True).get("Item")
+        return str(item["job_id"]) if item else None
+
+    def list_jobs(
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """Most recent first. `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey)."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "by_created",
+            "KeyConditionExpression": "#k = :job",
+            "ExpressionAttributeNames": {"#k": "kind"},
+            "ExpressionAttributeValues": {":job": "job"},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if status:
+            kwargs["FilterExpression"] = "#s = :status"
+            kwargs["ExpressionAttributeNames"]["#s"] = "status"
+            kwargs["ExpressionAttributeValues"][":status"] = status
+        if cursor:
+            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        page = self._table.query(**kwargs)
+        jobs = [Job(_plain(item)) for item in page.get("Items", [])]
+        last = page.get("LastEvaluatedKey")
+        next_cursor = base64.urlsafe_b64encode(json.dumps(_plain(last)).encode()).decode() if last else None
+        return jobs, next_cursor
+
+    # -- writes ------------------------------------------------------------------------------
+    def create_if_absent(
+        self,
+        job_id: str,
+        *,
+        request: dict[str, Any],
+        source: str,
+        origin: dict[str, Any],
+        now: datetime,
+        deadline_at: datetime,
+        execution: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Insert the ACCEPTED job unless it exists. Returns the stored job and whether it was new."""
+        item: dict[str, Any] = {
+            "pk": job_id,
+            "kind": "job",
+            "status": JobStatus.ACCEPTED.value,
+            "history": [{"status": JobStatus.ACCEPTED.value, "at": iso(now)}],
+            "request": request,
+            "source": source,
+            "origin": origin,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+            "deadline_at": iso(deadline_at),
+            "polls": 0,
+            "request_ids": [],
+            "expires_at": int(now.timestamp()) + JOB_TTL_DAYS * 86400,
+        }
+        if execution:
+            item["execution"] = execution
+        try:
+            self._table.put_item(
+                Item=_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            existing = self.get(job_id)
+            if existing is None:  # deleted in between: vanishingly rare, let the caller retry
+                raise
+            return existing, False
+        return Job(item), True
+
+    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> bool:
+        """Take the right to call the provider's create for this job.
+
+        Succeeds when nobody holds a claim, or when the previous claim is older than `stale_before`
+        (its holder crashed or its answer was lost; the caller must reconcile before creating).
+        """
+        try:
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET create_claimed_at = :now, updated_at = :now "
+                "ADD create_attempts :one",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND "
+                "(attribute_not_exists(create_claimed_at) OR create_claimed_at < :stale)",
+                ExpressionAttributeValues={":now": iso(now), ":one": 1, ":stale": iso(stale_before)},
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def release_claim(self, job_id: str) -> None:
+        """The create surely did not reach the provider (refused or never sent): allow a new one."""
+        self._table.update_item(
+            Key={"pk": job_id},
+            UpdateExpression="REMOVE create_claimed_at",
+            ConditionExpression="attribute_not_exists(task_id)",
+        )
+
+    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool:
+        """Bind the provider task to the job, once. False when the job already has a task or the task
+        already belongs to another job."""
+        values: dict[str, Any] = {
+            ":task": task_id,
+            ":status": JobStatus.SUBMITTED.value,
+            ":now": iso(now),
+            ":h": [{"status": JobStatus.SUBMITTED.value, "at": iso(now)}],
+            ":rid": [request_id] if request_id else [],
+            ":empty": [],
+            ":accepted": JobStatus.ACCEPTED.value,
+        }
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table_name,
+                            "Item": {"pk": {"S": f"task#{task_id}"}, "job_id": {"S": job_id}},
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table_name,
+                            "Key": {"pk": {"S": job_id}},
+                            "UpdateExpression": "SET task_id = :task, #s = :status, submitted_at = :now, "
+                            "updated_at = :now, history = list_append(if_not_exists(history, :empty), :h), "
+                            "request_ids = list_append(if_not_exists(request_ids, :empty), :rid)",
+                            "ConditionExpression": "attribute_not_exists(task_id) AND #s = :accepted",
+                            "ExpressionAttributeNames": {"#s": "status"},
+                            "ExpressionAttributeValues": _serialize(values),
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def transition(
+        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+    ) -> bool:
+        """Move the job to `new` if the lifecycle allows it from its current status; set `fields`.
+
+        Returns False (and changes nothing) when the move is not allowed, e.g. the job already ended.
+        """
+        allowed = statuses_that_may_move_to(new)
+        names = {"#s": "status"}
+        values: dict[str, Any] = {
+            ":new": new.value,
+            ":now": iso(now),
+            ":h": [{"status": new.value, "at": iso(now)}],
+            ":empty": [],
+        }
+        sets = ["#s = :new", "updated_at = :now", "history = list_append(if_not_exists(history, :empty), :h)"]
+        if new in TERMINAL:
+            sets.append("finished_at = :now")
+        for i, (key, value) in enumerate((fields or {}).items()):
+            names[f"#f{i}"] = key
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+        placeholders = []
+        for i, status in enumerate(allowed):
+            values[f":a{i}"] = status.value
+            placeholders.append(f":a{i}")
+        try:
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(placeholders)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_dynamo(values),
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None:
+        """Set informational fields (polls, usage, request ids) without touching the status."""
+        names = {f"#f{i}": key for i, key in enumerate(fields)}
+        values = {f":f{i}": value for i, value in enumerate(fields.values())}
+        values[":now"] = iso(now)
+        sets = [f"#f{i} = :f{i}" for i in range(len(fields))] + ["updated_at = :now"]
+        self._table.update_item(
+            Key={"pk": job_id},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_dynamo(values),
+        )
+
+    def append_request_id(self, job_id: str, request_id: str) -> None:
+        self._table.update_item(
+            Key={"pk": job_id},
+            UpdateExpression="SET request_ids = list_append(if_not_exists(request_ids, :empty), :rid)",
+            ExpressionAttributeValues={":rid": [request_id], ":empty": []},
+        )
+
+    def mark_notified(self, job_id: str, *, now: datetime) -> bool:
+        """Record that the outcome was announced. False if it already was."""
+        try:
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET notified_at = :now",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
+                ExpressionAttributeValues={":now": iso(now)},
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
+        """Atomically add the job's billed seconds to the day's counter, at most once per job.
+
+        Returns True when charged now or earlier; raises BudgetExceededError when the cap would be passed.
+        """
+        job = self.get(job_id)
+        if job is not None and job.get("budget_day"):
+            return True
+        if seconds > cap:
+            raise BudgetExceededError(f"the request's {seconds} billed seconds exceed the daily budget of {cap}")
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table_name,
+                            "Key": {"pk": {"S": f"budget#{day}"}},
+                            "UpdateExpression": "ADD used_seconds :n",
+                            "ConditionExpression": "attribute_not_exists(used_seconds) OR used_seconds <= :room",
+                            "ExpressionAttributeValues": {
+                                ":n": {"N": str(seconds)},
+                                ":room": {"N": str(cap - seconds)},
+                            },
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table_name,
+                            "Key": {"pk": {"S": job_id}},
+                            "UpdateExpression": "SET budget_day = :day, billed_seconds = :n, updated_at = :now",
+                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(budget_day)",
+                            "ExpressionAttributeValues": {
+                                ":day": {"S": day},
+                                ":n": {"N": str(seconds)},
+                                ":now": {"S": iso(now)},
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            reasons = [str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])]  # type: ignore[attr-defined]
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return True  # this job was charged by a concurrent attempt
+            raise BudgetExceededError(
+                f"the daily budget of {cap} billed video seconds would be exceeded by this request's {seconds} s"
+            ) from None
+        return True
+
+    def budget_used(self, day: str) -> int:
+        item = self._table.get_item(Key={"pk": f"budget#{day}"}, ConsistentRead=True).get("Item")
+        return int(_plain(item).get("used_seconds", 0)) if item else 0
+
+    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
+        """Bind an API Idempotency-Key to a job id; returns the job id bound first."""
+        try:
+            self._table.put_item(
+                Item={
+                    "pk": f"idem#{key}",
+                    "job_id": job_id,
+                    "created_at": iso(now),
+                    "expires_at": int(now.timestamp()) + 86400,
+                },
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+            item = self._table.get_item(Key={"pk": f"idem#{key}"}, ConsistentRead=True)["Item"]
+            return str(item["job_id"])
+        return job_id
+
+
+def _serialize(values: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {k: serializer.serialize(_dynamo(v)) for k, v in values.items()}

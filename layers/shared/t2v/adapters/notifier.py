@@ -1,0 +1,68 @@
+"""SNS and EventBridge adapter: announce a job's outcome so subscribers can filter on it."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.client import EventBridgeClient
+    from mypy_boto3_sns.client import SNSClient
+
+SUCCEEDED_DETAIL_TYPE = "Video Generation Succeeded"
+FAILED_DETAIL_TYPE = "Video Generation Failed"
+
+
+class Notifier:
+    def __init__(
+        self,
+        *,
+        topic_arn: str,
+        event_bus_name: str,
+        event_source: str,
+        sns: SNSClient | None = None,
+        events: EventBridgeClient | None = None,
+    ) -> None:
+        self._topic_arn = topic_arn
+        self._bus = event_bus_name
+        self._source = event_source
+        self._sns = sns
+        self._events = events
+
+    def announce(self, message: dict[str, Any]) -> str:
+        """Publish the outcome on SNS (with `status` and `source` attributes) and on EventBridge.
+
+        Returns the SNS message id.
+        """
+        status = str(message["status"])
+        succeeded = status == "SUCCEEDED"
+        subject = (
+            f"Video ready: {message['job_id']}"
+            if succeeded
+            else f"Video generation {status}: {message['job_id']}"
+        )
+        sns: Any = self._sns or boto3.client("sns")
+        result = sns.publish(
+            TopicArn=self._topic_arn,
+            Subject=subject[:100],
+            Message=json.dumps(message, ensure_ascii=False, sort_keys=True),
+            MessageAttributes={
+                "status": {"DataType": "String", "StringValue": status},
+                "source": {"DataType": "String", "StringValue": str(message.get("source") or "unknown")},
+            },
+        )
+        events: Any = self._events or boto3.client("events")
+        events.put_events(
+            Entries=[
+                {
+                    "Source": self._source,
+                    "DetailType": SUCCEEDED_DETAIL_TYPE if succeeded else FAILED_DETAIL_TYPE,
+                    "Detail": json.dumps(message, ensure_ascii=False),
+                    "EventBusName": self._bus,
+                    "Resources": [],
+                }
+            ]
+        )
+        return str(result["MessageId"])

@@ -1,0 +1,54 @@
+"""Secrets Manager adapter: the DashScope API key, cached per container, never logged."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from t2v.errors import PipelineError
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
+CACHE_SECONDS = 300
+
+
+class SecretError(PipelineError):
+    code = "SecretError"
+
+
+class ApiKeyProvider:
+    """Reads the key from a secret holding either the bare key or JSON {"api_key": "..."}."""
+
+    def __init__(self, secret_id: str, *, client: SecretsManagerClient | None = None) -> None:
+        self._secret_id = secret_id
+        self._client = client
+        self._value: str | None = None
+        self._fetched_at = 0.0
+
+    def __repr__(self) -> str:
+        return f"ApiKeyProvider(secret_id={self._secret_id!r})"
+
+    def get(self) -> str:
+        if self._value is None or time.monotonic() - self._fetched_at > CACHE_SECONDS:
+            client: Any = self._client or boto3.client("secretsmanager")
+            raw = str(client.get_secret_value(SecretId=self._secret_id).get("SecretString") or "")
+            self._value = _extract_key(raw, self._secret_id)
+            self._fetched_at = time.monotonic()
+        return self._value
+
+
+def _extract_key(raw: str, secret_id: str) -> str:
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            raise SecretError(f"secret {secret_id} is not valid JSON") from None
+        text = str(data.get("api_key") or data.get("DASHSCOPE_API_KEY") or "").strip()
+    if not text:
+        raise SecretError(f"secret {secret_id} holds no API key (expected the key or {{\"api_key\": ...}})")
+    return text

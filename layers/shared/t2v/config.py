@@ -1,0 +1,75 @@
+"""Configuration: pydantic models read once at cold start from the environment.
+
+A missing or malformed variable fails fast with an error naming it; nothing deeper in the
+code reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from t2v.errors import PipelineError
+from t2v.request import DEFAULT_MODEL, SUPPORTED_MODELS
+
+
+class ConfigError(PipelineError):
+    code = "ConfigError"
+
+
+class _EnvModel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
+        values = {k: v for k, v in values.items() if v != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']).upper()}: {str(e['msg']).removeprefix('Value error, ')}"
+                for e in exc.errors(include_url=False)
+            )
+            raise ConfigError(f"invalid environment: {problems}") from None
+
+
+class JobsSettings(_EnvModel):
+    jobs_table: str
+
+
+class ProviderSettings(JobsSettings):
+    dashscope_secret_id: str = Field(description="Secrets Manager secret holding the DashScope API key")
+    dashscope_base_url: str = "https://dashscope.aliyuncs.com/api/v1"
+    dashscope_workspace: str | None = None
+    model_name: str = DEFAULT_MODEL
+    poll_interval_seconds: int = Field(default=15, ge=1, le=3600)
+    deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
+    max_polls: int = Field(default=1000, ge=1, le=2000)
+    daily_budget_seconds: int = Field(default=0, ge=0, description="0 means no budget cap")
+
+    @field_validator("model_name")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value not in SUPPORTED_MODELS:
+            raise ValueError(f"unsupported model {value!r}")
+        return value
+
+
+class FinalizeSettings(JobsSettings):
+    output_bucket: str
+    output_prefix: str = "videos/"
+    topic_arn: str
+    event_bus_name: str = "default"
+    video_host_allowlist: str = "media.pixverseai.cn,*.aliyuncs.com"
+    max_video_bytes: int = Field(default=2 * 1024**3, ge=1)
+    part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    event_source: str = "t2v.pipeline"
+
+    @property
+    def allowlist(self) -> list[str]:
+        return [h.strip() for h in self.video_host_allowlist.split(",") if h.strip()]

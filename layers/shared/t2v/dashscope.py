@@ -1,0 +1,518 @@
+"""DashScope client for PixVerse text-to-video (synchronous, on httpx).
+
+The adapter at the edge: it speaks HTTP and turns every answer into a typed model or a typed
+error from `t2v.errors`. It never retries by itself, least of all a create (every create is billed
+and the API has no idempotency key); retries belong to the caller, guided by the error class.
+
+Regions: `DEFAULT_BASE_URL` is Beijing, `INTL_BASE_URL` is Singapore. Key, model and endpoint
+must belong to the same region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from enum import StrEnum
+from types import TracebackType
+from typing import Annotated, Any, Final, NoReturn, Self
+from urllib.parse import quote
+
+import httpx
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from t2v.errors import (
+    AmbiguousCreateError,
+    ProviderError,
+    RetryableProviderError,
+    TaskFailedError,
+    classify_http_error,
+)
+from t2v.request import VideoRequest
+
+DEFAULT_BASE_URL: Final = "https://dashscope.aliyuncs.com/api/v1"
+"""Beijing (cn-beijing) endpoint."""
+INTL_BASE_URL: Final = "https://dashscope-intl.aliyuncs.com/api/v1"
+"""Singapore (ap-southeast-1) endpoint; needs a key issued in that region."""
+
+CREATE_PATH: Final = "/services/aigc/video-generation/video-synthesis"
+USER_AGENT: Final = "t2v-pipeline/0.1.0 (dashscope-client; httpx)"
+DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+# Both regions run on UTC+8; aware datetimes are converted to it for the list-tasks window.
+PROVIDER_TZ: Final = timezone(timedelta(hours=8), "UTC+08:00")
+LIST_TIME_FORMAT: Final = "%Y%m%d%H%M%S"
+# Longest provider text we copy into an exception; an HTML error page is not worth more.
+_MAX_ERROR_TEXT: Final = 300
+
+# Failures where httpx never handed the request to the server: retrying a create is safe.
+_NOT_SENT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    UNKNOWN = "UNKNOWN"
+    SUSPENDED = "SUSPENDED"
+
+
+# UNKNOWN is final: the provider answers it for expired (>24 h) or unknown ids, and it never changes.
+FINAL_STATUSES: Final = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN}
+)
+
+
+def _to_text(value: Any) -> Any:
+    # Providers drift between numbers and strings (SR "720" vs 720, epoch times); keep text.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+_Text = Annotated[str | None, BeforeValidator(_to_text)]
+
+
+class TaskUsage(BaseModel):
+    """Billing facts of a finished task. Unknown keys are kept; missing keys are None."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", validate_by_name=True, validate_by_alias=True)
+
+    duration: int | float | None = None
+    size: _Text = None
+    fps: int | float | None = None
+    video_count: int | None = None
+    audio: bool | None = None
+    sr: _Text = Field(default=None, validation_alias=AliasChoices("SR", "sr"))
+
+
+class CreatedTask(BaseModel):
+    """What a successful create returns."""
+
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    task_status: str
+    request_id: str | None = None
+
+
+class TaskInfo(BaseModel):
+    """One task snapshot, from `get_task` or one entry of `list_tasks`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True)
+
+    task_id: str
+    # Unknown statuses are kept verbatim so a new provider status is visible, not coerced.
+    status: str = Field(default=TaskStatus.UNKNOWN, validation_alias=AliasChoices("task_status", "status"))
+    request_id: _Text = None
+    submit_time: _Text = None
+    scheduled_time: _Text = None
+    end_time: _Text = None
+    orig_prompt: str | None = None
+    video_url: str | None = None
+    code: _Text = None
+    message: str | None = None
+    model_name: str | None = None
+    usage: TaskUsage | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _tolerant_usage(cls, value: Any) -> Any:
+        # A malformed usage block must not hide the task's status; `raw` still holds it.
+        if not isinstance(value, Mapping):
+            return None
+        try:
+            return TaskUsage.model_validate(dict(value))
+        except ValidationError:
+            return None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == TaskStatus.SUCCEEDED
+
+    def video_url_or_raise(self) -> str:
+        """The video URL of a SUCCEEDED task; `TaskFailedError` for every other final outcome.
+
+        A SUCCEEDED task without video_url is a failure: the user gets nothing.
+        Raises ValueError when the task is not final yet (a caller bug: poll until `is_final`).
+        """
+        if self.status == TaskStatus.SUCCEEDED:
+            if self.video_url:
+                return self.video_url
+            raise TaskFailedError(
+                "task SUCCEEDED without a video_url", provider_code=self.code, task_id=self.task_id
+            )
+        if self.status == TaskStatus.FAILED:
+            raise TaskFailedError(
+                self.message or "task FAILED without a message", provider_code=self.code, task_id=self.task_id
+            )
+        if self.status == TaskStatus.CANCELED:
+            raise TaskFailedError("task was CANCELED", provider_code=self.code, task_id=self.task_id)
+        if self.status == TaskStatus.UNKNOWN:
+            raise TaskFailedError(
+                "task is UNKNOWN: expired (older than 24 h) or never existed",
+                provider_code=self.code,
+                task_id=self.task_id,
+            )
+        raise ValueError(f"task {self.task_id} is {self.status}, not final; poll until is_final")
+
+
+class TaskPage(BaseModel):
+    """One page of `GET /tasks`."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tasks: tuple[TaskInfo, ...] = ()
+    page_no: int = 1
+    page_size: int = 10
+    total: int | None = None
+    total_page: int | None = None
+    request_id: str | None = None
+
+    @property
+    def has_next(self) -> bool:
+        if not self.tasks:
+            return False
+        if self.total_page is not None:
+            return self.page_no < self.total_page
+        if self.total is not None:
+            return self.page_no * self.page_size < self.total
+        return len(self.tasks) >= self.page_size
+
+
+def format_list_time(value: datetime) -> str:
+    """`YYYYMMDDhhmmss` in provider time; naive datetimes are taken as provider time already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(PROVIDER_TZ)
+    return value.strftime(LIST_TIME_FORMAT)
+
+
+class DashScopeClient:
+    """Synchronous DashScope task client. Owns its httpx.Client unless one is passed in."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        workspace: str | None = None,
+        timeout: httpx.Timeout | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise ValueError("api_key must not be empty")
+        # SecretStr keeps the key out of repr/str, and so out of logs and tracebacks.
+        self._api_key = SecretStr(api_key)
+        self._base_url = base_url.rstrip("/")
+        self._workspace = workspace
+        self._owns_client = http_client is None
+        # A passed-in client keeps its own timeouts unless the caller gives some explicitly.
+        self._http = http_client or httpx.Client(timeout=timeout or DEFAULT_TIMEOUT)
+        self._timeout = timeout or self._http.timeout
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(base_url={self._base_url!r}, workspace={self._workspace!r}, "
+            "api_key='**********')"
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    def close(self) -> None:
+        """Close the httpx.Client if this client created it; a passed-in one belongs to the caller."""
+        if self._owns_client:
+            self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- public calls -------------------------------------------------------------------------
+
+    def create_task(self, request: VideoRequest) -> CreatedTask:
+        """Submit one generation task. Never retried here: a retry could pay for two videos.
+
+        Raises `AmbiguousCreateError` when the request may have reached the provider without an
+        answer coming back: reconcile through `list_tasks` before creating again.
+        """
+        return self._create(request.to_provider_body())
+
+    def get_task(self, task_id: str) -> TaskInfo:
+        response = self._send("GET", f"/tasks/{_path_segment(task_id)}")
+        body = self._success_body(response)
+        output = body.get("output")
+        if not isinstance(output, Mapping) or not output.get("task_id"):
+            _raise_malformed(response, body, "task query answer has no output.task_id")
+        merged: dict[str, Any] = {**output, "request_id": _request_id(response, body), "raw": body}
+        if "usage" in body:
+            merged["usage"] = body["usage"]
+        return TaskInfo.model_validate(merged)
+
+    def cancel_task(self, task_id: str) -> str | None:
+        """Cancel a PENDING task; returns the provider's request_id."""
+        response = self._send("POST", f"/tasks/{_path_segment(task_id)}/cancel")
+        body = self._success_body(response)
+        return _request_id(response, body)
+
+    def list_tasks(
+        self,
+        *,
+        start_time: datetime,
+        end_time: datetime,
+        model_name: str | None = None,
+        status: str | None = None,
+        page_no: int = 1,
+        page_size: int = 10,
+    ) -> TaskPage:
+        """One page of the account's tasks submitted in [start_time, end_time]."""
+        params: dict[str, str | int] = {
+            "start_time": format_list_time(start_time),
+            "end_time": format_list_time(end_time),
+            "page_no": page_no,
+            "page_size": page_size,
+        }
+        if model_name is not None:
+            params["model_name"] = model_name
+        if status is not None:
+            params["status"] = status
+        response = self._send("GET", "/tasks", params=params)
+        body = self._success_body(response)
+        return _parse_page(response, body, page_no=page_no, page_size=page_size)
+
+    def iter_tasks(
+        self,
+        *,
+        start_time: datetime,
+        end_time: datetime,
+        model_name: str | None = None,
+        status: str | None = None,
+        page_size: int = 10,
+        max_pages: int = 100,
+    ) -> Iterator[TaskInfo]:
+        """Every task of the window, page after page; `max_pages` bounds a server that never ends."""
+        for page_no in range(1, max_pages + 1):
+            page = self.list_tasks(
+                start_time=start_time,
+                end_time=end_time,
+                model_name=model_name,
+                status=status,
+                page_no=page_no,
+                page_size=page_size,
+            )
+            yield from page.tasks
+            if not page.has_next:
+                return
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _create(self, body: Mapping[str, Any]) -> CreatedTask:
+        """POST a raw create body. Private: callers go through VideoRequest's validation."""
+        try:
+            response = self._http.request(
+                "POST",
+                self._url(CREATE_PATH),
+                json=dict(body),
+                headers=self._headers({"X-DashScope-Async": "enable"}),
+                timeout=self._timeout,
+            )
+        except _NOT_SENT_ERRORS as exc:
+            raise RetryableProviderError(self._network_text("POST", CREATE_PATH, exc)) from None
+        except httpx.HTTPError as exc:
+            raise AmbiguousCreateError(
+                self._network_text("POST", CREATE_PATH, exc)
+                + "; the task may exist, reconcile via list_tasks"
+            ) from None
+        if not response.is_success:
+            raise self._http_error(response)
+        data = _json_object(response)
+        request_id = _request_id(response, data or {})
+        if data is None:
+            raise AmbiguousCreateError(
+                f"create answered HTTP {response.status_code} with an unparseable body; "
+                "the task may exist, reconcile via list_tasks",
+                http_status=response.status_code,
+                request_id=request_id,
+            )
+        output = data.get("output")
+        if not isinstance(output, Mapping):
+            output = {}
+        task_id = output.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            if data.get("code"):
+                raise self._http_error(response)
+            raise AmbiguousCreateError(
+                f"create answered HTTP {response.status_code} without output.task_id; "
+                "the task may exist, reconcile via list_tasks",
+                http_status=response.status_code,
+                request_id=request_id,
+            )
+        return CreatedTask(
+            task_id=task_id,
+            task_status=str(output.get("task_status") or TaskStatus.PENDING),
+            request_id=request_id,
+        )
+
+    def _send(
+        self, method: str, path: str, *, params: Mapping[str, str | int] | None = None
+    ) -> httpx.Response:
+        """Send a read or cancel call; every network failure is retryable (no side effect to double)."""
+        try:
+            return self._http.request(
+                method,
+                self._url(path),
+                params=dict(params) if params else None,
+                headers=self._headers(),
+                timeout=self._timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise RetryableProviderError(self._network_text(method, path, exc)) from None
+
+    def _success_body(self, response: httpx.Response) -> dict[str, Any]:
+        if not response.is_success:
+            raise self._http_error(response)
+        data = _json_object(response)
+        if data is None:
+            raise RetryableProviderError(
+                f"HTTP {response.status_code} answer is not a JSON object",
+                http_status=response.status_code,
+                request_id=_request_id(response, {}),
+            )
+        return data
+
+    def _http_error(self, response: httpx.Response) -> ProviderError:
+        """Map one error answer through the single classification rule of `t2v.errors`."""
+        data = _json_object(response) or {}
+        code = data.get("code")
+        message = data.get("message")
+        if not isinstance(message, str) or not message:
+            message = self._scrub(response.text.strip()[:_MAX_ERROR_TEXT]) or response.reason_phrase
+        return classify_http_error(
+            response.status_code,
+            code if isinstance(code, str) and code else None,
+            self._scrub(message),
+            _request_id(response, data),
+        )
+
+    def _network_text(self, method: str, path: str, exc: httpx.HTTPError) -> str:
+        # Only the class and httpx's own text: never the request object, which carries the key.
+        return self._scrub(f"{method} {path}: {type(exc).__name__}: {exc}")
+
+    def _scrub(self, text: str) -> str:
+        # Belt and braces: a proxy that echoes the request must not leak the key into an error.
+        secret = self._api_key.get_secret_value()
+        return text.replace(secret, "**********") if secret in text else text
+
+    def _url(self, path: str) -> str:
+        return f"{self._base_url}{path}"
+
+    def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        headers = {
+            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if self._workspace:
+            headers["X-DashScope-WorkSpace"] = self._workspace
+        if extra:
+            headers.update(extra)
+        return headers
+
+
+def _path_segment(task_id: str) -> str:
+    if not task_id:
+        raise ValueError("task_id must not be empty")
+    return quote(task_id, safe="")
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _request_id(response: httpx.Response, body: Mapping[str, Any]) -> str | None:
+    value = body.get("request_id") or response.headers.get("x-request-id")
+    return str(value) if value else None
+
+
+def _raise_malformed(response: httpx.Response, body: Mapping[str, Any], why: str) -> NoReturn:
+    code = body.get("code")
+    if isinstance(code, str) and code:
+        message = body.get("message")
+        raise classify_http_error(
+            response.status_code,
+            code,
+            message if isinstance(message, str) else why,
+            _request_id(response, body),
+        )
+    raise RetryableProviderError(
+        why, http_status=response.status_code, request_id=_request_id(response, body)
+    )
+
+
+def _parse_page(response: httpx.Response, body: dict[str, Any], *, page_no: int, page_size: int) -> TaskPage:
+    """Parse `GET /tasks`: flat `{tasks|data, total, page_no, page_size}`, or wrapped in `output`."""
+    output = body.get("output")
+    flat: dict[str, Any] = {**output, **body} if isinstance(output, Mapping) else dict(body)
+    items = flat.get("tasks")
+    if items is None:
+        items = flat.get("data")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        _raise_malformed(response, body, "task list answer has no tasks array")
+    try:
+        tasks = tuple(
+            TaskInfo.model_validate({**item, "raw": item})
+            for item in items
+            if isinstance(item, Mapping) and item.get("task_id")
+        )
+        return TaskPage(
+            tasks=tasks,
+            page_no=_int_or(flat.get("page_no"), page_no),
+            page_size=_int_or(flat.get("page_size"), page_size),
+            total=_int_or(flat.get("total"), None),
+            total_page=_int_or(flat.get("total_page"), None),
+            request_id=_request_id(response, body),
+        )
+    except ValidationError as exc:
+        raise RetryableProviderError(
+            f"task list answer is malformed: {exc.error_count()} field error(s)",
+            http_status=response.status_code,
+            request_id=_request_id(response, body),
+        ) from None
+
+
+def _int_or[T](value: Any, default: T) -> int | T:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return default

@@ -1,0 +1,74 @@
+"""Jobs and their lifecycle: the statuses a job moves through and which moves are allowed.
+
+Pure domain: no I/O. The DynamoDB adapter enforces these rules with conditional writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Final
+
+
+class JobStatus(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    SUBMITTED = "SUBMITTED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DOWNLOADING = "DOWNLOADING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL: Final = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT})
+ACTIVE: Final = frozenset(set(JobStatus) - TERMINAL)
+
+# Forward moves only; any active status may end in FAILED, CANCELED or TIMED_OUT.
+_ORDER: Final = [
+    JobStatus.ACCEPTED,
+    JobStatus.SUBMITTED,
+    JobStatus.PENDING,
+    JobStatus.RUNNING,
+    JobStatus.DOWNLOADING,
+    JobStatus.SUCCEEDED,
+]
+
+
+def can_move(current: JobStatus, new: JobStatus) -> bool:
+    """Whether a job in `current` may move to `new` (staying put is allowed and a no-op)."""
+    if current == new:
+        return not current.is_terminal
+    if current.is_terminal:
+        return False
+    if new in {JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT}:
+        return True
+    return _ORDER.index(new) > _ORDER.index(current)
+
+
+def statuses_that_may_move_to(new: JobStatus) -> list[JobStatus]:
+    """The statuses from which `new` is reachable; the adapter turns this into a condition."""
+    return [s for s in JobStatus if s != new and can_move(s, new)]
+
+
+# Provider task status -> job status while the job is still being generated.
+PROVIDER_TO_JOB: Final = {
+    "PENDING": JobStatus.PENDING,
+    "SUSPENDED": JobStatus.PENDING,
+    "RUNNING": JobStatus.RUNNING,
+}
+
+
+def derive_job_id(*parts: str) -> str:
+    """A deterministic job id from the identity of the trigger (bucket/key/version/line, event id, ...).
+
+    The same trigger delivered twice yields the same id, so it starts nothing new. The id is also a
+    valid Step Functions execution name (at most 80 characters of [A-Za-z0-9-_]).
+    """
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return f"job-{digest[:32]}"

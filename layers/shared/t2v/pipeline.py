@@ -1,0 +1,484 @@
+"""The pipeline's use cases: submit, poll, finalize, record an outcome.
+
+Adapters are passed in (see `Deps`); this module does no I/O of its own, so the same code runs
+in Lambda, against moto + the emulator, and against in-memory fakes in unit tests.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from t2v.adapters.jobs_repo import BudgetExceededError, Job, iso
+from t2v.config import FinalizeSettings, ProviderSettings
+from t2v.errors import (
+    AmbiguousCreateError,
+    PipelineError,
+    ProviderThrottledError,
+    RetryableProviderError,
+    TerminalProviderError,
+)
+from t2v.jobs import PROVIDER_TO_JOB, JobStatus
+from t2v.request import VideoRequest, parse_request
+
+# A create claim older than this is presumed abandoned (its Lambda crashed or lost the answer):
+# longer than the submit function's timeout, so a live create is never taken for a dead one.
+CLAIM_STALE_SECONDS = 60
+RECONCILE_WINDOW = timedelta(hours=1)
+THROTTLE_FACTOR = 2.0
+MAX_BACKOFF_SECONDS = 300
+
+
+class CreateInProgressError(PipelineError):
+    """Another invocation is creating this job's task right now; retry shortly."""
+
+    code = "CreateInProgress"
+    retryable = True
+
+
+class JobAlreadyFinishedError(PipelineError):
+    """The job already reached a terminal status; nothing to submit."""
+
+    code = "JobAlreadyFinished"
+
+
+class ProviderClient(Protocol):
+    def create_task(self, request: VideoRequest) -> Any: ...
+    def get_task(self, task_id: str) -> Any: ...
+    def cancel_task(self, task_id: str) -> Any: ...
+    def iter_tasks(self, *, start_time: datetime, end_time: datetime, model_name: str | None = None) -> Iterable[Any]: ...
+
+
+class Repo(Protocol):
+    def get(self, job_id: str) -> Job | None: ...
+    def owner_of_task(self, task_id: str) -> str | None: ...
+    def create_if_absent(
+        self,
+        job_id: str,
+        *,
+        request: dict[str, Any],
+        source: str,
+        origin: dict[str, Any],
+        now: datetime,
+        deadline_at: datetime,
+        execution: str | None = None,
+    ) -> tuple[Job, bool]: ...
+    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> bool: ...
+    def release_claim(self, job_id: str) -> None: ...
+    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool: ...
+    def transition(
+        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+    ) -> bool: ...
+    def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None: ...
+    def mark_notified(self, job_id: str, *, now: datetime) -> bool: ...
+    def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool: ...
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass
+class ProviderDeps:
+    repo: Repo
+    client: Callable[[], ProviderClient]
+    settings: ProviderSettings
+    clock: Callable[[], datetime] = utcnow
+    claim_stale_seconds: int = CLAIM_STALE_SECONDS
+    rng: random.Random = field(default_factory=random.Random)
+
+
+# ---------------------------------------------------------------------------------------------
+# submit
+
+
+def submit_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
+    """Validate the request and create the provider task exactly once for this job."""
+    job_id = str(event["job_id"])
+    request = parse_request(event.get("request"), defaults={"model": deps.settings.model_name})
+    now = deps.clock()
+    job, _ = deps.repo.create_if_absent(
+        job_id,
+        request=request.model_dump(exclude_none=True),
+        source=str(event.get("source") or "unknown"),
+        origin=dict(event.get("origin") or {}),
+        now=now,
+        deadline_at=now + timedelta(seconds=deps.settings.deadline_seconds),
+        execution=event.get("execution"),
+    )
+    if job.task_id:
+        return _submitted(job, deps)
+    if job.status.is_terminal:
+        raise JobAlreadyFinishedError(f"job {job_id} already ended {job.status}")
+    if deps.settings.daily_budget_seconds:
+        deps.repo.charge_budget(
+            job_id,
+            day=now.strftime("%Y-%m-%d"),
+            seconds=request.billed_seconds,
+            cap=deps.settings.daily_budget_seconds,
+            now=now,
+        )
+    stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
+    if not deps.repo.claim_create(job_id, now=now, stale_before=stale_before):
+        if job.get("create_ambiguous_at") and _adopt_from_provider(job, request, deps):
+            return _submitted(_reload(job_id, deps), deps)
+        current = _reload(job_id, deps)
+        if current.task_id:
+            return _submitted(current, deps)
+        if job.get("create_ambiguous_at"):
+            raise AmbiguousCreateError("create outcome still unknown; waiting before any new create")
+        raise CreateInProgressError(f"job {job_id}: another invocation is creating the task")
+    if job.create_claimed_at and _adopt_from_provider(job, request, deps):
+        # A previous claim went stale: its create may have reached the provider. Never create twice.
+        return _submitted(_reload(job_id, deps), deps)
+    return _create(job, request, deps)
+
+
+def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, Any]:
+    client = deps.client()
+    try:
+        created = client.create_task(request)
+    except AmbiguousCreateError as exc:
+        deps.repo.update_fields(
+            job.job_id,
+            {"create_ambiguous_at": iso(deps.clock()), "last_error": str(exc)},
+            now=deps.clock(),
+        )
+        if _adopt_from_provider(job, request, deps):
+            return _submitted(_reload(job.job_id, deps), deps)
+        raise
+    except TerminalProviderError as exc:
+        deps.repo.update_fields(job.job_id, _error_fields(exc), now=deps.clock())
+        raise
+    except RetryableProviderError:
+        deps.repo.release_claim(job.job_id)  # refused or never sent: a new create is safe
+        raise
+    deps.repo.record_task(job.job_id, task_id=created.task_id, request_id=created.request_id, now=deps.clock())
+    return _submitted(_reload(job.job_id, deps), deps)
+
+
+def _adopt_from_provider(job: Job, request: VideoRequest, deps: ProviderDeps) -> bool:
+    """Look for a task our lost create made (list-tasks), and bind it to the job if found."""
+    client = deps.client()
+    claimed = parse_ts(job.create_claimed_at) if job.create_claimed_at else deps.clock()
+    start, end = claimed - RECONCILE_WINDOW, deps.clock() + RECONCILE_WINDOW
+    for listed in client.iter_tasks(start_time=start, end_time=end, model_name=request.model):
+        task_id = str(listed.task_id)
+        if deps.repo.owner_of_task(task_id):
+            continue
+        info = client.get_task(task_id)
+        if info.orig_prompt not in (None, request.prompt):
+            continue
+        if deps.repo.record_task(job.job_id, task_id=task_id, request_id=info.request_id, now=deps.clock()):
+            deps.repo.update_fields(job.job_id, {"reconciled": True}, now=deps.clock())
+            return True
+    return False
+
+
+def _reload(job_id: str, deps: ProviderDeps) -> Job:
+    job = deps.repo.get(job_id)
+    if job is None:
+        raise PipelineError(f"job {job_id} vanished")
+    return job
+
+
+def _submitted(job: Job, deps: ProviderDeps) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "task_id": job.task_id,
+        "deadline_at": job.get("deadline_at"),
+        "polls": int(job.get("polls", 0)),
+        "errors": 0,
+        "wait_seconds": deps.settings.poll_interval_seconds,
+        "state": "SUBMITTED",
+    }
+
+
+def _error_fields(exc: Exception) -> dict[str, Any]:
+    return {
+        "error_code": getattr(exc, "provider_code", None) or getattr(exc, "code", type(exc).__name__),
+        "error_message": getattr(exc, "provider_message", None) or str(exc),
+        "error_request_id": getattr(exc, "request_id", None),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
+    """One provider query: map the provider state and say how long to wait before the next."""
+    job_id, task_id = str(event["job_id"]), str(event["task_id"])
+    polls = int(event.get("polls", 0)) + 1
+    errors = int(event.get("errors", 0))
+    now = deps.clock()
+    deadline = parse_ts(str(event["deadline_at"]))
+    base = {"job_id": job_id, "task_id": task_id, "deadline_at": event["deadline_at"], "polls": polls}
+    if now >= deadline or polls > deps.settings.max_polls:
+        reason = "deadline" if now >= deadline else f"{deps.settings.max_polls} polls"
+        return {**base, "errors": errors, "state": "TIMED_OUT", "code": "Timeout",
+                "message": f"no result before the {reason} limit", "wait_seconds": 0}
+    client = deps.client()
+    interval = deps.settings.poll_interval_seconds
+    try:
+        info = client.get_task(task_id)
+    except RetryableProviderError as exc:
+        # No news is not a failure: keep polling until the deadline, more slowly after a 429.
+        factor = THROTTLE_FACTOR if isinstance(exc, ProviderThrottledError) else 1.0
+        wait = min(MAX_BACKOFF_SECONDS, interval * factor * (1.5 ** min(errors, 6)))
+        wait = wait * (1 + deps.rng.random() * 0.2)
+        deps.repo.update_fields(job_id, {"polls": polls, "last_error": str(exc)}, now=now)
+        return {**base, "errors": errors + 1, "state": "WAITING",
+                "wait_seconds": _clamp_wait(wait, now, deadline)}
+    deps.repo.update_fields(job_id, {"polls": polls, "last_polled_at": iso(now)}, now=now)
+    if info.request_id:
+        base["request_id"] = info.request_id
+    return {**base, "errors": 0, **_map_task(info, job_id, deps, now, interval, deadline)}
+
+
+def _map_task(
+    info: Any, job_id: str, deps: ProviderDeps, now: datetime, interval: int, deadline: datetime
+) -> dict[str, Any]:
+    status = str(info.status)
+    if status in PROVIDER_TO_JOB:
+        deps.repo.transition(job_id, PROVIDER_TO_JOB[status], now=now)
+        return {"state": status if status != "SUSPENDED" else "PENDING",
+                "wait_seconds": _clamp_wait(interval, now, deadline)}
+    if status == "SUCCEEDED":
+        if not info.video_url:
+            return {"state": "FAILED", "code": "NoVideo",
+                    "message": "the provider reported SUCCEEDED without a video_url", "wait_seconds": 0}
+        return {"state": "SUCCEEDED", "video_url": info.video_url, "usage": _usage(info),
+                "provider_times": _times(info), "wait_seconds": 0}
+    if status == "FAILED":
+        return {"state": "FAILED", "code": info.code or "TaskFailed",
+                "message": info.message or "the provider reported the task FAILED", "wait_seconds": 0}
+    if status == "CANCELED":
+        return {"state": "CANCELED", "code": "Canceled", "message": "the task was canceled", "wait_seconds": 0}
+    return {"state": "UNKNOWN", "code": "TaskUnknown",
+            "message": "the provider no longer knows the task (expired or never existed)", "wait_seconds": 0}
+
+
+def _usage(info: Any) -> dict[str, Any]:
+    usage = info.usage
+    if usage is None:
+        return {}
+    if hasattr(usage, "model_dump"):
+        return dict(usage.model_dump(exclude_none=True))
+    return dict(usage)
+
+
+def _times(info: Any) -> dict[str, Any]:
+    return {k: getattr(info, k, None) for k in ("submit_time", "scheduled_time", "end_time")}
+
+
+def _clamp_wait(wait: float, now: datetime, deadline: datetime) -> int:
+    remaining = (deadline - now).total_seconds()
+    return max(1, int(min(wait, max(remaining, 1))))
+
+
+# ---------------------------------------------------------------------------------------------
+# finalize and outcomes
+
+
+class VideoStoreLike(Protocol):
+    def upload_video(self, chunks: Iterable[bytes], *, bucket: str, key: str, part_size: int) -> Any: ...
+    def put_json(self, *, bucket: str, key: str, data: dict[str, Any]) -> None: ...
+
+
+class DownloaderLike(Protocol):
+    def stream(self, url: str) -> Any: ...
+
+
+class NotifierLike(Protocol):
+    def announce(self, message: dict[str, Any]) -> str: ...
+
+
+@dataclass
+class FinalizeDeps:
+    repo: Repo
+    store: VideoStoreLike
+    downloader: DownloaderLike
+    notifier: NotifierLike
+    settings: FinalizeSettings
+    clock: Callable[[], datetime] = utcnow
+
+
+def finalize_job(event: dict[str, Any], deps: FinalizeDeps) -> dict[str, Any]:
+    """Copy the finished video into S3, write its metadata, mark SUCCEEDED and announce it once."""
+    job_id = str(event["job_id"])
+    poll = dict(event.get("poll") or {})
+    job = _job_or_fail(job_id, deps.repo)
+    if job.status == JobStatus.SUCCEEDED:
+        return _announce_once(job, deps)
+    if job.status.is_terminal:  # e.g. canceled while we were polling: its outcome was announced already
+        return {"job_id": job_id, "status": job.status.value, "notified": job.notified}
+    started = deps.clock()
+    deps.repo.transition(job_id, JobStatus.DOWNLOADING, now=started)
+    key = f"{deps.settings.output_prefix}{job_id}.mp4"
+    with deps.downloader.stream(str(poll["video_url"])) as chunks:
+        stored = deps.store.upload_video(
+            chunks, bucket=deps.settings.output_bucket, key=key, part_size=deps.settings.part_size_bytes
+        )
+    finished = deps.clock()
+    metadata_key = f"{deps.settings.output_prefix}{job_id}.json"
+    metadata = {
+        "job_id": job_id,
+        "request": job.request,
+        "source": job.get("source"),
+        "task_id": job.task_id,
+        "request_ids": job.get("request_ids", []),
+        "usage": poll.get("usage", {}),
+        "provider_times": poll.get("provider_times", {}),
+        "timings": {
+            "accepted_at": job.get("created_at"),
+            "submitted_at": job.get("submitted_at"),
+            "download_started_at": iso(started),
+            "stored_at": iso(finished),
+            "download_seconds": round((finished - started).total_seconds(), 3),
+        },
+        "polls": job.get("polls"),
+        "video": {"bucket": stored.bucket, "key": stored.key, "bytes": stored.size, "sha256": stored.sha256},
+    }
+    deps.store.put_json(bucket=deps.settings.output_bucket, key=metadata_key, data=metadata)
+    deps.repo.transition(
+        job_id,
+        JobStatus.SUCCEEDED,
+        now=finished,
+        fields={
+            "s3_bucket": stored.bucket,
+            "s3_key": stored.key,
+            "metadata_key": metadata_key,
+            "sha256": stored.sha256,
+            "bytes": stored.size,
+            "usage": poll.get("usage", {}),
+        },
+    )
+    return _announce_once(_job_or_fail(job_id, deps.repo), deps)
+
+
+OUTCOME_STATUS = {
+    "FAILED": JobStatus.FAILED,
+    "CANCELED": JobStatus.CANCELED,
+    "UNKNOWN": JobStatus.FAILED,
+    "TIMED_OUT": JobStatus.TIMED_OUT,
+}
+
+
+def record_outcome(event: dict[str, Any], deps: FinalizeDeps) -> dict[str, Any]:
+    """The failure path: record the terminal status and its reason, and announce it once.
+
+    Takes either `poll` (a provider outcome: FAILED, CANCELED, UNKNOWN, TIMED_OUT) or `error`
+    (a Step Functions Catch: {"Error", "Cause"}).
+    """
+    job_id = str(event["job_id"])
+    now = deps.clock()
+    status, code, message = _outcome_of(event)
+    job = deps.repo.get(job_id)
+    if job is None:  # failed before the job was recorded (e.g. an invalid request)
+        raw = event.get("request")
+        job, _ = deps.repo.create_if_absent(
+            job_id,
+            request=raw if isinstance(raw, dict) else {"raw": str(raw)[:4096]},
+            source=str(event.get("source") or "unknown"),
+            origin=dict(event.get("origin") or {}),
+            now=now,
+            deadline_at=now,
+        )
+    # Keep the provider's own code and message when submit already recorded them.
+    keep_recorded = status == JobStatus.FAILED and job.get("error_code")
+    fields: dict[str, Any] = {} if keep_recorded else {"error_code": code, "error_message": message}
+    deps.repo.transition(job_id, status, now=now, fields=fields)
+    return _announce_once(_job_or_fail(job_id, deps.repo), deps)
+
+
+def _outcome_of(event: dict[str, Any]) -> tuple[JobStatus, str, str]:
+    if event.get("error"):
+        error = dict(event["error"])
+        name = str(error.get("Error") or "States.Runtime")
+        cause = error.get("Cause") or ""
+        message = _cause_message(cause)
+        if name == "States.Timeout":
+            return JobStatus.TIMED_OUT, "Timeout", "the workflow exceeded its overall deadline"
+        return JobStatus.FAILED, _code_for(name), message or name
+    poll = dict(event.get("poll") or {})
+    state = str(poll.get("state") or "FAILED")
+    return OUTCOME_STATUS.get(state, JobStatus.FAILED), str(poll.get("code") or state), str(poll.get("message") or state)
+
+
+def _code_for(error_name: str) -> str:
+    """The stable code of one of our exception classes, from the name Step Functions reports."""
+    from t2v.request import InvalidRequestError
+
+    pending: list[type[Exception]] = [PipelineError, InvalidRequestError]
+    while pending:
+        cls = pending.pop()
+        if cls.__name__ == error_name:
+            return str(getattr(cls, "code", error_name))
+        pending.extend(cls.__subclasses__())
+    return error_name
+
+
+def _cause_message(cause: Any) -> str:
+    import json
+
+    if isinstance(cause, str) and cause.startswith("{"):
+        try:
+            return str(json.loads(cause).get("errorMessage") or cause)
+        except json.JSONDecodeError:
+            return cause
+    return str(cause)
+
+
+def _job_or_fail(job_id: str, repo: Repo) -> Job:
+    job = repo.get(job_id)
+    if job is None:
+        raise PipelineError(f"job {job_id} not found")
+    return job
+
+
+def outcome_message(job: Job) -> dict[str, Any]:
+    """What subscribers receive. A failure carries its reason and never a video location."""
+    message: dict[str, Any] = {
+        "job_id": job.job_id,
+        "status": job.status.value,
+        "source": job.get("source"),
+        "task_id": job.task_id,
+        "request": job.request,
+        "created_at": job.get("created_at"),
+        "finished_at": job.get("finished_at"),
+        "polls": job.get("polls"),
+    }
+    if job.status == JobStatus.SUCCEEDED:
+        bucket, key = job.get("s3_bucket"), job.get("s3_key")
+        message["video"] = {
+            "bucket": bucket,
+            "key": key,
+            "uri": f"s3://{bucket}/{key}",
+            "metadata_key": job.get("metadata_key"),
+            "sha256": job.get("sha256"),
+            "bytes": job.get("bytes"),
+        }
+        message["usage"] = job.get("usage")
+    else:
+        message["error"] = {
+            "code": job.get("error_code"),
+            "message": job.get("error_message"),
+            "request_id": job.get("error_request_id"),
+        }
+    return message
+
+
+def _announce_once(job: Job, deps: FinalizeDeps) -> dict[str, Any]:
+    if not job.notified:
+        message_id = deps.notifier.announce(outcome_message(job))
+        deps.repo.mark_notified(job.job_id, now=deps.clock())
+        deps.repo.update_fields(job.job_id, {"notification_id": message_id}, now=deps.clock())
+    return {"job_id": job.job_id, "status": job.status.value, "notified": True, "task_id": job.task_id}

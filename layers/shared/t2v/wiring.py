@@ -1,0 +1,49 @@
+"""Builds the pipeline's dependencies from the environment, once per Lambda container."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from t2v.adapters.download import VideoDownloader
+from t2v.adapters.jobs_repo import JobsRepository
+from t2v.adapters.notifier import Notifier
+from t2v.adapters.secrets import ApiKeyProvider
+from t2v.adapters.storage import VideoStore
+from t2v.config import FinalizeSettings, ProviderSettings
+from t2v.dashscope import DashScopeClient
+from t2v.media import HostAllowlist
+from t2v.pipeline import FinalizeDeps, ProviderDeps
+
+
+@cache
+def provider_deps() -> ProviderDeps:
+    settings = ProviderSettings.from_env()
+    keys = ApiKeyProvider(settings.dashscope_secret_id)
+    clients: dict[str, DashScopeClient] = {}
+
+    def client() -> DashScopeClient:
+        key = keys.get()  # cached; a rotated secret yields a new client
+        if key not in clients:
+            clients.clear()
+            clients[key] = DashScopeClient(
+                key, base_url=settings.dashscope_base_url, workspace=settings.dashscope_workspace
+            )
+        return clients[key]
+
+    return ProviderDeps(repo=JobsRepository(settings.jobs_table), client=client, settings=settings)
+
+
+@cache
+def finalize_deps() -> FinalizeDeps:
+    settings = FinalizeSettings.from_env()
+    return FinalizeDeps(
+        repo=JobsRepository(settings.jobs_table),
+        store=VideoStore(),
+        downloader=VideoDownloader(HostAllowlist(settings.allowlist), max_bytes=settings.max_video_bytes),
+        notifier=Notifier(
+            topic_arn=settings.topic_arn,
+            event_bus_name=settings.event_bus_name,
+            event_source=settings.event_source,
+        ),
+        settings=settings,
+    )

@@ -1,0 +1,139 @@
+"""Validation of the create-task body, with the codes and messages of the real service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+from t2v.request import DURATIONS, MAX_PROMPT_CHARS, MAX_SEED, SIZES, SUPPORTED_MODELS
+
+
+@dataclass(frozen=True, slots=True)
+class ApiError(Exception):
+    status: int
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRequest:
+    model: str
+    prompt: str
+    size: str
+    duration: int
+    audio: bool
+    watermark: bool
+    seed: int | None
+    parameters: dict[str, Any]
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.prompt) > MAX_PROMPT_CHARS
+
+    @property
+    def render_prompt(self) -> str:
+        return self.prompt[:MAX_PROMPT_CHARS]
+
+
+_SIZE_LIST: Final = ", ".join(SIZES)
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, "InvalidParameter", message)
+
+
+def _missing(name: str, code: str) -> ApiError:
+    return ApiError(400, code, f'Required parameter "{name}" missing from request.')
+
+
+def _model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if model is None or model == "":
+        raise _missing("model", "BadRequest.EmptyModel")
+    if not isinstance(model, str) or model not in SUPPORTED_MODELS:
+        raise _bad("Model not exist.")
+    return model
+
+
+def _prompt(body: dict[str, Any]) -> str:
+    inputs = body.get("input")
+    if not isinstance(inputs, dict) or not inputs:
+        raise _missing("input", "BadRequest.EmptyInput")
+    prompt = inputs.get("prompt")
+    if prompt is None:
+        raise _bad("Field required: input.prompt")
+    if not isinstance(prompt, str):
+        raise _bad("input.prompt must be a string")
+    if not prompt.strip():
+        raise _bad("input.prompt must not be empty")
+    return prompt
+
+
+def _size_duration(params: dict[str, Any]) -> tuple[str, int]:
+    size = params.get("size")
+    if size is None:
+        raise _bad("Field required: parameters.size")
+    if size not in SIZES:
+        raise _bad(f"The size is not match, parameters.size {size!r} must be one of: {_SIZE_LIST}")
+    duration = params.get("duration")
+    if duration is None:
+        raise _bad("Field required: parameters.duration")
+    if isinstance(duration, bool) or not isinstance(duration, int):
+        raise _bad(f"parameters.duration must be an integer number of seconds, got {duration!r}")
+    tier = SIZES[size].tier
+    allowed = DURATIONS[tier]
+    if duration not in allowed:
+        choices = ", ".join(str(d) for d in allowed)
+        raise _bad(
+            f"The duration is not match, parameters.duration {duration} is not supported "
+            f"for {tier} size {size}; allowed: {choices}"
+        )
+    return size, duration
+
+
+def _flag(params: dict[str, Any], name: str) -> bool:
+    value = params.get(name, False)
+    if not isinstance(value, bool):
+        raise _bad(f"parameters.{name} must be a boolean, got {value!r}")
+    return value
+
+
+def _seed(params: dict[str, Any]) -> int | None:
+    seed = params.get("seed")
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise _bad(f"parameters.seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+    if not 0 <= seed <= MAX_SEED:
+        raise _bad(f"parameters.seed {seed} is out of range [0, {MAX_SEED}]")
+    return seed
+
+
+def parse_create(body: Any) -> CreateRequest:
+    """Validate a create body; raises ApiError. Unknown input/parameters keys are accepted."""
+    if not isinstance(body, dict):
+        raise _bad("The request body must be a JSON object.")
+    model = _model(body)
+    prompt = _prompt(body)
+    params = body.get("parameters")
+    if not isinstance(params, dict) or not params:
+        raise _missing("parameters", "BadRequest.EmptyParameters")
+    size, duration = _size_duration(params)
+    return CreateRequest(
+        model=model,
+        prompt=prompt,
+        size=size,
+        duration=duration,
+        audio=_flag(params, "audio"),
+        watermark=_flag(params, "watermark"),
+        seed=_seed(params),
+        parameters=dict(params),
+    )
+
+
+def lenient_prompt(body: Any) -> str | None:
+    """The prompt of a body that may be invalid (for fault filters)."""
+    if isinstance(body, dict) and isinstance(body.get("input"), dict):
+        prompt = body["input"].get("prompt")
+        return prompt if isinstance(prompt, str) else None
+    return None

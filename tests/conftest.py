@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,11 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Powertools reads these when a handler module is imported; in Lambda the template sets them.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "TextToVideoTests")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "t2v-tests")
 EVENTS = ROOT / "events"
 
 

@@ -499,8 +499,9 @@ def test_asking_an_unfinished_task_for_its_video_is_a_caller_bug(status: str) ->
     [
         httpx.Response(200, text="not json"),
         httpx.Response(200, json={"request_id": "r", "output": {"task_status": "RUNNING"}}),
+        httpx.Response(200, json={"request_id": "r", "output": {"task_id": "t", "task_status": ["RUNNING"]}}),
     ],
-    ids=["html", "no-task-id"],
+    ids=["html", "no-task-id", "bad-status-type"],
 )
 def test_malformed_2xx_query_is_retryable(response: httpx.Response) -> None:
     with make_client(lambda r: response) as client, pytest.raises(RetryableProviderError):

@@ -111,7 +111,12 @@ class Emulator:
         server.daemon_threads = True
         server.handle_error = _quiet_error  # type: ignore[method-assign]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="dashscope-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="dashscope-emulator",
+            daemon=True,
+        )
         self._thread.start()
         return self
 

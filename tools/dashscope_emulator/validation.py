@@ -129,11 +129,3 @@ def parse_create(body: Any) -> CreateRequest:
         seed=_seed(params),
         parameters=dict(params),
     )
-
-
-def lenient_prompt(body: Any) -> str | None:
-    """The prompt of a body that may be invalid (for fault filters)."""
-    if isinstance(body, dict) and isinstance(body.get("input"), dict):
-        prompt = body["input"].get("prompt")
-        return prompt if isinstance(prompt, str) else None
-    return None

@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from t2v.errors import PipelineError
 from t2v.request import DEFAULT_MODEL, SUPPORTED_MODELS
@@ -73,3 +73,23 @@ class FinalizeSettings(JobsSettings):
     @property
     def allowlist(self) -> list[str]:
         return [h.strip() for h in self.video_host_allowlist.split(",") if h.strip()]
+
+
+class IntakeSettings(FinalizeSettings):
+    state_machine_arn: str
+    input_prefix: str = "prompts/"
+    default_size: str = "1280*720"
+    default_duration: int = 5
+
+    @field_validator("output_prefix")
+    @classmethod
+    def _outputs_outside_inputs(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty (outputs would land beside the prompt files)")
+        return value
+
+    @model_validator(mode="after")
+    def _no_recursive_triggers(self) -> Self:
+        if self.output_prefix.startswith(self.input_prefix) or self.input_prefix.startswith(self.output_prefix):
+            raise ValueError("OUTPUT_PREFIX and INPUT_PREFIX must not overlap (recursive triggers)")
+        return self

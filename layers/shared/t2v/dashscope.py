@@ -269,7 +269,14 @@ class DashScopeClient:
         merged: dict[str, Any] = {**output, "request_id": _request_id(response, body), "raw": body}
         if "usage" in body:
             merged["usage"] = body["usage"]
-        return TaskInfo.model_validate(merged)
+        try:
+            return TaskInfo.model_validate(merged)
+        except ValidationError as exc:
+            raise RetryableProviderError(
+                f"task query answer is malformed: {exc.error_count()} field error(s)",
+                http_status=response.status_code,
+                request_id=merged["request_id"],
+            ) from None
 
     def cancel_task(self, task_id: str) -> str | None:
         """Cancel a PENDING task; returns the provider's request_id."""

@@ -171,7 +171,7 @@ def _adopt_from_provider(job: Job, request: VideoRequest, deps: ProviderDeps) ->
     start, end = claimed - RECONCILE_WINDOW, deps.clock() + RECONCILE_WINDOW
     for listed in client.iter_tasks(start_time=start, end_time=end, model_name=request.model):
         task_id = str(listed.task_id)
-        if deps.repo.owner_of_task(task_id):
+        if deps.repo.owner_of_task(task_id) not in (None, job.job_id):
             continue
         info = client.get_task(task_id)
         if info.orig_prompt not in (None, request.prompt):

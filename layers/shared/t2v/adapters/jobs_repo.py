@@ -23,7 +23,6 @@ from t2v.errors import PipelineError
 from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.service_resource import Table
 
 JOB_TTL_DAYS = 90
@@ -56,8 +55,7 @@ def _dynamo(value: Any) -> Any:
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
-    code = exc.response.get("Error", {}).get("Code", "")
-    return code in {"ConditionalCheckFailedException", "TransactionCanceledException"}
+    return exc.response.get("Error", {}).get("Code", "") == "ConditionalCheckFailedException"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +106,6 @@ class JobsRepository:
             resource = self._resource or boto3.resource("dynamodb")
             self._table_obj = resource.Table(self._table_name)
         return self._table_obj
-
-    @property
-    def _client(self) -> DynamoDBClient:
-        return self._table.meta.client
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
@@ -220,39 +214,38 @@ class JobsRepository:
 
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool:
         """Bind the provider task to the job, once. False when the job already has a task or the task
-        already belongs to another job."""
-        values: dict[str, Any] = {
-            ":task": task_id,
-            ":status": JobStatus.SUBMITTED.value,
-            ":now": iso(now),
-            ":h": [{"status": JobStatus.SUBMITTED.value, "at": iso(now)}],
-            ":rid": [request_id] if request_id else [],
-            ":empty": [],
-            ":accepted": JobStatus.ACCEPTED.value,
-        }
+        already belongs to another job.
+
+        Ownership is written first: a crash between the two writes leaves the task owned by this job,
+        which reconciliation recognises as ours.
+        """
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table_name,
-                            "Item": {"pk": {"S": f"task#{task_id}"}, "job_id": {"S": job_id}},
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table_name,
-                            "Key": {"pk": {"S": job_id}},
-                            "UpdateExpression": "SET task_id = :task, #s = :status, submitted_at = :now, "
-                            "updated_at = :now, history = list_append(if_not_exists(history, :empty), :h), "
-                            "request_ids = list_append(if_not_exists(request_ids, :empty), :rid)",
-                            "ConditionExpression": "attribute_not_exists(task_id) AND #s = :accepted",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": _serialize(values),
-                        }
-                    },
-                ]
+            self._table.put_item(
+                Item={"pk": f"task#{task_id}", "job_id": job_id, "created_at": iso(now)},
+                ConditionExpression="attribute_not_exists(pk) OR job_id = :job",
+                ExpressionAttributeValues={":job": job_id},
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        try:
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET task_id = :task, #s = :status, submitted_at = :now, updated_at = :now, "
+                "history = list_append(if_not_exists(history, :empty), :h), "
+                "request_ids = list_append(if_not_exists(request_ids, :empty), :rid)",
+                ConditionExpression="attribute_not_exists(task_id) AND #s = :accepted",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":task": task_id,
+                    ":status": JobStatus.SUBMITTED.value,
+                    ":now": iso(now),
+                    ":h": [{"status": JobStatus.SUBMITTED.value, "at": iso(now)}],
+                    ":rid": [request_id] if request_id else [],
+                    ":empty": [],
+                    ":accepted": JobStatus.ACCEPTED.value,
+                },
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):
@@ -339,7 +332,9 @@ class JobsRepository:
     def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
         """Atomically add the job's billed seconds to the day's counter, at most once per job.
 
-        Returns True when charged now or earlier; raises BudgetExceededError when the cap would be passed.
+        The counter is charged first (a conditional ADD, so concurrent submits cannot overshoot), then
+        the job is marked; a crash in between over-counts, which fails safe for money.
+        Raises BudgetExceededError when the cap would be passed.
         """
         job = self.get(job_id)
         if job is not None and job.get("budget_day"):
@@ -347,44 +342,34 @@ class JobsRepository:
         if seconds > cap:
             raise BudgetExceededError(f"the request's {seconds} billed seconds exceed the daily budget of {cap}")
         try:
-            self._client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": self._table_name,
-                            "Key": {"pk": {"S": f"budget#{day}"}},
-                            "UpdateExpression": "ADD used_seconds :n",
-                            "ConditionExpression": "attribute_not_exists(used_seconds) OR used_seconds <= :room",
-                            "ExpressionAttributeValues": {
-                                ":n": {"N": str(seconds)},
-                                ":room": {"N": str(cap - seconds)},
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self._table_name,
-                            "Key": {"pk": {"S": job_id}},
-                            "UpdateExpression": "SET budget_day = :day, billed_seconds = :n, updated_at = :now",
-                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(budget_day)",
-                            "ExpressionAttributeValues": {
-                                ":day": {"S": day},
-                                ":n": {"N": str(seconds)},
-                                ":now": {"S": iso(now)},
-                            },
-                        }
-                    },
-                ]
+            self._table.update_item(
+                Key={"pk": f"budget#{day}"},
+                UpdateExpression="ADD used_seconds :n",
+                ConditionExpression="attribute_not_exists(used_seconds) OR used_seconds <= :room",
+                ExpressionAttributeValues={":n": seconds, ":room": cap - seconds},
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                raise BudgetExceededError(
+                    f"the daily budget of {cap} billed video seconds would be exceeded by this request's {seconds} s"
+                ) from None
+            raise
+        try:
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET budget_day = :day, billed_seconds = :n, updated_at = :now",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(budget_day)",
+                ExpressionAttributeValues={":day": day, ":n": seconds, ":now": iso(now)},
             )
         except ClientError as exc:
             if not _is_conditional_failure(exc):
                 raise
-            reasons = [str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])]  # type: ignore[attr-defined]
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                return True  # this job was charged by a concurrent attempt
-            raise BudgetExceededError(
-                f"the daily budget of {cap} billed video seconds would be exceeded by this request's {seconds} s"
-            ) from None
+            # A concurrent attempt of the same job charged first: give our charge back.
+            self._table.update_item(
+                Key={"pk": f"budget#{day}"},
+                UpdateExpression="ADD used_seconds :n",
+                ExpressionAttributeValues={":n": -seconds},
+            )
         return True
 
     def budget_used(self, day: str) -> int:
@@ -409,10 +394,3 @@ class JobsRepository:
             item = self._table.get_item(Key={"pk": f"idem#{key}"}, ConsistentRead=True)["Item"]
             return str(item["job_id"])
         return job_id
-
-
-def _serialize(values: dict[str, Any]) -> dict[str, Any]:
-    from boto3.dynamodb.types import TypeSerializer
-
-    serializer = TypeSerializer()
-    return {k: serializer.serialize(_dynamo(v)) for k, v in values.items()}

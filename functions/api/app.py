@@ -1,0 +1,152 @@
+"""api: the REST API in front of the pipeline (POST/GET/DELETE /videos). An adapter, no business logic."""
+
+import json
+from functools import cache
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from t2v.api_service import (
+    Accepted,
+    ErrorResponse,
+    IdempotencyConflictError,
+    JobNotFoundError,
+    JobPage,
+    JobView,
+    NotCancelableError,
+    accept_video,
+    build_api_deps,
+    cancel_video,
+    get_video,
+    invalid_request,
+    list_videos,
+)
+from t2v.errors import ProviderError, RetryableProviderError, TerminalProviderError
+from t2v.jobs import JobStatus
+from t2v.pipeline import CreateInProgressError
+from t2v.request import InvalidRequestError, VideoRequest
+
+logger = Logger()
+tracer = Tracer()
+app = APIGatewayRestResolver(enable_validation=True)
+_deps = cache(build_api_deps)
+
+# The one mapping of typed errors to HTTP statuses; the first matching class wins (None: its own code).
+HTTP_ERRORS: tuple[tuple[type[Exception], HTTPStatus, str | None], ...] = (
+    (InvalidRequestError, HTTPStatus.BAD_REQUEST, None),
+    (NotFoundError, HTTPStatus.NOT_FOUND, "NotFound"),
+    (JobNotFoundError, HTTPStatus.NOT_FOUND, None),
+    (NotCancelableError, HTTPStatus.CONFLICT, None),
+    (IdempotencyConflictError, HTTPStatus.CONFLICT, None),
+    (CreateInProgressError, HTTPStatus.CONFLICT, None),
+    (TerminalProviderError, HTTPStatus.BAD_GATEWAY, None),
+    (RetryableProviderError, HTTPStatus.SERVICE_UNAVAILABLE, None),
+    (RequestUnsupportedContentType, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+)
+
+
+def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
+    return {"description": description, "content": {content_types.APPLICATION_JSON: {"model": model}}}
+
+
+@app.post(
+    "/videos",
+    status_code=202,
+    summary="Request a video; an Idempotency-Key makes retries safe",
+    responses={
+        202: _doc("Accepted; the Location header points at the job", Accepted),
+        400: _doc("Invalid request: `fields` names each field and its rule"),
+        409: _doc("The Idempotency-Key was used before with a different body"),
+    },
+)
+def create_video(
+    request: Annotated[VideoRequest, Body()],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+    ] = None,
+) -> Response[Accepted]:
+    identity = app.current_event.request_context.identity
+    origin = {
+        "request_id": app.current_event.request_context.request_id,
+        "caller": identity.user_arn or identity.api_key_id or identity.source_ip,
+    }
+    accepted = accept_video(request, idempotency_key=idempotency_key, origin=origin, deps=_deps())
+    return Response(202, content_types.APPLICATION_JSON, accepted, {"Location": accepted.links["self"]})
+
+
+@app.get(
+    "/videos/<job_id>",
+    summary="Read a job",
+    responses={200: _doc("The job", JobView), 404: _doc("No such job")},
+)
+def read_video(job_id: str) -> JobView:
+    return get_video(job_id, _deps())
+
+
+@app.get(
+    "/videos",
+    summary="List recent jobs",
+    responses={200: _doc("Newest first", JobPage), 400: _doc("Bad query")},
+)
+def list_recent(
+    status: Annotated[JobStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+) -> JobPage:
+    return list_videos(status=status, limit=limit, cursor=cursor, deps=_deps())
+
+
+@app.delete(
+    "/videos/<job_id>",
+    summary="Cancel a job (the provider cancels only PENDING tasks)",
+    responses={
+        200: _doc("Canceled", JobView),
+        404: _doc("No such job"),
+        409: _doc("The job already ended, or its provider task is past PENDING"),
+        502: _doc("The provider answered with an error; `code` is the provider's"),
+    },
+)
+def cancel(job_id: str) -> JobView:
+    return cancel_video(job_id, _deps())
+
+
+def error_response(exc: Exception) -> Response[Any]:
+    if isinstance(exc, RequestValidationError):
+        exc = invalid_request(exc.errors(), app.current_event.body)
+    status, code = next(((s, c) for cls, s, c in HTTP_ERRORS if isinstance(exc, cls)), (None, None))
+    if status is None and isinstance(exc, ServiceError):  # the resolver's own (e.g. unsupported media type)
+        status, code = HTTPStatus(exc.status_code), HTTPStatus(exc.status_code).phrase.replace(" ", "")
+    if status is None:
+        logger.exception("unhandled error")
+        status, code, exc = HTTPStatus.INTERNAL_SERVER_ERROR, "InternalError", Exception("internal error")
+    message = str(exc) or f"{status.phrase}: {app.current_event.http_method} {app.current_event.path}"
+    error: dict[str, Any] = {"code": code or getattr(exc, "code", type(exc).__name__), "message": message}
+    if isinstance(exc, ProviderError):
+        error.update(
+            code=exc.provider_code or exc.code, message=exc.provider_message, request_id=exc.request_id
+        )
+    if isinstance(exc, InvalidRequestError):
+        error["fields"] = [e.as_dict() for e in exc.errors]
+    if status >= 500:
+        logger.warning("request failed", extra={"status": int(status), "error": error})
+    return Response(
+        int(status), content_types.APPLICATION_JSON, json.dumps({"error": error}, ensure_ascii=False)
+    )
+
+
+app.exception_handler(Exception)(error_response)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

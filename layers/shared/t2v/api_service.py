@@ -1,0 +1,443 @@
+"""The REST API's use cases: accept a video request, look jobs up, list them, cancel one.
+
+Adapters are passed in (`ApiDeps`); the use cases do no I/O of their own, so the same code runs
+in Lambda, against moto + the DashScope emulator, and against in-memory fakes in unit tests.
+The handler (functions/api/app.py) only parses, calls one function here and maps typed errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+from pydantic import BaseModel, Field, field_validator
+
+from t2v.adapters.jobs_repo import Job, JobsRepository
+from t2v.config import FinalizeSettings
+from t2v.dashscope import DEFAULT_BASE_URL, DashScopeClient
+from t2v.errors import PipelineError, TerminalProviderError
+from t2v.jobs import JobStatus, derive_job_id
+from t2v.pipeline import (
+    CLAIM_STALE_SECONDS,
+    CreateInProgressError,
+    FinalizeDeps,
+    ProviderClient,
+    Repo,
+    parse_ts,
+    record_outcome,
+    utcnow,
+)
+from t2v.request import FieldError, InvalidRequestError, VideoRequest, parse_request
+
+SOURCE: Final = "api"
+MAX_IDEMPOTENCY_KEY_CHARS: Final = 255
+# The provider's answer when a task has left PENDING (DashScope: "please confirm ... PENDING status").
+PROVIDER_REFUSED_CANCEL: Final = frozenset({"UnsupportedOperation"})
+MAX_LIST_ROUNDS: Final = 10
+_STATE_MACHINE_ARN: Final = re.compile(
+    r"^arn:(?P<partition>[\w-]+):states:(?P<region>[\w-]+):(?P<account>\d{12}):stateMachine:(?P<name>[\w-]{1,80})$"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# configuration
+
+
+class ApiSettings(FinalizeSettings):
+    """The API's environment. A FinalizeSettings too: canceling records and announces the outcome."""
+
+    state_machine_arn: str
+    dashscope_secret_id: str = Field(description="Secrets Manager secret holding the DashScope API key")
+    dashscope_base_url: str = DEFAULT_BASE_URL
+    dashscope_workspace: str | None = None
+    deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
+    presign_seconds: int = Field(default=900, ge=60, le=3600)
+
+    @field_validator("state_machine_arn")
+    @classmethod
+    def _is_state_machine_arn(cls, value: str) -> str:
+        if not _STATE_MACHINE_ARN.match(value):
+            raise ValueError("must be arn:<partition>:states:<region>:<account>:stateMachine:<name>")
+        return value
+
+
+# ---------------------------------------------------------------------------------------------
+# errors (the handler maps each to one HTTP status)
+
+
+class JobNotFoundError(PipelineError):
+    code = "NotFound"
+
+
+class NotCancelableError(PipelineError):
+    """The job already ended, or the provider task has left PENDING."""
+
+    code = "NotCancelable"
+
+
+class IdempotencyConflictError(PipelineError):
+    """The Idempotency-Key was used before with a different request body."""
+
+    code = "IdempotencyKeyReused"
+
+
+# ---------------------------------------------------------------------------------------------
+# views: what the API answers
+
+
+LINKS_DOC: Final = '{"self": "/videos/<job_id>"}: where the job can be read.'
+
+
+class Accepted(BaseModel):
+    job_id: str
+    status: str = Field(
+        default=JobStatus.ACCEPTED.value, description="Always ACCEPTED: the request was taken."
+    )
+    links: dict[str, str] = Field(description=LINKS_DOC)
+
+
+class HistoryEntry(BaseModel):
+    status: JobStatus
+    at: str
+
+
+class JobErrorView(BaseModel):
+    code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+
+
+class VideoView(BaseModel):
+    uri: str = Field(description="s3://bucket/key of the MP4.")
+    url: str = Field(description="Presigned HTTPS GET URL, valid for `expires_in` seconds.")
+    expires_in: int
+    bytes: int | None = None
+    sha256: str | None = None
+
+
+class JobView(BaseModel):
+    job_id: str
+    status: JobStatus
+    source: str | None = None
+    request: dict[str, Any] = Field(default_factory=dict)
+    history: list[HistoryEntry] = Field(default_factory=list)
+    task_id: str | None = Field(default=None, description="The DashScope task id, once created.")
+    request_ids: list[str] = Field(default_factory=list, description="DashScope request ids, for support.")
+    error: JobErrorView | None = None
+    usage: dict[str, Any] | None = None
+    polls: int = 0
+    created_at: str | None = None
+    updated_at: str | None = None
+    submitted_at: str | None = None
+    finished_at: str | None = None
+    deadline_at: str | None = None
+    video: VideoView | None = Field(default=None, description="Only for SUCCEEDED jobs.")
+    links: dict[str, str] = Field(description=LINKS_DOC)
+
+
+class FieldErrorView(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable and machine-readable; for provider errors, the provider's code.")
+    message: str
+    fields: list[FieldErrorView] | None = Field(default=None, description="For 400: each field and its rule.")
+    request_id: str | None = Field(default=None, description="The provider's request id, for support.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class JobPage(BaseModel):
+    items: list[JobView]
+    next_cursor: str | None = Field(default=None, description="Opaque; pass as `cursor` for the next page.")
+
+
+def invalid_request(errors: Sequence[Mapping[str, Any]], raw_body: str | None) -> InvalidRequestError:
+    """The HTTP layer's validation errors as the domain's field errors.
+
+    Body errors are derived again by `parse_request`, so they read exactly like the contract's rules.
+    """
+    fields = [
+        FieldError(str(e["loc"][-1]), str(e.get("msg", e["type"])).removeprefix("Value error, "))
+        for e in errors
+        if e["loc"][:1] != ("body",)
+    ]
+    if len(fields) < len(errors):
+        fields.extend(_body_errors(raw_body))
+    return InvalidRequestError(fields)
+
+
+def _body_errors(raw_body: str | None) -> list[FieldError]:
+    try:
+        data = json.loads(raw_body) if raw_body else None
+    except ValueError as exc:
+        return [FieldError("body", f"not valid JSON: {exc}")]
+    try:
+        parse_request(data)
+    except InvalidRequestError as exc:
+        return exc.errors
+    return [FieldError("body", "does not match the request schema")]
+
+
+def _links(job_id: str) -> dict[str, str]:
+    return {"self": f"/videos/{job_id}"}
+
+
+def job_view(job: Job, video: VideoView | None = None) -> JobView:
+    error = None
+    if job.get("error_code") or job.get("error_message"):
+        error = JobErrorView(
+            code=job.get("error_code"),
+            message=job.get("error_message"),
+            request_id=job.get("error_request_id"),
+        )
+    return JobView(
+        job_id=job.job_id,
+        status=job.status,
+        source=job.get("source"),
+        request=job.request,
+        history=[HistoryEntry.model_validate(h) for h in job.get("history") or []],
+        task_id=job.task_id,
+        request_ids=[str(r) for r in job.get("request_ids") or []],
+        error=error,
+        usage=job.get("usage"),
+        polls=int(job.get("polls") or 0),
+        created_at=job.get("created_at"),
+        updated_at=job.get("updated_at"),
+        submitted_at=job.get("submitted_at"),
+        finished_at=job.get("finished_at"),
+        deadline_at=job.get("deadline_at"),
+        video=video,
+        links=_links(job.job_id),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# dependencies
+
+
+class ApiRepo(Repo, Protocol):
+    def list_jobs(
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]: ...
+    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str: ...
+
+
+class Executions(Protocol):
+    """One execution per job, named by the job id (t2v.adapters.workflow.Workflow)."""
+
+    def start(self, job_id: str, payload: dict[str, Any]) -> bool: ...
+    def stop(self, job_id: str, *, cause: str) -> bool: ...
+
+
+class Presigner(Protocol):
+    def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str: ...
+
+
+@dataclass
+class ApiDeps:
+    repo: ApiRepo
+    executions: Executions
+    store: Presigner
+    provider: Callable[[], ProviderClient]
+    outcomes: FinalizeDeps
+    settings: ApiSettings
+    clock: Callable[[], datetime] = utcnow
+
+
+# ---------------------------------------------------------------------------------------------
+# use cases
+
+
+def accept_video(
+    request: VideoRequest, *, idempotency_key: str | None, origin: dict[str, Any], deps: ApiDeps
+) -> Accepted:
+    """Record the job (so GET works at once) and start its execution, at most once per key."""
+    now = deps.clock()
+    if idempotency_key is not None:
+        job_id = deps.repo.remember_idempotency_key(
+            idempotency_key, derive_job_id(SOURCE, idempotency_key), now=now
+        )
+    else:
+        job_id = derive_job_id(SOURCE, uuid.uuid4().hex)
+    body = request.model_dump(exclude_none=True)
+    job, created = deps.repo.create_if_absent(
+        job_id,
+        request=body,
+        source=SOURCE,
+        origin=origin,
+        now=now,
+        deadline_at=now + timedelta(seconds=deps.settings.deadline_seconds),
+    )
+    if not created and job.request != body:
+        raise IdempotencyConflictError(
+            "this Idempotency-Key was already used with a different request body; "
+            "send the same body to retry, or use a new key for a new video"
+        )
+    if job.status == JobStatus.ACCEPTED:
+        # Also on a retry: heals a first attempt that recorded the job but died before starting it.
+        deps.executions.start(
+            job_id,
+            {
+                "job_id": job_id,
+                "request": job.request,
+                "source": SOURCE,
+                "origin": job.get("origin") or origin,
+                "start_delay_seconds": 0,
+            },
+        )
+    return Accepted(job_id=job_id, links=_links(job_id))
+
+
+def get_video(job_id: str, deps: ApiDeps) -> JobView:
+    job = _job(job_id, deps)
+    video = None
+    bucket, key = job.get("s3_bucket"), job.get("s3_key")
+    if job.status == JobStatus.SUCCEEDED and bucket and key:
+        expires = deps.settings.presign_seconds
+        video = VideoView(
+            uri=f"s3://{bucket}/{key}",
+            url=deps.store.presign(bucket=bucket, key=key, expires_in=expires),
+            expires_in=expires,
+            bytes=job.get("bytes"),
+            sha256=job.get("sha256"),
+        )
+    return job_view(job, video)
+
+
+def list_videos(*, status: JobStatus | None, limit: int, cursor: str | None, deps: ApiDeps) -> JobPage:
+    """Most recent first. A status filter can leave DynamoDB pages short, so read on to fill `limit`."""
+    if cursor is not None:
+        _check_cursor(cursor)
+    items: list[Job] = []
+    for _ in range(MAX_LIST_ROUNDS):
+        # Never read more than is still missing: the cursor then points right after the last item.
+        jobs, cursor = deps.repo.list_jobs(
+            status=status.value if status else None, limit=limit - len(items), cursor=cursor
+        )
+        items.extend(jobs)
+        if cursor is None or len(items) >= limit:
+            break
+    return JobPage(items=[job_view(j) for j in items], next_cursor=cursor)
+
+
+def cancel_video(job_id: str, deps: ApiDeps) -> JobView:
+    """Cancel at the provider (only PENDING tasks can be), stop the execution, record CANCELED once."""
+    job = _job(job_id, deps)
+    if job.status.is_terminal:
+        raise NotCancelableError(f"job {job_id} already ended {job.status.value}")
+    if job.task_id:
+        _cancel_task(job.task_id, deps)
+    elif _create_in_flight(job, deps.clock()):
+        # Canceling now would orphan the task being created (billed, never tracked).
+        raise CreateInProgressError(
+            f"job {job_id}: the provider task is being created; retry in a few seconds"
+        )
+    deps.executions.stop(job_id, cause="canceled by the user")
+    record_outcome(
+        {
+            "job_id": job_id,
+            "poll": {"state": "CANCELED", "code": "Canceled", "message": "canceled by the user"},
+        },
+        deps.outcomes,
+    )
+    return job_view(_job(job_id, deps))
+
+
+def _cancel_task(task_id: str, deps: ApiDeps) -> None:
+    client = deps.provider()
+    try:
+        client.cancel_task(task_id)
+    except TerminalProviderError as exc:
+        if exc.provider_code not in PROVIDER_REFUSED_CANCEL:
+            raise
+        # Refused: fine if an earlier cancel went through, otherwise the task is past PENDING.
+        status = str(client.get_task(task_id).status)
+        if status != "CANCELED":
+            raise NotCancelableError(
+                f"the provider task is already {status}; only PENDING tasks can be canceled"
+            ) from None
+
+
+def _create_in_flight(job: Job, now: datetime) -> bool:
+    claimed = job.create_claimed_at
+    return bool(claimed) and now - parse_ts(str(claimed)) < timedelta(seconds=CLAIM_STALE_SECONDS)
+
+
+def _job(job_id: str, deps: ApiDeps) -> Job:
+    # Only job items: the table also holds task#, budget# and idem# records.
+    job = None if "#" in job_id else deps.repo.get(job_id)
+    if job is None or job.get("kind") != "job":
+        raise JobNotFoundError(f"no job {job_id}")
+    return job
+
+
+def _check_cursor(cursor: str) -> None:
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        key = None
+    if not isinstance(key, dict) or not key or not all(isinstance(v, str) for v in key.values()):
+        raise InvalidRequestError(
+            [FieldError("cursor", "not a cursor this API returned (use next_cursor as is)")]
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# wiring
+
+
+def build_api_deps() -> ApiDeps:
+    """Everything the API needs, from the environment; clients are built lazily."""
+    from t2v.adapters.download import VideoDownloader
+    from t2v.adapters.notifier import Notifier
+    from t2v.adapters.secrets import ApiKeyProvider
+    from t2v.adapters.storage import VideoStore
+    from t2v.adapters.workflow import Workflow
+    from t2v.media import HostAllowlist
+
+    settings = ApiSettings.from_env()
+    repo = JobsRepository(settings.jobs_table)
+    store = VideoStore()
+    keys = ApiKeyProvider(settings.dashscope_secret_id)
+    clients: dict[str, DashScopeClient] = {}
+
+    def provider() -> DashScopeClient:
+        key = keys.get()  # cached; a rotated secret yields a new client
+        if key not in clients:
+            clients.clear()
+            clients[key] = DashScopeClient(
+                key, base_url=settings.dashscope_base_url, workspace=settings.dashscope_workspace
+            )
+        return clients[key]
+
+    outcomes = FinalizeDeps(
+        repo=repo,
+        store=store,
+        downloader=VideoDownloader(HostAllowlist(settings.allowlist), max_bytes=settings.max_video_bytes),
+        notifier=Notifier(
+            topic_arn=settings.topic_arn,
+            event_bus_name=settings.event_bus_name,
+            event_source=settings.event_source,
+        ),
+        settings=settings,
+    )
+    return ApiDeps(
+        repo=repo,
+        executions=Workflow(settings.state_machine_arn),
+        store=store,
+        provider=provider,
+        outcomes=outcomes,
+        settings=settings,
+    )

@@ -1,0 +1,171 @@
+"""Front doors that start jobs from S3 prompt files and EventBridge events.
+
+Parsing is pure: any bytes in, a list of (line, request or error) out, never a crash. Starting
+jobs goes through the `Starter` port so it is tested against moto and in-memory fakes alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import unquote_plus
+
+from t2v.jobs import derive_job_id
+from t2v.request import InvalidRequestError, VideoRequest, parse_request
+
+MAX_PROMPT_FILE_BYTES = 1024 * 1024
+MAX_JSONL_LINES = 1000
+# Jobs of one .jsonl file start this many per second (each Step Functions execution waits its turn
+# in a Wait state), so a batch of hundreds never floods the provider with creates.
+JSONL_STARTS_PER_SECOND = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem:
+    line: int  # 1-based line for .jsonl, 0 for whole-file formats
+    request: VideoRequest | None
+    raw: Any
+    error: str | None = None
+
+
+def parse_prompt_file(key: str, data: bytes, defaults: dict[str, Any]) -> list[ParsedItem]:
+    """Turn a prompt file into requests. Errors name the file, the line and the field."""
+    if len(data) > MAX_PROMPT_FILE_BYTES:
+        return [ParsedItem(0, None, None, f"{key}: file is {len(data)} bytes, over the {MAX_PROMPT_FILE_BYTES}-byte cap")]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return [ParsedItem(0, None, None, f"{key}: not UTF-8 (invalid byte at offset {exc.start})")]
+    lower = key.lower()
+    if lower.endswith(".txt"):
+        return [_validate(key, 0, {"prompt": text.strip()}, defaults)]
+    if lower.endswith(".json"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return [ParsedItem(0, None, None, f"{key}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")]
+        return [_validate(key, 0, raw, defaults)]
+    if lower.endswith(".jsonl"):
+        return _parse_jsonl(key, text, defaults)
+    return [ParsedItem(0, None, None, f"{key}: unsupported file type (use .txt, .json or .jsonl)")]
+
+
+def _parse_jsonl(key: str, text: str, defaults: dict[str, Any]) -> list[ParsedItem]:
+    items: list[ParsedItem] = []
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if len(items) >= MAX_JSONL_LINES:
+            items.append(ParsedItem(number, None, None, f"{key} line {number}: over {MAX_JSONL_LINES} requests per file"))
+            break
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            items.append(ParsedItem(number, None, line[:500], f"{key} line {number}: invalid JSON: {exc.msg}"))
+            continue
+        items.append(_validate(key, number, raw, defaults))
+    if not items:
+        items.append(ParsedItem(0, None, None, f"{key}: no requests in the file"))
+    return items
+
+
+def _validate(key: str, line: int, raw: Any, defaults: dict[str, Any]) -> ParsedItem:
+    where = f"{key} line {line}" if line else key
+    try:
+        return ParsedItem(line, parse_request(raw, defaults), raw)
+    except InvalidRequestError as exc:
+        return ParsedItem(line, None, raw, f"{where}: {exc}")
+
+
+class Starter(Protocol):
+    def start(self, job_id: str, payload: dict[str, Any]) -> bool:
+        """Start the workflow for the job; False when an execution with that name already exists."""
+        ...
+
+
+@dataclass
+class IntakeDeps:
+    starter: Starter
+    reject: Callable[[dict[str, Any]], Any]  # records a FAILED job and announces it (record_outcome)
+    read_object: Callable[[str, str, str | None], bytes]
+    defaults: dict[str, Any]
+    input_prefix: str = "prompts/"
+
+
+@dataclass
+class IntakeReport:
+    started: list[str]
+    duplicates: list[str]
+    rejected: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"started": self.started, "duplicates": self.duplicates, "rejected": self.rejected}
+
+
+def _job_payload(job_id: str, request: VideoRequest, source: str, origin: dict[str, Any], delay: int) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "request": request.model_dump(exclude_none=True),
+        "source": source,
+        "origin": origin,
+        "start_delay_seconds": delay,
+    }
+
+
+def _reject(deps: IntakeDeps, job_id: str, message: str, raw: Any, source: str, origin: dict[str, Any]) -> None:
+    deps.reject(
+        {
+            "job_id": job_id,
+            "error": {"Error": InvalidRequestError.__name__, "Cause": json.dumps({"errorMessage": message})},
+            "request": raw if isinstance(raw, dict) else {"raw": str(raw)[:4096]} if raw is not None else {},
+            "source": source,
+            "origin": origin,
+        }
+    )
+
+
+def handle_s3_records(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
+    report = IntakeReport([], [], [])
+    for record in event.get("Records", []):
+        bucket = record["s3"]["bucket"]["name"]
+        key = unquote_plus(record["s3"]["object"]["key"])  # S3 sends keys URL-encoded
+        if not key.startswith(deps.input_prefix):
+            continue
+        version = record["s3"]["object"].get("versionId") or record["s3"]["object"].get("eTag") or ""
+        data = deps.read_object(bucket, key, record["s3"]["object"].get("versionId"))
+        origin_base = {"bucket": bucket, "key": key, "version": version}
+        valid_index = 0
+        for item in parse_prompt_file(key, data, deps.defaults):
+            job_id = derive_job_id("s3", bucket, key, version, str(item.line))
+            origin = {**origin_base, "line": item.line}
+            if item.request is None:
+                _reject(deps, job_id, item.error or "invalid request", item.raw, "s3", origin)
+                report.rejected.append(job_id)
+                continue
+            delay = valid_index // JSONL_STARTS_PER_SECOND
+            valid_index += 1
+            started = deps.starter.start(job_id, _job_payload(job_id, item.request, "s3", origin, delay))
+            (report.started if started else report.duplicates).append(job_id)
+    return report
+
+
+def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
+    """`Video Generation Requested`: the detail is the request; the event id gives idempotency."""
+    report = IntakeReport([], [], [])
+    job_id = derive_job_id("eventbridge", str(event.get("id")))
+    detail = event.get("detail")
+    origin = {"event_id": event.get("id"), "source": event.get("source"), "time": event.get("time")}
+    raw = detail.get("request", detail) if isinstance(detail, dict) else detail
+    try:
+        request = parse_request(raw, deps.defaults)
+    except InvalidRequestError as exc:
+        _reject(deps, job_id, f"event {event.get('id')}: {exc}", raw, "eventbridge", origin)
+        report.rejected.append(job_id)
+        return report
+    started = deps.starter.start(job_id, _job_payload(job_id, request, "eventbridge", origin, 0))
+    (report.started if started else report.duplicates).append(job_id)
+    return report
+

@@ -1,0 +1,237 @@
+"""The submit, status and finalize handlers against moto (real HTTP) and the DashScope emulator.
+
+A small driver plays the state machine's part (submit -> poll until final -> finalize or record
+the outcome), calling the real Lambda handlers; the real ASL runs in the e2e tier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from t2v import wiring
+from t2v.errors import AmbiguousCreateError, TerminalProviderError
+from t2v.media import DownloadRejectedError
+from t2v.request import InvalidRequestError
+
+submit_app = importlib.import_module("functions.submit.app")
+status_app = importlib.import_module("functions.status.app")
+finalize_app = importlib.import_module("functions.finalize.app")
+
+CTX = SimpleNamespace(
+    function_name="test", memory_limit_in_mb=256, invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:test",
+    aws_request_id="req-1", get_remaining_time_in_millis=lambda: 30_000,
+)
+
+
+@pytest.fixture
+def env(stack: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("DASHSCOPE_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("VIDEO_HOST_ALLOWLIST", emulator.root_url)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Test")
+    wiring.provider_deps.cache_clear()
+    wiring.finalize_deps.cache_clear()
+    yield SimpleNamespace(stack=stack, emu=emulator)
+    wiring.provider_deps.cache_clear()
+    wiring.finalize_deps.cache_clear()
+
+
+def start_event(job_id: str, **request: Any) -> dict[str, Any]:
+    return {"job_id": job_id, "request": {"prompt": "一只小猫在月光下奔跑", "size": "640*360", **request},
+            "source": "test", "origin": {}, "execution": job_id}
+
+
+def record_failure(state: dict[str, Any], exc: Exception) -> dict[str, Any]:
+    cause = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
+    event = {**state, "action": "record_outcome", "error": {"Error": type(exc).__name__, "Cause": cause}}
+    return finalize_app.lambda_handler(event, CTX)
+
+
+def run_job(state: dict[str, Any], max_polls: int = 200) -> dict[str, Any]:
+    """What the state machine does, with its Catch into the failure path."""
+    try:
+        poll = submit_app.lambda_handler(state, CTX)
+        for _ in range(max_polls):
+            poll = status_app.lambda_handler({**poll, "wait_seconds": 0}, CTX)
+            if poll["state"] in {"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN", "TIMED_OUT"}:
+                break
+            import time
+
+            time.sleep(0.1)
+        if poll["state"] == "SUCCEEDED":
+            return finalize_app.lambda_handler({"job_id": state["job_id"], "poll": poll}, CTX)
+        return finalize_app.lambda_handler({**state, "action": "record_outcome", "poll": poll}, CTX)
+    except Exception as exc:  # the ASL's Catch: States.ALL -> RecordFailure
+        return record_failure(state, exc)
+
+
+def test_success_stores_the_mp4_and_announces_once(env: Any) -> None:
+    result = run_job(start_event("job-ok", audio=True))
+
+    assert result["status"] == "SUCCEEDED"
+    job = env.stack.job("job-ok")
+    assert job["status"] == "SUCCEEDED"
+    assert [h["status"] for h in job["history"]][:2] == ["ACCEPTED", "SUBMITTED"]
+    assert job["history"][-2]["status"] == "DOWNLOADING"
+    s3 = boto3.client("s3")
+    body = s3.get_object(Bucket=env.stack.bucket, Key="videos/job-ok.mp4")["Body"].read()
+    assert body[4:8] == b"ftyp"
+    expected = httpx.get(env.emu.video_url(job["task_id"])).content
+    assert hashlib.sha256(body).hexdigest() == hashlib.sha256(expected).hexdigest() == job["sha256"]
+    meta = json.loads(s3.get_object(Bucket=env.stack.bucket, Key="videos/job-ok.json")["Body"].read())
+    assert meta["task_id"] == job["task_id"] and meta["video"]["sha256"] == job["sha256"]
+    assert meta["usage"]["duration"] == 5
+    notes = env.stack.notifications()
+    assert len(notes) == 1
+    assert notes[0]["attributes"] == {"status": "SUCCEEDED", "source": "test"}
+    assert notes[0]["message"]["video"]["uri"] == f"s3://{env.stack.bucket}/videos/job-ok.mp4"
+    assert env.emu.create_count() == 1
+
+
+def test_retried_submit_creates_one_task(env: Any) -> None:
+    event = start_event("job-retry")
+    first = submit_app.lambda_handler(event, CTX)
+    second = submit_app.lambda_handler(event, CTX)
+    assert first["task_id"] == second["task_id"]
+    assert env.emu.create_count() == 1
+
+
+def test_retried_finalize_gives_one_object_and_one_notification(env: Any) -> None:
+    poll = submit_app.lambda_handler(start_event("job-fin"), CTX)
+    while poll["state"] != "SUCCEEDED":
+        poll = status_app.lambda_handler(poll, CTX)
+    finalize_app.lambda_handler({"job_id": "job-fin", "poll": poll}, CTX)
+    again = finalize_app.lambda_handler({"job_id": "job-fin", "poll": poll}, CTX)
+    assert again["status"] == "SUCCEEDED"
+    listing = boto3.client("s3").list_object_versions(Bucket=env.stack.bucket, Prefix="videos/job-fin.mp4")
+    assert len(listing.get("Versions", [])) == 1
+    assert len(env.stack.notifications()) == 1
+
+
+def test_data_inspection_failure_ends_failed_with_the_reason(env: Any) -> None:
+    env.emu.set_faults({"rules": [{"kind": "task_failed", "prompt_contains": "forbidden",
+                                   "code": "DataInspectionFailed", "message": "Input data may contain inappropriate content."}]})
+    result = run_job(start_event("job-bad", prompt="a forbidden scene"))
+    assert result["status"] == "FAILED"
+    job = env.stack.job("job-bad")
+    assert (job["error_code"], job["status"]) == ("DataInspectionFailed", "FAILED")
+    [note] = env.stack.notifications()
+    assert note["attributes"]["status"] == "FAILED"
+    assert note["message"]["error"]["code"] == "DataInspectionFailed"
+    assert "video" not in note["message"]
+
+
+def test_succeeded_without_video_is_a_failure(env: Any) -> None:
+    env.emu.set_faults({"rules": [{"kind": "no_video_url"}]})
+    run_job(start_event("job-novideo"))
+    job = env.stack.job("job-novideo")
+    assert (job["status"], job["error_code"]) == ("FAILED", "NoVideo")
+    assert env.stack.notifications()[0]["attributes"]["status"] == "FAILED"
+
+
+def test_invalid_request_is_recorded_and_announced_without_a_provider_call(env: Any) -> None:
+    with pytest.raises(InvalidRequestError, match="duration"):
+        submit_app.lambda_handler(start_event("job-invalid", size="1920*1080", duration=10), CTX)
+    run_job(start_event("job-invalid", size="1920*1080", duration=10))
+    job = env.stack.job("job-invalid")
+    assert (job["status"], job["error_code"]) == ("FAILED", "InvalidRequest")
+    assert "1080P" in job["error_message"]
+    assert env.emu.create_count() == 0
+    assert len(env.stack.notifications()) == 1
+
+
+def test_create_errors_are_retryable_and_never_duplicate(env: Any) -> None:
+    env.emu.set_faults({"rules": [{"endpoint": "create", "kind": "error", "code": "InternalError", "times": 2}]})
+    event = start_event("job-5xx")
+    for _ in range(2):
+        with pytest.raises(Exception, match="InternalError"):
+            submit_app.lambda_handler(event, CTX)
+    result = submit_app.lambda_handler(event, CTX)
+    assert result["task_id"] and env.emu.create_count() == 1
+
+
+def test_ambiguous_create_is_reconciled_through_list_tasks(env: Any) -> None:
+    env.emu.set_faults({"rules": [{"kind": "drop_after_accept", "times": 1}]})
+    result = submit_app.lambda_handler(start_event("job-amb"), CTX)  # the lost answer is found by listing
+    assert env.emu.create_count() == 1
+    assert result["task_id"] == env.emu.tasks()[0]["task_id"]
+    assert env.stack.job("job-amb")["reconciled"] is True
+
+
+def test_terminal_create_error_keeps_the_provider_reason(env: Any) -> None:
+    env.emu.set_faults({"rules": [{"endpoint": "create", "kind": "error", "code": "Arrearage"}]})
+    with pytest.raises(TerminalProviderError):
+        submit_app.lambda_handler(start_event("job-arrears"), CTX)
+    run_job(start_event("job-arrears"))
+    job = env.stack.job("job-arrears")
+    assert (job["status"], job["error_code"]) == ("FAILED", "Arrearage")
+    assert job["error_request_id"]
+
+
+def test_query_throttling_waits_longer_and_keeps_polling(env: Any) -> None:
+    poll = submit_app.lambda_handler(start_event("job-429"), CTX)
+    env.emu.set_faults({"rules": [{"endpoint": "query", "kind": "error", "code": "Throttling", "times": 1}]})
+    throttled = status_app.lambda_handler(poll, CTX)
+    assert throttled["state"] == "WAITING" and throttled["wait_seconds"] >= 2
+    assert run_job(start_event("job-429"))["status"] == "SUCCEEDED"
+
+
+def test_deadline_ends_timed_out(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    poll = submit_app.lambda_handler(start_event("job-late"), CTX)
+    late = status_app.lambda_handler({**poll, "deadline_at": "2000-01-01T00:00:00.000Z"}, CTX)
+    assert late["state"] == "TIMED_OUT"
+    finalize_app.lambda_handler({**start_event("job-late"), "action": "record_outcome", "poll": late}, CTX)
+    assert env.stack.job("job-late")["status"] == "TIMED_OUT"
+    assert env.stack.notifications()[0]["attributes"]["status"] == "TIMED_OUT"
+
+
+def test_download_from_a_host_outside_the_allowlist_is_refused(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    poll = submit_app.lambda_handler(start_event("job-ssrf"), CTX)
+    while poll["state"] != "SUCCEEDED":
+        poll = status_app.lambda_handler(poll, CTX)
+    for url in ("http://169.254.169.254/latest/meta-data/", "https://evil.example.com/x.mp4",
+                env.emu.video_url(poll["task_id"]).replace("127.0.0.1", "localhost")):
+        with pytest.raises(DownloadRejectedError):
+            finalize_app.lambda_handler({"job_id": "job-ssrf", "poll": {**poll, "video_url": url}}, CTX)
+    assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=env.stack.bucket)
+    uploads = boto3.client("s3").list_multipart_uploads(Bucket=env.stack.bucket)
+    assert not uploads.get("Uploads")
+
+
+def test_reset_mid_download_is_retryable_and_leaves_no_half_object(env: Any) -> None:
+    from t2v.media import DownloadError
+
+    poll = submit_app.lambda_handler(start_event("job-reset"), CTX)
+    while poll["state"] != "SUCCEEDED":
+        poll = status_app.lambda_handler(poll, CTX)
+    env.emu.set_faults({"rules": [{"kind": "reset_mid_download", "reset_after_bytes": 2048, "times": 1}]})
+    with pytest.raises(DownloadError):
+        finalize_app.lambda_handler({"job_id": "job-reset", "poll": poll}, CTX)
+    s3 = boto3.client("s3")
+    assert "Contents" not in s3.list_objects_v2(Bucket=env.stack.bucket)
+    assert not s3.list_multipart_uploads(Bucket=env.stack.bucket).get("Uploads")
+    assert finalize_app.lambda_handler({"job_id": "job-reset", "poll": poll}, CTX)["status"] == "SUCCEEDED"
+
+
+def test_unknown_task_ends_failed_as_unknown(env: Any) -> None:
+    poll = submit_app.lambda_handler(start_event("job-unknown"), CTX)
+    unknown = status_app.lambda_handler({**poll, "task_id": "no-such-task"}, CTX)
+    assert unknown["state"] == "UNKNOWN"
+    finalize_app.lambda_handler({**start_event("job-unknown"), "action": "record_outcome", "poll": unknown}, CTX)
+    job = env.stack.job("job-unknown")
+    assert (job["status"], job["error_code"]) == ("FAILED", "TaskUnknown")
+
+
+def test_ambiguous_error_class_is_what_the_state_machine_retries() -> None:
+    asl = json.loads(open("statemachine/pipeline.asl.json", encoding="utf-8").read())
+    retried = {e for r in asl["States"]["Submit"]["Retry"] for e in r["ErrorEquals"]}
+    assert AmbiguousCreateError.__name__ in retried
+    assert "States.ALL" not in retried

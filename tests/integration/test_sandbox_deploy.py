@@ -1,0 +1,140 @@
+"""Template handling of the sandbox: loud failures, intrinsics, conditions, event patterns, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from t2v_sandbox import cli
+from t2v_sandbox.deployer import DeployError, check_supported, resolve_parameters
+from t2v_sandbox.eventbridge import matches, target_input
+from t2v_sandbox.intrinsics import IntrinsicError, Resolver, creation_order
+from t2v_sandbox.sandbox import Sandbox, SandboxConfig
+from t2v_sandbox.template import Packager, load_template, prepare_sam, translate
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sandbox"
+
+
+def resolver(template: dict[str, Any], params: dict[str, Any] | None = None) -> Resolver:
+    pseudo = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::StackName": "s"}
+    attrs = {("Fn", "Arn"): "arn:aws:lambda:us-east-1:123456789012:function:f"}
+    return Resolver(template, params or {}, pseudo, lambda lid, att: attrs[(lid, att)])
+
+
+# --- loud failures
+def test_unsupported_resource_type_stops_deployment_naming_it(tmp_path: Path) -> None:
+    config = SandboxConfig(template=FIXTURE / "bad" / "unsupported.yaml", emulator=False, work_dir=tmp_path)
+    with pytest.raises(DeployError, match=r"Mapping \(AWS::Lambda::EventSourceMapping\)"):
+        Sandbox(config).start()
+    # Given the failure, the sandbox cleaned up: a new one can start in this process.
+    with Sandbox(SandboxConfig(template=FIXTURE / "template.yaml", emulator=False, work_dir=tmp_path)) as sb:
+        assert sb.physical_id("JobsTable")
+
+
+def test_check_supported_lists_every_unsupported_resource() -> None:
+    resources = {"A": {"Type": "AWS::ApiGatewayV2::Api"}, "B": {"Type": "Custom::Thing"}, "C": {"Type": "AWS::SNS::Topic"}}
+    with pytest.raises(DeployError) as info:
+        check_supported(resources)
+    assert "A (AWS::ApiGatewayV2::Api)" in str(info.value)
+    assert "B (Custom::Thing)" in str(info.value)
+    assert "C (" not in str(info.value)
+
+
+def test_circular_dependency_is_named() -> None:
+    resources = {
+        "A": {"Type": "T", "Properties": {"X": {"Ref": "B"}}},
+        "B": {"Type": "T", "Properties": {"X": {"Fn::GetAtt": ["A", "Arn"]}}},
+        "C": {"Type": "T"},
+    }
+    with pytest.raises(IntrinsicError, match="A -> B -> A"):
+        creation_order(resources)
+
+
+def test_parameters_are_checked_like_cloudformation() -> None:
+    template = {"Parameters": {"Mode": {"Type": "String", "AllowedValues": ["IAM", "API_KEY"], "Default": "IAM"}}}
+    assert resolve_parameters(template, {}) == {"Mode": "IAM"}
+    with pytest.raises(DeployError, match="AllowedValues"):
+        resolve_parameters(template, {"Mode": "OPEN"})
+    with pytest.raises(DeployError, match="not declared"):
+        resolve_parameters(template, {"Other": "x"})
+
+
+# --- template translation
+def test_sam_translation_packages_code_and_inlines_definition() -> None:
+    uploads: dict[str, bytes] = {}
+    packager = Packager(FIXTURE, "artifacts", uploads.__setitem__)
+    sam = prepare_sam(load_template(FIXTURE / "template.yaml"), FIXTURE, packager)
+    cfn = translate(sam, {"Stage": "dev"}, "us-east-1")
+    worker = cfn["Resources"]["WorkerFunction"]["Properties"]
+    assert worker["Code"]["S3Bucket"] == "artifacts"
+    assert worker["Code"]["S3Key"] in uploads
+    assert {a.source_dir.name for a in packager.artifacts} >= {"worker", "shared"}
+    machine = cfn["Resources"]["FlowStateMachine"]["Properties"]
+    assert "DefinitionSubstitutions" in machine
+    assert cfn["Resources"]["UploadsBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+
+
+# --- intrinsics
+def test_intrinsics_sub_if_join_select_split() -> None:
+    template = {"Conditions": {"On": {"Fn::Equals": [{"Ref": "Mode"}, "on"]}}}
+    r = resolver(template, {"Mode": "on"})
+    assert r.resolve({"Fn::Sub": "${AWS::StackName}-${Fn.Arn}-${!Literal}"}) == (
+        "s-arn:aws:lambda:us-east-1:123456789012:function:f-${Literal}"
+    )
+    assert r.resolve({"Fn::Sub": ["${X}/${Mode}", {"X": {"Ref": "AWS::Region"}}]}) == "us-east-1/on"
+    assert r.resolve({"Fn::If": ["On", "yes", {"Ref": "Missing"}]}) == "yes"  # other branch never evaluated
+    assert r.resolve({"Fn::Join": ["-", ["a", {"Fn::Select": [1, {"Fn::Split": [",", "x,y"]}]}]]}) == "a-y"
+    assert r.resolve({"A": {"Fn::If": ["On", {"Ref": "AWS::NoValue"}, 1]}, "B": 2}) == {"B": 2}
+
+
+def test_unknown_reference_fails_with_its_name() -> None:
+    with pytest.raises(IntrinsicError, match="'Nope'"):
+        resolver({}).resolve({"Ref": "Nope"})
+
+
+# --- EventBridge patterns and input transformation
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ({"source": ["a"]}, True),
+        ({"source": ["b", "a"]}, True),
+        ({"source": ["b"]}, False),
+        ({"detail": {"kind": [{"prefix": "vi"}]}}, True),
+        ({"detail": {"kind": [{"suffix": "eo"}]}}, True),
+        ({"detail": {"size": [{"numeric": [">", 1, "<=", 5]}]}}, True),
+        ({"detail": {"missing": [{"exists": False}]}}, True),
+        ({"detail": {"kind": [{"exists": False}]}}, False),
+        ({"detail": {"kind": [{"anything-but": ["video"]}]}}, False),
+        ({"detail": {"tags": ["b"]}}, True),
+        ({"$or": [{"source": ["x"]}, {"detail-type": ["T"]}]}, True),
+    ],
+)
+def test_event_pattern_matching(pattern: dict[str, Any], expected: bool) -> None:
+    event = {"source": "a", "detail-type": "T", "detail": {"kind": "video", "size": 5, "tags": ["a", "b"]}}
+    assert matches(pattern, event) is expected
+
+
+def test_input_transformer_quotes_and_json_values() -> None:
+    event = {"source": "s", "detail": {"job": "j1", "n": 3, "obj": {"a": 1}}}
+    target = {
+        "InputTransformer": {
+            "InputPathsMap": {"job": "$.detail.job", "n": "$.detail.n", "obj": "$.detail.obj"},
+            "InputTemplate": '{"id": "<job>", "count": <n>, "raw": <obj>, "rule": "<aws.events.rule-name>"}',
+        }
+    }
+    assert target_input(target, event, "r1", "arn") == {"id": "j1", "count": 3, "raw": {"a": 1}, "rule": "r1"}
+    assert target_input({"InputPath": "$.detail.obj"}, event, "r", "a") == {"a": 1}
+    assert target_input({"Input": json.dumps({"fixed": True})}, event, "r", "a") == {"fixed": True}
+
+
+# --- CLI
+def test_cli_has_sandbox_up_with_options() -> None:
+    args = cli.build_parser().parse_args(
+        ["sandbox", "up", "--time-scale", "0.1", "--param", "A=1", "--param", "B=x=y", "--no-emulator"]
+    )
+    assert args.time_scale == 0.1
+    assert dict(args.param) == {"A": "1", "B": "x=y"}
+    assert args.func.__name__ == "run_up"

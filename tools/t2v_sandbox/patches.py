@@ -1,0 +1,204 @@
+"""Patches that close moto 5.2.5's gaps (see /work/shared/local-aws-facts.md), installed once per process.
+
+Every patch delegates to the active `Runtime`; with no sandbox running, moto behaves as shipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote_plus, unquote_plus
+
+LOG = logging.getLogger("t2v_sandbox")
+_install_lock = threading.Lock()
+_installed = False
+_ASYNC_RETRY_DELAYS = (60.0, 120.0)
+
+
+@dataclass
+class Runtime:
+    """What the patched moto code needs from the running sandbox."""
+
+    runner: Any  # LambdaRunner
+    time_scale: float = 1.0
+    async_retries: int = 2
+    deliver_event: Callable[[Any, dict[str, Any], dict[str, Any]], None] | None = None
+    executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, "t2v-async"))
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds * self.time_scale))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                LOG.exception("asynchronous delivery failed")
+
+        self.executor.submit(guarded)
+
+
+_runtime: Runtime | None = None
+
+
+def activate(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def active() -> Runtime | None:
+    return _runtime
+
+
+def install() -> None:
+    """Install every patch (idempotent)."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        _patch_lambda()
+        _patch_s3_notifications()
+        _patch_events()
+        _patch_stepfunctions_time()
+        _installed = True
+
+
+def _require() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("t2v sandbox is not running")
+    return _runtime
+
+
+# --- Lambda: every invoke path (Invoke API, SFN lambda:invoke, S3, SNS, EventBridge) ends here.
+def _invoke_async_with_retries(fn: Any, event: Any) -> None:
+    runtime = _require()
+    for attempt in range(runtime.async_retries + 1):
+        _, errored = runtime.runner.invoke(fn, event)
+        if not errored or attempt == runtime.async_retries:
+            return
+        # Lambda retries a failed asynchronous invocation twice, after about 1 and 2 minutes.
+        runtime.sleep(_ASYNC_RETRY_DELAYS[min(attempt, len(_ASYNC_RETRY_DELAYS) - 1)])
+
+
+def _decode_event(body: Any) -> Any:
+    if isinstance(body, bytes):
+        body = body.decode()
+    if isinstance(body, str):
+        try:
+            return json.loads(body) if body else {}
+        except json.JSONDecodeError:
+            return body
+    return body
+
+
+def _patch_lambda() -> None:
+    from moto.awslambda.models import LambdaFunction
+
+    original_invoke = LambdaFunction.invoke
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        payload, errored = _require().runner.invoke(self, _decode_event(event))
+        return payload, errored, ""
+
+    def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
+        if _runtime is None:
+            return original_invoke(self, body, request_headers, response_headers)
+        headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
+        event = _decode_event(body)
+        if headers.get("x-amz-invocation-type") == "Event":
+            _runtime.submit(_invoke_async_with_retries, self, event)
+            return b""
+        payload, errored = _runtime.runner.invoke(self, event)
+        if errored:
+            # Lambda marks handler exceptions, timeouts and crashes alike as "Unhandled".
+            response_headers["x-amz-function-error"] = "Unhandled"
+        return payload.encode()
+
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+
+
+# --- S3 → Lambda notifications are asynchronous on AWS; moto runs them inside PutObject.
+def _patch_s3_notifications() -> None:
+    from moto.s3 import notifications
+
+    original = notifications._invoke_awslambda
+
+    def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+        if _runtime is None:
+            original(account_id, event_body, fn_arn, region_name)
+            return
+        from moto.awslambda.utils import get_backend
+
+        for record in event_body.get("Records", []):
+            obj = record["s3"]["object"]
+            # AWS form-encodes the key but keeps "/" (moto encodes it as %2F).
+            obj["key"] = quote_plus(unquote_plus(obj["key"]), safe="/")
+        fn = get_backend(account_id, region_name).get_function(fn_arn)
+        _runtime.submit(_invoke_async_with_retries, fn, event_body)
+
+    notifications._invoke_awslambda = _invoke_awslambda
+
+
+# --- EventBridge: moto cannot deliver to Lambda or Step Functions targets; the sandbox does.
+def _patch_events() -> None:
+    from moto.events.models import Rule
+
+    original = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        runtime = _runtime
+        if runtime is None or runtime.deliver_event is None:
+            original(self, original_event, transform_input)
+            return
+        ours = [t for t in self.targets if t["Arn"].split(":")[2] in {"lambda", "states"}]
+        if ours and self.state == "ENABLED":
+            for target in ours:
+                runtime.deliver_event(self, target, copy.deepcopy(original_event))
+        rest = [t for t in self.targets if t not in ours]
+        if rest:
+            clone = copy.copy(self)
+            clone.targets = rest
+            original(clone, original_event, transform_input)
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+
+# --- Step Functions: Wait states and Retry intervals sleep `seconds * time_scale`.
+class _ScaledTime:
+    """Stands in for the `time` module inside moto's retrier, scaling only `sleep`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        runtime = _runtime
+        time.sleep(seconds * (runtime.time_scale if runtime else 1.0))
+
+
+def _patch_stepfunctions_time() -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+
+    def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
+        runtime = _runtime
+        scaled = wait_seconds * (runtime.time_scale if runtime else 1.0)
+        deadline = time.monotonic() + scaled
+        # The program-state event also fires on unrelated changes: keep waiting while still running.
+        while (remaining := deadline - time.monotonic()) > 0:
+            if env.program_state_event.wait(remaining) and not env.is_running():
+                return
+            if env.program_state_event.is_set():
+                time.sleep(min(remaining, 0.05))
+
+    WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]

@@ -1,0 +1,313 @@
+"""The sandbox: moto in server mode + the DashScope emulator + a real SAM template deployed on one machine."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+
+from t2v_sandbox import patches
+from t2v_sandbox.apigateway import ApiFront, FrontSettings
+from t2v_sandbox.deployer import Deployer, DeployError, Stack, resolve_parameters
+from t2v_sandbox.eventbridge import EventDelivery
+from t2v_sandbox.lambda_runner import LambdaRunner, RunnerSettings, default_python
+from t2v_sandbox.provisioners import DeployContext
+from t2v_sandbox.template import Packager, load_template, prepare_sam, translate
+
+LOG = logging.getLogger("t2v_sandbox")
+ACCOUNT_ID = "123456789012"
+ACCESS_KEY = "testing"
+SECRET_KEY = "testing"  # noqa: S105 - moto's fake credentials, never real ones
+EMULATOR_API_KEY = "sk-sandbox-local"
+ARTIFACTS_BUCKET = "t2v-sandbox-artifacts"
+_active_lock = threading.Lock()
+_active: Sandbox | None = None
+
+
+@dataclass
+class SandboxConfig:
+    template: Path = Path("template.yaml")
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    time_scale: float = 1.0
+    emulator: bool = True
+    emulator_pending_seconds: float = 2.0
+    emulator_running_seconds: float = 5.0
+    work_dir: Path = Path(".sandbox")
+    stack_name: str = "t2v-sandbox"
+    region: str = "us-east-1"
+    host: str = "127.0.0.1"
+    moto_port: int = 0
+    api_port: int = 0
+    python: str = field(default_factory=default_python)
+    max_workers_per_function: int = 4
+    async_retries: int = 2
+    write_endpoints: bool = True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Sandbox:
+    """Context manager; `start()` deploys the template, `stop()` tears everything down.
+
+    moto keeps its state per process, so one sandbox runs per process at a time; `stop()` resets moto.
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.work_dir = config.work_dir.resolve()
+        self.session = boto3.Session(
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=config.region
+        )
+        self.moto_url = ""
+        self.stack: Stack | None = None
+        self.endpoints: dict[str, Any] = {}
+        self.runner: LambdaRunner | None = None
+        self._server: Any = None
+        self._emulator: Any = None
+        self._fronts: list[ApiFront] = []
+        self._runtime: patches.Runtime | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # --- public API
+    def client(self, service: str, **kwargs: Any) -> Any:
+        return self.session.client(service, endpoint_url=self.moto_url, **kwargs)
+
+    def physical_id(self, logical_id: str) -> Any:
+        if self.stack is None or logical_id not in self.stack.resources:
+            raise KeyError(f"no resource {logical_id!r} in the sandbox stack")
+        return self.stack.resources[logical_id]["PhysicalResourceId"]
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return dict(self.stack.outputs) if self.stack else {}
+
+    @property
+    def api_urls(self) -> dict[str, str]:
+        return {front.spec.logical_id: front.url for front in self._fronts}
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> Sandbox:
+        global _active
+        with _active_lock:
+            if _active is not None:
+                raise RuntimeError("a sandbox is already running in this process (moto state is per process)")
+            _active = self
+        try:
+            self._start_moto()
+            self._start_runtime()
+            self._start_emulator()
+            self.stack = self._deploy()
+            self._store_api_key()
+            self._start_fronts()
+            self.endpoints = self._endpoints()
+            if self.config.write_endpoints:
+                self.work_dir.mkdir(parents=True, exist_ok=True)
+                (self.work_dir / "endpoints.json").write_text(json.dumps(self.endpoints, indent=2) + "\n")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        global _active
+        for front in self._fronts:
+            front.stop()
+        self._fronts = []
+        if self._runtime is not None:
+            patches.activate(None)
+            self._runtime.executor.shutdown(wait=False, cancel_futures=True)
+            self._runtime = None
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+        if self._emulator is not None:
+            self._emulator.stop()
+            self._emulator = None
+        self._stop_moto()
+        with _active_lock:
+            if _active is self:
+                _active = None
+
+    # --- moto
+    def _moto_api(self, path: str, body: dict[str, Any] | None = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        request = urllib.request.Request(f"{self.moto_url}{path}", data=data, method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback moto only
+            response.read()
+
+    def _set_env(self, name: str, value: str) -> None:
+        self._saved_env.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        port = self.config.moto_port or _free_port(self.config.host)
+        self._server = ThreadedMotoServer(ip_address=self.config.host, port=port, verbose=False)
+        self._server.start()
+        self.moto_url = f"http://{self.config.host}:{port}"
+        # moto's Step Functions interpreter calls Lambda (and aws-sdk tasks) at localhost:$MOTO_PORT.
+        self._set_env("MOTO_PORT", str(port))
+        self._moto_api("/moto-api/config", {"stepfunctions": {"execute_state_machine": True}})
+
+    def _stop_moto(self) -> None:
+        if self._server is not None:
+            try:
+                self._moto_api("/moto-api/reset")
+            finally:
+                self._server.stop()
+                self._server = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+
+    def _start_runtime(self) -> None:
+        patches.install()
+        self.runner = LambdaRunner(
+            RunnerSettings(
+                python=self.config.python,
+                moto_url=self.moto_url,
+                region=self.config.region,
+                work_dir=self.work_dir,
+                access_key=ACCESS_KEY,
+                secret_key=SECRET_KEY,
+                max_workers_per_function=self.config.max_workers_per_function,
+            )
+        )
+        runtime = patches.Runtime(
+            runner=self.runner, time_scale=self.config.time_scale, async_retries=self.config.async_retries
+        )
+        runtime.deliver_event = EventDelivery(self.client, runtime.submit)
+        self._runtime = runtime
+        patches.activate(runtime)
+
+    # --- DashScope
+    def _start_emulator(self) -> None:
+        if not self.config.emulator or os.environ.get("DASHSCOPE_API_KEY"):
+            return
+        try:
+            from dashscope_emulator.server import Emulator, EmulatorConfig
+        except ImportError as exc:
+            raise RuntimeError(
+                "the DashScope emulator (tools/dashscope_emulator/server.py) is not available: "
+                "pass emulator=False or set DASHSCOPE_API_KEY to use the real DashScope"
+            ) from exc
+        emulator = Emulator(
+            EmulatorConfig(
+                pending_seconds=self.config.emulator_pending_seconds,
+                running_seconds=self.config.emulator_running_seconds,
+            )
+        )
+        emulator.start(host=self.config.host, port=0)
+        self._emulator = emulator
+
+    def _parameter_overrides(self, declared: dict[str, Any]) -> dict[str, str]:
+        overrides = dict(self.config.parameter_overrides)
+        if self._emulator is not None and "DashScopeBaseUrl" in declared:
+            overrides.setdefault("DashScopeBaseUrl", self._emulator.base_url)
+        return overrides
+
+    def _store_api_key(self) -> None:
+        assert self.stack is not None
+        secret_name = self.stack.parameters.get("DashScopeSecretName")
+        if not secret_name:
+            return
+        key = os.environ.get("DASHSCOPE_API_KEY") if self._emulator is None else EMULATOR_API_KEY
+        if not key:
+            LOG.warning("no DashScope API key: DASHSCOPE_API_KEY unset and the emulator is off")
+            return
+        client = self.client("secretsmanager")
+        try:
+            client.put_secret_value(SecretId=secret_name, SecretString=key)
+        except client.exceptions.ResourceNotFoundException:
+            client.create_secret(Name=secret_name, SecretString=key)
+
+    # --- template
+    def _deploy(self) -> Stack:
+        template_path = self.config.template.resolve()
+        template = load_template(template_path)
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
+        packager = Packager(
+            template_path.parent, ARTIFACTS_BUCKET, lambda key, data: s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=key, Body=data)
+        )
+        sam = prepare_sam(template, template_path.parent, packager)
+        assert self.runner is not None
+        for artifact in packager.artifacts:
+            self.runner.register_source(artifact.sha256, artifact.source_dir)
+        parameters = resolve_parameters(sam, self._parameter_overrides(sam.get("Parameters", {})))
+        cfn = translate(sam, parameters, self.config.region)
+        ctx = DeployContext(self.session, self.moto_url, self.config.stack_name, self.config.region, ACCOUNT_ID)
+        stack = Deployer(ctx, cfn, parameters).deploy()
+        for note in stack.notes:
+            LOG.info("accepted, not enforced locally: %s", note)
+        return stack
+
+    def _invoke_for_api(self, function_arn: str, event: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+        response = self.client("lambda").invoke(FunctionName=function_arn, Payload=json.dumps(event))
+        payload = json.loads(response["Payload"].read() or b"null")
+        return payload, "FunctionError" in response
+
+    def _start_fronts(self) -> None:
+        assert self.stack is not None
+        stack = self.stack
+        settings = FrontSettings(
+            region=self.config.region,
+            credentials={ACCESS_KEY: SECRET_KEY},
+            api_keys=lambda: list(stack.api_keys),
+            invoke=self._invoke_for_api,
+        )
+        for index, spec in enumerate(stack.apis.values()):
+            port = self.config.api_port + index if self.config.api_port else 0
+            try:
+                front = ApiFront(spec, settings, host=self.config.host, port=port)
+            except Exception as exc:
+                raise DeployError(f"{spec.logical_id} (AWS::ApiGateway::RestApi): {exc}") from exc
+            front.start()
+            self._fronts.append(front)
+
+    def _endpoints(self) -> dict[str, Any]:
+        assert self.stack is not None
+        api_urls = self.api_urls
+        return {
+            "region": self.config.region,
+            "moto_url": self.moto_url,
+            "api_url": next(iter(api_urls.values()), None),
+            "api_urls": api_urls,
+            "emulator_url": self._emulator.base_url if self._emulator else None,
+            "emulator_root_url": self._emulator.root_url if self._emulator else None,
+            "dashscope": "emulator" if self._emulator else ("real" if os.environ.get("DASHSCOPE_API_KEY") else None),
+            "stack_name": self.stack.name,
+            "credentials": {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
+            "log_dir": str(self.work_dir / "logs"),
+            "parameters": self.stack.parameters,
+            "outputs": self.stack.outputs,
+            "resources": {
+                lid: {"type": res["Type"], "physical_id": res["PhysicalResourceId"]}
+                for lid, res in self.stack.resources.items()
+            },
+            "not_enforced": self.stack.notes,
+        }

@@ -7,7 +7,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from t2v.pipeline import finalize_job, record_outcome
 from t2v.wiring import finalize_deps
 
@@ -29,7 +28,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         result = finalize_job(event, deps)
         metrics.add_metric(name="VideosSucceeded", unit=MetricUnit.Count, value=1)
         usage = (event.get("poll") or {}).get("usage") or {}
-        metrics.add_metric(name="BilledSeconds", unit=MetricUnit.Seconds, value=float(usage.get("duration", 0)))
-    metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=float((event.get("poll") or {}).get("polls", 0)))
+        metrics.add_metric(
+            name="BilledSeconds", unit=MetricUnit.Seconds, value=float(usage.get("duration", 0))
+        )
+    metrics.add_metric(
+        name="PollsPerJob", unit=MetricUnit.Count, value=float((event.get("poll") or {}).get("polls", 0))
+    )
     logger.info("outcome recorded", extra={"status": result["status"]})
     return result

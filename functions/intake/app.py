@@ -7,7 +7,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from t2v.intake import handle_eventbridge, handle_s3_records
 from t2v.wiring import intake_deps
 

@@ -6,7 +6,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from t2v.pipeline import poll_job
 from t2v.wiring import provider_deps
 
@@ -19,5 +18,7 @@ tracer = Tracer()
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(job_id=event.get("job_id"), task_id=event.get("task_id"))
     result = poll_job(event, provider_deps())
-    logger.info("polled", extra={"state": result["state"], "polls": result["polls"], "wait": result["wait_seconds"]})
+    logger.info(
+        "polled", extra={"state": result["state"], "polls": result["polls"], "wait": result["wait_seconds"]}
+    )
     return result

@@ -34,7 +34,7 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 
 def load_template() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506
+    data: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(encoding="utf-8"), Loader=_CfnLoader)
     return data
 
 
@@ -46,12 +46,20 @@ def moto_server() -> Iterator[str]:
     server.start()
     host, port = server.get_host_and_port()
     url = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                             "AWS_DEFAULT_REGION", "AWS_REGION")}
+    saved = {
+        k: os.environ.get(k)
+        for k in (
+            "AWS_ENDPOINT_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "AWS_REGION",
+        )
+    }
     os.environ.update(
         AWS_ENDPOINT_URL=url,
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - moto's fake credentials
+        AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION=REGION,
         AWS_REGION=REGION,
     )
@@ -93,7 +101,9 @@ class Stack:
                     {
                         "message": json.loads(envelope["Message"]),
                         "subject": envelope.get("Subject"),
-                        "attributes": {k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()},
+                        "attributes": {
+                            k: v["Value"] for k, v in envelope.get("MessageAttributes", {}).items()
+                        },
                     }
                 )
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
@@ -124,7 +134,9 @@ def stack(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Stack:
     topic_arn = sns.create_topic(Name=f"outcomes-{suffix}")["TopicArn"]
     sqs = boto3.client("sqs")
     queue_url = sqs.create_queue(QueueName=f"outcomes-{suffix}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
     secret_id = f"t2v/key-{suffix}"
     api_key = f"sk-test-{suffix}"

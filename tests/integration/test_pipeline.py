@@ -15,19 +15,23 @@ from typing import Any
 import boto3
 import httpx
 import pytest
-
 from t2v import wiring
 from t2v.errors import AmbiguousCreateError, TerminalProviderError
 from t2v.media import DownloadRejectedError
 from t2v.request import InvalidRequestError
+
+from tests.conftest import ROOT
 
 submit_app = importlib.import_module("functions.submit.app")
 status_app = importlib.import_module("functions.status.app")
 finalize_app = importlib.import_module("functions.finalize.app")
 
 CTX = SimpleNamespace(
-    function_name="test", memory_limit_in_mb=256, invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:test",
-    aws_request_id="req-1", get_remaining_time_in_millis=lambda: 30_000,
+    function_name="test",
+    memory_limit_in_mb=256,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:test",
+    aws_request_id="req-1",
+    get_remaining_time_in_millis=lambda: 30_000,
 )
 
 
@@ -45,8 +49,13 @@ def env(stack: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def start_event(job_id: str, **request: Any) -> dict[str, Any]:
-    return {"job_id": job_id, "request": {"prompt": "一只小猫在月光下奔跑", "size": "640*360", **request},
-            "source": "test", "origin": {}, "execution": job_id}
+    return {
+        "job_id": job_id,
+        "request": {"prompt": "一只小猫在月光下奔跑", "size": "640*360", **request},
+        "source": "test",
+        "origin": {},
+        "execution": job_id,
+    }
 
 
 def record_failure(state: dict[str, Any], exc: Exception) -> dict[str, Any]:
@@ -117,8 +126,18 @@ def test_retried_finalize_gives_one_object_and_one_notification(env: Any) -> Non
 
 
 def test_data_inspection_failure_ends_failed_with_the_reason(env: Any) -> None:
-    env.emu.set_faults({"rules": [{"kind": "task_failed", "prompt_contains": "forbidden",
-                                   "code": "DataInspectionFailed", "message": "Input data may contain inappropriate content."}]})
+    env.emu.set_faults(
+        {
+            "rules": [
+                {
+                    "kind": "task_failed",
+                    "prompt_contains": "forbidden",
+                    "code": "DataInspectionFailed",
+                    "message": "Input data may contain inappropriate content.",
+                }
+            ]
+        }
+    )
     result = run_job(start_event("job-bad", prompt="a forbidden scene"))
     assert result["status"] == "FAILED"
     job = env.stack.job("job-bad")
@@ -149,7 +168,9 @@ def test_invalid_request_is_recorded_and_announced_without_a_provider_call(env: 
 
 
 def test_create_errors_are_retryable_and_never_duplicate(env: Any) -> None:
-    env.emu.set_faults({"rules": [{"endpoint": "create", "kind": "error", "code": "InternalError", "times": 2}]})
+    env.emu.set_faults(
+        {"rules": [{"endpoint": "create", "kind": "error", "code": "InternalError", "times": 2}]}
+    )
     event = start_event("job-5xx")
     for _ in range(2):
         with pytest.raises(Exception, match="InternalError"):
@@ -193,12 +214,17 @@ def test_deadline_ends_timed_out(env: Any, monkeypatch: pytest.MonkeyPatch) -> N
     assert env.stack.notifications()[0]["attributes"]["status"] == "TIMED_OUT"
 
 
-def test_download_from_a_host_outside_the_allowlist_is_refused(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_download_from_a_host_outside_the_allowlist_is_refused(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     poll = submit_app.lambda_handler(start_event("job-ssrf"), CTX)
     while poll["state"] != "SUCCEEDED":
         poll = status_app.lambda_handler(poll, CTX)
-    for url in ("http://169.254.169.254/latest/meta-data/", "https://evil.example.com/x.mp4",
-                env.emu.video_url(poll["task_id"]).replace("127.0.0.1", "localhost")):
+    for url in (
+        "http://169.254.169.254/latest/meta-data/",
+        "https://evil.example.com/x.mp4",
+        env.emu.video_url(poll["task_id"]).replace("127.0.0.1", "localhost"),
+    ):
         with pytest.raises(DownloadRejectedError):
             finalize_app.lambda_handler({"job_id": "job-ssrf", "poll": {**poll, "video_url": url}}, CTX)
     assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=env.stack.bucket)
@@ -225,13 +251,15 @@ def test_unknown_task_ends_failed_as_unknown(env: Any) -> None:
     poll = submit_app.lambda_handler(start_event("job-unknown"), CTX)
     unknown = status_app.lambda_handler({**poll, "task_id": "no-such-task"}, CTX)
     assert unknown["state"] == "UNKNOWN"
-    finalize_app.lambda_handler({**start_event("job-unknown"), "action": "record_outcome", "poll": unknown}, CTX)
+    finalize_app.lambda_handler(
+        {**start_event("job-unknown"), "action": "record_outcome", "poll": unknown}, CTX
+    )
     job = env.stack.job("job-unknown")
     assert (job["status"], job["error_code"]) == ("FAILED", "TaskUnknown")
 
 
 def test_ambiguous_error_class_is_what_the_state_machine_retries() -> None:
-    asl = json.loads(open("statemachine/pipeline.asl.json", encoding="utf-8").read())
+    asl = json.loads((ROOT / "statemachine" / "pipeline.asl.json").read_text(encoding="utf-8"))
     retried = {e for r in asl["States"]["Submit"]["Retry"] for e in r["ErrorEquals"]}
     assert AmbiguousCreateError.__name__ in retried
     assert "States.ALL" not in retried

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-
 from t2v_sandbox.sandbox import Sandbox, SandboxConfig
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sandbox"
@@ -59,9 +58,9 @@ def invoke(sb: Sandbox, logical_id: str, event: dict[str, Any]) -> tuple[dict[st
 
 def run_execution(sb: Sandbox, name: str, payload: dict[str, Any]) -> dict[str, Any]:
     sfn = sb.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=sb.outputs["StateMachineArn"], name=name, input=json.dumps(payload))[
-        "executionArn"
-    ]
+    arn = sfn.start_execution(
+        stateMachineArn=sb.outputs["StateMachineArn"], name=name, input=json.dumps(payload)
+    )["executionArn"]
     return wait_for(lambda: (d := sfn.describe_execution(executionArn=arn))["status"] != "RUNNING" and d, 30)
 
 
@@ -88,7 +87,9 @@ def test_resources_exist_in_moto_with_their_configuration(sb: Sandbox) -> None:
     assert topic["Attributes"]["KmsMasterKeyId"] == "alias/aws/sns"
     fn = sb.client("lambda").get_function(FunctionName=sb.physical_id("WorkerFunction"))["Configuration"]
     assert fn["Layers"][0]["Arn"].startswith("arn:aws:lambda:us-east-1:123456789012:layer:SharedLayer")
-    definition = sb.client("stepfunctions").describe_state_machine(stateMachineArn=sb.outputs["StateMachineArn"])
+    definition = sb.client("stepfunctions").describe_state_machine(
+        stateMachineArn=sb.outputs["StateMachineArn"]
+    )
     assert "${" not in definition["definition"]  # DefinitionSubstitutions applied
 
 
@@ -194,7 +195,11 @@ def test_uncaught_exception_fails_execution_with_its_class_name(sb: Sandbox) -> 
 
 # --- EventBridge
 def test_put_events_reaches_lambda_target(sb: Sandbox) -> None:
-    entry = {"Source": "sandbox.test", "DetailType": "Ping", "Detail": json.dumps({"id": "e1", "kind": "ping"})}
+    entry = {
+        "Source": "sandbox.test",
+        "DetailType": "Ping",
+        "Detail": json.dumps({"id": "e1", "kind": "ping"}),
+    }
     result = sb.client("events").put_events(Entries=[entry])
     assert result["FailedEntryCount"] == 0
     stored = wait_for(lambda: item(sb, "event#e1"))
@@ -204,7 +209,11 @@ def test_put_events_reaches_lambda_target(sb: Sandbox) -> None:
 
 
 def test_put_events_pattern_mismatch_is_not_delivered(sb: Sandbox) -> None:
-    entry = {"Source": "sandbox.test", "DetailType": "Ping", "Detail": json.dumps({"id": "e2", "kind": "pong"})}
+    entry = {
+        "Source": "sandbox.test",
+        "DetailType": "Ping",
+        "Detail": json.dumps({"id": "e2", "kind": "pong"}),
+    }
     sb.client("events").put_events(Entries=[entry])
     time.sleep(1.0)
     assert item(sb, "event#e2") is None
@@ -223,7 +232,10 @@ def test_put_events_on_custom_bus_starts_state_machine_with_input_transformer(sb
     def finished() -> dict[str, Any] | None:
         for execution in sfn.list_executions(stateMachineArn=sb.outputs["StateMachineArn"])["executions"]:
             described = sfn.describe_execution(executionArn=execution["executionArn"])
-            if json.loads(described["input"]).get("job") == "from-events" and described["status"] != "RUNNING":
+            if (
+                json.loads(described["input"]).get("job") == "from-events"
+                and described["status"] != "RUNNING"
+            ):
                 return described
         return None
 
@@ -267,7 +279,9 @@ def test_api_front_returns_lambda_response_for_signed_request(sb: Sandbox) -> No
 
 
 def test_api_front_posts_body(sb: Sandbox) -> None:
-    status, _, body = call(signed_request(sb, "POST", f"{sb.endpoints['api_url']}/items", b'{"prompt": "cat"}'))
+    status, _, body = call(
+        signed_request(sb, "POST", f"{sb.endpoints['api_url']}/items", b'{"prompt": "cat"}')
+    )
     assert status == 201
     assert body["method"] == "POST"
     assert json.loads(body["body"]) == {"prompt": "cat"}

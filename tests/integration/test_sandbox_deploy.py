@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from t2v_sandbox import cli
 from t2v_sandbox.deployer import DeployError, check_supported, resolve_parameters
 from t2v_sandbox.eventbridge import matches, target_input
@@ -35,7 +34,11 @@ def test_unsupported_resource_type_stops_deployment_naming_it(tmp_path: Path) ->
 
 
 def test_check_supported_lists_every_unsupported_resource() -> None:
-    resources = {"A": {"Type": "AWS::ApiGatewayV2::Api"}, "B": {"Type": "Custom::Thing"}, "C": {"Type": "AWS::SNS::Topic"}}
+    resources = {
+        "A": {"Type": "AWS::ApiGatewayV2::Api"},
+        "B": {"Type": "Custom::Thing"},
+        "C": {"Type": "AWS::SNS::Topic"},
+    }
     with pytest.raises(DeployError) as info:
         check_supported(resources)
     assert "A (AWS::ApiGatewayV2::Api)" in str(info.value)
@@ -54,7 +57,9 @@ def test_circular_dependency_is_named() -> None:
 
 
 def test_parameters_are_checked_like_cloudformation() -> None:
-    template = {"Parameters": {"Mode": {"Type": "String", "AllowedValues": ["IAM", "API_KEY"], "Default": "IAM"}}}
+    template = {
+        "Parameters": {"Mode": {"Type": "String", "AllowedValues": ["IAM", "API_KEY"], "Default": "IAM"}}
+    }
     assert resolve_parameters(template, {}) == {"Mode": "IAM"}
     with pytest.raises(DeployError, match="AllowedValues"):
         resolve_parameters(template, {"Mode": "OPEN"})
@@ -74,7 +79,9 @@ def test_sam_translation_packages_code_and_inlines_definition() -> None:
     assert {a.source_dir.name for a in packager.artifacts} >= {"worker", "shared"}
     machine = cfn["Resources"]["FlowStateMachine"]["Properties"]
     assert "DefinitionSubstitutions" in machine
-    assert cfn["Resources"]["UploadsBucket"]["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
+    assert cfn["Resources"]["UploadsBucket"]["Properties"]["NotificationConfiguration"][
+        "LambdaConfigurations"
+    ]
 
 
 # --- intrinsics

@@ -56,7 +56,9 @@ def _load_handler() -> tuple[Any, dict[str, Any] | None]:
         return None, _error("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}")
     handler = getattr(module, func_name, None)
     if handler is None:
-        return None, _error("Runtime.HandlerNotFound", f"Handler '{func_name}' missing on module '{module_name}'")
+        return None, _error(
+            "Runtime.HandlerNotFound", f"Handler '{func_name}' missing on module '{module_name}'"
+        )
     return handler, None
 
 
@@ -83,7 +85,10 @@ def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
         try:
             reply = {"ok": True, "result": json.dumps(result)}
         except (TypeError, ValueError) as exc:
-            reply = {"ok": False, "error": _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")}
+            reply = {
+                "ok": False,
+                "error": _error("Runtime.MarshalError", f"Unable to marshal response: {exc}"),
+            }
     except Exception as exc:  # noqa: BLE001 - every handler exception becomes Lambda's error envelope
         error = _exception_error(exc)
         print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", file=sys.stderr, flush=True)

@@ -25,8 +25,12 @@ from t2v_sandbox.provisioners import ApiSpec
 
 LOG = logging.getLogger("t2v_sandbox.api")
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-_LAMBDA_URI = re.compile(r"arn:aws[\w-]*:apigateway:[\w-]+:lambda:path/[\d-]+/functions/(?P<fn>.+)/invocations$")
-_AUTH_HEADER = re.compile(r"AWS4-HMAC-SHA256 Credential=(?P<cred>[^,\s]+),\s*SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]+)")
+_LAMBDA_URI = re.compile(
+    r"arn:aws[\w-]*:apigateway:[\w-]+:lambda:path/[\d-]+/functions/(?P<fn>.+)/invocations$"
+)
+_AUTH_HEADER = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<cred>[^,\s]+),\s*SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]+)"
+)
 _MISSING_TOKEN = {"message": "Missing Authentication Token"}
 
 
@@ -98,7 +102,9 @@ class FrontSettings:
     invoke: Callable[[str, dict[str, Any]], tuple[dict[str, Any] | None, bool]]
 
 
-def _verify_sigv4(method: str, host: str, raw_path: str, headers: dict[str, str], body: bytes, settings: FrontSettings) -> str | None:
+def _verify_sigv4(
+    method: str, host: str, raw_path: str, headers: dict[str, str], body: bytes, settings: FrontSettings
+) -> str | None:
     """None when the signature is valid for one of the sandbox credentials, else the error message."""
     match = _AUTH_HEADER.match(headers.get("authorization", ""))
     if match is None:
@@ -128,7 +134,9 @@ def _verify_sigv4(method: str, host: str, raw_path: str, headers: dict[str, str]
 class ApiFront:
     """A threaded HTTP server for one REST API; paths are /<stage>/<resource path>."""
 
-    def __init__(self, spec: ApiSpec, settings: FrontSettings, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, spec: ApiSpec, settings: FrontSettings, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.spec = spec
         self.settings = settings
         self.routes = build_routes(spec)
@@ -138,7 +146,7 @@ class ApiFront:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 LOG.debug("%s " + format, spec.logical_id, *args)
 
             def _handle(self) -> None:
@@ -148,7 +156,9 @@ class ApiFront:
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"api-{spec.logical_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"api-{spec.logical_id}", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -189,7 +199,9 @@ class ApiFront:
         out_headers.setdefault("x-amzn-RequestId", event["requestContext"]["requestId"])
         _reply(request, status, out_headers, out_body)
 
-    def _authorize(self, route: Route, method: str, split: Any, headers: dict[str, str], body: bytes) -> dict[str, str] | None:
+    def _authorize(
+        self, route: Route, method: str, split: Any, headers: dict[str, str], body: bytes
+    ) -> dict[str, str] | None:
         if "AWS_IAM" in route.auth:
             if not headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
                 return _MISSING_TOKEN
@@ -264,7 +276,11 @@ class ApiFront:
 
 
 def _proxy_response(payload: dict[str, Any] | None, errored: bool) -> tuple[int, dict[str, str], bytes]:
-    internal = (502, {"Content-Type": "application/json"}, json.dumps({"message": "Internal server error"}).encode())
+    internal = (
+        502,
+        {"Content-Type": "application/json"},
+        json.dumps({"message": "Internal server error"}).encode(),
+    )
     if errored or not isinstance(payload, dict) or "statusCode" not in payload:
         return internal
     headers = {str(k): str(v) for k, v in (payload.get("headers") or {}).items()}

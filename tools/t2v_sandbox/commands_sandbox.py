@@ -21,7 +21,9 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def register(subparsers: Any) -> None:
-    sandbox = subparsers.add_parser("sandbox", help="run the template on this machine (moto + DashScope emulator)")
+    sandbox = subparsers.add_parser(
+        "sandbox", help="run the template on this machine (moto + DashScope emulator)"
+    )
     actions = sandbox.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="deploy and serve until Ctrl-C; writes .sandbox/endpoints.json")
     up.add_argument("--template", type=Path, default=Path("template.yaml"))
@@ -61,7 +63,9 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         with Sandbox(config) as sandbox:
             print(json.dumps(sandbox.endpoints, indent=2), flush=True)
-            print(f"sandbox up; endpoints in {sandbox.work_dir / 'endpoints.json'}; Ctrl-C stops it", flush=True)
+            print(
+                f"sandbox up; endpoints in {sandbox.work_dir / 'endpoints.json'}; Ctrl-C stops it", flush=True
+            )
             stop.wait()
             print("stopping sandbox", flush=True)
     except TemplateError as exc:

@@ -56,10 +56,13 @@ def resolve_parameters(template: dict[str, Any], overrides: dict[str, str]) -> d
 
 def check_supported(resources: dict[str, dict[str, Any]]) -> None:
     """Fail before creating anything if a resource type cannot be honoured locally."""
-    unsupported = [f"{lid} ({res.get('Type')})" for lid, res in resources.items() if res.get("Type") not in PROVISIONERS]
+    unsupported = [
+        f"{lid} ({res.get('Type')})" for lid, res in resources.items() if res.get("Type") not in PROVISIONERS
+    ]
     if unsupported:
         raise DeployError(
-            "the sandbox cannot deploy these resources (type not supported locally): " + ", ".join(unsupported)
+            "the sandbox cannot deploy these resources (type not supported locally): "
+            + ", ".join(unsupported)
         )
 
 
@@ -85,7 +88,9 @@ class Deployer:
             raise IntrinsicError(f"Fn::GetAtt {logical_id}.{attribute}: resource not created")
         attrs = self.created[logical_id].attrs
         if attribute not in attrs:
-            raise IntrinsicError(f"Fn::GetAtt {logical_id}.{attribute}: attribute not available in the sandbox")
+            raise IntrinsicError(
+                f"Fn::GetAtt {logical_id}.{attribute}: attribute not available in the sandbox"
+            )
         return attrs[attribute]
 
     def _active_resources(self) -> dict[str, dict[str, Any]]:

@@ -66,7 +66,7 @@ def _anything_but(spec: Any, value: Any, missing: bool) -> bool:
 def _match_one(rule: Any, value: Any, missing: bool) -> bool:
     if not isinstance(rule, dict):
         return not missing and rule == value
-    (op, arg), = rule.items()
+    ((op, arg),) = rule.items()
     if op == "exists":
         return bool(arg) != missing
     if missing:
@@ -106,7 +106,9 @@ def _render(template: str, values: dict[str, Any]) -> str:
         quoted = template[start - 1 : start] == '"' and template[end : end + 1] == '"'
         if quoted:
             # Inside quotes a string is inserted as its (escaped) text, anything else as JSON text.
-            return json.dumps(value)[1:-1] if isinstance(value, str) else json.dumps(value).replace('"', '\\"')
+            return (
+                json.dumps(value)[1:-1] if isinstance(value, str) else json.dumps(value).replace('"', '\\"')
+            )
         return json.dumps(value)
 
     return _PLACEHOLDER.sub(replace, template)

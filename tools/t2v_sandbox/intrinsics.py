@@ -69,7 +69,7 @@ class Resolver:
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict):
             if len(value) == 1:
-                (key, arg), = value.items()
+                ((key, arg),) = value.items()
                 if key in self._functions:
                     return self._functions[key](arg)
                 if key.startswith("Fn::"):
@@ -108,7 +108,13 @@ class Resolver:
                 value = self._getatt(name)
             else:
                 value = self._ref(name)
-            return value if isinstance(value, str) else json.dumps(value) if isinstance(value, dict) else str(value)
+            return (
+                value
+                if isinstance(value, str)
+                else json.dumps(value)
+                if isinstance(value, dict)
+                else str(value)
+            )
 
         return _SUB_VAR.sub(replace, text)
 
@@ -185,7 +191,8 @@ def creation_order(resources: dict[str, dict[str, Any]]) -> list[str]:
                     ready.append(lid)
     if len(order) != len(resources):
         raise IntrinsicError(
-            "circular dependency (each resource needs the next; CloudFormation rejects it too): " + " -> ".join(_a_cycle(deps))
+            "circular dependency (each resource needs the next; CloudFormation rejects it too): "
+            + " -> ".join(_a_cycle(deps))
         )
     return order
 

@@ -307,7 +307,9 @@ class LambdaRunner:
         """Run one invocation; returns (payload JSON, errored) like moto's Docker path."""
         spec = self.spec_for(fn)
         if not spec.runtime.startswith("python"):
-            return _envelope("Runtime.InvalidRuntime", f"sandbox runs python runtimes only, not {spec.runtime}")
+            return _envelope(
+                "Runtime.InvalidRuntime", f"sandbox runs python runtimes only, not {spec.runtime}"
+            )
         pool = self._pool(spec)
         request_id = str(uuid.uuid4())
         worker = pool.acquire()
@@ -319,12 +321,15 @@ class LambdaRunner:
             pool.discard(worker)
             LOG.warning("%s: timed out after %.2f s (request %s)", spec.name, spec.timeout, request_id)
             return _envelope(
-                "Sandbox.Timedout", f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds"
+                "Sandbox.Timedout",
+                f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
             )
         except WorkerGone:
             code = worker.process.poll()
             pool.discard(worker)
-            return _envelope("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with status {code}")
+            return _envelope(
+                "Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with status {code}"
+            )
         pool.release(worker)
         if reply.get("ok"):
             return reply["result"], False

@@ -202,7 +202,11 @@ def _notification_filter(cfn_filter: dict[str, Any] | None) -> dict[str, Any]:
 def _bucket_notifications(ctx: DeployContext, bucket: str, config: dict[str, Any]) -> None:
     api: dict[str, Any] = {
         "LambdaFunctionConfigurations": [
-            {"LambdaFunctionArn": c["Function"], "Events": [c["Event"]], **_notification_filter(c.get("Filter"))}
+            {
+                "LambdaFunctionArn": c["Function"],
+                "Events": [c["Event"]],
+                **_notification_filter(c.get("Filter")),
+            }
             for c in config.get("LambdaConfigurations", [])
         ],
         "TopicConfigurations": [
@@ -259,7 +263,9 @@ def s3_bucket(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Created:
     if "VersioningConfiguration" in props:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration=props["VersioningConfiguration"])
     if "CorsConfiguration" in props:
-        s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": _cors_rules(props["CorsConfiguration"])})
+        s3.put_bucket_cors(
+            Bucket=name, CORSConfiguration={"CORSRules": _cors_rules(props["CorsConfiguration"])}
+        )
     if props.get("Tags"):
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": props["Tags"]})
     if "NotificationConfiguration" in props:
@@ -286,9 +292,15 @@ def s3_bucket_policy(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Cre
     # moto evaluates Deny statements and the sandbox speaks plain HTTP: TLS-only denies would block everything.
     kept = [s for s in statements if "aws:SecureTransport" not in json.dumps(s.get("Condition", {}))]
     if kept:
-        ctx.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps({**document, "Statement": kept}))
+        ctx.client("s3").put_bucket_policy(
+            Bucket=props["Bucket"], Policy=json.dumps({**document, "Statement": kept})
+        )
     dropped = len(statements) - len(kept)
-    ctx.note(lid, "AWS::S3::BucketPolicy", f"not enforced locally ({dropped} aws:SecureTransport statement(s) dropped)")
+    ctx.note(
+        lid,
+        "AWS::S3::BucketPolicy",
+        f"not enforced locally ({dropped} aws:SecureTransport statement(s) dropped)",
+    )
     return Created(props["Bucket"])
 
 
@@ -313,7 +325,10 @@ def sns_subscription(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Cre
         if k in props
     }
     arn = ctx.client("sns").subscribe(
-        TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"], Attributes=attributes
+        TopicArn=props["TopicArn"],
+        Protocol=props["Protocol"],
+        Endpoint=props["Endpoint"],
+        Attributes=attributes,
     )["SubscriptionArn"]
     if props["Protocol"] in {"email", "email-json", "sms", "http", "https"}:
         ctx.note(lid, "AWS::SNS::Subscription", f"{props['Protocol']} subscription recorded, nothing is sent")
@@ -324,7 +339,9 @@ def sqs_queue(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Created:
     fifo = bool(props.get("FifoQueue"))
     name = props.get("QueueName") or ctx.name(lid, 75 if fifo else 80) + (".fifo" if fifo else "")
     skip = {"QueueName", "Tags", "RedrivePolicy", "RedriveAllowPolicy"}
-    attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items() if k not in skip}
+    attributes = {
+        k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items() if k not in skip
+    }
     if "RedrivePolicy" in props:
         attributes["RedrivePolicy"] = _json(props["RedrivePolicy"])
     sqs = ctx.client("sqs")
@@ -391,7 +408,9 @@ def state_machine(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Create
         definition = definition.replace("${" + key + "}", str(value))
     kwargs: dict[str, Any] = {"type": props.get("StateMachineType", "STANDARD")}
     if "LoggingConfiguration" in props:
-        ctx.note(lid, "AWS::StepFunctions::StateMachine", "LoggingConfiguration accepted, no logs are written")
+        ctx.note(
+            lid, "AWS::StepFunctions::StateMachine", "LoggingConfiguration accepted, no logs are written"
+        )
     if "TracingConfiguration" in props:
         kwargs["tracingConfiguration"] = {"enabled": bool(props["TracingConfiguration"].get("Enabled"))}
     name = props.get("StateMachineName") or ctx.name(lid, 80)
@@ -481,7 +500,9 @@ PROVISIONERS: dict[str, Provisioner] = {
     "AWS::SQS::QueuePolicy": accepted("AWS::SQS::QueuePolicy", "resource policy not enforced locally"),
     "AWS::ApiGateway::Account": accepted("AWS::ApiGateway::Account", "API Gateway logging role, unused"),
     "AWS::ApiGateway::UsagePlan": accepted("AWS::ApiGateway::UsagePlan", "quotas/throttles not enforced"),
-    "AWS::ApiGateway::UsagePlanKey": accepted("AWS::ApiGateway::UsagePlanKey", "quotas/throttles not enforced"),
+    "AWS::ApiGateway::UsagePlanKey": accepted(
+        "AWS::ApiGateway::UsagePlanKey", "quotas/throttles not enforced"
+    ),
     "AWS::CloudWatch::Alarm": accepted("AWS::CloudWatch::Alarm", "alarms never fire locally"),
     "AWS::Logs::MetricFilter": accepted("AWS::Logs::MetricFilter", "no metrics locally"),
     "AWS::CloudWatch::Dashboard": accepted("AWS::CloudWatch::Dashboard", "no dashboards locally"),

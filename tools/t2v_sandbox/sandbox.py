@@ -103,7 +103,9 @@ class Sandbox:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     def start(self) -> Sandbox:
@@ -252,7 +254,9 @@ class Sandbox:
         s3 = self.client("s3")
         s3.create_bucket(Bucket=ARTIFACTS_BUCKET)
         packager = Packager(
-            template_path.parent, ARTIFACTS_BUCKET, lambda key, data: s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=key, Body=data)
+            template_path.parent,
+            ARTIFACTS_BUCKET,
+            lambda key, data: s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=key, Body=data),
         )
         sam = prepare_sam(template, template_path.parent, packager)
         assert self.runner is not None
@@ -260,7 +264,9 @@ class Sandbox:
             self.runner.register_source(artifact.sha256, artifact.source_dir)
         parameters = resolve_parameters(sam, self._parameter_overrides(sam.get("Parameters", {})))
         cfn = translate(sam, parameters, self.config.region)
-        ctx = DeployContext(self.session, self.moto_url, self.config.stack_name, self.config.region, ACCOUNT_ID)
+        ctx = DeployContext(
+            self.session, self.moto_url, self.config.stack_name, self.config.region, ACCOUNT_ID
+        )
         stack = Deployer(ctx, cfn, parameters).deploy()
         for note in stack.notes:
             LOG.info("accepted, not enforced locally: %s", note)
@@ -299,7 +305,9 @@ class Sandbox:
             "api_urls": api_urls,
             "emulator_url": self._emulator.base_url if self._emulator else None,
             "emulator_root_url": self._emulator.root_url if self._emulator else None,
-            "dashscope": "emulator" if self._emulator else ("real" if os.environ.get("DASHSCOPE_API_KEY") else None),
+            "dashscope": "emulator"
+            if self._emulator
+            else ("real" if os.environ.get("DASHSCOPE_API_KEY") else None),
             "stack_name": self.stack.name,
             "credentials": {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
             "log_dir": str(self.work_dir / "logs"),

@@ -90,6 +90,8 @@ class IntakeSettings(FinalizeSettings):
 
     @model_validator(mode="after")
     def _no_recursive_triggers(self) -> Self:
-        if self.output_prefix.startswith(self.input_prefix) or self.input_prefix.startswith(self.output_prefix):
+        if self.output_prefix.startswith(self.input_prefix) or self.input_prefix.startswith(
+            self.output_prefix
+        ):
             raise ValueError("OUTPUT_PREFIX and INPUT_PREFIX must not overlap (recursive triggers)")
         return self

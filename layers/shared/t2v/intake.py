@@ -30,10 +30,14 @@ class ParsedItem:
     error: str | None = None
 
 
-def parse_prompt_file(key: str, data: bytes, defaults: dict[str, Any]) -> list[ParsedItem]:
+def parse_prompt_file(key: str, data: bytes, defaults: dict[str, Any]) -> list[ParsedItem]:  # noqa: PLR0911
     """Turn a prompt file into requests. Errors name the file, the line and the field."""
     if len(data) > MAX_PROMPT_FILE_BYTES:
-        return [ParsedItem(0, None, None, f"{key}: file is {len(data)} bytes, over the {MAX_PROMPT_FILE_BYTES}-byte cap")]
+        return [
+            ParsedItem(
+                0, None, None, f"{key}: file is {len(data)} bytes, over the {MAX_PROMPT_FILE_BYTES}-byte cap"
+            )
+        ]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -45,7 +49,11 @@ def parse_prompt_file(key: str, data: bytes, defaults: dict[str, Any]) -> list[P
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
-            return [ParsedItem(0, None, None, f"{key}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")]
+            return [
+                ParsedItem(
+                    0, None, None, f"{key}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+                )
+            ]
         return [_validate(key, 0, raw, defaults)]
     if lower.endswith(".jsonl"):
         return _parse_jsonl(key, text, defaults)
@@ -59,12 +67,18 @@ def _parse_jsonl(key: str, text: str, defaults: dict[str, Any]) -> list[ParsedIt
         if not line.strip():
             continue
         if len(items) >= MAX_JSONL_LINES:
-            items.append(ParsedItem(number, None, None, f"{key} line {number}: over {MAX_JSONL_LINES} requests per file"))
+            items.append(
+                ParsedItem(
+                    number, None, None, f"{key} line {number}: over {MAX_JSONL_LINES} requests per file"
+                )
+            )
             break
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
-            items.append(ParsedItem(number, None, line[:500], f"{key} line {number}: invalid JSON: {exc.msg}"))
+            items.append(
+                ParsedItem(number, None, line[:500], f"{key} line {number}: invalid JSON: {exc.msg}")
+            )
             continue
         items.append(_validate(key, number, raw, defaults))
     if not items:
@@ -105,7 +119,9 @@ class IntakeReport:
         return {"started": self.started, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-def _job_payload(job_id: str, request: VideoRequest, source: str, origin: dict[str, Any], delay: int) -> dict[str, Any]:
+def _job_payload(
+    job_id: str, request: VideoRequest, source: str, origin: dict[str, Any], delay: int
+) -> dict[str, Any]:
     return {
         "job_id": job_id,
         "request": request.model_dump(exclude_none=True),
@@ -115,7 +131,9 @@ def _job_payload(job_id: str, request: VideoRequest, source: str, origin: dict[s
     }
 
 
-def _reject(deps: IntakeDeps, job_id: str, message: str, raw: Any, source: str, origin: dict[str, Any]) -> None:
+def _reject(
+    deps: IntakeDeps, job_id: str, *, message: str, raw: Any, source: str, origin: dict[str, Any]
+) -> None:
     deps.reject(
         {
             "job_id": job_id,
@@ -142,7 +160,14 @@ def handle_s3_records(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
             job_id = derive_job_id("s3", bucket, key, version, str(item.line))
             origin = {**origin_base, "line": item.line}
             if item.request is None:
-                _reject(deps, job_id, item.error or "invalid request", item.raw, "s3", origin)
+                _reject(
+                    deps,
+                    job_id,
+                    message=item.error or "invalid request",
+                    raw=item.raw,
+                    source="s3",
+                    origin=origin,
+                )
                 report.rejected.append(job_id)
                 continue
             delay = valid_index // JSONL_STARTS_PER_SECOND
@@ -162,10 +187,16 @@ def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
     try:
         request = parse_request(raw, deps.defaults)
     except InvalidRequestError as exc:
-        _reject(deps, job_id, f"event {event.get('id')}: {exc}", raw, "eventbridge", origin)
+        _reject(
+            deps,
+            job_id,
+            message=f"event {event.get('id')}: {exc}",
+            raw=raw,
+            source="eventbridge",
+            origin=origin,
+        )
         report.rejected.append(job_id)
         return report
     started = deps.starter.start(job_id, _job_payload(job_id, request, "eventbridge", origin, 0))
     (report.started if started else report.duplicates).append(job_id)
     return report
-

@@ -80,7 +80,9 @@ class HostAllowlist:
         if origin.scheme != "https":
             raise DownloadRejectedError(f"video URL must use https, got {origin.scheme}://{origin.host}")
         if _is_ip_literal(origin.host):
-            raise DownloadRejectedError(f"video host {origin.host} is an IP address, not an allowed host name")
+            raise DownloadRejectedError(
+                f"video host {origin.host} is an IP address, not an allowed host name"
+            )
         if not any(fnmatch.fnmatchcase(origin.host, pattern) for pattern in self._hosts):
             raise DownloadRejectedError(f"video host {origin.host} is not in the allowlist")
         return origin

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from t2v.adapters.jobs_repo import BudgetExceededError, Job, iso
+from t2v.adapters.jobs_repo import Job, iso
 from t2v.config import FinalizeSettings, ProviderSettings
 from t2v.errors import (
     AmbiguousCreateError,
@@ -49,7 +49,9 @@ class ProviderClient(Protocol):
     def create_task(self, request: VideoRequest) -> Any: ...
     def get_task(self, task_id: str) -> Any: ...
     def cancel_task(self, task_id: str) -> Any: ...
-    def iter_tasks(self, *, start_time: datetime, end_time: datetime, model_name: str | None = None) -> Iterable[Any]: ...
+    def iter_tasks(
+        self, *, start_time: datetime, end_time: datetime, model_name: str | None = None
+    ) -> Iterable[Any]: ...
 
 
 class Repo(Protocol):
@@ -160,7 +162,9 @@ def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, An
     except RetryableProviderError:
         deps.repo.release_claim(job.job_id)  # refused or never sent: a new create is safe
         raise
-    deps.repo.record_task(job.job_id, task_id=created.task_id, request_id=created.request_id, now=deps.clock())
+    deps.repo.record_task(
+        job.job_id, task_id=created.task_id, request_id=created.request_id, now=deps.clock()
+    )
     return _submitted(_reload(job.job_id, deps), deps)
 
 
@@ -223,8 +227,14 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
     base = {"job_id": job_id, "task_id": task_id, "deadline_at": event["deadline_at"], "polls": polls}
     if now >= deadline or polls > deps.settings.max_polls:
         reason = "deadline" if now >= deadline else f"{deps.settings.max_polls} polls"
-        return {**base, "errors": errors, "state": "TIMED_OUT", "code": "Timeout",
-                "message": f"no result before the {reason} limit", "wait_seconds": 0}
+        return {
+            **base,
+            "errors": errors,
+            "state": "TIMED_OUT",
+            "code": "Timeout",
+            "message": f"no result before the {reason} limit",
+            "wait_seconds": 0,
+        }
     client = deps.client()
     interval = deps.settings.poll_interval_seconds
     try:
@@ -235,35 +245,67 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
         wait = min(MAX_BACKOFF_SECONDS, interval * factor * (1.5 ** min(errors, 6)))
         wait = wait * (1 + deps.rng.random() * 0.2)
         deps.repo.update_fields(job_id, {"polls": polls, "last_error": str(exc)}, now=now)
-        return {**base, "errors": errors + 1, "state": "WAITING",
-                "wait_seconds": _clamp_wait(wait, now, deadline)}
+        return {
+            **base,
+            "errors": errors + 1,
+            "state": "WAITING",
+            "wait_seconds": _clamp_wait(wait, now, deadline),
+        }
     deps.repo.update_fields(job_id, {"polls": polls, "last_polled_at": iso(now)}, now=now)
     if info.request_id:
         base["request_id"] = info.request_id
-    return {**base, "errors": 0, **_map_task(info, job_id, deps, now, interval, deadline)}
+    return {
+        **base,
+        "errors": 0,
+        **_map_task(info, job_id, deps=deps, now=now, interval=interval, deadline=deadline),
+    }
 
 
 def _map_task(
-    info: Any, job_id: str, deps: ProviderDeps, now: datetime, interval: int, deadline: datetime
+    info: Any, job_id: str, *, deps: ProviderDeps, now: datetime, interval: int, deadline: datetime
 ) -> dict[str, Any]:
     status = str(info.status)
     if status in PROVIDER_TO_JOB:
         deps.repo.transition(job_id, PROVIDER_TO_JOB[status], now=now)
-        return {"state": status if status != "SUSPENDED" else "PENDING",
-                "wait_seconds": _clamp_wait(interval, now, deadline)}
+        return {
+            "state": status if status != "SUSPENDED" else "PENDING",
+            "wait_seconds": _clamp_wait(interval, now, deadline),
+        }
     if status == "SUCCEEDED":
         if not info.video_url:
-            return {"state": "FAILED", "code": "NoVideo",
-                    "message": "the provider reported SUCCEEDED without a video_url", "wait_seconds": 0}
-        return {"state": "SUCCEEDED", "video_url": info.video_url, "usage": _usage(info),
-                "provider_times": _times(info), "wait_seconds": 0}
+            return {
+                "state": "FAILED",
+                "code": "NoVideo",
+                "message": "the provider reported SUCCEEDED without a video_url",
+                "wait_seconds": 0,
+            }
+        return {
+            "state": "SUCCEEDED",
+            "video_url": info.video_url,
+            "usage": _usage(info),
+            "provider_times": _times(info),
+            "wait_seconds": 0,
+        }
     if status == "FAILED":
-        return {"state": "FAILED", "code": info.code or "TaskFailed",
-                "message": info.message or "the provider reported the task FAILED", "wait_seconds": 0}
+        return {
+            "state": "FAILED",
+            "code": info.code or "TaskFailed",
+            "message": info.message or "the provider reported the task FAILED",
+            "wait_seconds": 0,
+        }
     if status == "CANCELED":
-        return {"state": "CANCELED", "code": "Canceled", "message": "the task was canceled", "wait_seconds": 0}
-    return {"state": "UNKNOWN", "code": "TaskUnknown",
-            "message": "the provider no longer knows the task (expired or never existed)", "wait_seconds": 0}
+        return {
+            "state": "CANCELED",
+            "code": "Canceled",
+            "message": "the task was canceled",
+            "wait_seconds": 0,
+        }
+    return {
+        "state": "UNKNOWN",
+        "code": "TaskUnknown",
+        "message": "the provider no longer knows the task (expired or never existed)",
+        "wait_seconds": 0,
+    }
 
 
 def _usage(info: Any) -> dict[str, Any]:
@@ -410,7 +452,11 @@ def _outcome_of(event: dict[str, Any]) -> tuple[JobStatus, str, str]:
         return JobStatus.FAILED, _code_for(name), message or name
     poll = dict(event.get("poll") or {})
     state = str(poll.get("state") or "FAILED")
-    return OUTCOME_STATUS.get(state, JobStatus.FAILED), str(poll.get("code") or state), str(poll.get("message") or state)
+    return (
+        OUTCOME_STATUS.get(state, JobStatus.FAILED),
+        str(poll.get("code") or state),
+        str(poll.get("message") or state),
+    )
 
 
 def _code_for(error_name: str) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from functools import cache
 
-import boto3
-
 from t2v.adapters.download import VideoDownloader
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.notifier import Notifier
@@ -14,8 +12,8 @@ from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import Workflow
 from t2v.config import FinalizeSettings, IntakeSettings, ProviderSettings
 from t2v.dashscope import DashScopeClient
-from t2v.media import HostAllowlist
 from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
+from t2v.media import HostAllowlist
 from t2v.pipeline import FinalizeDeps, ProviderDeps, record_outcome
 
 
@@ -56,16 +54,11 @@ def finalize_deps() -> FinalizeDeps:
 @cache
 def intake_deps() -> IntakeDeps:
     settings = IntakeSettings.from_env()
-    s3 = boto3.client("s3")
     final = finalize_deps()
+    store = VideoStore()
 
     def read_object(bucket: str, key: str, version: str | None) -> bytes:
-        extra = {"VersionId": version} if version else {}
-        head = s3.head_object(Bucket=bucket, Key=key, **extra)
-        if int(head["ContentLength"]) > MAX_PROMPT_FILE_BYTES:
-            return b"\0" * (MAX_PROMPT_FILE_BYTES + 1)  # parse_prompt_file reports the cap by name
-        body: bytes = s3.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
-        return body
+        return store.read_capped(bucket=bucket, key=key, version=version, cap=MAX_PROMPT_FILE_BYTES)
 
     return IntakeDeps(
         starter=Workflow(settings.state_machine_arn),

@@ -171,9 +171,7 @@ class JobsRepository:
         if execution:
             item["execution"] = execution
         try:
-            self._table.put_item(
-                Item=_dynamo(item), ConditionExpression="attribute_not_exists(pk)"
-            )
+            self._table.put_item(Item=_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
             if not _is_conditional_failure(exc):
                 raise
@@ -192,8 +190,7 @@ class JobsRepository:
         try:
             self._table.update_item(
                 Key={"pk": job_id},
-                UpdateExpression="SET create_claimed_at = :now, updated_at = :now "
-                "ADD create_attempts :one",
+                UpdateExpression="SET create_claimed_at = :now, updated_at = :now ADD create_attempts :one",
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND "
                 "(attribute_not_exists(create_claimed_at) OR create_claimed_at < :stale)",
                 ExpressionAttributeValues={":now": iso(now), ":one": 1, ":stale": iso(stale_before)},
@@ -340,7 +337,9 @@ class JobsRepository:
         if job is not None and job.get("budget_day"):
             return True
         if seconds > cap:
-            raise BudgetExceededError(f"the request's {seconds} billed seconds exceed the daily budget of {cap}")
+            raise BudgetExceededError(
+                f"the request's {seconds} billed seconds exceed the daily budget of {cap}"
+            )
         try:
             self._table.update_item(
                 Key={"pk": f"budget#{day}"},

@@ -50,5 +50,5 @@ def _extract_key(raw: str, secret_id: str) -> str:
             raise SecretError(f"secret {secret_id} is not valid JSON") from None
         text = str(data.get("api_key") or data.get("DASHSCOPE_API_KEY") or "").strip()
     if not text:
-        raise SecretError(f"secret {secret_id} holds no API key (expected the key or {{\"api_key\": ...}})")
+        raise SecretError(f'secret {secret_id} holds no API key (expected the key or {{"api_key": ...}})')
     return text

@@ -43,7 +43,9 @@ class VideoStore:
             Bucket=bucket, Key=key, ContentType="video/mp4", ServerSideEncryption="AES256"
         )["UploadId"]
         try:
-            size, digest, parts = self._send_parts(chunks, bucket=bucket, key=key, upload_id=upload_id, part_size=part_size)
+            size, digest, parts = self._send_parts(
+                chunks, bucket=bucket, key=key, upload_id=upload_id, part_size=part_size
+            )
             done = client.complete_multipart_upload(
                 Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )
@@ -101,6 +103,15 @@ class VideoStore:
             ContentType="application/json",
             ServerSideEncryption="AES256",
         )
+
+    def read_capped(self, *, bucket: str, key: str, version: str | None, cap: int) -> bytes:
+        """An object's bytes, or cap + 1 bytes when it is larger (the caller reports the cap)."""
+        client: Any = self._client
+        extra = {"VersionId": version} if version else {}
+        if int(client.head_object(Bucket=bucket, Key=key, **extra)["ContentLength"]) > cap:
+            return b"\0" * (cap + 1)
+        body: bytes = client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
+        return body
 
     def head(self, *, bucket: str, key: str) -> dict[str, Any] | None:
         try:

@@ -1,0 +1,498 @@
+"""The REST API handler with in-memory fakes: routing, validation, error mapping, OpenAPI staleness."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from t2v.adapters.jobs_repo import Job, iso
+from t2v.api_service import ApiDeps, ApiSettings
+from t2v.config import ConfigError
+from t2v.errors import ProviderAuthError, RetryableProviderError, TerminalProviderError
+from t2v.jobs import JobStatus, can_move, derive_job_id
+from t2v.pipeline import FinalizeDeps
+
+from tests.conftest import ROOT, load_event
+
+app_module = importlib.import_module("functions.api.app")
+
+NOW = datetime(2026, 2, 3, 10, 0, tzinfo=UTC)
+ENV = {
+    "JOBS_TABLE": "jobs",
+    "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:VideoStateMachine",
+    "OUTPUT_BUCKET": "videos-bucket",
+    "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:outcomes",
+    "DASHSCOPE_SECRET_ID": "t2v/key",
+}
+CTX = SimpleNamespace(
+    function_name="api",
+    memory_limit_in_mb=256,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:api",
+    aws_request_id="req-unit",
+    get_remaining_time_in_millis=lambda: 30_000,
+)
+
+
+# -- fakes -------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeRepo:
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, job_id: str) -> Job | None:
+        item = self.items.get(job_id)
+        return Job(copy.deepcopy(item)) if item else None
+
+    def create_if_absent(self, job_id: str, *, request: dict[str, Any], source: str, origin: dict[str, Any],
+                         now: datetime, deadline_at: datetime, execution: str | None = None) -> tuple[Job, bool]:
+        if job_id in self.items:
+            return self.get(job_id), False  # type: ignore[return-value]
+        self.items[job_id] = {
+            "pk": job_id, "kind": "job", "status": "ACCEPTED", "history": [{"status": "ACCEPTED", "at": iso(now)}],
+            "request": copy.deepcopy(request), "source": source, "origin": origin, "created_at": iso(now),
+            "updated_at": iso(now), "deadline_at": iso(deadline_at), "polls": 0, "request_ids": [],
+        }
+        return self.get(job_id), True  # type: ignore[return-value]
+
+    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool:
+        self.items[job_id].update(task_id=task_id, status="SUBMITTED", submitted_at=iso(now))
+        return True
+
+    def transition(self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None) -> bool:
+        item = self.items[job_id]
+        if not can_move(JobStatus(item["status"]), new):
+            return False
+        item.update(status=new.value, updated_at=iso(now), **(fields or {}))
+        item["history"].append({"status": new.value, "at": iso(now)})
+        if new.is_terminal:
+            item["finished_at"] = iso(now)
+        return True
+
+    def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None:
+        self.items[job_id].update(fields)
+
+    def mark_notified(self, job_id: str, *, now: datetime) -> bool:
+        if self.items[job_id].get("notified_at"):
+            return False
+        self.items[job_id]["notified_at"] = iso(now)
+        return True
+
+    def list_jobs(self, *, status: str | None = None, limit: int = 20,
+                  cursor: str | None = None) -> tuple[list[Job], str | None]:
+        # Like DynamoDB: `limit` items are evaluated, then filtered, so a page may come back short.
+        ordered = sorted((i for i in self.items.values() if i.get("kind") == "job"),
+                         key=lambda i: i["created_at"], reverse=True)
+        start = 0
+        if cursor:
+            last = json.loads(base64.urlsafe_b64decode(cursor))["pk"]
+            start = next(n for n, i in enumerate(ordered) if i["pk"] == last) + 1
+        evaluated = ordered[start : start + limit]
+        page = [Job(copy.deepcopy(i)) for i in evaluated if status in (None, i["status"])]
+        more = start + limit < len(ordered)
+        token = base64.urlsafe_b64encode(json.dumps({"pk": evaluated[-1]["pk"]}).encode()).decode()
+        return page, token if more and evaluated else None
+
+    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
+        item = self.items.setdefault(f"idem#{key}", {"pk": f"idem#{key}", "job_id": job_id})
+        return str(item["job_id"])
+
+
+@dataclass
+class FakeExecutions:
+    started: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)
+
+    def start(self, job_id: str, payload: dict[str, Any]) -> bool:
+        if job_id in self.started:
+            return False
+        self.started[job_id] = payload
+        return True
+
+    def stop(self, job_id: str, *, cause: str) -> bool:
+        self.stopped.append(job_id)
+        return job_id in self.started
+
+
+@dataclass
+class FakeProvider:
+    """Cancels only PENDING tasks, like DashScope; `fail` makes every call raise."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    fail: Exception | None = None
+    canceled: list[str] = field(default_factory=list)
+
+    def cancel_task(self, task_id: str) -> str:
+        if self.fail:
+            raise self.fail
+        if self.statuses.get(task_id) != "PENDING":
+            raise TerminalProviderError("Failed to cancel the task, please confirm if the task is in PENDING status.",
+                                        http_status=400, provider_code="UnsupportedOperation", request_id="r-1")
+        self.statuses[task_id] = "CANCELED"
+        self.canceled.append(task_id)
+        return "r-2"
+
+    def get_task(self, task_id: str) -> Any:
+        return SimpleNamespace(status=self.statuses.get(task_id, "UNKNOWN"))
+
+
+@dataclass
+class FakeNotifier:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def announce(self, message: dict[str, Any]) -> str:
+        self.messages.append(message)
+        return f"m-{len(self.messages)}"
+
+
+class FakeStore:
+    def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str:
+        return f"https://{bucket}.s3.example/{key}?X-Amz-Expires={expires_in}"
+
+
+@dataclass
+class World:
+    repo: FakeRepo
+    executions: FakeExecutions
+    provider: FakeProvider
+    notifier: FakeNotifier
+    deps: ApiDeps
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> World:
+    settings = ApiSettings.from_env(ENV)
+    repo, executions, provider, notifier = FakeRepo(), FakeExecutions(), FakeProvider(), FakeNotifier()
+    outcomes = FinalizeDeps(repo=repo, store=FakeStore(), downloader=None, notifier=notifier,  # type: ignore[arg-type]
+                            settings=settings, clock=lambda: NOW)
+    deps = ApiDeps(repo=repo, executions=executions, store=FakeStore(), provider=lambda: provider,
+                   outcomes=outcomes, settings=settings, clock=lambda: NOW)
+    monkeypatch.setattr(app_module, "_deps", lambda: deps)
+    return World(repo, executions, provider, notifier, deps)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def call(event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    response = app_module.lambda_handler(event, CTX)
+    headers = {k: v[0] for k, v in (response.get("multiValueHeaders") or {}).items()}
+    headers.update(response.get("headers") or {})
+    return response["statusCode"], headers, json.loads(response["body"]) if response["body"] else {}
+
+
+def post(body: Any, *, key: str | None = None, raw: str | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    event = load_event("api_post_videos.json")
+    event["body"] = raw if raw is not None else json.dumps(body)
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        headers.pop("Idempotency-Key", None)
+    if key is not None:
+        event["headers"]["Idempotency-Key"] = key
+        event["multiValueHeaders"]["Idempotency-Key"] = [key]
+    return call(event)
+
+
+def request(method: str, path: str, query: dict[str, str] | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    event = load_event("api_get_video.json")
+    event.update(httpMethod=method, path=path, pathParameters=None,
+                 queryStringParameters=query, multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()})
+    return call(event)
+
+
+def seed_job(repo: FakeRepo, job_id: str, status: str = "ACCEPTED", minutes: int = 0, **fields: Any) -> None:
+    repo.create_if_absent(job_id, request={"prompt": "p"}, source="s3", origin={}, now=NOW + timedelta(minutes=minutes),
+                          deadline_at=NOW + timedelta(hours=2))
+    repo.items[job_id].update(status=status, **fields)
+
+
+GOOD = {"prompt": "一只小猫在月光下奔跑", "size": "640*360", "duration": 5}
+
+
+# -- POST /videos ------------------------------------------------------------------------------
+
+
+def test_post_records_the_job_and_starts_one_execution(world: World) -> None:
+    status, headers, body = post(GOOD, key="k-1")
+
+    job_id = derive_job_id("api", "k-1")
+    assert status == 202
+    assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/videos/{job_id}"}}
+    assert headers["Location"] == f"/videos/{job_id}"
+    assert world.repo.items[job_id]["status"] == "ACCEPTED"
+    assert world.repo.items[job_id]["source"] == "api"
+    payload = world.executions.started[job_id]
+    assert payload["request"] == {**GOOD, "audio": False, "watermark": False, "model": "pixverse/pixverse-v5.6-t2v"}
+    assert payload["origin"] == {"request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+                                 "caller": "arn:aws:iam::123456789012:user/video-client"}
+    assert (payload["source"], payload["start_delay_seconds"]) == ("api", 0)
+
+
+def test_retry_with_the_same_key_returns_the_same_job_and_starts_nothing_new(world: World) -> None:
+    first = post(GOOD, key="same")
+    second = post(GOOD, key="same")
+
+    assert first == second
+    assert len(world.executions.started) == 1
+
+
+def test_same_key_with_another_body_is_a_conflict(world: World) -> None:
+    post(GOOD, key="k")
+    status, _, body = post({**GOOD, "prompt": "another video"}, key="k")
+
+    assert status == 409
+    assert body["error"]["code"] == "IdempotencyKeyReused"
+    assert "different request body" in body["error"]["message"]
+    assert len(world.executions.started) == 1
+
+
+def test_without_a_key_every_post_is_a_new_job(world: World) -> None:
+    assert post(GOOD)[2]["job_id"] != post(GOOD)[2]["job_id"]
+    assert len(world.executions.started) == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "raw", "field"),
+    [
+        ({**GOOD, "size": "1000*1000"}, None, "size"),
+        ({**GOOD, "size": "1920*1080", "duration": 10}, None, "duration"),
+        ({**GOOD, "duration": 7}, None, "duration"),
+        ({**GOOD, "duration": "five"}, None, "duration"),
+        ({**GOOD, "seed": -1}, None, "seed"),
+        ({**GOOD, "seed": 2_147_483_648}, None, "seed"),
+        ({**GOOD, "seed": True}, None, "seed"),
+        ({**GOOD, "prompt": "x" * 2049}, None, "prompt"),
+        ({**GOOD, "prompt": ""}, None, "prompt"),
+        ({**GOOD, "prompt": "   "}, None, "prompt"),
+        ({"size": "640*360"}, None, "prompt"),
+        ({**GOOD, "audio": "yes"}, None, "audio"),
+        ({**GOOD, "resolution": "720P"}, None, "resolution"),
+        (None, "{not json", "body"),
+        (None, "", "request"),
+        ([GOOD], None, "request"),
+    ],
+)
+def test_invalid_bodies_are_400_naming_the_field(world: World, body: Any, raw: str | None, field: str) -> None:
+    status, _, answer = post(body, raw=raw)
+
+    assert status == 400
+    assert answer["error"]["code"] == "InvalidRequest"
+    assert field in [f["field"] for f in answer["error"]["fields"]]
+    assert all(f["message"] for f in answer["error"]["fields"])
+    assert world.executions.started == {}
+
+
+def test_a_2049_character_prompt_is_refused_with_the_limit(world: World) -> None:
+    _, _, answer = post({**GOOD, "prompt": "长" * 2049})
+    assert "at most 2048" in answer["error"]["fields"][0]["message"]
+
+
+def test_an_empty_idempotency_key_is_400(world: World) -> None:
+    status, _, body = post(GOOD, key="")
+    assert status == 400
+    assert body["error"]["fields"][0]["field"].lower() == "idempotency-key"
+
+
+def test_a_non_json_content_type_is_415(world: World) -> None:
+    event = load_event("api_post_videos.json")
+    event["headers"]["Content-Type"] = "text/plain"
+    event["multiValueHeaders"]["Content-Type"] = ["text/plain"]
+    status, _, body = call(event)
+    assert (status, body["error"]["code"]) == (415, "UnsupportedMediaType")
+
+
+# -- routing and GET ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("PUT", "/videos"), ("PATCH", "/videos/job-1")])
+def test_unknown_routes_are_404_json(world: World, method: str, path: str) -> None:
+    status, _, body = request(method, path)
+    assert status == 404
+    assert body["error"]["code"] == "NotFound"
+    assert path in body["error"]["message"]
+
+
+@pytest.mark.parametrize("job_id", ["job-unknown", "idem%23k"])
+def test_get_unknown_job_is_404(world: World, job_id: str) -> None:
+    world.repo.remember_idempotency_key("k", "job-x", now=NOW)
+    status, _, body = request("GET", f"/videos/{job_id}")
+    assert (status, body["error"]["code"]) == (404, "NotFound")
+
+
+def test_get_succeeded_job_has_its_s3_location_and_a_presigned_url(world: World) -> None:
+    seed_job(world.repo, "job-ok", "SUCCEEDED", s3_bucket="videos-bucket", s3_key="videos/job-ok.mp4", bytes=1234,
+             sha256="ab" * 32, task_id="t-1", usage={"duration": 5})
+
+    status, _, body = request("GET", "/videos/job-ok")
+
+    assert status == 200
+    assert body["status"] == "SUCCEEDED"
+    assert body["task_id"] == "t-1"
+    assert body["usage"] == {"duration": 5}
+    assert body["video"]["uri"] == "s3://videos-bucket/videos/job-ok.mp4"
+    assert body["video"]["url"].startswith("https://videos-bucket.s3.example/videos/job-ok.mp4")
+    assert body["video"]["expires_in"] == 900
+
+
+def test_get_failed_job_carries_the_error_and_no_video(world: World) -> None:
+    seed_job(world.repo, "job-bad", "FAILED", error_code="DataInspectionFailed", error_message="unsafe",
+             error_request_id="rq-9")
+    _, _, body = request("GET", "/videos/job-bad")
+    assert body["error"] == {"code": "DataInspectionFailed", "message": "unsafe", "request_id": "rq-9"}
+    assert body["video"] is None
+
+
+# -- GET /videos -------------------------------------------------------------------------------
+
+
+def test_list_filters_by_status_and_pages_with_an_opaque_cursor(world: World) -> None:
+    for n in range(7):
+        seed_job(world.repo, f"job-{n}", "SUCCEEDED" if n % 2 else "FAILED", minutes=n)
+
+    seen: list[str] = []
+    query: dict[str, str] = {"status": "SUCCEEDED", "limit": "2"}
+    for _ in range(10):
+        status, _, page = request("GET", "/videos", query)
+        assert status == 200
+        assert len(page["items"]) <= 2
+        seen += [item["job_id"] for item in page["items"]]
+        if not page["next_cursor"]:
+            break
+        query = {**query, "cursor": page["next_cursor"]}
+
+    assert seen == ["job-5", "job-3", "job-1"]  # newest first, only SUCCEEDED, each once
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"status": "DONE"}, "status"), ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"),
+     ({"limit": "ten"}, "limit"), ({"cursor": "not-a-cursor"}, "cursor")],
+)
+def test_list_rejects_bad_queries(world: World, query: dict[str, str], field: str) -> None:
+    status, _, body = request("GET", "/videos", query)
+    assert status == 400
+    assert [f["field"] for f in body["error"]["fields"]] == [field]
+
+
+# -- DELETE /videos/{id} ------------------------------------------------------------------------
+
+
+def test_cancel_accepted_job_stops_the_execution_and_announces_once(world: World) -> None:
+    seed_job(world.repo, "job-a")
+
+    status, _, body = request("DELETE", "/videos/job-a")
+    again = request("DELETE", "/videos/job-a")
+
+    assert (status, body["status"]) == (200, "CANCELED")
+    assert body["error"]["code"] == "Canceled"
+    assert world.executions.stopped == ["job-a"]
+    assert [m["status"] for m in world.notifier.messages] == ["CANCELED"]
+    assert world.provider.canceled == []
+    assert again[0] == 409
+    assert again[2]["error"]["code"] == "NotCancelable"
+
+
+def test_cancel_pending_task_cancels_it_at_the_provider(world: World) -> None:
+    seed_job(world.repo, "job-p", "PENDING", task_id="t-p")
+    world.provider.statuses["t-p"] = "PENDING"
+
+    status, _, body = request("DELETE", "/videos/job-p")
+
+    assert (status, body["status"]) == (200, "CANCELED")
+    assert world.provider.canceled == ["t-p"]
+
+
+def test_cancel_running_task_is_409_and_changes_nothing(world: World) -> None:
+    seed_job(world.repo, "job-r", "RUNNING", task_id="t-r")
+    world.provider.statuses["t-r"] = "RUNNING"
+
+    status, _, body = request("DELETE", "/videos/job-r")
+
+    assert status == 409
+    assert body["error"]["code"] == "NotCancelable"
+    assert "RUNNING" in body["error"]["message"]
+    assert world.repo.items["job-r"]["status"] == "RUNNING"
+    assert world.executions.stopped == []
+    assert world.notifier.messages == []
+
+
+def test_cancel_after_an_earlier_provider_cancel_still_finishes_the_job(world: World) -> None:
+    seed_job(world.repo, "job-c", "PENDING", task_id="t-c")
+    world.provider.statuses["t-c"] = "CANCELED"  # canceled before, but the job was never updated
+    assert request("DELETE", "/videos/job-c")[2]["status"] == "CANCELED"
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (ProviderAuthError("Invalid API-key provided.", http_status=401, provider_code="InvalidApiKey",
+                           request_id="rq-1"), 502, "InvalidApiKey"),
+        (RetryableProviderError("GET: ConnectError"), 503, "ProviderRetryable"),
+    ],
+)
+def test_provider_errors_on_cancel(world: World, error: Exception, status: int, code: str) -> None:
+    seed_job(world.repo, "job-e", "PENDING", task_id="t-e")
+    world.provider.fail = error
+
+    answer = request("DELETE", "/videos/job-e")
+
+    assert (answer[0], answer[2]["error"]["code"]) == (status, code)
+    assert world.repo.items["job-e"]["status"] == "PENDING"
+
+
+def test_cancel_while_the_task_is_being_created_asks_to_retry(world: World) -> None:
+    seed_job(world.repo, "job-x", create_claimed_at=iso(NOW - timedelta(seconds=5)))
+    status, _, body = request("DELETE", "/videos/job-x")
+    assert (status, body["error"]["code"]) == (409, "CreateInProgress")
+
+
+@pytest.mark.parametrize("status", ["SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"])
+def test_cancel_terminal_job_is_409(world: World, status: str) -> None:
+    seed_job(world.repo, "job-t", status)
+    answer = request("DELETE", "/videos/job-t")
+    assert (answer[0], answer[2]["error"]["code"]) == (409, "NotCancelable")
+
+
+def test_unexpected_errors_are_500_json_without_details(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(job_id: str) -> Job:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(world.repo, "get", boom)
+    status, _, body = request("GET", "/videos/job-1")
+    assert (status, body) == (500, {"error": {"code": "InternalError", "message": "internal error"}})
+
+
+# -- configuration and OpenAPI -------------------------------------------------------------------
+
+
+def test_settings_name_the_missing_variable() -> None:
+    with pytest.raises(ConfigError, match="STATE_MACHINE_ARN"):
+        ApiSettings.from_env({k: v for k, v in ENV.items() if k != "STATE_MACHINE_ARN"})
+    with pytest.raises(ConfigError, match="STATE_MACHINE_ARN"):
+        ApiSettings.from_env({**ENV, "STATE_MACHINE_ARN": "arn:aws:sns:us-east-1:123456789012:x"})
+
+
+def test_committed_openapi_document_is_current() -> None:
+    spec = importlib.util.spec_from_file_location("gen_openapi", ROOT / "tools" / "gen_openapi.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+
+    committed = (ROOT / "docs" / "openapi.json").read_text(encoding="utf-8")
+
+    assert gen.render() == committed, "docs/openapi.json is stale: run .venv/bin/python tools/gen_openapi.py"
+    document = json.loads(committed)
+    assert set(document["paths"]) == {"/videos", "/videos/{job_id}"}
+    assert "422" not in json.dumps(document["paths"])
+
+
+def test_events_corpus_matches_the_routes() -> None:
+    assert load_event("api_post_videos.json")["resource"] == "/videos"
+    assert Path(ROOT / "events" / "api_get_video.json").exists()

@@ -33,7 +33,7 @@ from t2v.api_service import (
 from t2v.errors import ProviderError, RetryableProviderError, TerminalProviderError
 from t2v.jobs import JobStatus
 from t2v.pipeline import CreateInProgressError
-from t2v.request import InvalidRequestError, VideoRequest
+from t2v.request import InvalidRequestError, VideoRequest, parse_request
 
 logger = Logger()
 tracer = Tracer()
@@ -69,7 +69,7 @@ def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
     },
 )
 def create_video(
-    request: Annotated[VideoRequest, Body()],
+    body: Annotated[VideoRequest, Body()],
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
     ] = None,
@@ -79,6 +79,8 @@ def create_video(
         "request_id": app.current_event.request_context.request_id,
         "caller": identity.user_arn or identity.api_key_id or identity.source_ip,
     }
+    # The domain's parser has the last word: the resolver would take the first item of a JSON array.
+    request = parse_request(app.current_event.json_body)
     accepted = accept_video(request, idempotency_key=idempotency_key, origin=origin, deps=_deps())
     return Response(202, content_types.APPLICATION_JSON, accepted, {"Location": accepted.links["self"]})
 

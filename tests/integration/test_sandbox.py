@@ -303,3 +303,38 @@ def test_api_front_unknown_route_and_handler_error(sb: Sandbox) -> None:
     assert (status, body) == (403, {"message": "Missing Authentication Token"})
     status, _, body = call(signed_request(sb, "GET", f"{sb.endpoints['api_url']}/items/x?fail=1"))
     assert (status, body) == (502, {"message": "Internal server error"})
+
+
+def test_api_key_mode_requires_a_valid_x_api_key(sb: Sandbox) -> None:
+    url = f"{sb.endpoints['api_urls']['KeyApi']}/ping/a/b"
+    keys = sb.client("apigateway").get_api_keys(includeValues=True)["items"]
+    status, _, body = call(urllib.request.Request(url))
+    assert (status, body) == (403, {"message": "Forbidden"})
+    status, _, body = call(urllib.request.Request(url, headers={"x-api-key": "wrong"}))
+    assert status == 403
+    status, _, body = call(urllib.request.Request(url, headers={"x-api-key": keys[0]["value"]}))
+    assert status == 201
+    assert body["pathParameters"] == {"proxy": "a/b"}
+    assert body["resource"] == "/ping/{proxy+}"
+
+
+# --- concurrency and asynchronous invocation
+def test_concurrent_invocations_get_separate_warm_workers(sb: Sandbox) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(3) as pool:
+        results = list(
+            pool.map(lambda _: invoke(sb, "WorkerFunction", {"action": "sleep", "seconds": 1}), range(3))
+        )
+    assert all(error is None for _, error, _ in results)
+    assert time.perf_counter() - started < 2.9  # ran side by side, not one after another
+
+
+def test_event_invocation_returns_at_once_and_runs_in_background(sb: Sandbox) -> None:
+    event = {"detail": {"id": "async-1"}}
+    response = sb.client("lambda").invoke(
+        FunctionName=sb.physical_id("EventsFunction"), InvocationType="Event", Payload=json.dumps(event)
+    )
+    assert response["StatusCode"] == 202
+    assert wait_for(lambda: item(sb, "event#async-1"))

@@ -145,3 +145,32 @@ def test_cli_has_sandbox_up_with_options() -> None:
     assert args.time_scale == 0.1
     assert dict(args.param) == {"A": "1", "B": "x=y"}
     assert args.func.__name__ == "run_up"
+
+
+# --- DashScope wiring and the real template
+def test_emulator_is_started_and_wired_into_parameters_and_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
+    config = SandboxConfig(template=FIXTURE / "template.yaml", emulator=True, work_dir=tmp_path)
+    with Sandbox(config) as sb:
+        emulator_url = sb.endpoints["emulator_url"]
+        assert emulator_url.startswith("http://127.0.0.1:")
+        assert sb.stack is not None
+        assert sb.stack.parameters["DashScopeBaseUrl"] == emulator_url
+        secret = sb.client("secretsmanager").get_secret_value(
+            SecretId=sb.stack.parameters["DashScopeSecretName"]
+        )
+        assert secret["SecretString"] == "sk-sandbox-local"
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(not (ROOT / "template.yaml").exists(), reason="template.yaml not written yet")
+@pytest.mark.xfail(strict=False, reason="template.yaml is work in progress (see the sandbox report)")
+def test_real_template_deploys(tmp_path: Path) -> None:
+    config = SandboxConfig(template=ROOT / "template.yaml", emulator=True, work_dir=tmp_path)
+    with Sandbox(config) as sb:
+        assert sb.outputs["StateMachineArn"].startswith("arn:aws:states:")
+        assert sb.endpoints["emulator_url"]

@@ -52,14 +52,32 @@ class FakeRepo:
         item = self.items.get(job_id)
         return Job(copy.deepcopy(item)) if item else None
 
-    def create_if_absent(self, job_id: str, *, request: dict[str, Any], source: str, origin: dict[str, Any],
-                         now: datetime, deadline_at: datetime, execution: str | None = None) -> tuple[Job, bool]:
+    def create_if_absent(
+        self,
+        job_id: str,
+        *,
+        request: dict[str, Any],
+        source: str,
+        origin: dict[str, Any],
+        now: datetime,
+        deadline_at: datetime,
+        execution: str | None = None,
+    ) -> tuple[Job, bool]:
         if job_id in self.items:
             return self.get(job_id), False  # type: ignore[return-value]
         self.items[job_id] = {
-            "pk": job_id, "kind": "job", "status": "ACCEPTED", "history": [{"status": "ACCEPTED", "at": iso(now)}],
-            "request": copy.deepcopy(request), "source": source, "origin": origin, "created_at": iso(now),
-            "updated_at": iso(now), "deadline_at": iso(deadline_at), "polls": 0, "request_ids": [],
+            "pk": job_id,
+            "kind": "job",
+            "status": "ACCEPTED",
+            "history": [{"status": "ACCEPTED", "at": iso(now)}],
+            "request": copy.deepcopy(request),
+            "source": source,
+            "origin": origin,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+            "deadline_at": iso(deadline_at),
+            "polls": 0,
+            "request_ids": [],
         }
         return self.get(job_id), True  # type: ignore[return-value]
 
@@ -67,7 +85,9 @@ class FakeRepo:
         self.items[job_id].update(task_id=task_id, status="SUBMITTED", submitted_at=iso(now))
         return True
 
-    def transition(self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None) -> bool:
+    def transition(
+        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+    ) -> bool:
         item = self.items[job_id]
         if not can_move(JobStatus(item["status"]), new):
             return False
@@ -86,11 +106,15 @@ class FakeRepo:
         self.items[job_id]["notified_at"] = iso(now)
         return True
 
-    def list_jobs(self, *, status: str | None = None, limit: int = 20,
-                  cursor: str | None = None) -> tuple[list[Job], str | None]:
+    def list_jobs(
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
         # Like DynamoDB: `limit` items are evaluated, then filtered, so a page may come back short.
-        ordered = sorted((i for i in self.items.values() if i.get("kind") == "job"),
-                         key=lambda i: i["created_at"], reverse=True)
+        ordered = sorted(
+            (i for i in self.items.values() if i.get("kind") == "job"),
+            key=lambda i: i["created_at"],
+            reverse=True,
+        )
         start = 0
         if cursor:
             last = json.loads(base64.urlsafe_b64decode(cursor))["pk"]
@@ -134,8 +158,12 @@ class FakeProvider:
         if self.fail:
             raise self.fail
         if self.statuses.get(task_id) != "PENDING":
-            raise TerminalProviderError("Failed to cancel the task, please confirm if the task is in PENDING status.",
-                                        http_status=400, provider_code="UnsupportedOperation", request_id="r-1")
+            raise TerminalProviderError(
+                "Failed to cancel the task, please confirm if the task is in PENDING status.",
+                http_status=400,
+                provider_code="UnsupportedOperation",
+                request_id="r-1",
+            )
         self.statuses[task_id] = "CANCELED"
         self.canceled.append(task_id)
         return "r-2"
@@ -171,10 +199,23 @@ class World:
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     settings = ApiSettings.from_env(ENV)
     repo, executions, provider, notifier = FakeRepo(), FakeExecutions(), FakeProvider(), FakeNotifier()
-    outcomes = FinalizeDeps(repo=repo, store=FakeStore(), downloader=None, notifier=notifier,  # type: ignore[arg-type]
-                            settings=settings, clock=lambda: NOW)
-    deps = ApiDeps(repo=repo, executions=executions, store=FakeStore(), provider=lambda: provider,
-                   outcomes=outcomes, settings=settings, clock=lambda: NOW)
+    outcomes = FinalizeDeps(
+        repo=repo,
+        store=FakeStore(),
+        downloader=None,
+        notifier=notifier,  # type: ignore[arg-type]
+        settings=settings,
+        clock=lambda: NOW,
+    )
+    deps = ApiDeps(
+        repo=repo,
+        executions=executions,
+        store=FakeStore(),
+        provider=lambda: provider,
+        outcomes=outcomes,
+        settings=settings,
+        clock=lambda: NOW,
+    )
     monkeypatch.setattr(app_module, "_deps", lambda: deps)
     return World(repo, executions, provider, notifier, deps)
 
@@ -189,7 +230,9 @@ def call(event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
     return response["statusCode"], headers, json.loads(response["body"]) if response["body"] else {}
 
 
-def post(body: Any, *, key: str | None = None, raw: str | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:
+def post(
+    body: Any, *, key: str | None = None, raw: str | None = None
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
     event = load_event("api_post_videos.json")
     event["body"] = raw if raw is not None else json.dumps(body)
     for headers in (event["headers"], event["multiValueHeaders"]):
@@ -200,16 +243,29 @@ def post(body: Any, *, key: str | None = None, raw: str | None = None) -> tuple[
     return call(event)
 
 
-def request(method: str, path: str, query: dict[str, str] | None = None) -> tuple[int, dict[str, Any], dict[str, Any]]:
+def request(
+    method: str, path: str, query: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
     event = load_event("api_get_video.json")
-    event.update(httpMethod=method, path=path, pathParameters=None,
-                 queryStringParameters=query, multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()})
+    event.update(
+        httpMethod=method,
+        path=path,
+        pathParameters=None,
+        queryStringParameters=query,
+        multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()},
+    )
     return call(event)
 
 
 def seed_job(repo: FakeRepo, job_id: str, status: str = "ACCEPTED", minutes: int = 0, **fields: Any) -> None:
-    repo.create_if_absent(job_id, request={"prompt": "p"}, source="s3", origin={}, now=NOW + timedelta(minutes=minutes),
-                          deadline_at=NOW + timedelta(hours=2))
+    repo.create_if_absent(
+        job_id,
+        request={"prompt": "p"},
+        source="s3",
+        origin={},
+        now=NOW + timedelta(minutes=minutes),
+        deadline_at=NOW + timedelta(hours=2),
+    )
     repo.items[job_id].update(status=status, **fields)
 
 
@@ -229,9 +285,16 @@ def test_post_records_the_job_and_starts_one_execution(world: World) -> None:
     assert world.repo.items[job_id]["status"] == "ACCEPTED"
     assert world.repo.items[job_id]["source"] == "api"
     payload = world.executions.started[job_id]
-    assert payload["request"] == {**GOOD, "audio": False, "watermark": False, "model": "pixverse/pixverse-v5.6-t2v"}
-    assert payload["origin"] == {"request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-                                 "caller": "arn:aws:iam::123456789012:user/video-client"}
+    assert payload["request"] == {
+        **GOOD,
+        "audio": False,
+        "watermark": False,
+        "model": "pixverse/pixverse-v5.6-t2v",
+    }
+    assert payload["origin"] == {
+        "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+        "caller": "arn:aws:iam::123456789012:user/video-client",
+    }
     assert (payload["source"], payload["start_delay_seconds"]) == ("api", 0)
 
 
@@ -279,7 +342,9 @@ def test_without_a_key_every_post_is_a_new_job(world: World) -> None:
         ([GOOD], None, "request"),
     ],
 )
-def test_invalid_bodies_are_400_naming_the_field(world: World, body: Any, raw: str | None, field: str) -> None:
+def test_invalid_bodies_are_400_naming_the_field(
+    world: World, body: Any, raw: str | None, field: str
+) -> None:
     status, _, answer = post(body, raw=raw)
 
     assert status == 400
@@ -311,7 +376,9 @@ def test_a_non_json_content_type_is_415(world: World) -> None:
 # -- routing and GET ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("PUT", "/videos"), ("PATCH", "/videos/job-1")])
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/nope"), ("PUT", "/videos"), ("PATCH", "/videos/job-1")]
+)
 def test_unknown_routes_are_404_json(world: World, method: str, path: str) -> None:
     status, _, body = request(method, path)
     assert status == 404
@@ -327,8 +394,17 @@ def test_get_unknown_job_is_404(world: World, job_id: str) -> None:
 
 
 def test_get_succeeded_job_has_its_s3_location_and_a_presigned_url(world: World) -> None:
-    seed_job(world.repo, "job-ok", "SUCCEEDED", s3_bucket="videos-bucket", s3_key="videos/job-ok.mp4", bytes=1234,
-             sha256="ab" * 32, task_id="t-1", usage={"duration": 5})
+    seed_job(
+        world.repo,
+        "job-ok",
+        "SUCCEEDED",
+        s3_bucket="videos-bucket",
+        s3_key="videos/job-ok.mp4",
+        bytes=1234,
+        sha256="ab" * 32,
+        task_id="t-1",
+        usage={"duration": 5},
+    )
 
     status, _, body = request("GET", "/videos/job-ok")
 
@@ -342,8 +418,14 @@ def test_get_succeeded_job_has_its_s3_location_and_a_presigned_url(world: World)
 
 
 def test_get_failed_job_carries_the_error_and_no_video(world: World) -> None:
-    seed_job(world.repo, "job-bad", "FAILED", error_code="DataInspectionFailed", error_message="unsafe",
-             error_request_id="rq-9")
+    seed_job(
+        world.repo,
+        "job-bad",
+        "FAILED",
+        error_code="DataInspectionFailed",
+        error_message="unsafe",
+        error_request_id="rq-9",
+    )
     _, _, body = request("GET", "/videos/job-bad")
     assert body["error"] == {"code": "DataInspectionFailed", "message": "unsafe", "request_id": "rq-9"}
     assert body["video"] is None
@@ -372,8 +454,13 @@ def test_list_filters_by_status_and_pages_with_an_opaque_cursor(world: World) ->
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [({"status": "DONE"}, "status"), ({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"),
-     ({"limit": "ten"}, "limit"), ({"cursor": "not-a-cursor"}, "cursor")],
+    [
+        ({"status": "DONE"}, "status"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "101"}, "limit"),
+        ({"limit": "ten"}, "limit"),
+        ({"cursor": "not-a-cursor"}, "cursor"),
+    ],
 )
 def test_list_rejects_bad_queries(world: World, query: dict[str, str], field: str) -> None:
     status, _, body = request("GET", "/videos", query)
@@ -432,8 +519,13 @@ def test_cancel_after_an_earlier_provider_cancel_still_finishes_the_job(world: W
 @pytest.mark.parametrize(
     ("error", "status", "code"),
     [
-        (ProviderAuthError("Invalid API-key provided.", http_status=401, provider_code="InvalidApiKey",
-                           request_id="rq-1"), 502, "InvalidApiKey"),
+        (
+            ProviderAuthError(
+                "Invalid API-key provided.", http_status=401, provider_code="InvalidApiKey", request_id="rq-1"
+            ),
+            502,
+            "InvalidApiKey",
+        ),
         (RetryableProviderError("GET: ConnectError"), 503, "ProviderRetryable"),
     ],
 )
@@ -460,7 +552,9 @@ def test_cancel_terminal_job_is_409(world: World, status: str) -> None:
     assert (answer[0], answer[2]["error"]["code"]) == (409, "NotCancelable")
 
 
-def test_unexpected_errors_are_500_json_without_details(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unexpected_errors_are_500_json_without_details(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(job_id: str) -> Job:
         raise RuntimeError("secret internals")
 

@@ -29,7 +29,8 @@ _LAMBDA_URI = re.compile(
     r"arn:aws[\w-]*:apigateway:[\w-]+:lambda:path/[\d-]+/functions/(?P<fn>.+)/invocations$"
 )
 _AUTH_HEADER = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=(?P<cred>[^,\s]+),\s*SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]+)"
+    r"AWS4-HMAC-SHA256 Credential=(?P<cred>[^,\s]+),\s*"
+    r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]+)"
 )
 _MISSING_TOKEN = {"message": "Missing Authentication Token"}
 
@@ -103,7 +104,7 @@ class FrontSettings:
 
 
 def _verify_sigv4(
-    method: str, host: str, raw_path: str, headers: dict[str, str], body: bytes, settings: FrontSettings
+    *, method: str, host: str, raw_path: str, headers: dict[str, str], body: bytes, settings: FrontSettings
 ) -> str | None:
     """None when the signature is valid for one of the sandbox credentials, else the error message."""
     match = _AUTH_HEADER.match(headers.get("authorization", ""))
@@ -193,7 +194,16 @@ class ApiFront:
         if denial is not None:
             _reply(request, 403, {"Content-Type": "application/json"}, json.dumps(denial).encode())
             return
-        event = self._event(request, route, stage, "/" + rest, split.query, path_params, headers, body)
+        event = self._event(
+            request,
+            route=route,
+            stage=stage,
+            path="/" + rest,
+            query=split.query,
+            path_params=path_params,
+            headers=headers,
+            body=body,
+        )
         payload, errored = self.settings.invoke(route.function_arn, event)
         status, out_headers, out_body = _proxy_response(payload, errored)
         out_headers.setdefault("x-amzn-RequestId", event["requestContext"]["requestId"])
@@ -206,7 +216,14 @@ class ApiFront:
             if not headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
                 return _MISSING_TOKEN
             raw_path = split.path + (f"?{split.query}" if split.query else "")
-            error = _verify_sigv4(method, headers.get("host", ""), raw_path, headers, body, self.settings)
+            error = _verify_sigv4(
+                method=method,
+                host=headers.get("host", ""),
+                raw_path=raw_path,
+                headers=headers,
+                body=body,
+                settings=self.settings,
+            )
             if error is not None:
                 return {"message": error}
         if "API_KEY" in route.auth and headers.get("x-api-key") not in self.settings.api_keys():
@@ -216,6 +233,7 @@ class ApiFront:
     def _event(
         self,
         request: BaseHTTPRequestHandler,
+        *,
         route: Route,
         stage: str,
         path: str,

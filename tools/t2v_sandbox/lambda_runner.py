@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -27,11 +28,11 @@ _INIT_TIMEOUT_SECONDS = 10.0
 _PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "COVERAGE_PROCESS_START", "SSL_CERT_FILE")
 
 
-class WorkerGone(Exception):
+class WorkerGoneError(Exception):
     """The worker process died or stopped answering."""
 
 
-class WorkerTimeout(Exception):
+class WorkerTimeoutError(Exception):
     """The handler did not answer within the function's Timeout."""
 
 
@@ -41,8 +42,8 @@ class RunnerSettings:
     moto_url: str
     region: str
     work_dir: Path
-    access_key: str = "testing"
-    secret_key: str = "testing"
+    access_key: str
+    secret_key: str
     max_workers_per_function: int = 4
     # Cold vs warm start counts, for tests and reports.
     stats: dict[str, int] = field(default_factory=lambda: {"cold": 0, "warm": 0})
@@ -72,13 +73,13 @@ def _read_exact(fd: int, size: int, deadline: float) -> bytes:
     while len(chunks) < size:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise WorkerTimeout
+            raise WorkerTimeoutError
         readable, _, _ = select.select([fd], [], [], remaining)
         if not readable:
-            raise WorkerTimeout
+            raise WorkerTimeoutError
         chunk = os.read(fd, size - len(chunks))
         if not chunk:
-            raise WorkerGone
+            raise WorkerGoneError
         chunks.extend(chunk)
     return bytes(chunks)
 
@@ -109,7 +110,7 @@ class Worker:
         ready = self._receive(time.monotonic() + _INIT_TIMEOUT_SECONDS)
         if not ready.get("ready"):
             self.kill()
-            raise WorkerGone
+            raise WorkerGoneError
 
     def _receive(self, deadline: float) -> dict[str, Any]:
         (length,) = _HEADER.unpack(_read_exact(self._reply_fd, _HEADER.size, deadline))
@@ -129,7 +130,7 @@ class Worker:
             self.process.stdin.write(_HEADER.pack(len(data)) + data)
             self.process.stdin.flush()
         except (BrokenPipeError, OSError) as exc:
-            raise WorkerGone from exc
+            raise WorkerGoneError from exc
         self.fresh = False
         return self._receive(deadline)
 
@@ -138,10 +139,8 @@ class Worker:
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.wait()
         if self.process.stdin:
             self.process.stdin.close()
@@ -317,14 +316,14 @@ class LambdaRunner:
         start_wall, start = time.time(), time.monotonic()
         try:
             reply = worker.invoke(event, request_id, start_wall + spec.timeout, start + spec.timeout)
-        except WorkerTimeout:
+        except WorkerTimeoutError:
             pool.discard(worker)
             LOG.warning("%s: timed out after %.2f s (request %s)", spec.name, spec.timeout, request_id)
             return _envelope(
                 "Sandbox.Timedout",
                 f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
             )
-        except WorkerGone:
+        except WorkerGoneError:
             code = worker.process.poll()
             pool.discard(worker)
             return _envelope(

@@ -18,7 +18,6 @@ from urllib.parse import quote_plus, unquote_plus
 
 LOG = logging.getLogger("t2v_sandbox")
 _install_lock = threading.Lock()
-_installed = False
 _ASYNC_RETRY_DELAYS = (60.0, 120.0)
 
 
@@ -45,35 +44,37 @@ class Runtime:
         self.executor.submit(guarded)
 
 
-_runtime: Runtime | None = None
+class _State:
+    """Process-wide: moto's backends are per process, so is the sandbox runtime they call into."""
+
+    runtime: Runtime | None = None
+    installed = False
 
 
 def activate(runtime: Runtime | None) -> None:
-    global _runtime
-    _runtime = runtime
+    _State.runtime = runtime
 
 
 def active() -> Runtime | None:
-    return _runtime
+    return _State.runtime
 
 
 def install() -> None:
     """Install every patch (idempotent)."""
-    global _installed
     with _install_lock:
-        if _installed:
+        if _State.installed:
             return
         _patch_lambda()
         _patch_s3_notifications()
         _patch_events()
         _patch_stepfunctions_time()
-        _installed = True
+        _State.installed = True
 
 
 def _require() -> Runtime:
-    if _runtime is None:
+    if _State.runtime is None:
         raise RuntimeError("t2v sandbox is not running")
-    return _runtime
+    return _State.runtime
 
 
 # --- Lambda: every invoke path (Invoke API, SFN lambda:invoke, S3, SNS, EventBridge) ends here.
@@ -108,14 +109,14 @@ def _patch_lambda() -> None:
         return payload, errored, ""
 
     def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
-        if _runtime is None:
+        if _State.runtime is None:
             return original_invoke(self, body, request_headers, response_headers)
         headers = {str(k).lower(): v for k, v in dict(request_headers or {}).items()}
         event = _decode_event(body)
         if headers.get("x-amz-invocation-type") == "Event":
-            _runtime.submit(_invoke_async_with_retries, self, event)
+            _State.runtime.submit(_invoke_async_with_retries, self, event)
             return b""
-        payload, errored = _runtime.runner.invoke(self, event)
+        payload, errored = _State.runtime.runner.invoke(self, event)
         if errored:
             # Lambda marks handler exceptions, timeouts and crashes alike as "Unhandled".
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -132,7 +133,7 @@ def _patch_s3_notifications() -> None:
     original = notifications._invoke_awslambda
 
     def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
-        if _runtime is None:
+        if _State.runtime is None:
             original(account_id, event_body, fn_arn, region_name)
             return
         from moto.awslambda.utils import get_backend
@@ -142,7 +143,7 @@ def _patch_s3_notifications() -> None:
             # AWS form-encodes the key but keeps "/" (moto encodes it as %2F).
             obj["key"] = quote_plus(unquote_plus(obj["key"]), safe="/")
         fn = get_backend(account_id, region_name).get_function(fn_arn)
-        _runtime.submit(_invoke_async_with_retries, fn, event_body)
+        _State.runtime.submit(_invoke_async_with_retries, fn, event_body)
 
     notifications._invoke_awslambda = _invoke_awslambda
 
@@ -154,7 +155,7 @@ def _patch_events() -> None:
     original = Rule.send_to_targets
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
-        runtime = _runtime
+        runtime = _State.runtime
         if runtime is None or runtime.deliver_event is None:
             original(self, original_event, transform_input)
             return
@@ -180,7 +181,7 @@ class _ScaledTime:
 
     @staticmethod
     def sleep(seconds: float) -> None:
-        runtime = _runtime
+        runtime = _State.runtime
         time.sleep(seconds * (runtime.time_scale if runtime else 1.0))
 
 
@@ -191,7 +192,7 @@ def _patch_stepfunctions_time() -> None:
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
 
     def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
-        runtime = _runtime
+        runtime = _State.runtime
         scaled = wait_seconds * (runtime.time_scale if runtime else 1.0)
         deadline = time.monotonic() + scaled
         # The program-state event also fires on unrelated changes: keep waiting while still running.

@@ -424,7 +424,7 @@ def state_machine(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Create
 def rest_api(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Created:
     body = props.get("Body")
     if not isinstance(body, dict):
-        raise ValueError("only REST APIs defined by an OpenAPI Body are served by the sandbox front")
+        raise TypeError("only REST APIs defined by an OpenAPI Body are served by the sandbox front")
     name = props.get("Name") or body.get("info", {}).get("title") or ctx.name(lid)
     api = ctx.client("apigateway").create_rest_api(name=str(name))
     ctx.apis[lid] = ApiSpec(lid, api["id"], body)

@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 
@@ -30,7 +30,6 @@ SECRET_KEY = "testing"  # noqa: S105 - moto's fake credentials, never real ones
 EMULATOR_API_KEY = "sk-sandbox-local"
 ARTIFACTS_BUCKET = "t2v-sandbox-artifacts"
 _active_lock = threading.Lock()
-_active: Sandbox | None = None
 
 
 @dataclass
@@ -65,6 +64,8 @@ class Sandbox:
 
     moto keeps its state per process, so one sandbox runs per process at a time; `stop()` resets moto.
     """
+
+    _active: ClassVar[Sandbox | None] = None
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
@@ -109,11 +110,10 @@ class Sandbox:
         self.stop()
 
     def start(self) -> Sandbox:
-        global _active
         with _active_lock:
-            if _active is not None:
+            if Sandbox._active is not None:
                 raise RuntimeError("a sandbox is already running in this process (moto state is per process)")
-            _active = self
+            Sandbox._active = self
         try:
             self._start_moto()
             self._start_runtime()
@@ -131,7 +131,6 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        global _active
         for front in self._fronts:
             front.stop()
         self._fronts = []
@@ -147,8 +146,8 @@ class Sandbox:
             self._emulator = None
         self._stop_moto()
         with _active_lock:
-            if _active is self:
-                _active = None
+            if Sandbox._active is self:
+                Sandbox._active = None
 
     # --- moto
     def _moto_api(self, path: str, body: dict[str, Any] | None = None) -> None:

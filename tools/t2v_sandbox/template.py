@@ -134,9 +134,8 @@ def translate(template: dict[str, Any], parameter_values: dict[str, Any], region
     from samtranslator.translator.translator import Translator
 
     try:
-        session = boto3.Session(
-            region_name=region, aws_access_key_id="testing", aws_secret_access_key="testing"
-        )
+        # The translator reads only the region from its session (for pseudo parameters and ARNs).
+        session = boto3.Session(region_name=region)
         return Translator(None, Parser(), boto_session=session).translate(
             copy.deepcopy(template), parameter_values=dict(parameter_values), get_managed_policy_map=dict
         )

@@ -48,6 +48,8 @@ def can_move(current: JobStatus, new: JobStatus) -> bool:
         return False
     if new in {JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT}:
         return True
+    if new == JobStatus.SUCCEEDED:  # only a stored video makes a success
+        return current == JobStatus.DOWNLOADING
     return _ORDER.index(new) > _ORDER.index(current)
 
 

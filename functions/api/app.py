@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Que
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from t2v.api_service import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
     Accepted,
     ErrorResponse,
     IdempotencyConflictError,
@@ -71,7 +72,7 @@ def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
 def create_video(
     body: Annotated[VideoRequest, Body()],
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
+        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
     ] = None,
 ) -> Response[Accepted]:
     identity = app.current_event.request_context.identity

@@ -80,6 +80,7 @@ class IntakeSettings(FinalizeSettings):
     input_prefix: str = "prompts/"
     default_size: str = "1280*720"
     default_duration: int = 5
+    deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
 
     @field_validator("output_prefix")
     @classmethod

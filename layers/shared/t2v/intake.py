@@ -100,9 +100,16 @@ class Starter(Protocol):
         ...
 
 
+class Recorder(Protocol):
+    def __call__(self, job_id: str, payload: dict[str, Any]) -> bool:
+        """Record the ACCEPTED job; False when it was recorded before (a repeated trigger)."""
+        ...
+
+
 @dataclass
 class IntakeDeps:
     starter: Starter
+    record: Recorder
     reject: Callable[[dict[str, Any]], Any]  # records a FAILED job and announces it (record_outcome)
     read_object: Callable[[str, str, str | None], bytes]
     defaults: dict[str, Any]
@@ -172,8 +179,7 @@ def handle_s3_records(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
                 continue
             delay = valid_index // JSONL_STARTS_PER_SECOND
             valid_index += 1
-            started = deps.starter.start(job_id, _job_payload(job_id, item.request, "s3", origin, delay))
-            (report.started if started else report.duplicates).append(job_id)
+            _start(deps, report, _job_payload(job_id, item.request, "s3", origin, delay))
     return report
 
 
@@ -197,6 +203,13 @@ def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
         )
         report.rejected.append(job_id)
         return report
-    started = deps.starter.start(job_id, _job_payload(job_id, request, "eventbridge", origin, 0))
-    (report.started if started else report.duplicates).append(job_id)
+    _start(deps, report, _job_payload(job_id, request, "eventbridge", origin, 0))
     return report
+
+
+def _start(deps: IntakeDeps, report: IntakeReport, payload: dict[str, Any]) -> None:
+    """Record, then start. Both are idempotent, so a crash in between is healed by the redelivery."""
+    job_id = str(payload["job_id"])
+    new = deps.record(job_id, payload)
+    started = deps.starter.start(job_id, payload)
+    (report.started if new and started else report.duplicates).append(job_id)

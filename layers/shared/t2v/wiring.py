@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from functools import cache
+from typing import Any
 
 from t2v.adapters.download import VideoDownloader
 from t2v.adapters.jobs_repo import JobsRepository
@@ -60,8 +62,23 @@ def intake_deps() -> IntakeDeps:
     def read_object(bucket: str, key: str, version: str | None) -> bytes:
         return store.read_capped(bucket=bucket, key=key, version=version, cap=MAX_PROMPT_FILE_BYTES)
 
+    repo = JobsRepository(settings.jobs_table)
+
+    def record(job_id: str, payload: dict[str, Any]) -> bool:
+        now = datetime.now(UTC)
+        _, new = repo.create_if_absent(
+            job_id,
+            request=payload["request"],
+            source=payload["source"],
+            origin=payload["origin"],
+            now=now,
+            deadline_at=now + timedelta(seconds=settings.deadline_seconds + payload["start_delay_seconds"]),
+        )
+        return new
+
     return IntakeDeps(
         starter=Workflow(settings.state_machine_arn),
+        record=record,
         reject=lambda event: record_outcome(event, final),
         read_object=read_object,
         defaults={"size": settings.default_size, "duration": settings.default_duration},

@@ -183,6 +183,7 @@ def test_get_succeeded_job_gives_the_s3_location_and_a_working_presigned_url(api
     boto3.client("s3").put_object(Bucket=api.stack.bucket, Key=key, Body=b"\x00\x00\x00\x18ftypmp42video")
     api.repo.create_if_absent(job_id, request=GOOD, source="api", origin={}, now=now, deadline_at=now)
     api.repo.record_task(job_id, task_id="task-1", request_id="rq-1", now=now)
+    api.repo.transition(job_id, JobStatus.DOWNLOADING, now=now)
     api.repo.transition(
         job_id,
         JobStatus.SUCCEEDED,
@@ -195,7 +196,7 @@ def test_get_succeeded_job_gives_the_s3_location_and_a_working_presigned_url(api
     assert status == 200
     assert body["status"] == "SUCCEEDED"
     assert body["task_id"] == "task-1"
-    assert [h["status"] for h in body["history"]] == ["ACCEPTED", "SUBMITTED", "SUCCEEDED"]
+    assert [h["status"] for h in body["history"]] == ["ACCEPTED", "SUBMITTED", "DOWNLOADING", "SUCCEEDED"]
     assert body["video"]["uri"] == f"s3://{api.stack.bucket}/{key}"
     assert body["video"]["expires_in"] == 900
     downloaded = httpx.get(body["video"]["url"])

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 # A loaded 2-core CI machine must not turn slow data generation into failures.
-settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150)
+settings.register_profile(
+    "project", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=150
+)
 settings.load_profile("project")
 
 ROOT = Path(__file__).resolve().parents[1]

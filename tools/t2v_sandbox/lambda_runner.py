@@ -165,7 +165,6 @@ def _worker_env(spec: FunctionSpec, settings: RunnerSettings) -> dict[str, str]:
         {
             "PYTHONPATH": os.pathsep.join(paths),
             "PYTHONUNBUFFERED": "1",
-            "PYTHONPYCACHEPREFIX": str(settings.work_dir / "pycache"),
             "LAMBDA_TASK_ROOT": str(spec.code_dir),
             "_HANDLER": spec.handler,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",

@@ -103,9 +103,12 @@ def _patch_lambda() -> None:
     from moto.awslambda.models import LambdaFunction
 
     original_invoke = LambdaFunction.invoke
+    original_invoke_lambda = LambdaFunction._invoke_lambda
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
-        payload, errored = _require().runner.invoke(self, _decode_event(event))
+        if _State.runtime is None:
+            return original_invoke_lambda(self, event)
+        payload, errored = _State.runtime.runner.invoke(self, _decode_event(event))
         return payload, errored, ""
 
     def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:

@@ -50,8 +50,6 @@ def exit_code_for_http(status: int) -> ExitCode:
         return ExitCode.OK
     if status == 400:
         return ExitCode.INVALID
-    if status in (502, 503, 504):
-        return ExitCode.UNREACHABLE if status == 503 else ExitCode.ERROR
     return ExitCode.ERROR
 
 
@@ -249,7 +247,9 @@ class ApiClient:
                 method, url, content=body, headers=self.signed_headers(method, url, body, base)
             )
         except httpx.TransportError as exc:
-            raise CliError(f"cannot reach the API at {self.target.api_url}: {exc}", ExitCode.UNREACHABLE) from None
+            raise CliError(
+                f"cannot reach the API at {self.target.api_url}: {exc}", ExitCode.UNREACHABLE
+            ) from None
         try:
             parsed: Any = response.json() if response.content else None
         except ValueError:

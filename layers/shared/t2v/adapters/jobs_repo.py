@@ -191,9 +191,15 @@ class JobsRepository:
             self._table.update_item(
                 Key={"pk": job_id},
                 UpdateExpression="SET create_claimed_at = :now, updated_at = :now ADD create_attempts :one",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND "
-                "(attribute_not_exists(create_claimed_at) OR create_claimed_at < :stale)",
-                ExpressionAttributeValues={":now": iso(now), ":one": 1, ":stale": iso(stale_before)},
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND #s = :accepted "
+                "AND (attribute_not_exists(create_claimed_at) OR create_claimed_at < :stale)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":now": iso(now),
+                    ":one": 1,
+                    ":stale": iso(stale_before),
+                    ":accepted": JobStatus.ACCEPTED.value,
+                },
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):

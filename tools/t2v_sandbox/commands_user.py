@@ -1,0 +1,297 @@
+"""`t2v submit|status|list|cancel|download`: the video API from a shell.
+
+The sandbox (`.sandbox/endpoints.json`) by default, a deployed stack with `--stack NAME`.
+Errors are one line on stderr; exit codes are `user_client.ExitCode`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from t2v_sandbox.user_client import (
+    DEFAULT_ENDPOINTS,
+    ApiClient,
+    CliError,
+    ExitCode,
+    Target,
+    exit_code_for_status,
+    format_progress,
+    request_body,
+    sandbox_target,
+    stack_target,
+    summary_line,
+)
+
+DEFAULT_TIMEOUT = 900.0
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"true", "yes", "1", "on"}:
+        return True
+    if lowered in {"false", "no", "0", "off"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
+    return value
+
+
+def _add_target_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_argument_group("where the API is")
+    where.add_argument("--stack", metavar="NAME", help="a deployed stack (default: the local sandbox)")
+    where.add_argument("--region", help="region of --stack (default: the AWS default chain's)")
+    where.add_argument(
+        "--endpoints", type=Path, default=DEFAULT_ENDPOINTS, help="the sandbox's endpoints file"
+    )
+
+
+def _add_wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=_positive, default=DEFAULT_TIMEOUT, help="seconds (default 900)")
+    parser.add_argument("--poll-interval", type=_positive, default=2.0, help="seconds between reads")
+
+
+def register(subparsers: Any) -> None:
+    submit = subparsers.add_parser("submit", help="request a video; prints its job id")
+    submit.add_argument("prompt")
+    submit.add_argument("--size", help="width*height, e.g. 1280*720")
+    submit.add_argument("--duration", type=int, help="seconds: 5, 8 or 10")
+    submit.add_argument("--audio", type=_bool, metavar="BOOL")
+    submit.add_argument("--watermark", type=_bool, metavar="BOOL")
+    submit.add_argument("--seed", type=int)
+    submit.add_argument("--idempotency-key", help="retrying with the same key never creates a second video")
+    submit.add_argument("--wait", action="store_true", help="follow the job to its end (progress on stderr)")
+    submit.add_argument("--output", type=Path, metavar="FILE", help="with --wait: save the MP4 here")
+    _add_wait_options(submit)
+    _add_target_options(submit)
+    submit.set_defaults(func=run_submit)
+
+    status = subparsers.add_parser("status", help="show a job (JSON)")
+    status.add_argument("job_id", metavar="ID")
+    _add_target_options(status)
+    status.set_defaults(func=run_status)
+
+    listing = subparsers.add_parser("list", help="recent jobs, newest first")
+    listing.add_argument("--status", type=str.upper, help="only jobs in this status, e.g. SUCCEEDED")
+    listing.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
+    listing.add_argument("--cursor", help="next_cursor of a previous page")
+    listing.add_argument("--json", action="store_true", help="the raw page as JSON")
+    _add_target_options(listing)
+    listing.set_defaults(func=run_list)
+
+    cancel = subparsers.add_parser("cancel", help="cancel a job (only while its task is PENDING)")
+    cancel.add_argument("job_id", metavar="ID")
+    _add_target_options(cancel)
+    cancel.set_defaults(func=run_cancel)
+
+    download = subparsers.add_parser("download", help="save a SUCCEEDED job's MP4")
+    download.add_argument("job_id", metavar="ID")
+    download.add_argument("file", type=Path, metavar="FILE")
+    _add_target_options(download)
+    download.set_defaults(func=run_download)
+
+
+# ---------------------------------------------------------------------------------------------
+# plumbing shared by the commands
+
+
+def resolve_target(args: argparse.Namespace) -> Target:
+    if getattr(args, "stack", None):
+        return stack_target(args.stack, getattr(args, "region", None))
+    return sandbox_target(getattr(args, "endpoints", DEFAULT_ENDPOINTS))
+
+
+def guarded(body: Callable[[], int], err: TextIO | None = None) -> int:
+    """Run a command; a CliError (or Ctrl-C) becomes one line on stderr and its exit code."""
+    err = err or sys.stderr
+    try:
+        return body()
+    except CliError as exc:
+        print(f"error: {exc}", file=err, flush=True)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=err, flush=True)
+        return 130
+
+
+class Progress:
+    """Live progress on stderr: rewritten in place on a terminal, one line per change otherwise."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._last = ""
+
+    def __call__(self, job: dict[str, Any], elapsed: float) -> None:
+        line = format_progress(str(job.get("status")), elapsed, job.get("polls"), str(job.get("job_id", "")))
+        if self.tty:
+            self.stream.write("\r" + line.ljust(len(self._last)))
+            self.stream.flush()
+        elif line.split("]", 1)[1] != self._last.split("]", 1)[-1]:  # only on a change of status/polls
+            print(line, file=self.stream, flush=True)
+        self._last = line
+
+    def done(self) -> None:
+        if self.tty and self._last:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def follow(
+    client: ApiClient,
+    job_id: str,
+    *,
+    timeout: float,
+    interval: float,
+    output: Path | None,
+    started: float,
+    err: TextIO | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """Wait for the job, report it, download its video; (exit code, final job view)."""
+    err = err or sys.stderr
+    progress = Progress(err)
+    try:
+        job = client.wait(job_id, timeout=timeout, interval=interval, on_progress=progress)
+    finally:
+        progress.done()
+    status = str(job.get("status"))
+    code = exit_code_for_status(status)
+    if code != ExitCode.OK:
+        error = job.get("error") or {}
+        print(
+            f"error: job {job_id} ended {status}: {error.get('code') or '-'}: {error.get('message') or '-'}",
+            file=err,
+            flush=True,
+        )
+        return int(code), job
+    path = None
+    if output is not None:
+        save_video(client, job, output)
+        path = output
+    print(summary_line(job, path=path, elapsed=time.monotonic() - started), file=err, flush=True)
+    return int(ExitCode.OK), job
+
+
+def save_video(client: ApiClient, job: dict[str, Any], path: Path) -> tuple[int, str]:
+    video = job.get("video") or {}
+    url = video.get("url") or video.get("download_url") or job.get("download_url")
+    if job.get("status") != "SUCCEEDED" or not url:
+        raise CliError(f"job {job.get('job_id')} has no video to download (status {job.get('status')})")
+    return client.download(str(url), path, sha256=video.get("sha256"))
+
+
+# ---------------------------------------------------------------------------------------------
+# commands
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    if args.output is not None and not args.wait:
+        print("error: --output needs --wait (or use `t2v download ID FILE` later)", file=sys.stderr)
+        return int(ExitCode.INVALID)
+
+    def body() -> int:
+        started = time.monotonic()
+        with ApiClient(resolve_target(args)) as client:
+            accepted = client.submit(
+                request_body(
+                    args.prompt,
+                    size=args.size,
+                    duration=args.duration,
+                    audio=args.audio,
+                    watermark=args.watermark,
+                    seed=args.seed,
+                ),
+                idempotency_key=args.idempotency_key,
+            )
+            job_id = str(accepted["job_id"])
+            print(job_id, flush=True)
+            if not args.wait:
+                return int(ExitCode.OK)
+            code, _ = follow(
+                client,
+                job_id,
+                timeout=args.timeout,
+                interval=args.poll_interval,
+                output=args.output,
+                started=started,
+            )
+            return code
+
+    return guarded(body)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    def body() -> int:
+        with ApiClient(resolve_target(args)) as client:
+            print(json.dumps(client.get(args.job_id), indent=2, ensure_ascii=False))
+        return int(ExitCode.OK)
+
+    return guarded(body)
+
+
+def list_table(items: list[dict[str, Any]]) -> list[str]:
+    """One line per job: id, status, created, prompt (shortened)."""
+    lines = []
+    for job in items:
+        prompt = str((job.get("request") or {}).get("prompt", "")).replace("\n", " ")
+        short = prompt if len(prompt) <= 40 else prompt[:39] + "…"
+        lines.append(
+            f"{job.get('job_id', '?'):<36}  {job.get('status', '?'):<11}  {job.get('created_at') or '-':<27}  {short}"
+        )
+    return lines
+
+
+def run_list(args: argparse.Namespace) -> int:
+    if not 1 <= args.limit <= 100:
+        print(f"error: --limit must be 1-100, got {args.limit}", file=sys.stderr)
+        return int(ExitCode.INVALID)
+
+    def body() -> int:
+        with ApiClient(resolve_target(args)) as client:
+            page = client.list(status=args.status, limit=args.limit, cursor=args.cursor)
+        if args.json:
+            print(json.dumps(page, indent=2, ensure_ascii=False))
+            return int(ExitCode.OK)
+        for line in list_table(page.get("items") or []):
+            print(line)
+        if page.get("next_cursor"):
+            print(f"more: t2v list --cursor {page['next_cursor']}", file=sys.stderr)
+        return int(ExitCode.OK)
+
+    return guarded(body)
+
+
+def run_cancel(args: argparse.Namespace) -> int:
+    def body() -> int:
+        with ApiClient(resolve_target(args)) as client:
+            job = client.cancel(args.job_id)
+        print(f"{job.get('job_id', args.job_id)} {job.get('status')}")
+        return int(ExitCode.OK)
+
+    return guarded(body)
+
+
+def run_download(args: argparse.Namespace) -> int:
+    def body() -> int:
+        with ApiClient(resolve_target(args)) as client:
+            job = client.get(args.job_id)
+            if job.get("status") in {"FAILED", "CANCELED", "TIMED_OUT"}:
+                raise CliError(f"job {args.job_id} ended {job.get('status')}: no video", ExitCode.JOB_FAILED)
+            size, digest = save_video(client, job, args.file)
+        print(f"{args.file} {size} bytes sha256={digest}")
+        return int(ExitCode.OK)
+
+    return guarded(body)

@@ -1,0 +1,132 @@
+"""A sandbox as a user drives it: the real template, a subscriber on the outcome topic, job look-ups.
+
+Shared by `t2v demo` and the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from t2v_sandbox.sandbox import Sandbox, SandboxConfig
+
+FAST_TIME_SCALE: Final = 0.05
+REAL_POLL_INTERVAL_SECONDS: Final = 15  # what the provider advises; the real DashScope is never polled faster
+DEFAULT_ALLOWLIST: Final = "media.pixverseai.cn,*.aliyuncs.com"
+
+
+def real_dashscope() -> bool:
+    return bool(os.environ.get("DASHSCOPE_API_KEY"))
+
+
+def config_for(
+    template: Path,
+    *,
+    work_dir: Path = Path(".sandbox"),
+    overrides: dict[str, str] | None = None,
+    pending_seconds: float = 1.0,
+    running_seconds: float = 2.0,
+    write_endpoints: bool = True,
+) -> SandboxConfig:
+    """Fast timers against the emulator; real-world timers when DASHSCOPE_API_KEY is set."""
+    params = dict(overrides or {})
+    if real_dashscope():
+        params.setdefault("PollIntervalSeconds", str(REAL_POLL_INTERVAL_SECONDS))
+        time_scale = 1.0
+    else:
+        params.setdefault("PollIntervalSeconds", "1")
+        time_scale = FAST_TIME_SCALE
+    return SandboxConfig(
+        template=template,
+        parameter_overrides=params,
+        time_scale=time_scale,
+        emulator_pending_seconds=pending_seconds,
+        emulator_running_seconds=running_seconds,
+        work_dir=work_dir,
+        write_endpoints=write_endpoints,
+    )
+
+
+class UserSandbox(Sandbox):
+    """The sandbox, plus the emulator's origin on the video host allowlist (its URLs are http://127.0.0.1)."""
+
+    def _parameter_overrides(self, declared: dict[str, Any]) -> dict[str, str]:
+        overrides = super()._parameter_overrides(declared)
+        emulator = self._emulator
+        if emulator is not None and "VideoHostAllowlist" in declared:
+            default = str(declared["VideoHostAllowlist"].get("Default") or DEFAULT_ALLOWLIST)
+            overrides.setdefault("VideoHostAllowlist", f"{default},{emulator.root_url}")
+        return overrides
+
+    @property
+    def emulator(self) -> Any:
+        """The DashScope emulator (None with the real DashScope)."""
+        return self._emulator
+
+
+@dataclass
+class Subscriber:
+    """An SQS queue subscribed to the outcome topic: every SNS message the stack publishes."""
+
+    sandbox: Sandbox
+    queue_url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def attach(cls, sandbox: Sandbox, topic_arn: str, name: str = "t2v-user-outcomes") -> Subscriber:
+        sqs = sandbox.client("sqs")
+        queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        sandbox.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        return cls(sandbox, queue_url)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Read everything queued so far into `received`; returns all messages received."""
+        sqs = self.sandbox.client("sqs")
+        while True:
+            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = got.get("Messages", [])
+            if not messages:
+                return self.received
+            for raw in messages:
+                envelope = json.loads(raw["Body"])
+                self.received.append(
+                    {
+                        "message": json.loads(envelope["Message"]),
+                        "subject": envelope.get("Subject"),
+                        "attributes": {
+                            k: v.get("Value") for k, v in (envelope.get("MessageAttributes") or {}).items()
+                        },
+                    }
+                )
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=raw["ReceiptHandle"])
+
+    def for_job(self, job_id: str) -> list[dict[str, Any]]:
+        return [m for m in self.drain() if m["message"].get("job_id") == job_id]
+
+    def wait_for_job(self, job_id: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        return wait_until(lambda: self.for_job(job_id), timeout=timeout, what=f"a notification for {job_id}")
+
+
+def topic_arn(sandbox: Sandbox) -> str:
+    arn = sandbox.outputs.get("OutcomeTopicArn")
+    return str(arn) if arn else str(sandbox.physical_id("OutcomeTopic"))
+
+
+def wait_until[T](probe: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
+    """Bounded polling: the probe's first truthy value, or AssertionError naming what never happened."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not seen within {timeout} s")
+        time.sleep(interval)

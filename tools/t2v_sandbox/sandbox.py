@@ -227,8 +227,12 @@ class Sandbox:
 
     def _parameter_overrides(self, declared: dict[str, Any]) -> dict[str, str]:
         overrides = dict(self.config.parameter_overrides)
-        if self._emulator is not None and "DashScopeBaseUrl" in declared:
-            overrides.setdefault("DashScopeBaseUrl", self._emulator.base_url)
+        if self._emulator is not None:
+            # Point the pipeline at the emulator, and let finalize download the emulator's (http) videos.
+            wiring = {"DashScopeBaseUrl": self._emulator.base_url, "VideoHostAllowlist": self._emulator.root_url}
+            for name, value in wiring.items():
+                if name in declared:
+                    overrides.setdefault(name, value)
         return overrides
 
     def _store_api_key(self) -> None:

@@ -179,7 +179,9 @@ def test_eventbridge_request_succeeds_with_video_and_one_notification(
 
     assert record["status"] == "SUCCEEDED", record
     assert record["source"] == "eventbridge"
-    assert_playable_mp4(s3_object(sb, record["s3_bucket"], record["s3_key"]), width=640, height=360, seconds=5)
+    assert_playable_mp4(
+        s3_object(sb, record["s3_bucket"], record["s3_key"]), width=640, height=360, seconds=5
+    )
     message = one_notification(outcomes, job_id)
     assert message["status"] == "SUCCEEDED"
     assert message["video"]["uri"] == f"s3://{record['s3_bucket']}/{record['s3_key']}"
@@ -336,7 +338,13 @@ def test_job_past_its_deadline_ends_timed_out(sb: UserSandbox, outcomes: Subscri
             stateMachineArn=sb.outputs["StateMachineArn"],
             name=job_id,
             input=json.dumps(
-                {"job_id": job_id, "request": request, "source": "e2e", "origin": {}, "start_delay_seconds": 0}
+                {
+                    "job_id": job_id,
+                    "request": request,
+                    "source": "e2e",
+                    "origin": {},
+                    "start_delay_seconds": 0,
+                }
             ),
         )
         wait_until(lambda: tasks_for(sb, prompt), timeout=JOB_TIMEOUT, what="the task created")
@@ -348,3 +356,100 @@ def test_job_past_its_deadline_ends_timed_out(sb: UserSandbox, outcomes: Subscri
     assert record["status"] == "TIMED_OUT"
     assert record["error_code"] == "Timeout"
     assert one_notification(outcomes, job_id)["status"] == "TIMED_OUT"
+
+
+# --- API door
+
+
+def test_api_request_succeeds_with_playable_mp4_and_one_notification(
+    sb: UserSandbox, api: ApiClient, outcomes: Subscriber
+) -> None:
+    prompt = unique("一只小猫在月光下奔跑")
+    accepted = api.submit({"prompt": prompt, **SMALL})
+    job_id = accepted["job_id"]
+    assert accepted["status"] == "ACCEPTED"
+
+    view = api.wait(job_id, timeout=JOB_TIMEOUT, interval=0.3)
+
+    assert view["status"] == "SUCCEEDED", view
+    assert view["task_id"] == tasks_for(sb, prompt)[0]["task_id"]
+    assert [h["status"] for h in view["history"]][-1] == "SUCCEEDED"
+    # The presigned URL in the job view serves the very MP4 stored in S3.
+    data = httpx.get(view["video"]["url"]).content
+    bucket, key = view["video"]["uri"].removeprefix("s3://").split("/", 1)
+    assert data == s3_object(sb, bucket, key)
+    assert view["video"]["bytes"] == len(data)
+    assert_playable_mp4(data, width=640, height=360, seconds=5)
+    message = one_notification(outcomes, job_id)
+    assert message["status"] == "SUCCEEDED"
+    assert message["video"]["sha256"] == view["video"]["sha256"]
+    # And it is listed among the SUCCEEDED jobs.
+    listed = api.list(status="SUCCEEDED", limit=100)
+    assert job_id in [item["job_id"] for item in listed["items"]]
+
+
+def test_api_retries_with_one_idempotency_key_create_one_job_and_one_task(
+    sb: UserSandbox, api: ApiClient
+) -> None:
+    prompt = unique("idempotent harbour")
+    key = uuid.uuid4().hex
+    first = api.submit({"prompt": prompt, **SMALL}, idempotency_key=key)
+    second = api.submit({"prompt": prompt, **SMALL}, idempotency_key=key)
+
+    assert first["job_id"] == second["job_id"]
+    assert api.wait(first["job_id"], timeout=JOB_TIMEOUT, interval=0.3)["status"] == "SUCCEEDED"
+    assert len(tasks_for(sb, prompt)) == 1
+    # The same key with another body is refused, not silently merged.
+    reused = api.call("POST", "/videos", json_body={"prompt": "other"}, headers={"Idempotency-Key": key})
+    assert reused.status == 409
+
+
+def test_invalid_api_request_is_400_and_creates_nothing(sb: UserSandbox, api: ApiClient) -> None:
+    prompt = unique("bad size")
+    before = len(jobs_where(sb, lambda _: True))
+
+    answer = api.call("POST", "/videos", json_body={"prompt": prompt, "size": "999*999", "duration": 5})
+
+    assert answer.status == 400
+    assert answer.body["error"]["code"] == "InvalidRequest"
+    assert [f["field"] for f in answer.body["error"]["fields"]] == ["size"]
+    assert len(jobs_where(sb, lambda _: True)) == before
+    assert tasks_for(sb, prompt) == []
+
+
+def test_unsigned_api_request_is_refused(sb: UserSandbox) -> None:
+    answer = httpx.post(f"{sb.endpoints['api_url']}/videos", json={"prompt": "no signature"})
+    assert answer.status_code == 403
+
+
+def test_cancel_while_pending_ends_canceled_and_second_cancel_is_409(
+    sb: UserSandbox, api: ApiClient, outcomes: Subscriber
+) -> None:
+    # Given a job whose provider task stays PENDING for a long time
+    prompt = unique("a cancelled parade")
+    emulator = sb.emulator
+    saved = emulator.config.pending_seconds
+    emulator.config.pending_seconds = 60.0
+    try:
+        job_id = api.submit({"prompt": prompt, **SMALL})["job_id"]
+        wait_until(lambda: api.get(job_id)["status"] == "PENDING", timeout=JOB_TIMEOUT, what="job PENDING")
+    finally:
+        emulator.config.pending_seconds = saved
+
+    # When the user cancels it
+    canceled = api.cancel(job_id)
+
+    assert canceled["status"] == "CANCELED"
+    [task] = tasks_for(sb, prompt)
+    assert task["canceled"] is True
+    assert one_notification(outcomes, job_id)["status"] == "CANCELED"
+    again = api.call("DELETE", f"/videos/{job_id}")
+    assert again.status == 409
+    assert again.body["error"]["code"] == "NotCancelable"
+    # The workflow was stopped: the job stays CANCELED.
+    time.sleep(0.5)
+    assert api.get(job_id)["status"] == "CANCELED"
+
+
+def test_unknown_job_is_404(api: ApiClient) -> None:
+    assert api.call("GET", "/videos/job-does-not-exist").status == 404

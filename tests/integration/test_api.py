@@ -42,7 +42,8 @@ def api(stack: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     sfn = boto3.client("stepfunctions")
     machine = sfn.create_state_machine(
         name=f"videos-{uuid.uuid4().hex[:8]}",
-        definition=json.dumps({"StartAt": "Go", "States": {"Go": {"Type": "Pass", "End": True}}}),
+        # A long Wait keeps executions RUNNING whether or not moto executes state machines in this process.
+        definition=json.dumps({"StartAt": "Go", "States": {"Go": {"Type": "Wait", "Seconds": 3600, "End": True}}}),
         roleArn="arn:aws:iam::123456789012:role/state-machine",
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", machine)

@@ -17,8 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "t2v_sandbox.commands_sandbox",
     "t2v_sandbox.commands_user",  # submit, status, list, cancel, download
     "t2v_sandbox.demo",
-    # User commands go here, e.g. "t2v_sandbox.commands_jobs" (submit/status/list/cancel/download)
-    # and "t2v_sandbox.commands_demo".
+    # Further commands: add their modules here.
 )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from t2v_sandbox.user_client import (
 )
 
 DEFAULT_TIMEOUT = 900.0
+NOTE_EVERY_SECONDS = 10.0
 
 
 def _bool(text: str) -> bool:
@@ -117,6 +119,7 @@ def resolve_target(args: argparse.Namespace) -> Target:
 def guarded(body: Callable[[], int], err: TextIO | None = None) -> int:
     """Run a command; a CliError (or Ctrl-C) becomes one line on stderr and its exit code."""
     err = err or sys.stderr
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP call is noise here
     try:
         return body()
     except CliError as exc:
@@ -134,15 +137,19 @@ class Progress:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self._last = ""
+        self._last_status: object = None
+        self._printed_at = 0.0
 
     def __call__(self, job: dict[str, Any], elapsed: float) -> None:
         line = format_progress(str(job.get("status")), elapsed, job.get("polls"), str(job.get("job_id", "")))
         if self.tty:
             self.stream.write("\r" + line.ljust(len(self._last)))
             self.stream.flush()
-        elif line.split("]", 1)[1] != self._last.split("]", 1)[-1]:  # only on a change of status/polls
-            print(line, file=self.stream, flush=True)
+        elif job.get("status") != self._last_status or elapsed - self._printed_at >= NOTE_EVERY_SECONDS:
+            print(line, file=self.stream, flush=True)  # a log, not a terminal: changes and a heartbeat
+            self._printed_at = elapsed
         self._last = line
+        self._last_status = job.get("status")
 
     def done(self) -> None:
         if self.tty and self._last:

@@ -55,7 +55,7 @@ def _demo(args: argparse.Namespace) -> int:
     provider = "the real DashScope (DASHSCOPE_API_KEY)" if real_dashscope() else "the DashScope emulator"
     _say(f"starting the sandbox on {args.template} with {provider} ...")
     try:
-        sandbox = UserSandbox(config_for(args.template)).start()
+        sandbox = UserSandbox(config_for(args.template, write_endpoints=False)).start()
     except (DeployError, TemplateError) as exc:
         raise CliError(f"the sandbox could not deploy {args.template}: {exc}") from None
     try:

@@ -229,10 +229,13 @@ class Sandbox:
         overrides = dict(self.config.parameter_overrides)
         if self._emulator is not None:
             # Point the pipeline at the emulator, and let finalize download the emulator's (http) videos.
-            wiring = {"DashScopeBaseUrl": self._emulator.base_url, "VideoHostAllowlist": self._emulator.root_url}
-            for name, value in wiring.items():
-                if name in declared:
-                    overrides.setdefault(name, value)
+            if "DashScopeBaseUrl" in declared:
+                overrides.setdefault("DashScopeBaseUrl", self._emulator.base_url)
+            if "VideoHostAllowlist" in declared:
+                default = str(declared["VideoHostAllowlist"].get("Default") or "")
+                overrides.setdefault(
+                    "VideoHostAllowlist", ",".join(filter(None, [default, self._emulator.root_url]))
+                )
         return overrides
 
     def _store_api_key(self) -> None:

@@ -301,7 +301,7 @@ class ApiClient:
                 return job
             if elapsed >= timeout:
                 raise CliError(
-                    f"gave up waiting for {job_id} after {int(elapsed)} s (still {job.get('status')}); "
+                    f"gave up waiting for {job_id} after {elapsed:.1f} s (still {job.get('status')}); "
                     f"`t2v status {job_id}` shows it later",
                     ExitCode.WAIT_TIMEOUT,
                 )
@@ -324,6 +324,7 @@ class ApiClient:
                     size += len(chunk)
             if sha256 and digest.hexdigest() != sha256:
                 raise CliError(f"download corrupt: sha256 {digest.hexdigest()} != {sha256}")
+            tmp.chmod(0o644)  # mkstemp makes it 0600; a saved video is an ordinary file
             tmp.replace(path)
         except httpx.TransportError as exc:
             raise CliError(f"download failed: {exc}", ExitCode.UNREACHABLE) from None

@@ -17,7 +17,6 @@ from t2v_sandbox.sandbox import Sandbox, SandboxConfig
 
 FAST_TIME_SCALE: Final = 0.05
 REAL_POLL_INTERVAL_SECONDS: Final = 15  # what the provider advises; the real DashScope is never polled faster
-DEFAULT_ALLOWLIST: Final = "media.pixverseai.cn,*.aliyuncs.com"
 
 
 def real_dashscope() -> bool:
@@ -53,15 +52,7 @@ def config_for(
 
 
 class UserSandbox(Sandbox):
-    """The sandbox, plus the emulator's origin on the video host allowlist (its URLs are http://127.0.0.1)."""
-
-    def _parameter_overrides(self, declared: dict[str, Any]) -> dict[str, str]:
-        overrides = super()._parameter_overrides(declared)
-        emulator = self._emulator
-        if emulator is not None and "VideoHostAllowlist" in declared:
-            default = str(declared["VideoHostAllowlist"].get("Default") or DEFAULT_ALLOWLIST)
-            overrides.setdefault("VideoHostAllowlist", f"{default},{emulator.root_url}")
-        return overrides
+    """The sandbox, with its DashScope emulator in reach (faults, timers, the tasks it was asked for)."""
 
     @property
     def emulator(self) -> Any:

@@ -43,7 +43,9 @@ def api(stack: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     machine = sfn.create_state_machine(
         name=f"videos-{uuid.uuid4().hex[:8]}",
         # A long Wait keeps executions RUNNING whether or not moto executes state machines in this process.
-        definition=json.dumps({"StartAt": "Go", "States": {"Go": {"Type": "Wait", "Seconds": 3600, "End": True}}}),
+        definition=json.dumps(
+            {"StartAt": "Go", "States": {"Go": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+        ),
         roleArn="arn:aws:iam::123456789012:role/state-machine",
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", machine)

@@ -40,6 +40,9 @@ def run_demo(args: argparse.Namespace) -> int:
     if not args.prompt.strip():
         _say("error: --prompt must not be empty")
         return int(ExitCode.INVALID)
+    if not args.template.is_file():
+        _say(f"error: no template at {args.template} (run from the project root or pass --template)")
+        return int(ExitCode.INVALID)
     # Keep the console for the demo's own lines: moto and the sandbox log a lot at INFO.
     for name in ("werkzeug", "t2v_sandbox", "moto", "botocore"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -56,7 +59,7 @@ def _demo(args: argparse.Namespace) -> int:
     _say(f"starting the sandbox on {args.template} with {provider} ...")
     try:
         sandbox = UserSandbox(config_for(args.template, write_endpoints=False)).start()
-    except (DeployError, TemplateError) as exc:
+    except (DeployError, TemplateError, OSError, RuntimeError) as exc:
         raise CliError(f"the sandbox could not deploy {args.template}: {exc}") from None
     try:
         _say(f"sandbox up in {time.monotonic() - started:.1f} s")

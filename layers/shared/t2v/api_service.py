@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from t2v.adapters.jobs_repo import Job, JobsRepository
 from t2v.config import FinalizeSettings
-from t2v.dashscope import DEFAULT_BASE_URL, DashScopeClient
+from t2v.dashscope import DEFAULT_BASE_URL
 from t2v.errors import PipelineError, TerminalProviderError
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.pipeline import (
@@ -400,39 +400,19 @@ def _check_cursor(cursor: str) -> None:
 
 def build_api_deps() -> ApiDeps:
     """Everything the API needs, from the environment; clients are built lazily."""
-    from t2v.adapters.download import VideoDownloader
-    from t2v.adapters.notifier import Notifier
-    from t2v.adapters.secrets import ApiKeyProvider
     from t2v.adapters.storage import VideoStore
     from t2v.adapters.workflow import Workflow
-    from t2v.media import HostAllowlist
+    from t2v.wiring import build_finalize_deps, provider_client_factory
 
     settings = ApiSettings.from_env()
     repo = JobsRepository(settings.jobs_table)
     store = VideoStore()
-    keys = ApiKeyProvider(settings.dashscope_secret_id)
-    clients: dict[str, DashScopeClient] = {}
-
-    def provider() -> DashScopeClient:
-        key = keys.get()  # cached; a rotated secret yields a new client
-        if key not in clients:
-            clients.clear()
-            clients[key] = DashScopeClient(
-                key, base_url=settings.dashscope_base_url, workspace=settings.dashscope_workspace
-            )
-        return clients[key]
-
-    outcomes = FinalizeDeps(
-        repo=repo,
-        store=store,
-        downloader=VideoDownloader(HostAllowlist(settings.allowlist), max_bytes=settings.max_video_bytes),
-        notifier=Notifier(
-            topic_arn=settings.topic_arn,
-            event_bus_name=settings.event_bus_name,
-            event_source=settings.event_source,
-        ),
-        settings=settings,
+    provider = provider_client_factory(
+        settings.dashscope_secret_id,
+        base_url=settings.dashscope_base_url,
+        workspace=settings.dashscope_workspace,
     )
+    outcomes = build_finalize_deps(settings, repo=repo, store=store)
     return ApiDeps(
         repo=repo,
         executions=Workflow(settings.state_machine_arn),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -19,30 +20,29 @@ from t2v.media import HostAllowlist
 from t2v.pipeline import FinalizeDeps, ProviderDeps, record_outcome
 
 
-@cache
-def provider_deps() -> ProviderDeps:
-    settings = ProviderSettings.from_env()
-    keys = ApiKeyProvider(settings.dashscope_secret_id)
+def provider_client_factory(
+    secret_id: str, *, base_url: str, workspace: str | None
+) -> Callable[[], DashScopeClient]:
+    """A DashScope client per container, rebuilt only when the secret's key changes."""
+    keys = ApiKeyProvider(secret_id)
     clients: dict[str, DashScopeClient] = {}
 
     def client() -> DashScopeClient:
         key = keys.get()  # cached; a rotated secret yields a new client
         if key not in clients:
             clients.clear()
-            clients[key] = DashScopeClient(
-                key, base_url=settings.dashscope_base_url, workspace=settings.dashscope_workspace
-            )
+            clients[key] = DashScopeClient(key, base_url=base_url, workspace=workspace)
         return clients[key]
 
-    return ProviderDeps(repo=JobsRepository(settings.jobs_table), client=client, settings=settings)
+    return client
 
 
-@cache
-def finalize_deps() -> FinalizeDeps:
-    settings = FinalizeSettings.from_env()
+def build_finalize_deps(
+    settings: FinalizeSettings, *, repo: JobsRepository | None = None, store: VideoStore | None = None
+) -> FinalizeDeps:
     return FinalizeDeps(
-        repo=JobsRepository(settings.jobs_table),
-        store=VideoStore(),
+        repo=repo or JobsRepository(settings.jobs_table),
+        store=store or VideoStore(),
         downloader=VideoDownloader(HostAllowlist(settings.allowlist), max_bytes=settings.max_video_bytes),
         notifier=Notifier(
             topic_arn=settings.topic_arn,
@@ -51,6 +51,22 @@ def finalize_deps() -> FinalizeDeps:
         ),
         settings=settings,
     )
+
+
+@cache
+def provider_deps() -> ProviderDeps:
+    settings = ProviderSettings.from_env()
+    client = provider_client_factory(
+        settings.dashscope_secret_id,
+        base_url=settings.dashscope_base_url,
+        workspace=settings.dashscope_workspace,
+    )
+    return ProviderDeps(repo=JobsRepository(settings.jobs_table), client=client, settings=settings)
+
+
+@cache
+def finalize_deps() -> FinalizeDeps:
+    return build_finalize_deps(FinalizeSettings.from_env())
 
 
 @cache

@@ -16,7 +16,6 @@ from typing import Any, Final
 from t2v_sandbox.sandbox import Sandbox, SandboxConfig
 
 FAST_TIME_SCALE: Final = 0.05
-REAL_POLL_INTERVAL_SECONDS: Final = 15  # what the provider advises; the real DashScope is never polled faster
 
 
 def real_dashscope() -> bool:
@@ -35,11 +34,16 @@ def config_for(
     """Fast timers against the emulator; real-world timers when DASHSCOPE_API_KEY is set."""
     params = dict(overrides or {})
     if real_dashscope():
-        params.setdefault("PollIntervalSeconds", str(REAL_POLL_INTERVAL_SECONDS))
-        time_scale = 1.0
+        time_scale = 1.0  # the template's own schedule: adaptive, within the account's query budget
     else:
-        params.setdefault("PollIntervalSeconds", "1")
         time_scale = FAST_TIME_SCALE
+        params.setdefault("PollIntervalSeconds", "1")
+        params.setdefault("PollBudgetPerSecond", "20")
+        # Waits run `time_scale` times faster than the emulator's clock: seed the schedule with
+        # the emulator's generation time in scaled seconds (60 s is the default 720P run).
+        params.setdefault(
+            "GenerationTimeScale", f"{(pending_seconds + running_seconds) / time_scale / 60:.4g}"
+        )
     return SandboxConfig(
         template=template,
         parameter_overrides=params,

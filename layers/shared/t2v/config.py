@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from t2v.errors import PipelineError
 from t2v.request import DEFAULT_MODEL, SUPPORTED_MODELS
+from t2v.schedule import Policy
 
 
 class ConfigError(PipelineError):
@@ -47,7 +48,18 @@ class ProviderSettings(JobsSettings):
     dashscope_base_url: str = "https://dashscope.aliyuncs.com/api/v1"
     dashscope_workspace: str | None = None
     model_name: str = DEFAULT_MODEL
-    poll_interval_seconds: int = Field(default=15, ge=1, le=3600)
+    poll_interval_seconds: int = Field(
+        default=5, ge=1, le=3600, description="spacing of queries around a task's expected finish"
+    )
+    poll_budget_qps: float = Field(
+        default=16.0, gt=0, le=20, description="the account-wide query rate all jobs share (limit: 20/s)"
+    )
+    generation_time_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=100,
+        description="multiplies the default generation times until jobs teach real ones",
+    )
     deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
     max_polls: int = Field(default=1000, ge=1, le=2000)
     daily_budget_seconds: int = Field(default=0, ge=0, description="0 means no budget cap")
@@ -58,6 +70,13 @@ class ProviderSettings(JobsSettings):
         if value not in SUPPORTED_MODELS:
             raise ValueError(f"unsupported model {value!r}")
         return value
+
+    def poll_policy(self) -> Policy:
+        return Policy(
+            budget_qps=self.poll_budget_qps,
+            dense_seconds=float(self.poll_interval_seconds),
+            default_scale=self.generation_time_scale,
+        )
 
 
 class FinalizeSettings(JobsSettings):

@@ -6,6 +6,7 @@ in Lambda, against moto + the emulator, and against in-memory fakes in unit test
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,21 @@ from t2v.errors import (
 )
 from t2v.jobs import PROVIDER_TO_JOB, JobStatus
 from t2v.request import VideoRequest, parse_request
+from t2v.schedule import (
+    MemoryPollStats,
+    Observation,
+    Policy,
+    PollState,
+    TierHistory,
+    budget_gap,
+    first_wait,
+    next_wait,
+    phase_of,
+    queue_and_run,
+    reserve_slot,
+    tier_key,
+    wait_for_slot,
+)
 
 # A create claim older than this is presumed abandoned (its Lambda crashed or lost the answer):
 # longer than the submit function's timeout, so a live create is never taken for a dead one.
@@ -79,6 +95,13 @@ class Repo(Protocol):
     def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool: ...
 
 
+class PollStatsLike(Protocol):
+    def active_jobs(self) -> int: ...
+    def history(self, tier: str) -> TierHistory: ...
+    def record_timing(self, tier: str, *, queue: float, run: float, limit: int) -> None: ...
+    def take(self, second: int, limit: int) -> bool: ...
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -95,6 +118,7 @@ class ProviderDeps:
     clock: Callable[[], datetime] = utcnow
     claim_stale_seconds: int = CLAIM_STALE_SECONDS
     rng: random.Random = field(default_factory=random.Random)
+    stats: PollStatsLike = field(default_factory=MemoryPollStats)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,15 +218,46 @@ def _reload(job_id: str, deps: ProviderDeps) -> Job:
 
 
 def _submitted(job: Job, deps: ProviderDeps) -> dict[str, Any]:
+    """The first poll's state: when the provider accepted the task and when to look first."""
+    now = deps.clock().timestamp()
+    request = job.request
+    tier = tier_key(str(request.get("size", "")), int(request.get("duration", 5)), bool(request.get("audio")))
+    submitted = job.get("submitted_at")
+    submitted_at = parse_ts(str(submitted)).timestamp() if submitted else now
+    deadline_at = job.get("deadline_at")
+    deadline = parse_ts(str(deadline_at)).timestamp() if deadline_at else now + deps.settings.deadline_seconds
+    policy = deps.settings.poll_policy()
+    obs = Observation(
+        now=now, submitted_at=submitted_at, deadline=deadline, active_jobs=deps.stats.active_jobs()
+    )
+    wait = first_wait(obs, deps.stats.history(tier), policy, phase=phase_of(job.job_id))
     return {
         "job_id": job.job_id,
         "task_id": job.task_id,
-        "deadline_at": job.get("deadline_at"),
+        "deadline_at": deadline_at,
         "polls": int(job.get("polls", 0)),
         "errors": 0,
-        "wait_seconds": deps.settings.poll_interval_seconds,
         "state": "SUBMITTED",
+        "tier": tier,
+        "submitted_at": round(submitted_at, 3),
+        **_book(wait, now=now, deadline=deadline, deps=deps),
     }
+
+
+def _book(wait: float, *, now: float, deadline: float, deps: ProviderDeps) -> dict[str, Any]:
+    """Turn a desired wait into a booked query slot and the whole seconds to sleep until it.
+
+    `slot: None` tells the next invocation it holds no booking and must not query.
+    """
+    policy = deps.settings.poll_policy()
+    earliest = now + wait
+    if earliest >= deadline:
+        return {"wait_seconds": max(1, math.ceil(deadline - now)), "slot": None}
+    slot = reserve_slot(deps.stats, earliest, policy=policy)
+    if slot is None:
+        gap = max(policy.min_wait, budget_gap(deps.stats.active_jobs(), policy))
+        return {"wait_seconds": max(1, math.ceil(min(gap, deadline - now))), "slot": None}
+    return {"wait_seconds": wait_for_slot(slot, now), "slot": slot}
 
 
 def _error_fields(exc: Exception) -> dict[str, Any]:
@@ -218,13 +273,22 @@ def _error_fields(exc: Exception) -> dict[str, Any]:
 
 
 def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
-    """One provider query: map the provider state and say how long to wait before the next."""
+    """One provider query (when a slot is booked): map the provider state and book the next query."""
     job_id, task_id = str(event["job_id"]), str(event["task_id"])
     polls = int(event.get("polls", 0)) + 1
     errors = int(event.get("errors", 0))
     now = deps.clock()
     deadline = parse_ts(str(event["deadline_at"]))
-    base = {"job_id": job_id, "task_id": task_id, "deadline_at": event["deadline_at"], "polls": polls}
+    base: dict[str, Any] = {
+        "job_id": job_id,
+        "task_id": task_id,
+        "deadline_at": event["deadline_at"],
+        "polls": polls,
+        "tier": str(event.get("tier") or tier_key("", 5, False)),
+        "submitted_at": float(event.get("submitted_at") or now.timestamp()),
+    }
+    if event.get("queued_seconds") is not None:
+        base["queued_seconds"] = float(event["queued_seconds"])
     if now >= deadline or polls > deps.settings.max_polls:
         reason = "deadline" if now >= deadline else f"{deps.settings.max_polls} polls"
         return {
@@ -235,12 +299,21 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
             "message": f"no result before the {reason} limit",
             "wait_seconds": 0,
         }
+    if "slot" in event and event["slot"] is None:
+        # The last booking found every nearby second full: book again rather than query unbooked.
+        wait = budget_gap(deps.stats.active_jobs(), deps.settings.poll_policy())
+        return {
+            **base,
+            "errors": errors,
+            "state": "WAITING",
+            **_book(wait, **_span(now, deadline), deps=deps),
+        }
     client = deps.client()
-    interval = deps.settings.poll_interval_seconds
     try:
         info = client.get_task(task_id)
     except RetryableProviderError as exc:
         # No news is not a failure: keep polling until the deadline, more slowly after a 429.
+        interval = deps.settings.poll_interval_seconds
         factor = THROTTLE_FACTOR if isinstance(exc, ProviderThrottledError) else 1.0
         wait = min(MAX_BACKOFF_SECONDS, interval * factor * (1.5 ** min(errors, 6)))
         wait = wait * (1 + deps.rng.random() * 0.2)
@@ -249,27 +322,41 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
             **base,
             "errors": errors + 1,
             "state": "WAITING",
-            "wait_seconds": _clamp_wait(wait, now, deadline),
+            **_book(wait, **_span(now, deadline), deps=deps),
         }
     deps.repo.update_fields(job_id, {"polls": polls, "last_polled_at": iso(now)}, now=now)
     if info.request_id:
         base["request_id"] = info.request_id
-    return {
-        **base,
-        "errors": 0,
-        **_map_task(info, job_id, deps=deps, now=now, interval=interval, deadline=deadline),
-    }
+    return {**base, "errors": 0, **_map_task(info, base, deps=deps, now=now, deadline=deadline)}
+
+
+def _span(now: datetime, deadline: datetime) -> dict[str, float]:
+    return {"now": now.timestamp(), "deadline": deadline.timestamp()}
 
 
 def _map_task(
-    info: Any, job_id: str, *, deps: ProviderDeps, now: datetime, interval: int, deadline: datetime
+    info: Any, base: dict[str, Any], *, deps: ProviderDeps, now: datetime, deadline: datetime
 ) -> dict[str, Any]:
     status = str(info.status)
+    job_id = str(base["job_id"])
     if status in PROVIDER_TO_JOB:
         deps.repo.transition(job_id, PROVIDER_TO_JOB[status], now=now)
+        state: PollState = "RUNNING" if status == "RUNNING" else "PENDING"
+        queued, _ = queue_and_run(_times(info))
+        queued = queued if queued is not None else base.get("queued_seconds")
+        obs = Observation(
+            now=now.timestamp(),
+            submitted_at=float(base["submitted_at"]),
+            deadline=deadline.timestamp(),
+            state=state,
+            queued_seconds=queued,
+            active_jobs=deps.stats.active_jobs(),
+        )
+        wait = next_wait(obs, deps.stats.history(str(base["tier"])), deps.settings.poll_policy())
         return {
             "state": status if status != "SUSPENDED" else "PENDING",
-            "wait_seconds": _clamp_wait(interval, now, deadline),
+            **({"queued_seconds": round(queued, 3)} if queued is not None else {}),
+            **_book(wait, **_span(now, deadline), deps=deps),
         }
     if status == "SUCCEEDED":
         if not info.video_url:
@@ -321,11 +408,6 @@ def _times(info: Any) -> dict[str, Any]:
     return {k: getattr(info, k, None) for k in ("submit_time", "scheduled_time", "end_time")}
 
 
-def _clamp_wait(wait: float, now: datetime, deadline: datetime) -> int:
-    remaining = (deadline - now).total_seconds()
-    return max(1, int(min(wait, max(remaining, 1))))
-
-
 # ---------------------------------------------------------------------------------------------
 # finalize and outcomes
 
@@ -351,6 +433,7 @@ class FinalizeDeps:
     notifier: NotifierLike
     settings: FinalizeSettings
     clock: Callable[[], datetime] = utcnow
+    stats: PollStatsLike | None = None  # where finished tasks teach the poll schedule their times
 
 
 def finalize_job(event: dict[str, Any], deps: FinalizeDeps) -> dict[str, Any]:
@@ -403,7 +486,18 @@ def finalize_job(event: dict[str, Any], deps: FinalizeDeps) -> dict[str, Any]:
             "usage": poll.get("usage", {}),
         },
     )
-    return _announce_once(_job_or_fail(job_id, deps.repo), deps)
+    outcome = _announce_once(_job_or_fail(job_id, deps.repo), deps)
+    _learn_timing(job, poll, deps)  # after the announcement: learning never delays a user
+    return outcome
+
+
+def _learn_timing(job: Job, poll: dict[str, Any], deps: FinalizeDeps) -> None:
+    queue, run = queue_and_run(dict(poll.get("provider_times") or {}))
+    if deps.stats is None or queue is None or run is None:
+        return
+    request = job.request
+    tier = tier_key(str(request.get("size", "")), int(request.get("duration", 5)), bool(request.get("audio")))
+    deps.stats.record_timing(tier, queue=queue, run=run, limit=Policy().history_limit)
 
 
 OUTCOME_STATUS = {

@@ -10,6 +10,7 @@ from typing import Any
 from t2v.adapters.download import VideoDownloader
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.notifier import Notifier
+from t2v.adapters.poll_stats import PollStats
 from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import Workflow
@@ -50,6 +51,7 @@ def build_finalize_deps(
             event_source=settings.event_source,
         ),
         settings=settings,
+        stats=PollStats(settings.jobs_table),
     )
 
 
@@ -61,7 +63,12 @@ def provider_deps() -> ProviderDeps:
         base_url=settings.dashscope_base_url,
         workspace=settings.dashscope_workspace,
     )
-    return ProviderDeps(repo=JobsRepository(settings.jobs_table), client=client, settings=settings)
+    return ProviderDeps(
+        repo=JobsRepository(settings.jobs_table),
+        client=client,
+        settings=settings,
+        stats=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
+    )
 
 
 @cache

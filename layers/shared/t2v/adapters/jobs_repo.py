@@ -5,6 +5,8 @@ Table layout (single table, hash key `pk`):
 - `task#<task_id>`    which job owns a provider task (so reconciliation never adopts a task twice)
 - `budget#<date>`     billed seconds used that UTC day
 - `idem#<key>`        an API idempotency key and the job it started
+- `stats#…`, `slot#…` what the poll schedule shares (see `t2v.adapters.poll_stats`); this module
+                      keeps `stats#active` in step with jobs gaining a task and ending
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
+from t2v.adapters.poll_stats import ACTIVE_KEY
 from t2v.errors import PipelineError
 from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
 
@@ -254,7 +257,14 @@ class JobsRepository:
             if _is_conditional_failure(exc):
                 return False
             raise
+        self._count_active(+1)
         return True
+
+    def _count_active(self, delta: int) -> None:
+        """The account-wide count of running jobs the poll schedule shares its budget among."""
+        self._table.update_item(
+            Key={"pk": ACTIVE_KEY}, UpdateExpression="ADD n :d", ExpressionAttributeValues={":d": delta}
+        )
 
     def transition(
         self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
@@ -283,17 +293,20 @@ class JobsRepository:
             values[f":a{i}"] = status.value
             placeholders.append(f":a{i}")
         try:
-            self._table.update_item(
+            old = self._table.update_item(
                 Key={"pk": job_id},
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(placeholders)})",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_dynamo(values),
-            )
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
         except ClientError as exc:
             if _is_conditional_failure(exc):
                 return False
             raise
+        if new in TERMINAL and old.get("task_id"):
+            self._count_active(-1)  # counted when the task was bound; every terminal move happens once
         return True
 
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None:

@@ -1,0 +1,256 @@
+"""The adaptive poll schedule: when to ask the provider next. Pure domain, no I/O.
+
+Three ideas, each a small function:
+
+1. **Expect the finish.** Each tier (resolution, duration, audio) has a bounded history of recent
+   queue and run times (seeded with defaults until real jobs finish). From it and what the last
+   query saw, `predicted_finishes` gives a sample of when this task should end.
+2. **Poll where the finish is likely.** `next_wait` skips the time the task is surely still
+   running, polls densely between the early and late quantiles of the prediction, then backs off
+   in proportion to how far the task has overrun.
+3. **Share the account's query budget.** No job polls more often than `active_jobs / budget`
+   seconds, so the account's average rate stays under the budget; `reserve_slot` then books a
+   one-second slot in a shared ledger that holds at most `budget` queries per second, so no
+   single second goes over it either.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final, Literal, Protocol
+
+from t2v.request import SIZES, Tier
+
+# Seeds for a tier's history until real jobs have finished: run seconds of a 5 s, silent video.
+DEFAULT_RUN_SECONDS: Final[dict[Tier, float]] = {"360P": 40.0, "540P": 50.0, "720P": 60.0, "1080P": 90.0}
+DEFAULT_QUEUE_SECONDS: Final = 3.0
+AUDIO_FACTOR: Final = 1.15
+SEED_SPREAD: Final = (0.85, 0.95, 1.0, 1.05, 1.2)  # a deliberately wide prior; real samples replace it
+# Seconds from a Wait state's end to the provider query (Step Functions + Lambda invoke + HTTP).
+DISPATCH_LATENCY: Final = 0.25
+
+PollState = Literal["SUBMITTED", "PENDING", "RUNNING"]
+
+
+def tier_key(size: str, duration: int, audio: bool) -> str:
+    """The history bucket of a request: generation time depends on these three only."""
+    spec = SIZES.get(size)
+    tier = spec.tier if spec else "720P"
+    return f"{tier}/{int(duration)}s/{'audio' if audio else 'silent'}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    budget_qps: float = 16.0  # 80% of the account's 20 queries/s
+    dense_seconds: float = 5.0  # spacing of polls around the expected finish
+    first_quantile: float = 0.2  # the first poll: when this share of similar tasks had finished
+    tail_quantile: float = 0.95  # past this, the task is late: back off
+    max_dense_polls: int = 5  # a very uncertain prediction widens the spacing instead of adding polls
+    backoff_ratio: float = 0.5  # in the tail, wait this share of the time overrun so far
+    min_wait: float = 1.0
+    max_wait: float = 120.0
+    history_limit: int = 32
+    default_scale: float = 1.0  # multiplies the seeded defaults (the sandbox's emulator is quicker)
+
+    def __post_init__(self) -> None:
+        if self.budget_qps <= 0 or self.dense_seconds <= 0 or self.min_wait <= 0:
+            raise ValueError("budget_qps, dense_seconds and min_wait must be positive")
+        if not 0 <= self.first_quantile < self.tail_quantile <= 1:
+            raise ValueError("need 0 <= first_quantile < tail_quantile <= 1")
+        if self.history_limit < 1 or self.max_dense_polls < 1:
+            raise ValueError("history_limit and max_dense_polls must be at least 1")
+
+    @property
+    def slot_limit(self) -> int:
+        """Queries the ledger admits in any one second."""
+        return max(1, math.floor(self.budget_qps))
+
+
+@dataclass(frozen=True)
+class TierHistory:
+    """Recent queue and run seconds of one tier, newest last, at most `limit` of each."""
+
+    queue: tuple[float, ...] = field(default_factory=tuple)
+    run: tuple[float, ...] = field(default_factory=tuple)
+
+    def add(self, *, queue: float, run: float, limit: int) -> TierHistory:
+        return TierHistory(
+            queue=(*self.queue, max(0.0, queue))[-limit:],
+            run=(*self.run, max(0.0, run))[-limit:],
+        )
+
+
+def default_history(key: str, scale: float = 1.0) -> TierHistory:
+    """The prior for a tier nobody has used yet."""
+    tier_name, seconds, audio = [*key.split("/"), "", "", ""][:3]
+    runs: dict[str, float] = {str(k): v for k, v in DEFAULT_RUN_SECONDS.items()}
+    base = runs.get(tier_name, runs["720P"])
+    duration = int(seconds.rstrip("s")) if seconds.rstrip("s").isdigit() else 5
+    run = base * (duration / 5) ** 0.8 * (AUDIO_FACTOR if audio == "audio" else 1.0) * scale
+    return TierHistory(
+        queue=tuple(DEFAULT_QUEUE_SECONDS * scale * f for f in SEED_SPREAD),
+        run=tuple(run * f for f in SEED_SPREAD),
+    )
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What is known at `now` (epoch seconds) about one task that has not finished yet."""
+
+    now: float
+    submitted_at: float  # our clock when the provider accepted the task
+    deadline: float
+    state: PollState = "SUBMITTED"
+    queued_seconds: float | None = None  # provider scheduled_time - submit_time, once RUNNING
+    active_jobs: int = 1
+
+
+def quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear-interpolated quantile of an ascending sequence."""
+    if not sorted_values:
+        raise ValueError("no values")
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def predicted_finishes(obs: Observation, history: TierHistory) -> list[float]:
+    """A sample of the task's finish time (epoch seconds), ascending."""
+    runs = history.run or (60.0,)
+    if obs.state == "RUNNING" and obs.queued_seconds is not None:
+        start = obs.submitted_at + obs.queued_seconds
+        return sorted(start + r for r in runs)
+    queues = history.queue or (0.0,)
+    # Still queued when last seen: it starts no earlier than now.
+    earliest_start = obs.now if obs.state == "PENDING" else obs.submitted_at
+    return sorted(max(earliest_start, obs.submitted_at + q) + r for q in queues for r in runs)
+
+
+def desired_wait(obs: Observation, history: TierHistory, policy: Policy) -> float:
+    """Seconds until the next query this task alone would want, before any budget applies."""
+    finishes = predicted_finishes(obs, history)
+    first = quantile(finishes, policy.first_quantile)
+    tail = quantile(finishes, policy.tail_quantile)
+    if obs.now < first - policy.min_wait:
+        return first - obs.now  # surely still running: sleep through it
+    if obs.now < tail:
+        return max(policy.dense_seconds, (tail - first) / policy.max_dense_polls)
+    overrun = obs.now - tail
+    return policy.dense_seconds + policy.backoff_ratio * overrun
+
+
+def budget_gap(active_jobs: int, policy: Policy) -> float:
+    """The shortest interval between one job's queries that keeps the account under budget."""
+    return max(1, active_jobs) / policy.budget_qps
+
+
+def next_wait(obs: Observation, history: TierHistory, policy: Policy) -> float:
+    """Seconds to wait before the next query: adaptive, within budget, never past the deadline."""
+    remaining = obs.deadline - obs.now
+    if remaining <= 0:
+        return 0.0
+    wait = min(max(desired_wait(obs, history, policy), policy.min_wait), policy.max_wait)
+    wait = max(wait, budget_gap(obs.active_jobs, policy))  # the budget outranks max_wait
+    return min(wait, remaining)
+
+
+def first_wait(obs: Observation, history: TierHistory, policy: Policy, *, phase: float) -> float:
+    """The wait before a new task's first query. Jobs started together (a batch file) would all
+    pick the same second; `phase` spreads them over the budget gap so they never arrive at once."""
+    wait = next_wait(obs, history, policy)
+    spread = budget_gap(obs.active_jobs, policy) * (phase % 1.0)
+    return min(wait + spread, max(obs.deadline - obs.now, 0.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# The shared ledger of one-second query slots
+
+
+class SlotLedger(Protocol):
+    def take(self, second: int, limit: int) -> bool:
+        """Count one query in `second` if fewer than `limit` are counted there; True if counted."""
+        ...
+
+
+def reserve_slot(ledger: SlotLedger, earliest: float, *, policy: Policy, max_probes: int = 24) -> int | None:
+    """Book the first free one-second slot at or after `earliest`. None when `max_probes` seconds
+    in a row were full: then the caller must not query, and tries again later."""
+    first = math.ceil(earliest)
+    for second in range(first, first + max_probes):
+        if ledger.take(second, policy.slot_limit):
+            return second
+    return None
+
+
+def wait_for_slot(slot: int, now: float) -> int:
+    """Whole seconds to wait so the query lands inside `slot` (aimed at its middle)."""
+    return max(1, round(slot + 0.5 - DISPATCH_LATENCY - now))
+
+
+def phase_of(job_id: str) -> float:
+    """A stable number in [0, 1) per job that spreads jobs started together over the window."""
+    h = 2166136261
+    for byte in job_id.encode():
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h / 2**32
+
+
+# ---------------------------------------------------------------------------------------------
+# Provider times
+
+
+def provider_seconds(value: str | None) -> float | None:
+    """A provider timestamp ("2026-03-20 10:34:41.630") as seconds on the provider's own clock.
+
+    Only differences between two such values are used, so the provider's time zone cancels out.
+    """
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace(" ", "T")).replace(tzinfo=None).timestamp()
+    except ValueError:
+        return None
+
+
+def queue_and_run(times: dict[str, str | None]) -> tuple[float | None, float | None]:
+    """(queue seconds, run seconds) from a task's submit/scheduled/end times."""
+    submit = provider_seconds(times.get("submit_time"))
+    scheduled = provider_seconds(times.get("scheduled_time"))
+    end = provider_seconds(times.get("end_time"))
+    queue = scheduled - submit if submit is not None and scheduled is not None else None
+    run = end - scheduled if end is not None and scheduled is not None else None
+    return (
+        queue if queue is not None and queue >= 0 else None,
+        run if run is not None and run >= 0 else None,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# In memory: the same interface as `t2v.adapters.poll_stats.PollStats`, for simulations and tests
+
+
+class MemoryPollStats:
+    def __init__(self, *, active: int = 1, default_scale: float = 1.0) -> None:
+        self.active = active
+        self.default_scale = default_scale
+        self.histories: dict[str, TierHistory] = {}
+        self.slots: dict[int, int] = {}
+
+    def active_jobs(self) -> int:
+        return max(1, self.active)
+
+    def history(self, tier: str) -> TierHistory:
+        return self.histories.get(tier) or default_history(tier, self.default_scale)
+
+    def record_timing(self, tier: str, *, queue: float, run: float, limit: int) -> None:
+        self.histories[tier] = self.histories.get(tier, TierHistory()).add(queue=queue, run=run, limit=limit)
+
+    def take(self, second: int, limit: int) -> bool:
+        if self.slots.get(second, 0) >= limit:
+            return False
+        self.slots[second] = self.slots.get(second, 0) + 1
+        return True

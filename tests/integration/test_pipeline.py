@@ -263,3 +263,26 @@ def test_ambiguous_error_class_is_what_the_state_machine_retries() -> None:
     retried = {e for r in asl["States"]["Submit"]["Retry"] for e in r["ErrorEquals"]}
     assert AmbiguousCreateError.__name__ in retried
     assert "States.ALL" not in retried
+
+
+def test_the_schedule_learns_run_times_and_counts_active_jobs_back_to_zero(env: Any) -> None:
+    # Given two jobs: one succeeds, one the provider fails
+    env.emu.set_faults({"rules": [{"endpoint": "task", "kind": "task_failed", "prompt_contains": "fail-me"}]})
+    table = boto3.resource("dynamodb").Table(env.stack.table)
+    first = submit_app.lambda_handler(start_event("job-sched"), CTX)
+    submit_app.lambda_handler(start_event("job-sched-2", prompt="fail-me please"), CTX)
+    # While both run, the account's active count says so, and the first poll is booked ahead
+    assert table.get_item(Key={"pk": "stats#active"})["Item"]["n"] == 2
+    assert first["slot"] >= int(first["submitted_at"]) and first["tier"] == "360P/5s/silent"
+    # When both end
+    assert run_job(start_event("job-sched"))["status"] == "SUCCEEDED"
+    assert run_job(start_event("job-sched-2", prompt="fail-me please"))["status"] == "FAILED"
+    # Then no job is counted as active, and the tier learned the emulator's queue and run times
+    assert table.get_item(Key={"pk": "stats#active"})["Item"]["n"] == 0
+    learned = table.get_item(Key={"pk": "stats#tier#360P/5s/silent"})["Item"]
+    cfg = env.emu.config
+    assert [float(v) for v in learned["run"]] == [pytest.approx(cfg.running_seconds, abs=0.01)]
+    assert [float(v) for v in learned["queue"]] == [pytest.approx(cfg.pending_seconds, abs=0.01)]
+    # And no one-second slot was booked beyond the budget
+    slots = [i for i in table.scan()["Items"] if str(i["pk"]).startswith("slot#")]
+    assert slots and max(int(i["n"]) for i in slots) <= 16

@@ -1,0 +1,196 @@
+"""The adaptive poll schedule's promises: within budget, within the deadline, bounded history."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from t2v.schedule import (
+    MemoryPollStats,
+    Observation,
+    Policy,
+    TierHistory,
+    budget_gap,
+    default_history,
+    desired_wait,
+    first_wait,
+    next_wait,
+    phase_of,
+    predicted_finishes,
+    quantile,
+    queue_and_run,
+    reserve_slot,
+    tier_key,
+    wait_for_slot,
+)
+
+pytestmark = pytest.mark.unit
+
+POLICY = Policy()
+seconds = st.floats(min_value=0.0, max_value=5000.0, allow_nan=False)
+histories = st.builds(
+    TierHistory,
+    queue=st.lists(st.floats(0, 600, allow_nan=False), max_size=40).map(tuple),
+    run=st.lists(st.floats(1, 900, allow_nan=False), max_size=40).map(tuple),
+)
+
+
+@st.composite
+def observations(draw: st.DrawFn) -> Observation:
+    submitted = draw(st.floats(1e9, 2e9, allow_nan=False))
+    elapsed = draw(seconds)
+    state = draw(st.sampled_from(["SUBMITTED", "PENDING", "RUNNING"]))
+    return Observation(
+        now=submitted + elapsed,
+        submitted_at=submitted,
+        deadline=submitted + draw(st.floats(60, 86400, allow_nan=False)),
+        state=state,
+        queued_seconds=draw(st.none() | st.floats(0, 600, allow_nan=False)) if state == "RUNNING" else None,
+        active_jobs=draw(st.integers(0, 20000)),
+    )
+
+
+@given(obs=observations(), history=histories)
+def test_the_wait_never_passes_the_deadline_and_never_outruns_the_budget(
+    obs: Observation, history: TierHistory
+) -> None:
+    wait = next_wait(obs, history, POLICY)
+    remaining = obs.deadline - obs.now
+    if remaining <= 0:
+        assert wait == 0
+        return
+    assert 0 < wait <= remaining + 1e-9
+    if wait < remaining:  # only the deadline may cut a wait below the budget's spacing
+        assert wait >= budget_gap(obs.active_jobs, POLICY) - 1e-9
+        assert wait >= POLICY.min_wait
+
+
+@given(obs=observations(), history=histories, phase=st.floats(0, 1, exclude_max=True))
+def test_the_first_wait_is_spread_but_still_within_the_deadline(
+    obs: Observation, history: TierHistory, phase: float
+) -> None:
+    wait = first_wait(obs, history, POLICY, phase=phase)
+    assert wait <= max(obs.deadline - obs.now, 0.0) + 1e-9
+    assert wait >= min(next_wait(obs, history, POLICY), max(obs.deadline - obs.now, 0.0)) - 1e-9
+
+
+@given(
+    history=histories,
+    samples=st.lists(st.tuples(st.floats(-5, 600), st.floats(-5, 900)), max_size=100),
+    limit=st.integers(1, 64),
+)
+def test_the_history_keeps_at_most_its_limit_newest_last(
+    history: TierHistory, samples: list[tuple[float, float]], limit: int
+) -> None:
+    for queue, run in samples:
+        history = history.add(queue=queue, run=run, limit=limit)
+        assert len(history.queue) <= limit and len(history.run) <= limit
+        assert history.run[-1] == max(0.0, run)
+        assert min(history.queue) >= 0 and min(history.run) >= 0
+
+
+@settings(max_examples=50)
+@given(
+    wanted=st.lists(st.integers(0, 40), min_size=1, max_size=600),
+    budget=st.sampled_from([1.0, 4.0, 16.0, 20.0]),
+)
+def test_the_slot_ledger_never_admits_more_than_the_budget_in_any_second(
+    wanted: list[int], budget: float
+) -> None:
+    # Given many jobs asking for slots, most of them for the same few seconds
+    policy = Policy(budget_qps=budget)
+    ledger = MemoryPollStats()
+    booked = [reserve_slot(ledger, float(second), policy=policy) for second in wanted]
+    # Then no second holds more than the budget, and every booking is at or after its wish
+    assert max(ledger.slots.values()) <= math.floor(budget)
+    assert all(slot is None or slot >= want for slot, want in zip(booked, wanted, strict=True))
+    assert sum(slot is not None for slot in booked) == sum(ledger.slots.values())
+
+
+def test_a_full_stretch_of_seconds_books_nothing() -> None:
+    ledger = MemoryPollStats()
+    policy = Policy(budget_qps=1)
+    for second in range(100, 130):
+        assert ledger.take(second, 1)
+    assert reserve_slot(ledger, 100.0, policy=policy, max_probes=24) is None
+    assert reserve_slot(ledger, 100.0, policy=policy, max_probes=40) == 130
+
+
+@given(slot=st.integers(10, 10**6), lead=st.floats(0.5, 600, allow_nan=False))
+def test_the_wait_for_a_slot_lands_inside_it(slot: int, lead: float) -> None:
+    now = slot - lead
+    wait = wait_for_slot(slot, now)
+    landing = now + wait + 0.25  # the dispatch latency the schedule assumes
+    assert slot <= landing < slot + 1 or wait == 1
+
+
+def test_the_first_poll_comes_near_the_expected_finish_not_at_once() -> None:
+    # Given a tier that reliably takes about 100 s
+    history = TierHistory(queue=(2.0,) * 10, run=tuple(95.0 + i for i in range(10)))
+    obs = Observation(now=1000.0, submitted_at=1000.0, deadline=9000.0)
+    # Then the first query waits until just before the early finishers
+    wait = next_wait(obs, history, POLICY)
+    assert 90 <= wait <= 100
+
+
+def test_around_the_expected_finish_polls_are_dense_then_back_off_when_late() -> None:
+    history = TierHistory(queue=(0.0,), run=tuple(float(r) for r in range(95, 106)))
+    start = 1000.0
+    running = {"submitted_at": start, "deadline": start + 7200, "state": "RUNNING", "queued_seconds": 0.0}
+    near = next_wait(Observation(now=start + 99, **running), history, POLICY)  # type: ignore[arg-type]
+    late = next_wait(Observation(now=start + 200, **running), history, POLICY)  # type: ignore[arg-type]
+    later = next_wait(Observation(now=start + 1000, **running), history, POLICY)  # type: ignore[arg-type]
+    assert near == POLICY.dense_seconds
+    assert near < late < later <= POLICY.max_wait
+
+
+def test_an_uncertain_tier_widens_the_spacing_instead_of_adding_queries() -> None:
+    history = TierHistory(queue=(0.0,), run=tuple(float(r) for r in range(50, 500, 10)))
+    obs = Observation(now=1200.0, submitted_at=1000.0, deadline=9000.0, state="RUNNING", queued_seconds=0.0)
+    finishes = predicted_finishes(obs, history)
+    spread = quantile(finishes, POLICY.tail_quantile) - quantile(finishes, POLICY.first_quantile)
+    assert desired_wait(obs, history, POLICY) == pytest.approx(spread / POLICY.max_dense_polls)
+    assert spread / POLICY.max_dense_polls > POLICY.dense_seconds
+
+
+def test_many_active_jobs_stretch_every_wait_to_share_the_budget() -> None:
+    history = default_history("720P/5s/silent")
+    obs = Observation(now=1100.0, submitted_at=1000.0, deadline=99000.0, active_jobs=1000)
+    assert next_wait(obs, history, POLICY) >= 1000 / 16
+
+
+def test_a_task_still_queued_is_expected_no_sooner_than_a_full_run_from_now() -> None:
+    history = TierHistory(queue=(1.0,), run=(60.0,))
+    obs = Observation(now=1300.0, submitted_at=1000.0, deadline=99000.0, state="PENDING")
+    assert predicted_finishes(obs, history) == [1360.0]
+
+
+def test_tiers_and_defaults() -> None:
+    assert tier_key("1920*1080", 8, True) == "1080P/8s/audio"
+    assert tier_key("640*360", 5, False) == "360P/5s/silent"
+    slow, quick = default_history("1080P/8s/audio"), default_history("360P/5s/silent")
+    assert min(slow.run) > max(quick.run)
+    assert default_history("720P/5s/silent", scale=0.1).run[2] == pytest.approx(6.0)
+    assert 0 <= phase_of("job-1") < 1 and phase_of("job-1") != phase_of("job-2")
+
+
+def test_provider_times_give_queue_and_run_seconds() -> None:
+    times = {
+        "submit_time": "2026-03-20 10:34:41.630",
+        "scheduled_time": "2026-03-20 10:34:43.630",
+        "end_time": "2026-03-20 10:35:12.130",
+    }
+    assert queue_and_run(times) == (pytest.approx(2.0), pytest.approx(28.5))
+    assert queue_and_run({"submit_time": "garbage"}) == (None, None)
+    assert queue_and_run({}) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"budget_qps": 0}, {"first_quantile": 0.9, "tail_quantile": 0.5}, {"history_limit": 0}],
+)
+def test_a_nonsensical_policy_is_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=r"must|need"):
+        Policy(**kwargs)  # type: ignore[arg-type]

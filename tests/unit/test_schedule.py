@@ -18,12 +18,12 @@ from t2v.schedule import (
     first_wait,
     next_wait,
     phase_of,
+    plan_wait,
     predicted_finishes,
     quantile,
     queue_and_run,
     reserve_slot,
     tier_key,
-    wait_for_slot,
 )
 
 pytestmark = pytest.mark.unit
@@ -118,12 +118,18 @@ def test_a_full_stretch_of_seconds_books_nothing() -> None:
     assert reserve_slot(ledger, 100.0, policy=policy, max_probes=40) == 130
 
 
-@given(slot=st.integers(10, 10**6), lead=st.floats(0.5, 600, allow_nan=False))
-def test_the_wait_for_a_slot_lands_inside_it(slot: int, lead: float) -> None:
+@given(
+    slot=st.integers(10, 10**6),
+    lead=st.floats(1.0, 600, allow_nan=False),
+    latency=st.floats(0.0, 0.5, allow_nan=False),
+)
+def test_the_planned_wait_lands_the_query_inside_its_slot(slot: int, lead: float, latency: float) -> None:
+    # Given a booking `lead` seconds ahead and a dispatch latency anywhere from 0 to 0.5 s
     now = slot - lead
-    wait = wait_for_slot(slot, now)
-    landing = now + wait + 0.25  # the dispatch latency the schedule assumes
-    assert slot <= landing < slot + 1 or wait == 1
+    pause, wait = plan_wait(slot, now)
+    # Then the pause is under a second, the wait whole, and the query lands inside the slot
+    assert 0 <= pause < 1 and isinstance(wait, int) and wait >= 0
+    assert slot <= now + pause + wait + latency < slot + 1
 
 
 def test_the_first_poll_comes_near_the_expected_finish_not_at_once() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,10 +35,10 @@ from t2v.schedule import (
     first_wait,
     next_wait,
     phase_of,
+    plan_wait,
     queue_and_run,
     reserve_slot,
     tier_key,
-    wait_for_slot,
 )
 
 # A create claim older than this is presumed abandoned (its Lambda crashed or lost the answer):
@@ -119,6 +120,7 @@ class ProviderDeps:
     claim_stale_seconds: int = CLAIM_STALE_SECONDS
     rng: random.Random = field(default_factory=random.Random)
     stats: PollStatsLike = field(default_factory=MemoryPollStats)
+    sleep: Callable[[float], None] = time.sleep
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +259,9 @@ def _book(wait: float, *, now: float, deadline: float, deps: ProviderDeps) -> di
     if slot is None:
         gap = max(policy.min_wait, budget_gap(deps.stats.active_jobs(), policy))
         return {"wait_seconds": max(1, math.ceil(min(gap, deadline - now))), "slot": None}
-    return {"wait_seconds": wait_for_slot(slot, now), "slot": slot}
+    pause, wait_seconds = plan_wait(slot, now)
+    deps.sleep(pause)  # under a second: lines the query up with the middle of its slot
+    return {"wait_seconds": wait_seconds, "slot": slot}
 
 
 def _error_fields(exc: Exception) -> dict[str, Any]:

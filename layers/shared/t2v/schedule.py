@@ -29,7 +29,8 @@ DEFAULT_RUN_SECONDS: Final[dict[Tier, float]] = {"360P": 40.0, "540P": 50.0, "72
 DEFAULT_QUEUE_SECONDS: Final = 3.0
 AUDIO_FACTOR: Final = 1.15
 SEED_SPREAD: Final = (0.85, 0.95, 1.0, 1.05, 1.2)  # a deliberately wide prior; real samples replace it
-# Seconds from a Wait state's end to the provider query (Step Functions + Lambda invoke + HTTP).
+# Seconds from the status function's return to its next provider query (Step Functions' Wait
+# transitions, the Lambda invoke, the HTTP request): assumed 0.25 s, tolerated from 0 to 0.5 s.
 DISPATCH_LATENCY: Final = 0.25
 
 PollState = Literal["SUBMITTED", "PENDING", "RUNNING"]
@@ -186,9 +187,23 @@ def reserve_slot(ledger: SlotLedger, earliest: float, *, policy: Policy, max_pro
     return None
 
 
-def wait_for_slot(slot: int, now: float) -> int:
-    """Whole seconds to wait so the query lands inside `slot` (aimed at its middle)."""
-    return max(1, round(slot + 0.5 - DISPATCH_LATENCY - now))
+def plan_wait(slot: int, now: float, latency: float = DISPATCH_LATENCY) -> tuple[float, int]:
+    """(pause, wait): pause `pause` seconds now, then a Wait state of `wait` whole seconds, so the
+    query lands in the middle half of `slot`, where latency off by up to a quarter second either way
+    keeps it inside.
+
+    Step Functions waits in whole seconds (and truncates timestamps to seconds), so the fraction
+    of a second a query lands at is set by when this invocation returns, not by the Wait state.
+    """
+    frac = (now + latency) % 1.0
+    if frac < 0.25:
+        pause = 0.25 - frac
+    elif frac > 0.75:
+        pause = 1.25 - frac
+    else:
+        pause = 0.0
+    wait = slot - math.floor(now + pause + latency)
+    return pause, max(0, wait)
 
 
 def phase_of(job_id: str) -> float:

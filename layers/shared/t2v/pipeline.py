@@ -6,7 +6,6 @@ in Lambda, against moto + the emulator, and against in-memory fakes in unit test
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -31,13 +30,12 @@ from t2v.schedule import (
     Policy,
     PollState,
     TierHistory,
+    book_query,
     budget_gap,
     first_wait,
     next_wait,
     phase_of,
-    plan_wait,
     queue_and_run,
-    reserve_slot,
     tier_key,
 )
 
@@ -247,21 +245,17 @@ def _submitted(job: Job, deps: ProviderDeps) -> dict[str, Any]:
 
 
 def _book(wait: float, *, now: float, deadline: float, deps: ProviderDeps) -> dict[str, Any]:
-    """Turn a desired wait into a booked query slot and the whole seconds to sleep until it.
-
-    `slot: None` tells the next invocation it holds no booking and must not query.
-    """
-    policy = deps.settings.poll_policy()
-    earliest = now + wait
-    if earliest >= deadline:
-        return {"wait_seconds": max(1, math.ceil(deadline - now)), "slot": None}
-    slot = reserve_slot(deps.stats, earliest, policy=policy)
-    if slot is None:
-        gap = max(policy.min_wait, budget_gap(deps.stats.active_jobs(), policy))
-        return {"wait_seconds": max(1, math.ceil(min(gap, deadline - now))), "slot": None}
-    pause, wait_seconds = plan_wait(slot, now)
-    deps.sleep(pause)  # under a second: lines the query up with the middle of its slot
-    return {"wait_seconds": wait_seconds, "slot": slot}
+    """Book the next query's slot; `slot: None` tells the next turn it holds none and must not query."""
+    booking = book_query(
+        deps.stats,
+        wait,
+        now=now,
+        deadline=deadline,
+        active_jobs=deps.stats.active_jobs(),
+        policy=deps.settings.poll_policy(),
+    )
+    deps.sleep(booking.pause)  # under a second: lines the query up with the middle of its slot
+    return {"wait_seconds": booking.wait_seconds, "slot": booking.slot}
 
 
 def _error_fields(exc: Exception) -> dict[str, Any]:

@@ -206,6 +206,30 @@ def plan_wait(slot: int, now: float, latency: float = DISPATCH_LATENCY) -> tuple
     return pause, max(0, wait)
 
 
+@dataclass(frozen=True)
+class Booking:
+    """The outcome of planning the next query."""
+
+    pause: float  # sleep this long before returning (under a second)
+    wait_seconds: int  # then the Wait state's whole seconds
+    slot: int | None  # the booked second; None: nothing booked, so the next turn must not query
+
+
+def book_query(
+    ledger: SlotLedger, wait: float, *, now: float, deadline: float, active_jobs: int, policy: Policy
+) -> Booking:
+    """Turn a desired wait into a booked one-second slot and the way to land in it."""
+    earliest = now + wait
+    if earliest >= deadline:  # the next turn finds the deadline passed and never queries
+        return Booking(0.0, max(1, math.ceil(deadline - now)), None)
+    slot = reserve_slot(ledger, earliest, policy=policy)
+    if slot is None:
+        gap = max(policy.min_wait, budget_gap(active_jobs, policy))
+        return Booking(0.0, max(1, math.ceil(min(gap, deadline - now))), None)
+    pause, wait_seconds = plan_wait(slot, now)
+    return Booking(pause, wait_seconds, slot)
+
+
 def phase_of(job_id: str) -> float:
     """A stable number in [0, 1) per job that spreads jobs started together over the window."""
     h = 2166136261

@@ -49,7 +49,7 @@ class ProviderSettings(JobsSettings):
     dashscope_workspace: str | None = None
     model_name: str = DEFAULT_MODEL
     poll_interval_seconds: int = Field(
-        default=5, ge=1, le=3600, description="spacing of queries around a task's expected finish"
+        default=3, ge=1, le=3600, description="spacing of queries around a task's expected finish"
     )
     poll_budget_qps: float = Field(
         default=16.0, gt=0, le=20, description="the account-wide query rate all jobs share (limit: 20/s)"

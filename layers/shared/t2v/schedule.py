@@ -46,10 +46,10 @@ def tier_key(size: str, duration: int, audio: bool) -> str:
 @dataclass(frozen=True)
 class Policy:
     budget_qps: float = 16.0  # 80% of the account's 20 queries/s
-    dense_seconds: float = 5.0  # spacing of polls around the expected finish
+    dense_seconds: float = 3.0  # spacing of polls around the expected finish
     first_quantile: float = 0.2  # the first poll: when this share of similar tasks had finished
     tail_quantile: float = 0.95  # past this, the task is late: back off
-    max_dense_polls: int = 5  # a very uncertain prediction widens the spacing instead of adding polls
+    max_dense_polls: int = 8  # a very uncertain prediction widens the spacing instead of adding polls
     backoff_ratio: float = 0.5  # in the tail, wait this share of the time overrun so far
     min_wait: float = 1.0
     max_wait: float = 120.0
@@ -149,22 +149,28 @@ def budget_gap(active_jobs: int, policy: Policy) -> float:
     return max(1, active_jobs) / policy.budget_qps
 
 
+def _own_wait(obs: Observation, history: TierHistory, policy: Policy) -> float:
+    return min(max(desired_wait(obs, history, policy), policy.min_wait), policy.max_wait)
+
+
 def next_wait(obs: Observation, history: TierHistory, policy: Policy) -> float:
     """Seconds to wait before the next query: adaptive, within budget, never past the deadline."""
     remaining = obs.deadline - obs.now
     if remaining <= 0:
         return 0.0
-    wait = min(max(desired_wait(obs, history, policy), policy.min_wait), policy.max_wait)
-    wait = max(wait, budget_gap(obs.active_jobs, policy))  # the budget outranks max_wait
+    wait = max(
+        _own_wait(obs, history, policy), budget_gap(obs.active_jobs, policy)
+    )  # budget outranks max_wait
     return min(wait, remaining)
 
 
 def first_wait(obs: Observation, history: TierHistory, policy: Policy, *, phase: float) -> float:
     """The wait before a new task's first query. Jobs started together (a batch file) would all
-    pick the same second; `phase` spreads them over the budget gap so they never arrive at once."""
-    wait = next_wait(obs, history, policy)
+    pick the same second: `phase` spreads their first queries evenly over one budget gap, after
+    which each keeps its own place in the rotation."""
+    remaining = max(obs.deadline - obs.now, 0.0)
     spread = budget_gap(obs.active_jobs, policy) * (phase % 1.0)
-    return min(wait + spread, max(obs.deadline - obs.now, 0.0))
+    return min(_own_wait(obs, history, policy) + spread, remaining)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,13 +183,19 @@ class SlotLedger(Protocol):
         ...
 
 
-def reserve_slot(ledger: SlotLedger, earliest: float, *, policy: Policy, max_probes: int = 24) -> int | None:
-    """Book the first free one-second slot at or after `earliest`. None when `max_probes` seconds
-    in a row were full: then the caller must not query, and tries again later."""
+def probe_offsets(max_probes: int) -> list[int]:
+    """Seconds after the wished one to try: the next few one by one, then ever wider strides, so
+    a crowd of jobs wanting the same moment finds room further out instead of giving up."""
+    return [i if i < 8 else 7 + 2 ** (i - 7) for i in range(max_probes)]
+
+
+def reserve_slot(ledger: SlotLedger, earliest: float, *, policy: Policy, max_probes: int = 20) -> int | None:
+    """Book the first free one-second slot at or after `earliest` among `probe_offsets`. None when
+    all were full: then the caller must not query, and tries again later."""
     first = math.ceil(earliest)
-    for second in range(first, first + max_probes):
-        if ledger.take(second, policy.slot_limit):
-            return second
+    for offset in probe_offsets(max_probes):
+        if ledger.take(first + offset, policy.slot_limit):
+            return first + offset
     return None
 
 
@@ -198,7 +210,7 @@ def plan_wait(slot: int, now: float, latency: float = DISPATCH_LATENCY) -> tuple
     frac = (now + latency) % 1.0
     if frac < 0.25:
         pause = 0.25 - frac
-    elif frac > 0.75:
+    elif frac >= 0.75:
         pause = 1.25 - frac
     else:
         pause = 0.0

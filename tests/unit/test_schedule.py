@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from t2v.schedule import (
+    SLOT_MARGIN,
     MemoryPollStats,
     Observation,
     Policy,
@@ -23,6 +24,7 @@ from t2v.schedule import (
     quantile,
     queue_and_run,
     reserve_slot,
+    slot_check,
     tier_key,
 )
 
@@ -134,7 +136,9 @@ def test_the_planned_wait_lands_the_query_inside_its_slot(slot: int, lead: float
     pause, wait = plan_wait(slot, now)
     # Then the pause is under a second, the wait whole, and the query lands inside the slot
     assert 0 <= pause < 1 and isinstance(wait, int) and wait >= 0
-    assert slot <= now + pause + wait + latency < slot + 1
+    landing = now + pause + wait + latency
+    assert slot <= landing < slot + 1 - SLOT_MARGIN
+    assert slot_check(slot, landing) == 0.0  # so the status function then queries at once
 
 
 def test_the_first_poll_comes_near_the_expected_finish_not_at_once() -> None:
@@ -205,3 +209,10 @@ def test_provider_times_give_queue_and_run_seconds() -> None:
 def test_a_nonsensical_policy_is_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=r"must|need"):
         Policy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_turn_queries_only_inside_its_booked_second() -> None:
+    assert slot_check(100, 99.7) == pytest.approx(0.3)  # early: pause until the second begins
+    assert slot_check(100, 100.5) == 0.0
+    assert slot_check(100, 100.0 + 1 - SLOT_MARGIN) is None  # too late to arrive inside it: book again
+    assert slot_check(None, 100.0) is None  # never booked: book, do not query

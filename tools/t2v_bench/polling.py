@@ -37,6 +37,7 @@ from t2v.schedule import (
     first_wait,
     next_wait,
     phase_of,
+    slot_check,
 )
 
 # (size, duration, audio, typical run seconds): eight tiers spanning 30-300 s of generation.
@@ -173,14 +174,16 @@ class OurPoller:
         wait = first_wait(obs, self.stats.history(job.tier), self.policy, phase=phase_of(job.job_id))
         return self._land(job, now, wait)
 
-    def query_allowed(self, job: SimJob) -> bool:
-        return self.state[job.index].get("slot") is not None
+    def pause_before_query(self, job: SimJob, now: float) -> float | None:
+        """What the status function checks first: None means book again without querying."""
+        return slot_check(self.state[job.index].get("slot"), now)
+
+    def rebook(self, job: SimJob, now: float) -> float:
+        self.unbooked_turns += 1
+        return self._land(job, now, self.policy.min_wait)
 
     def after(self, job: SimJob, now: float) -> float | None:
         st = self.state[job.index]
-        if st.get("slot") is None:  # an unbooked turn: book again, do not query
-            self.unbooked_turns += 1
-            return self._land(job, now, self.policy.min_wait)
         started = job.submit + job.queue
         if now >= started:
             st["observed"], st["queued"] = "RUNNING", job.queue
@@ -216,16 +219,19 @@ def simulate(jobs: list[SimJob], poller: Poller) -> Counter[int]:
         if kind == 0:
             heapq.heappush(events, (poller.first(job, now), 1, index))
             continue
-        if isinstance(poller, OurPoller) and not poller.query_allowed(job):
-            nxt = poller.after(job, now)
-        else:
-            job.queries += 1
-            per_second[math.floor(now)] += 1
-            if now >= job.finish:
-                job.delivered_at = now + FINALIZE_SECONDS
-                poller.finished(job, now)
+        if isinstance(poller, OurPoller):
+            pause = poller.pause_before_query(job, now)
+            if pause is None:  # no slot, or too late for it: book again without querying
+                heapq.heappush(events, (poller.rebook(job, now), 1, index))
                 continue
-            nxt = poller.after(job, now)
+            now += pause
+        job.queries += 1
+        per_second[math.floor(now)] += 1
+        if now >= job.finish:
+            job.delivered_at = now + FINALIZE_SECONDS
+            poller.finished(job, now)
+            continue
+        nxt = poller.after(job, now)
         if nxt is not None:
             heapq.heappush(events, (nxt, 1, index))
     return per_second

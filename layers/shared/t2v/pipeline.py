@@ -31,11 +31,11 @@ from t2v.schedule import (
     PollState,
     TierHistory,
     book_query,
-    budget_gap,
     first_wait,
     next_wait,
     phase_of,
     queue_and_run,
+    slot_check,
     tier_key,
 )
 
@@ -297,15 +297,20 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
             "message": f"no result before the {reason} limit",
             "wait_seconds": 0,
         }
-    if "slot" in event and event["slot"] is None:
-        # The last booking found every nearby second full: book again rather than query unbooked.
-        wait = budget_gap(deps.stats.active_jobs(), deps.settings.poll_policy())
-        return {
-            **base,
-            "errors": errors,
-            "state": "WAITING",
-            **_book(wait, **_span(now, deadline), deps=deps),
-        }
+    if "slot" in event:  # events from before the ledger existed carry no slot and just query
+        pause = slot_check(event["slot"], now.timestamp())
+        if pause is None:
+            # No booking, or this turn came too late for its second: book again rather than risk
+            # a query in a second that other jobs have filled.
+            wait = deps.settings.poll_policy().min_wait
+            deps.repo.update_fields(job_id, {"polls": polls}, now=now)
+            return {
+                **base,
+                "errors": errors,
+                "state": "WAITING",
+                **_book(wait, **_span(now, deadline), deps=deps),
+            }
+        deps.sleep(pause)  # early (under a second): the booked second has not begun yet
     client = deps.client()
     try:
         info = client.get_task(task_id)

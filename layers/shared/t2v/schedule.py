@@ -33,6 +33,12 @@ SEED_SPREAD: Final = (0.85, 0.95, 1.0, 1.05, 1.2)  # a deliberately wide prior; 
 # transitions, the Lambda invoke, the HTTP request): assumed 0.25 s, tolerated from 0 to 0.5 s.
 DISPATCH_LATENCY: Final = 0.25
 
+# A query must start this long before its slot ends to reach the provider inside it.
+SLOT_MARGIN: Final = 0.2
+# Where in its second a query should land at the expected latency: [0.25, 0.55), so that latency
+# off by up to 0.25 s either way stays within [0, 1 - SLOT_MARGIN).
+ZONE: Final = (0.25, 0.55)
+
 PollState = Literal["SUBMITTED", "PENDING", "RUNNING"]
 
 
@@ -201,17 +207,17 @@ def reserve_slot(ledger: SlotLedger, earliest: float, *, policy: Policy, max_pro
 
 def plan_wait(slot: int, now: float, latency: float = DISPATCH_LATENCY) -> tuple[float, int]:
     """(pause, wait): pause `pause` seconds now, then a Wait state of `wait` whole seconds, so the
-    query lands in the middle half of `slot`, where latency off by up to a quarter second either way
-    keeps it inside.
+    query lands early in `slot`: with the expected latency at 0.25-0.55 s into it, so latency off
+    by a quarter second either way still leaves `SLOT_MARGIN` for the request itself.
 
     Step Functions waits in whole seconds (and truncates timestamps to seconds), so the fraction
     of a second a query lands at is set by when this invocation returns, not by the Wait state.
     """
     frac = (now + latency) % 1.0
-    if frac < 0.25:
-        pause = 0.25 - frac
-    elif frac >= 0.75:
-        pause = 1.25 - frac
+    if frac < ZONE[0]:
+        pause = ZONE[0] - frac
+    elif frac >= ZONE[1]:
+        pause = 1 + ZONE[0] - frac
     else:
         pause = 0.0
     wait = slot - math.floor(now + pause + latency)
@@ -240,6 +246,16 @@ def book_query(
         return Booking(0.0, max(1, math.ceil(min(gap, deadline - now))), None)
     pause, wait_seconds = plan_wait(slot, now)
     return Booking(pause, wait_seconds, slot)
+
+
+def slot_check(slot: int | None, now: float) -> float | None:
+    """Whether a turn may query now: the seconds to pause first (0.0 when inside its slot), or None
+    when it holds no slot or arrived too late to be sure its query reaches the provider within the
+    slot (then it books again instead). The last `SLOT_MARGIN` of a second is left to the request's
+    own travel time."""
+    if slot is None or now >= slot + 1 - SLOT_MARGIN:
+        return None
+    return max(0.0, slot - now)
 
 
 def phase_of(job_id: str) -> float:

@@ -1,0 +1,149 @@
+"""Benchmark 2, measured: many concurrent jobs through the sandbox, the query rate the emulator saw.
+
+One JSONL prompt file of `--jobs` requests lands in the input bucket (a batch, the way a user
+floods the pipeline); the real template, state machine and handlers run them at real time
+(time scale 1) against the emulator. Afterwards the emulator's own request log gives the queries
+per one-second window, and the job records give the delivery lag (the provider's finish to the
+job's SUCCEEDED record, which is written just before the SNS publish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import math
+import statistics
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from t2v.schedule import Policy
+
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}
+
+
+def _jobs(sb: Any) -> list[dict[str, Any]]:
+    table = sb.client("dynamodb")
+    name = sb.physical_id("JobsTable")
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": name}
+    from boto3.dynamodb.types import TypeDeserializer
+
+    des = TypeDeserializer()
+    while True:
+        page = table.scan(**kwargs)
+        items += [{k: des.deserialize(v) for k, v in item.items()} for item in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            return [i for i in items if i.get("kind") == "job"]
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def run(*, jobs: int, budget: int, pending: float, running: float, timeout: float) -> dict[str, Any]:
+    # Imported by name: the sandbox is a tool, not part of the strictly typed product code.
+    sandbox: Any = importlib.import_module("t2v_sandbox.sandbox")
+    user_sandbox: Any = importlib.import_module("t2v_sandbox.user_sandbox")
+    SandboxConfig, UserSandbox = sandbox.SandboxConfig, user_sandbox.UserSandbox  # noqa: N806
+
+    work = Path(tempfile.mkdtemp(prefix="t2v-bench-rate-"))
+    config = SandboxConfig(
+        template=Path("template.yaml"),
+        parameter_overrides={
+            "PollBudgetPerSecond": str(budget),
+            "GenerationTimeScale": f"{(pending + running) / 40:.4g}",  # 40 s: the default 360P 5 s run
+        },
+        time_scale=1.0,
+        emulator_pending_seconds=pending,
+        emulator_running_seconds=running,
+        work_dir=work,
+        max_workers_per_function=8,
+        write_endpoints=False,
+    )
+    with UserSandbox(config) as sb:
+        bucket = sb.physical_id("OutputBucket")
+        lines = [
+            json.dumps({"prompt": f"bench job {i}: a paper boat on a pond", "size": "640*360"})
+            for i in range(jobs)
+        ]
+        started = time.time()
+        sb.client("s3").put_object(Bucket=bucket, Key="prompts/bench.jsonl", Body="\n".join(lines).encode())
+        deadline = time.monotonic() + timeout
+        records: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            records = _jobs(sb)
+            if len(records) >= jobs and all(r["status"] in TERMINAL for r in records):
+                break
+            time.sleep(2.0)
+        wall = time.time() - started
+        log = sb.emulator.requests()
+        tasks = {t["task_id"]: t for t in sb.emulator.tasks()}
+    queries = [r for r in log if r["endpoint"] == "query"]
+    per_second = Counter(math.floor(r["time"]) for r in queries)
+    throttled = sum(1 for r in queries if r.get("status") == 429)
+    lags = []
+    polls = []
+    for rec in records:
+        task = tasks.get(str(rec.get("task_id")))
+        if rec["status"] != "SUCCEEDED" or task is None:
+            continue
+        finished_provider = _epoch(task["created_at"]) + pending + running
+        lags.append(_epoch(str(rec["finished_at"])) - finished_provider)
+        polls.append(int(rec.get("polls") or 0))
+    return {
+        "jobs": jobs,
+        "budget": budget,
+        "pending_seconds": pending,
+        "running_seconds": running,
+        "succeeded": sum(1 for r in records if r["status"] == "SUCCEEDED"),
+        "not_finished": jobs - sum(1 for r in records if r["status"] in TERMINAL),
+        "wall_seconds": round(wall, 1),
+        "queries": len(queries),
+        "peak_per_second": max(per_second.values(), default=0),
+        "seconds_over_budget": sum(1 for c in per_second.values() if c > budget),
+        "throttled_429": throttled,
+        "queries_per_job_mean": round(statistics.fmean(polls), 2) if polls else None,
+        "lag_median": round(statistics.median(lags), 2) if lags else None,
+        "lag_p90": round(sorted(lags)[int(0.9 * (len(lags) - 1))], 2) if lags else None,
+        "series": [
+            per_second.get(s, 0) for s in range(min(per_second, default=0), max(per_second, default=0) + 1)
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=120)
+    parser.add_argument("--budget", type=int, default=4, help="PollBudgetPerSecond (low, so that it binds)")
+    parser.add_argument("--pending", type=float, default=2.0)
+    parser.add_argument("--running", type=float, default=30.0)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
+    args = parser.parse_args(argv)
+    assert args.budget <= Policy().budget_qps * 2
+    result = run(
+        jobs=args.jobs, budget=args.budget, pending=args.pending, running=args.running, timeout=args.timeout
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"sandbox-rate-{args.jobs}x{args.budget}.json").write_text(json.dumps(result, indent=1))
+    print(
+        "| jobs | budget/s | succeeded | wall s | queries | peak/s | seconds over budget | 429s | queries/job | lag median s | lag p90 s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    r = result
+    print(
+        f"| {r['jobs']} | {r['budget']} | {r['succeeded']} | {r['wall_seconds']} | {r['queries']} | {r['peak_per_second']} "
+        f"| {r['seconds_over_budget']} | {r['throttled_429']} | {r['queries_per_job_mean']} | {r['lag_median']} | {r['lag_p90']} |"
+    )
+    return 0 if r["seconds_over_budget"] == 0 and r["not_finished"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

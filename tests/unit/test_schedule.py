@@ -14,8 +14,10 @@ from t2v.schedule import (
     Policy,
     TierHistory,
     budget_gap,
+    claim_now,
     default_history,
     desired_wait,
+    estimate_latency,
     first_wait,
     next_wait,
     phase_of,
@@ -214,5 +216,30 @@ def test_a_nonsensical_policy_is_refused(kwargs: dict[str, float]) -> None:
 def test_a_turn_queries_only_inside_its_booked_second() -> None:
     assert slot_check(100, 99.7) == pytest.approx(0.3)  # early: pause until the second begins
     assert slot_check(100, 100.5) == 0.0
-    assert slot_check(100, 100.0 + 1 - SLOT_MARGIN) is None  # too late to arrive inside it: book again
-    assert slot_check(None, 100.0) is None  # never booked: book, do not query
+    assert slot_check(100, 100.0 + 1 - SLOT_MARGIN) is None  # too late to arrive inside it
+    assert slot_check(100, 95.0) is None  # far too early (a time-scaled sandbox)
+    assert slot_check(None, 100.0) is None  # never booked
+
+
+def test_a_turn_off_its_booking_takes_the_current_second_only_if_it_has_room() -> None:
+    ledger, policy = MemoryPollStats(), Policy(budget_qps=2)
+    assert claim_now(ledger, 100.3, policy) == 0.0
+    assert claim_now(ledger, 100.5, policy) == 0.0
+    assert claim_now(ledger, 100.6, policy) is None  # second 100 is full
+    assert claim_now(ledger, 100.9, policy) == pytest.approx(0.1)  # too little left: the next one
+    assert ledger.slots == {100: 2, 101: 1}
+
+
+def test_the_latency_estimate_follows_what_the_execution_observes() -> None:
+    # Given turns that start 0.85 s after the Wait state should have ended
+    estimate = estimate_latency(None, returned_at=None, waited=None, now=0.0)
+    assert estimate == 0.25
+    for turn in range(6):
+        start = 100.0 * turn
+        estimate = estimate_latency(estimate, returned_at=start, waited=10, now=start + 10.85)
+    # Then the plan converges on it, and a landing planned with it stays inside the slot
+    assert estimate == pytest.approx(0.85, abs=0.02)
+    pause, wait = plan_wait(200, 150.3, estimate)
+    assert slot_check(200, 150.3 + pause + wait + 0.85) == 0.0
+    # Nonsense (a time-scaled sandbox, clock skew) is ignored
+    assert estimate_latency(0.4, returned_at=100.0, waited=10, now=103.0) == 0.4

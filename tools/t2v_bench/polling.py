@@ -34,6 +34,7 @@ from t2v.schedule import (
     Observation,
     Policy,
     book_query,
+    claim_now,
     first_wait,
     next_wait,
     phase_of,
@@ -176,7 +177,8 @@ class OurPoller:
 
     def pause_before_query(self, job: SimJob, now: float) -> float | None:
         """What the status function checks first: None means book again without querying."""
-        return slot_check(self.state[job.index].get("slot"), now)
+        pause = slot_check(self.state[job.index].get("slot"), now)
+        return pause if pause is not None else claim_now(self.stats, now, self.policy)
 
     def rebook(self, job: SimJob, now: float) -> float:
         self.unbooked_turns += 1

@@ -25,12 +25,15 @@ from t2v.errors import (
 from t2v.jobs import PROVIDER_TO_JOB, JobStatus
 from t2v.request import VideoRequest, parse_request
 from t2v.schedule import (
+    DISPATCH_LATENCY,
     MemoryPollStats,
     Observation,
     Policy,
     PollState,
     TierHistory,
     book_query,
+    claim_now,
+    estimate_latency,
     first_wait,
     next_wait,
     phase_of,
@@ -240,12 +243,15 @@ def _submitted(job: Job, deps: ProviderDeps) -> dict[str, Any]:
         "state": "SUBMITTED",
         "tier": tier,
         "submitted_at": round(submitted_at, 3),
-        **_book(wait, now=now, deadline=deadline, deps=deps),
+        **_book(wait, deadline=deadline, deps=deps),
     }
 
 
-def _book(wait: float, *, now: float, deadline: float, deps: ProviderDeps) -> dict[str, Any]:
+def _book(
+    wait: float, *, deadline: float, deps: ProviderDeps, latency: float = DISPATCH_LATENCY
+) -> dict[str, Any]:
     """Book the next query's slot; `slot: None` tells the next turn it holds none and must not query."""
+    now = deps.clock().timestamp()  # now, not at entry: the work since then shifts the landing
     booking = book_query(
         deps.stats,
         wait,
@@ -253,9 +259,15 @@ def _book(wait: float, *, now: float, deadline: float, deps: ProviderDeps) -> di
         deadline=deadline,
         active_jobs=deps.stats.active_jobs(),
         policy=deps.settings.poll_policy(),
+        latency=latency,
     )
-    deps.sleep(booking.pause)  # under a second: lines the query up with the middle of its slot
-    return {"wait_seconds": booking.wait_seconds, "slot": booking.slot}
+    deps.sleep(booking.pause)  # under a second: lines the query up with the start of its slot
+    return {
+        "wait_seconds": booking.wait_seconds,
+        "slot": booking.slot,
+        "latency": round(latency, 3),
+        "returned_at": round(now + booking.pause, 3),
+    }
 
 
 def _error_fields(exc: Exception) -> dict[str, Any]:
@@ -287,6 +299,12 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
     }
     if event.get("queued_seconds") is not None:
         base["queued_seconds"] = float(event["queued_seconds"])
+    base["latency"] = estimate_latency(
+        _float_or_none(event.get("latency")),
+        returned_at=_float_or_none(event.get("returned_at")),
+        waited=_float_or_none(event.get("wait_seconds")),
+        now=now.timestamp(),
+    )
     if now >= deadline or polls > deps.settings.max_polls:
         reason = "deadline" if now >= deadline else f"{deps.settings.max_polls} polls"
         return {
@@ -298,19 +316,20 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
             "wait_seconds": 0,
         }
     if "slot" in event:  # events from before the ledger existed carry no slot and just query
+        policy = deps.settings.poll_policy()
         pause = slot_check(event["slot"], now.timestamp())
+        if pause is None:  # off its booking: the current second may still have room
+            pause = claim_now(deps.stats, deps.clock().timestamp(), policy)
         if pause is None:
-            # No booking, or this turn came too late for its second: book again rather than risk
-            # a query in a second that other jobs have filled.
-            wait = deps.settings.poll_policy().min_wait
+            # Every query needs a booked second: book a later one rather than risk a full one.
             deps.repo.update_fields(job_id, {"polls": polls}, now=now)
             return {
                 **base,
                 "errors": errors,
                 "state": "WAITING",
-                **_book(wait, **_span(now, deadline), deps=deps),
+                **_book(policy.min_wait, deadline=deadline.timestamp(), latency=base["latency"], deps=deps),
             }
-        deps.sleep(pause)  # early (under a second): the booked second has not begun yet
+        deps.sleep(pause)  # under a second: the booked second has not begun yet
     client = deps.client()
     try:
         info = client.get_task(task_id)
@@ -325,7 +344,7 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
             **base,
             "errors": errors + 1,
             "state": "WAITING",
-            **_book(wait, **_span(now, deadline), deps=deps),
+            **_book(wait, deadline=deadline.timestamp(), latency=base["latency"], deps=deps),
         }
     deps.repo.update_fields(job_id, {"polls": polls, "last_polled_at": iso(now)}, now=now)
     if info.request_id:
@@ -333,8 +352,8 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
     return {**base, "errors": 0, **_map_task(info, base, deps=deps, now=now, deadline=deadline)}
 
 
-def _span(now: datetime, deadline: datetime) -> dict[str, float]:
-    return {"now": now.timestamp(), "deadline": deadline.timestamp()}
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _map_task(
@@ -359,7 +378,7 @@ def _map_task(
         return {
             "state": status if status != "SUSPENDED" else "PENDING",
             **({"queued_seconds": round(queued, 3)} if queued is not None else {}),
-            **_book(wait, **_span(now, deadline), deps=deps),
+            **_book(wait, deadline=deadline.timestamp(), latency=base["latency"], deps=deps),
         }
     if status == "SUCCEEDED":
         if not info.video_url:

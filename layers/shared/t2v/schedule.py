@@ -32,6 +32,7 @@ SEED_SPREAD: Final = (0.85, 0.95, 1.0, 1.05, 1.2)  # a deliberately wide prior; 
 # Seconds from the status function's return to its next provider query (Step Functions' Wait
 # transitions, the Lambda invoke, the HTTP request): assumed 0.25 s, tolerated from 0 to 0.5 s.
 DISPATCH_LATENCY: Final = 0.25
+MAX_LATENCY: Final = 5.0
 
 # A query must start this long before its slot ends to reach the provider inside it.
 SLOT_MARGIN: Final = 0.2
@@ -234,7 +235,14 @@ class Booking:
 
 
 def book_query(
-    ledger: SlotLedger, wait: float, *, now: float, deadline: float, active_jobs: int, policy: Policy
+    ledger: SlotLedger,
+    wait: float,
+    *,
+    now: float,
+    deadline: float,
+    active_jobs: int,
+    policy: Policy,
+    latency: float = DISPATCH_LATENCY,
 ) -> Booking:
     """Turn a desired wait into a booked one-second slot and the way to land in it."""
     earliest = now + wait
@@ -244,18 +252,43 @@ def book_query(
     if slot is None:
         gap = max(policy.min_wait, budget_gap(active_jobs, policy))
         return Booking(0.0, max(1, math.ceil(min(gap, deadline - now))), None)
-    pause, wait_seconds = plan_wait(slot, now)
+    pause, wait_seconds = plan_wait(slot, now, latency)
     return Booking(pause, wait_seconds, slot)
 
 
+def estimate_latency(
+    previous: float | None, *, returned_at: float | None, waited: float | None, now: float
+) -> float:
+    """The dispatch latency to plan with: a moving average of what this execution observed from
+    its last return (plus the Wait state's seconds) to this turn's start."""
+    estimate = DISPATCH_LATENCY if previous is None else previous
+    if returned_at is None or waited is None:
+        return estimate
+    observed = now - returned_at - waited
+    if not 0.0 <= observed <= MAX_LATENCY:  # clock skew or a time-scaled sandbox: not evidence
+        return estimate
+    return 0.5 * estimate + 0.5 * observed
+
+
 def slot_check(slot: int | None, now: float) -> float | None:
-    """Whether a turn may query now: the seconds to pause first (0.0 when inside its slot), or None
-    when it holds no slot or arrived too late to be sure its query reaches the provider within the
-    slot (then it books again instead). The last `SLOT_MARGIN` of a second is left to the request's
-    own travel time."""
-    if slot is None or now >= slot + 1 - SLOT_MARGIN:
+    """Whether a turn may query on its booking: the seconds to pause first (0.0 inside its slot, up
+    to a second when early), or None when it holds no slot, is more than a second early, or came
+    too late to be sure its query reaches the provider within the slot (the last `SLOT_MARGIN` of
+    a second is left to the request's own travel time)."""
+    if slot is None or now >= slot + 1 - SLOT_MARGIN or slot - now > 1.0:
         return None
     return max(0.0, slot - now)
+
+
+def claim_now(ledger: SlotLedger, now: float, policy: Policy) -> float | None:
+    """A turn off its booking tries the second it is in (or the next, when too little of this one
+    is left): the pause before querying, or None when that second is full too."""
+    second = math.floor(now)
+    if now - second >= 1 - SLOT_MARGIN:
+        second += 1
+    if ledger.take(second, policy.slot_limit):
+        return max(0.0, second - now)
+    return None
 
 
 def phase_of(job_id: str) -> float:

@@ -33,12 +33,14 @@ from t2v.api_service import (
 )
 from t2v.errors import ProviderError, RetryableProviderError, TerminalProviderError
 from t2v.jobs import JobStatus
+from t2v.jsontext import loads
 from t2v.pipeline import CreateInProgressError
 from t2v.request import InvalidRequestError, VideoRequest, parse_request
 
 logger = Logger()
 tracer = Tracer()
-app = APIGatewayRestResolver(enable_validation=True)
+# Any unreadable body (too-deep nesting, over-long numbers too) is a 400 naming "body", never a 500.
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=loads)
 _deps = cache(build_api_deps)
 
 # The one mapping of typed errors to HTTP statuses; the first matching class wins (None: its own code).

@@ -24,6 +24,7 @@ from t2v.config import FinalizeSettings
 from t2v.dashscope import DEFAULT_BASE_URL
 from t2v.errors import PipelineError, TerminalProviderError
 from t2v.jobs import JobStatus, derive_job_id
+from t2v.jsontext import loads
 from t2v.pipeline import (
     CLAIM_STALE_SECONDS,
     CreateInProgressError,
@@ -180,8 +181,8 @@ def invalid_request(errors: Sequence[Mapping[str, Any]], raw_body: str | None) -
 
 def _body_errors(raw_body: str | None) -> list[FieldError]:
     try:
-        data = json.loads(raw_body) if raw_body else None
-    except ValueError as exc:
+        data = loads(raw_body) if raw_body else None
+    except json.JSONDecodeError as exc:
         return [FieldError("body", f"not valid JSON: {exc}")]
     try:
         parse_request(data)

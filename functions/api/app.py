@@ -24,9 +24,11 @@ from t2v.api_service import (
     JobPage,
     JobView,
     NotCancelableError,
+    UnsupportedMediaTypeError,
     accept_video,
     build_api_deps,
     cancel_video,
+    check_body,
     get_video,
     invalid_request,
     list_videos,
@@ -54,6 +56,7 @@ HTTP_ERRORS: tuple[tuple[type[Exception], HTTPStatus, str | None], ...] = (
     (TerminalProviderError, HTTPStatus.BAD_GATEWAY, None),
     (RetryableProviderError, HTTPStatus.SERVICE_UNAVAILABLE, None),
     (RequestUnsupportedContentType, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+    (UnsupportedMediaTypeError, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, None),
 )
 
 
@@ -139,7 +142,7 @@ def error_response(exc: Exception) -> Response[Any]:
         error.update(
             code=exc.provider_code or exc.code, message=exc.provider_message, request_id=exc.request_id
         )
-    if isinstance(exc, InvalidRequestError):
+    if isinstance(exc, InvalidRequestError | UnsupportedMediaTypeError):
         error["fields"] = [e.as_dict() for e in exc.errors]
     if status >= 500:
         logger.warning("request failed", extra={"status": int(status), "error": error})
@@ -148,10 +151,22 @@ def error_response(exc: Exception) -> Response[Any]:
     )
 
 
+def _refused(exc: UnsupportedMediaTypeError | InvalidRequestError) -> dict[str, Any]:
+    status = 415 if isinstance(exc, UnsupportedMediaTypeError) else 400
+    error = {"code": exc.code, "message": str(exc), "fields": [e.as_dict() for e in exc.errors]}
+    body = json.dumps({"error": error}, ensure_ascii=False)
+    return {"statusCode": status, "headers": {"Content-Type": content_types.APPLICATION_JSON}, "body": body}
+
+
 app.exception_handler(Exception)(error_response)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Checked before routing: the resolver's form and multipart parsers would run first (and can crash).
+    try:
+        check_body(event.get("headers"), event.get("body"), is_base64=bool(event.get("isBase64Encoded")))
+    except (UnsupportedMediaTypeError, InvalidRequestError) as exc:
+        return _refused(exc)
     return app.resolve(event, context)

@@ -21,9 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
+import schemathesis
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 from t2v_sandbox.user_client import ApiClient, Target
 from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, config_for, topic_arn, wait_until
 
@@ -386,3 +390,78 @@ def test_every_route_refuses_unsigned_and_badly_signed_requests(
     # And the same request, signed right, gets through (the refusals were about the signature).
     signed = httpx.request(method, url, content=body, headers=_signed(method, url, body), timeout=10)
     assert signed.status_code != 403, signed.text
+
+
+# --- API fuzzing from docs/openapi.json (schemathesis), every request SigV4-signed
+
+SCHEMA = schemathesis.openapi.from_path(ROOT / "docs" / "openapi.json")
+
+
+class SignedRequests(requests.auth.AuthBase):
+    """SigV4 for `requests`, as botocore signs (host, x-amz-date and the body hash)."""
+
+    def __init__(self, credentials: Credentials, region: str) -> None:
+        self.credentials = credentials
+        self.region = region
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body or b""
+        aws = AWSRequest(
+            method=request.method, url=request.url, data=body.encode() if isinstance(body, str) else body
+        )
+        SigV4Auth(self.credentials, "execute-api", self.region).add_auth(aws)
+        request.headers.update({k: v for k, v in aws.headers.items() if k in {"Authorization", "X-Amz-Date"}})
+        return request
+
+
+@schemathesis.check
+def errors_name_the_problem(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    """Every 4xx is JSON. The API's own: `{"error": {"code", "message"}}`, and a 400 or 415 names each
+    offending field; the gateway's refusals (403 for unknown methods and routes): `{"message"}`."""
+    if not 400 <= response.status_code < 500:
+        return None
+    body = json.loads(response.content)
+    assert isinstance(body, dict), body
+    if response.status_code == 403 and set(body) == {"message"}:
+        assert body["message"], body
+        return None
+    error = body.get("error")
+    assert isinstance(error, dict) and error.get("code") and error.get("message"), body
+    if response.status_code in {400, 415}:
+        fields = error.get("fields")
+        assert fields and all(f.get("field") and f.get("message") for f in fields), body
+    return None
+
+
+@pytest.fixture
+def no_rendering(sb: UserSandbox) -> Iterator[None]:
+    """Fuzzed POSTs that pass validation start real jobs: let the provider refuse their creates, so
+    the run does not spend the machine rendering videos nobody looks at."""
+    set_faults(sb, [{"endpoint": "create", "kind": "error", "code": "InvalidParameter"}])
+    yield
+    set_faults(sb, [])
+
+
+def fuzz(case: schemathesis.Case, sb: UserSandbox) -> None:
+    creds = sb.session.get_credentials().get_frozen_credentials()
+    case.call_and_validate(
+        base_url=str(sb.endpoints["api_url"]),
+        auth=SignedRequests(creds, sb.config.region),
+        timeout=30,
+        checks=[not_a_server_error, errors_name_the_problem],
+    )
+
+
+@SCHEMA.parametrize()
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_fuzz_small(case: schemathesis.Case, sb: UserSandbox, no_rendering: None) -> None:
+    fuzz(case, sb)
+
+
+@pytest.mark.slow
+@SCHEMA.parametrize()
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_fuzz_large(case: schemathesis.Case, sb: UserSandbox, no_rendering: None) -> None:
+    fuzz(case, sb)

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from t2v.intake import parse_prompt_file
 from t2v.request import DURATIONS, SIZES, InvalidRequestError, VideoRequest, parse_request
 
-from tests.unit.test_api import post, world  # noqa: F401 - `world` is a fixture
+from tests.conftest import load_event
+from tests.unit.test_api import call, post, world  # noqa: F401 - `world` is a fixture
 
 DEFAULTS = {"size": "1280*720", "duration": 5}
 FIELDS = set(VideoRequest.model_fields)
@@ -135,3 +136,28 @@ def test_unreadable_api_bodies_are_400_naming_the_field(world: Any, raw: str) ->
     assert status == 400, body
     assert body["error"]["code"] == "InvalidRequest"
     assert {f["field"] for f in body["error"]["fields"]} <= {"body", "prompt", "duration"}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+    ],
+)
+def test_non_json_bodies_are_415_naming_the_content_type(world: Any, content_type: str) -> None:  # noqa: F811
+    event = load_event("api_post_videos.json")
+    event["body"] = json.dumps({"prompt": "a fox"})
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        for name in [n for n in headers if n.lower() == "content-type"]:
+            headers.pop(name)
+    event["headers"]["Content-Type"] = content_type
+    event["multiValueHeaders"]["Content-Type"] = [content_type]
+
+    status, _, body = call(event)
+
+    assert (status, body["error"]["code"]) == (415, "UnsupportedMediaType")
+    assert [f["field"] for f in body["error"]["fields"]] == ["Content-Type"]
+    assert world.repo.items == {}  # nothing was recorded

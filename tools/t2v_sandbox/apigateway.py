@@ -170,6 +170,13 @@ class ApiFront:
             def _handle(self) -> None:
                 front.handle(self)
 
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, QUERY, ...) reaches the router too, which refuses it as
+                # API Gateway does (403 Missing Authentication Token), not http.server's 501 page.
+                if name.startswith("do_"):
+                    return self._handle
+                raise AttributeError(name)
+
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
 
         self._server = ThreadingHTTPServer((host, port), Handler)

@@ -72,6 +72,7 @@ def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
         202: _doc("Accepted; the Location header points at the job", Accepted),
         400: _doc("Invalid request: `fields` names each field and its rule"),
         409: _doc("The Idempotency-Key was used before with a different body"),
+        415: _doc("The body is not JSON (`fields` names the Content-Type)"),
     },
 )
 def create_video(

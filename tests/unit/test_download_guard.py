@@ -236,6 +236,16 @@ def test_a_body_without_length_is_cut_at_the_cap() -> None:
         fetch(guard, "https://media.pixverseai.cn/a.mp4")
 
 
+def test_a_body_longer_than_its_declared_length_is_still_cut_at_the_cap() -> None:
+    # The cap counts bytes received, not what Content-Length promises.
+    def liar(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=iter([MP4, b"\x00" * 200_000]), headers={"Content-Length": "100"})
+
+    guard, _, _ = downloader({"/a.mp4": liar}, max_bytes=64 * 1024)
+    with pytest.raises(DownloadRejectedError, match="exceeds the cap"):
+        fetch(guard, "https://media.pixverseai.cn/a.mp4")
+
+
 def test_a_compressed_body_is_refused_rather_than_inflated() -> None:
     bomb = gzip.compress(MP4 + b"\x00" * 10_000_000)
 

@@ -153,10 +153,14 @@ def error_response(exc: Exception) -> Response[Any]:
 
 
 def _refused(exc: UnsupportedMediaTypeError | InvalidRequestError) -> dict[str, Any]:
-    status = 415 if isinstance(exc, UnsupportedMediaTypeError) else 400
+    status = next(s for cls, s, _ in HTTP_ERRORS if isinstance(exc, cls))
     error = {"code": exc.code, "message": str(exc), "fields": [e.as_dict() for e in exc.errors]}
     body = json.dumps({"error": error}, ensure_ascii=False)
-    return {"statusCode": status, "headers": {"Content-Type": content_types.APPLICATION_JSON}, "body": body}
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": body,
+    }
 
 
 app.exception_handler(Exception)(error_response)

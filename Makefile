@@ -7,10 +7,14 @@ PYTHON313 ?= $(shell command -v python3.13 >/dev/null 2>&1 && python3.13 -c 'imp
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov's own dependency pins clash with the project's, so it lives in a venv of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
 
-.PHONY: help venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean
+.PHONY: help venv checkov-venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,6 +28,15 @@ $(STAMP): pyproject.toml layers/shared/requirements.txt
 
 venv: $(STAMP) ## create .venv and install everything (pinned)
 
+$(CHECKOV_STAMP):
+	@test -n "$(PYTHON313)" || { echo "error: python3.13 not found on PATH or under pyenv ($(PYENV_ROOT)/versions/3.13*)"; exit 1; }
+	@echo "bootstrapping $(CHECKOV_VENV) with $(PYTHON313)"
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON313) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
+	@touch $(CHECKOV_STAMP)
+
+checkov-venv: $(CHECKOV_STAMP) ## create .venv-checkov (checkov, pinned, apart from the project's pins)
+
 lint: venv ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -33,9 +46,10 @@ fmt: venv ## format the code
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-templates: venv ## cfn-lint on template.yaml, statelint on the state machine
+templates: venv checkov-venv ## cfn-lint and checkov on template.yaml, statelint on the state machine
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/statelint statemachine/*.asl.json
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
 test: lint templates ## lint, then every default test tier (unit, integration, e2e) with coverage
 	$(VENV)/bin/coverage erase

@@ -24,21 +24,25 @@ from t2v.api_service import (
     JobPage,
     JobView,
     NotCancelableError,
+    UnsupportedMediaTypeError,
     accept_video,
     build_api_deps,
     cancel_video,
+    check_body,
     get_video,
     invalid_request,
     list_videos,
 )
 from t2v.errors import ProviderError, RetryableProviderError, TerminalProviderError
 from t2v.jobs import JobStatus
+from t2v.jsontext import loads
 from t2v.pipeline import CreateInProgressError
 from t2v.request import InvalidRequestError, VideoRequest, parse_request
 
 logger = Logger()
 tracer = Tracer()
-app = APIGatewayRestResolver(enable_validation=True)
+# Any unreadable body (too-deep nesting, over-long numbers too) is a 400 naming "body", never a 500.
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=loads)
 _deps = cache(build_api_deps)
 
 # The one mapping of typed errors to HTTP statuses; the first matching class wins (None: its own code).
@@ -52,6 +56,7 @@ HTTP_ERRORS: tuple[tuple[type[Exception], HTTPStatus, str | None], ...] = (
     (TerminalProviderError, HTTPStatus.BAD_GATEWAY, None),
     (RetryableProviderError, HTTPStatus.SERVICE_UNAVAILABLE, None),
     (RequestUnsupportedContentType, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
+    (UnsupportedMediaTypeError, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, None),
 )
 
 
@@ -67,6 +72,7 @@ def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
         202: _doc("Accepted; the Location header points at the job", Accepted),
         400: _doc("Invalid request: `fields` names each field and its rule"),
         409: _doc("The Idempotency-Key was used before with a different body"),
+        415: _doc("The body is not JSON (`fields` names the Content-Type)"),
     },
 )
 def create_video(
@@ -137,7 +143,7 @@ def error_response(exc: Exception) -> Response[Any]:
         error.update(
             code=exc.provider_code or exc.code, message=exc.provider_message, request_id=exc.request_id
         )
-    if isinstance(exc, InvalidRequestError):
+    if isinstance(exc, InvalidRequestError | UnsupportedMediaTypeError):
         error["fields"] = [e.as_dict() for e in exc.errors]
     if status >= 500:
         logger.warning("request failed", extra={"status": int(status), "error": error})
@@ -146,10 +152,26 @@ def error_response(exc: Exception) -> Response[Any]:
     )
 
 
+def _refused(exc: UnsupportedMediaTypeError | InvalidRequestError) -> dict[str, Any]:
+    status = next(s for cls, s, _ in HTTP_ERRORS if isinstance(exc, cls))
+    error = {"code": exc.code, "message": str(exc), "fields": [e.as_dict() for e in exc.errors]}
+    body = json.dumps({"error": error}, ensure_ascii=False)
+    return {
+        "statusCode": int(status),
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": body,
+    }
+
+
 app.exception_handler(Exception)(error_response)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Checked before routing: the resolver's form and multipart parsers would run first (and can crash).
+    try:
+        check_body(event.get("headers"), event.get("body"), is_base64=bool(event.get("isBase64Encoded")))
+    except (UnsupportedMediaTypeError, InvalidRequestError) as exc:
+        return _refused(exc)
     return app.resolve(event, context)

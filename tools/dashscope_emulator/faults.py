@@ -16,7 +16,8 @@ JSON form (what `POST /admin/faults` and `--faults FILE.json` take)::
         {"kind": "reset_mid_download", "reset_after_bytes": 4096},
         {"kind": "task_failed", "prompt_contains": "forbidden",
          "code": "DataInspectionFailed", "message": "Input data may contain inappropriate content."},
-        {"kind": "no_video_url", "times": 1}
+        {"kind": "no_video_url", "times": 1},
+        {"kind": "video_url", "prompt_contains": "ssrf", "url": "http://169.254.169.254/latest/meta-data/"}
     ]}
 """
 
@@ -37,6 +38,7 @@ Kind = Literal[
     "reset_mid_download",  # media only: reset the connection after `reset_after_bytes` of the body
     "task_failed",  # task outcome: the task ends FAILED with `code` and `message`
     "no_video_url",  # task outcome: the task ends SUCCEEDED without a video_url
+    "video_url",  # task outcome: the task ends SUCCEEDED with `url` as its video_url (SSRF drills)
 ]
 
 # Known error codes and the HTTP status the real service gives them.
@@ -72,8 +74,9 @@ _DEFAULT_ENDPOINT: Final[dict[str, Endpoint]] = {
     "reset_mid_download": "media",
     "task_failed": "task",
     "no_video_url": "task",
+    "video_url": "task",
 }
-_OUTCOME_KINDS: Final = frozenset({"task_failed", "no_video_url"})
+_OUTCOME_KINDS: Final = frozenset({"task_failed", "no_video_url", "video_url"})
 
 
 class FaultRule(BaseModel):
@@ -94,10 +97,13 @@ class FaultRule(BaseModel):
     latency_seconds: float = Field(default=0.0, ge=0.0)
     hold_seconds: float = Field(default=30.0, ge=0.0, description="How long a timeout holds.")
     reset_after_bytes: int | None = Field(default=None, ge=0, description="Default: half the body.")
+    url: str | None = Field(default=None, description="The video_url a `video_url` rule hands out.")
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
         default = _DEFAULT_ENDPOINT.get(self.kind)
+        if self.kind == "video_url" and not self.url:
+            raise ValueError("kind 'video_url' needs a url")
         if default is not None and self.endpoint not in {None, default, "any"}:
             raise ValueError(f"kind {self.kind!r} only applies to endpoint {default!r}")
         if default is not None:

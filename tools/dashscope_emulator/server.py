@@ -257,6 +257,8 @@ class Emulator:
             )
         elif outcome_rule is not None and outcome_rule.kind == "no_video_url":
             task.outcome = "no_video"
+        elif outcome_rule is not None and outcome_rule.kind == "video_url":
+            task.video_url_override = outcome_rule.url
         with self._lock:
             self._tasks[task.task_id] = task
             self._created += 1

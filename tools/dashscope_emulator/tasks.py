@@ -55,6 +55,7 @@ class Task:
     fail_code: str | None = None
     fail_message: str | None = None
     canceled_at: float | None = None
+    video_url_override: str | None = None
 
     @property
     def scheduled_at(self) -> float:
@@ -113,7 +114,7 @@ class Task:
         elif status == "SUCCEEDED":
             output["orig_prompt"] = self.prompt
             if self.outcome == "succeeded":
-                output["video_url"] = video_url
+                output["video_url"] = self.video_url_override or video_url
             body["usage"] = self.usage()
         return body
 

@@ -33,6 +33,7 @@ _AUTH_HEADER = re.compile(
     r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]+)"
 )
 _MISSING_TOKEN = {"message": "Missing Authentication Token"}
+_MAX_CLOCK_SKEW_SECONDS = 300  # API Gateway refuses signatures more than 5 minutes off
 
 
 class ApiConfigError(Exception):
@@ -103,6 +104,19 @@ class FrontSettings:
     invoke: Callable[[str, dict[str, Any]], tuple[dict[str, Any] | None, bool]]
 
 
+def _scope_error(scope: list[str], stamp: str) -> str | None:
+    """What is wrong with the credential scope or the signing time, as API Gateway words it."""
+    if len(scope) != 5 or scope[4] != "aws4_request":
+        return "Credential should be scoped to a valid region, service and date, ending in aws4_request."
+    try:
+        signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
+    if abs((dt.datetime.now(dt.UTC) - signed_at).total_seconds()) > _MAX_CLOCK_SKEW_SECONDS:
+        return f"Signature expired: {stamp} is not within 5 minutes of the server's time."
+    return None
+
+
 def _verify_sigv4(
     *, method: str, host: str, raw_path: str, headers: dict[str, str], body: bytes, settings: FrontSettings
 ) -> str | None:
@@ -110,7 +124,10 @@ def _verify_sigv4(
     match = _AUTH_HEADER.match(headers.get("authorization", ""))
     if match is None:
         return "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature'."
-    access_key, _date, region, service, _ = match.group("cred").split("/")
+    scope = match.group("cred").split("/")
+    if problem := _scope_error(scope, headers.get("x-amz-date", "")):
+        return problem
+    access_key, _date, region, service, _ = scope
     secret = settings.credentials.get(access_key)
     if secret is None:
         return "The security token included in the request is invalid."
@@ -152,6 +169,13 @@ class ApiFront:
 
             def _handle(self) -> None:
                 front.handle(self)
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, QUERY, ...) reaches the router too, which refuses it as
+                # API Gateway does (403 Missing Authentication Token), not http.server's 501 page.
+                if name.startswith("do_"):
+                    return self._handle
+                raise AttributeError(name)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
 

@@ -118,6 +118,7 @@ _FUNCTION_KEYS = (
     "TracingConfig",
     "EphemeralStorage",
     "ReservedConcurrentExecutions",
+    "DeadLetterConfig",
 )
 
 
@@ -128,6 +129,12 @@ def lambda_function(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Crea
             kwargs[key] = int(kwargs[key])
     name = props.get("FunctionName") or ctx.name(lid)
     fn = ctx.client("lambda").create_function(FunctionName=name, Tags=_tags_dict(props.get("Tags")), **kwargs)
+    if "DeadLetterConfig" in props:
+        ctx.note(
+            lid,
+            "AWS::Lambda::Function",
+            "DeadLetterConfig recorded; failed async events are not sent locally",
+        )
     if "ReservedConcurrentExecutions" in props:
         ctx.client("lambda").put_function_concurrency(
             FunctionName=name, ReservedConcurrentExecutions=int(props["ReservedConcurrentExecutions"])

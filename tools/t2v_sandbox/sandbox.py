@@ -50,6 +50,10 @@ class SandboxConfig:
     max_workers_per_function: int = 4
     async_retries: int = 2
     write_endpoints: bool = True
+    # The key stored in the stack's secret when the emulator plays DashScope (tests pick a distinctive one).
+    emulator_api_key: str = EMULATOR_API_KEY
+    # More video origins finalize may fetch from, besides the emulator's (tests' hostile hosts).
+    extra_video_origins: tuple[str, ...] = ()
 
 
 def _free_port(host: str) -> int:
@@ -234,7 +238,10 @@ class Sandbox:
             if "VideoHostAllowlist" in declared:
                 default = str(declared["VideoHostAllowlist"].get("Default") or "")
                 overrides.setdefault(
-                    "VideoHostAllowlist", ",".join(filter(None, [default, self._emulator.root_url]))
+                    "VideoHostAllowlist",
+                    ",".join(
+                        filter(None, [default, self._emulator.root_url, *self.config.extra_video_origins])
+                    ),
                 )
         return overrides
 
@@ -243,7 +250,7 @@ class Sandbox:
         secret_name = self.stack.parameters.get("DashScopeSecretName")
         if not secret_name:
             return
-        key = os.environ.get("DASHSCOPE_API_KEY") if self._emulator is None else EMULATOR_API_KEY
+        key = os.environ.get("DASHSCOPE_API_KEY") if self._emulator is None else self.config.emulator_api_key
         if not key:
             LOG.warning("no DashScope API key: DASHSCOPE_API_KEY unset and the emulator is off")
             return

@@ -24,6 +24,7 @@ from t2v.config import FinalizeSettings
 from t2v.dashscope import DEFAULT_BASE_URL
 from t2v.errors import PipelineError, TerminalProviderError
 from t2v.jobs import JobStatus, derive_job_id
+from t2v.jsontext import loads
 from t2v.pipeline import (
     CLAIM_STALE_SECONDS,
     CreateInProgressError,
@@ -180,14 +181,45 @@ def invalid_request(errors: Sequence[Mapping[str, Any]], raw_body: str | None) -
 
 def _body_errors(raw_body: str | None) -> list[FieldError]:
     try:
-        data = json.loads(raw_body) if raw_body else None
-    except ValueError as exc:
+        data = loads(raw_body) if raw_body else None
+    except json.JSONDecodeError as exc:
         return [FieldError("body", f"not valid JSON: {exc}")]
     try:
         parse_request(data)
     except InvalidRequestError as exc:
         return exc.errors
     return [FieldError("body", "does not match the request schema")]
+
+
+class UnsupportedMediaTypeError(PipelineError):
+    """A request body that is not JSON (form data, multipart, XML...): answered 415, naming the header."""
+
+    code = "UnsupportedMediaType"
+
+    def __init__(self, content_type: str) -> None:
+        self.errors = [FieldError("Content-Type", f"must be application/json, got {content_type[:100]!r}")]
+        super().__init__(
+            f"Content-Type: the request body must be JSON (application/json), got {content_type[:100]!r}"
+        )
+
+
+def check_body(headers: Mapping[str, Any] | None, body: str | None, *, is_base64: bool = False) -> None:
+    """Refuse a body that is not JSON text before any parser for its media type runs.
+
+    No Content-Type, `application/json` (any parameters) and `+json` types are JSON; any other is
+    UnsupportedMediaTypeError. A base64 body (bytes that were not UTF-8) is InvalidRequestError.
+    """
+    if not body:
+        return
+    content_type = next((str(v) for k, v in (headers or {}).items() if k.lower() == "content-type"), "")
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media and media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaTypeError(content_type)
+    if is_base64:
+        try:
+            base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise InvalidRequestError([FieldError("body", "must be UTF-8 JSON text")]) from None
 
 
 def _links(job_id: str) -> dict[str, str]:

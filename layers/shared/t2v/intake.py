@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
 from t2v.jobs import derive_job_id
+from t2v.jsontext import loads
 from t2v.request import InvalidRequestError, VideoRequest, parse_request
 
 MAX_PROMPT_FILE_BYTES = 1024 * 1024
@@ -47,7 +48,7 @@ def parse_prompt_file(key: str, data: bytes, defaults: dict[str, Any]) -> list[P
         return [_validate(key, 0, {"prompt": text.strip()}, defaults)]
     if lower.endswith(".json"):
         try:
-            raw = json.loads(text)
+            raw = loads(text)
         except json.JSONDecodeError as exc:
             return [
                 ParsedItem(
@@ -62,7 +63,9 @@ def parse_prompt_file(key: str, data: bytes, defaults: dict[str, Any]) -> list[P
 
 def _parse_jsonl(key: str, text: str, defaults: dict[str, Any]) -> list[ParsedItem]:
     items: list[ParsedItem] = []
-    lines = text.splitlines()
+    # JSON Lines are separated by "\n" only: str.splitlines() would also split inside a JSON string
+    # holding U+2028, U+0085 or a form feed, which json.dumps(ensure_ascii=False) writes raw.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -74,7 +77,7 @@ def _parse_jsonl(key: str, text: str, defaults: dict[str, Any]) -> list[ParsedIt
             )
             break
         try:
-            raw = json.loads(line)
+            raw = loads(line)
         except json.JSONDecodeError as exc:
             items.append(
                 ParsedItem(number, None, line[:500], f"{key} line {number}: invalid JSON: {exc.msg}")

@@ -41,7 +41,10 @@ def _origin(url: str) -> Origin:
         raise DownloadRejectedError(f"video URL must be an absolute http(s) URL, got scheme {parts.scheme!r}")
     if parts.username or parts.password:
         raise DownloadRejectedError("video URL must not carry credentials")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DownloadRejectedError("video URL has an invalid port") from None
     return Origin(parts.scheme, parts.hostname.lower().rstrip("."), port)
 
 
@@ -100,12 +103,21 @@ def _is_ip_literal(host: str) -> bool:
 
 
 def is_public_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
+    """True only for a globally routable unicast address.
+
+    An IPv6 address that embeds an IPv4 one (IPv4-mapped `::ffff:a.b.c.d`, 6to4, Teredo, NAT64
+    `64:ff9b::/96`) is judged by the embedded address too, so `::ffff:127.0.0.1` is not public;
+    shared (100.64/10), benchmarking and documentation ranges are not public either.
+    """
+    ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
+    if not ip.is_global or ip.is_multicast or ip.is_reserved or ip.is_unspecified:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo[1] if ip.teredo else None]
+        if ip in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return all(is_public_address(str(v4)) for v4 in embedded if v4 is not None)
+    return True
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")

@@ -91,6 +91,10 @@ class VideoRequest(BaseModel):
     def _prompt_rule(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("prompt must not be empty or whitespace only")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("prompt must be valid Unicode text (it holds an unpaired surrogate)") from None
         if len(value) > MAX_PROMPT_CHARS:
             raise ValueError(
                 f"prompt has {len(value)} characters; the provider allows at most {MAX_PROMPT_CHARS} "

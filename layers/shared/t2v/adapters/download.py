@@ -1,11 +1,20 @@
-"""Safe streaming download of a provider video: allowlisted hosts only, also after redirects."""
+"""Safe streaming download of a provider video: allowlisted hosts only, also after redirects.
+
+Every hop is parsed once, by httpx, and that parse is what is checked and what is fetched (no
+parser differential). For an allowlisted host name the resolved addresses must all be public, and
+the connection goes to the address that was checked (Host header and TLS SNI keep the name, so the
+certificate is verified against it): a DNS answer that changes between check and connect cannot
+steer the request to a private address. Bodies are read raw with `Accept-Encoding: identity`, so
+the size cap counts the bytes on the wire and a compressed body cannot expand in memory.
+"""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import urljoin
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -26,6 +35,32 @@ def resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One request to make: the URL to connect to, and the headers/extensions that keep the name."""
+
+    url: httpx.URL
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+def _parse(url: str | httpx.URL) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise DownloadRejectedError("video URL is not a valid URL") from None
+    if not parsed.is_absolute_url:
+        raise DownloadRejectedError("video URL must be an absolute https URL")
+    return parsed
+
+
+def _follow(current: httpx.URL, location: str) -> httpx.URL:
+    try:
+        return _parse(current.join(location))
+    except (httpx.InvalidURL, TypeError, ValueError):
+        raise DownloadRejectedError("video host redirected to an invalid URL") from None
+
+
 class VideoDownloader:
     def __init__(
         self,
@@ -40,27 +75,33 @@ class VideoDownloader:
         self._client = client
         self._resolver = resolver
 
-    def _check(self, url: str) -> None:
-        origin = self._allowlist.check(url)
+    def _hop(self, url: httpx.URL) -> Hop:
+        """Check one URL and say where to connect; raises DownloadRejectedError when it is not allowed."""
+        origin = self._allowlist.check(str(url))
+        headers = {"Accept-Encoding": "identity"}
         if self._allowlist.is_explicit(origin):
-            return
+            return Hop(url, headers)
         addresses = self._resolver(origin.host, origin.port)
-        bad = [a for a in addresses if not is_public_address(a)]
-        if bad or not addresses:
+        if not addresses or not all(is_public_address(a) for a in addresses):
             raise DownloadRejectedError(f"video host {origin.host} resolves to a non-public address")
+        host_header = origin.host if url.port is None else f"{origin.host}:{url.port}"
+        pinned = url.copy_with(host=addresses[0])
+        return Hop(pinned, {**headers, "Host": host_header}, {"sni_hostname": origin.host})
 
     @contextmanager
     def stream(self, url: str) -> Iterator[Iterator[bytes]]:
         """Yield an iterator over the body's chunks; every hop of a redirect is checked first."""
-        client = self._client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+        client = self._client or httpx.Client(timeout=TIMEOUT, follow_redirects=False, trust_env=False)
         try:
-            current = url
+            current = _parse(url)
             for _ in range(MAX_REDIRECTS + 1):
-                self._check(current)
+                hop = self._hop(current)
                 try:
-                    with client.stream("GET", current) as response:
-                        if response.is_redirect:
-                            current = urljoin(current, response.headers.get("location", ""))
+                    with client.stream(
+                        "GET", hop.url, headers=hop.headers, extensions=hop.extensions
+                    ) as response:
+                        if response.is_redirect and response.headers.get("location"):
+                            current = _follow(current, response.headers["location"])
                             continue
                         self._check_response(response)
                         yield self._chunks(response)
@@ -77,13 +118,16 @@ class VideoDownloader:
             raise DownloadError(f"video host answered HTTP {response.status_code}")
         if response.status_code != 200:
             raise DownloadRejectedError(f"video host answered HTTP {response.status_code}")
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in {"", "identity"}:
+            raise DownloadRejectedError(f"video host sent a {encoding}-encoded body; expected the raw MP4")
         length = response.headers.get("content-length")
         if length and length.isdigit() and int(length) > self._max_bytes:
             raise DownloadRejectedError(f"video is {int(length)} bytes, over the cap of {self._max_bytes}")
 
     def _chunks(self, response: httpx.Response) -> Iterator[bytes]:
         total = 0
-        for chunk in response.iter_bytes(CHUNK):
+        for chunk in response.iter_raw(CHUNK):
             total += len(chunk)
             if total > self._max_bytes:
                 raise DownloadRejectedError(f"video exceeds the cap of {self._max_bytes} bytes")

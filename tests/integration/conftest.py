@@ -41,7 +41,9 @@ def load_template() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
+    from t2v_sandbox import moto_atomic
 
+    moto_atomic.install()  # conditional writes atomic, as in DynamoDB
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, unquote_plus
 
+from t2v_sandbox import moto_atomic
+
 LOG = logging.getLogger("t2v_sandbox")
 _install_lock = threading.Lock()
 _ASYNC_RETRY_DELAYS = (60.0, 120.0)
@@ -64,6 +66,7 @@ def install() -> None:
     with _install_lock:
         if _State.installed:
             return
+        moto_atomic.install()
         _patch_lambda()
         _patch_s3_notifications()
         _patch_events()

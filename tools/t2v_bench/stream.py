@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -120,15 +121,20 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(mode: str, media: str, endpoint: str, size: int, key: str) -> dict[str, Any]:
     run = _RUNNERS[mode]
     s3 = _s3(endpoint)
     run(s3, f"{media}/{_WARMUP}.mp4", media, f"{key}.warmup")  # imports, models, connections
-    before = _rss_mib()
+    before, cpu = _rss_mib(), _cpu_seconds()
     started = time.perf_counter()
     moved = run(s3, f"{media}/{size}.mp4", media, key)
     elapsed = time.perf_counter() - started
-    after = _rss_mib()
+    after, cpu = _rss_mib(), _cpu_seconds() - cpu
     if moved != size:
         raise RuntimeError(f"{mode}: moved {moved} bytes, expected {size}")
     return {
@@ -139,6 +145,8 @@ def worker(mode: str, media: str, endpoint: str, size: int, key: str) -> dict[st
         "rss_before_mib": before,
         "rss_after_mib": after,
         "growth_mib": after - before,
+        # CPU seconds per GiB in this process: steadier than throughput on a shared machine.
+        "cpu_s_per_gib": cpu / (size / 1024**3),
     }
 
 
@@ -198,7 +206,7 @@ def run(
                         samples.setdefault((label, sink, mode), []).append(one)
                         print(
                             f"  {label:>7} {sink:>4} {mode:>5}: {one['mib_per_s']:7.1f} MiB/s, "
-                            f"+{one['growth_mib']:7.1f} MiB",
+                            f"+{one['growth_mib']:7.1f} MiB, {one['cpu_s_per_gib']:5.2f} CPU s/GiB",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -212,6 +220,7 @@ def run(
                 "mode": mode,
                 "mib_per_s": round(median([g["mib_per_s"] for g in got]), 1),
                 "growth_mib": round(max(g["growth_mib"] for g in got), 1),
+                "cpu_s_per_gib": round(median([g["cpu_s_per_gib"] for g in got]), 2),
                 "runs": got,
             }
         )
@@ -259,7 +268,8 @@ def report(data: dict[str, Any]) -> str:
                 r = by[(size, sink, mode)]
                 cells.append(f"{r['mib_per_s']:.0f} MiB/s, +{r['growth_mib']:.0f} MiB")
             _, ratio, good = ok[(size, sink)]
-            cells += [f"{ratio:.2f}", "yes" if good else "NO"]
+            cpu = by[(size, sink, "real")]["cpu_s_per_gib"] / by[(size, sink, "plain")]["cpu_s_per_gib"]
+            cells += [f"{ratio:.2f}", f"{cpu:.2f}", "yes" if good else "NO"]
             rows.append(cells)
     headers = [
         "size",
@@ -268,6 +278,7 @@ def report(data: dict[str, Any]) -> str:
         "plain stream (reference)",
         "real finalize path",
         "real/plain",
+        "CPU real/plain",
         f"goals (≤{GOAL_GROWTH_MIB:.0f} MiB, ≥{GOAL_RATIO}x)",
     ]
     title = (
@@ -317,6 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode, media, endpoint, size, key = args[1:6]
         print(json.dumps(worker(mode, media, endpoint, int(size), key)))
         return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on `kill` too
     parser = argparse.ArgumentParser(prog="t2v_bench.stream", description=__doc__)
     parser.add_argument("--sizes", nargs="*", default=list(SIZES), help="e.g. 10MiB 200MiB 1GiB")
     parser.add_argument("--repeat", type=int, default=3)

@@ -188,8 +188,8 @@ class Settings:
     concurrency: int = 5
     generation_seconds: float = 60.0
     pending_seconds: float = 10.0
-    poll_interval: int = 15
-    time_scale: float = 0.1
+    poll_interval: int | None = None  # None: the template's PollIntervalSeconds default
+    time_scale: float | None = None  # None: the sandbox's fast scale (user_sandbox.FAST_TIME_SCALE)
     size: str = "640*360"
     duration: int = 5
     timeout: float = 300.0
@@ -228,18 +228,31 @@ def measure(settings: Settings, template: Path = ROOT / "template.yaml") -> dict
 
     for name in ("werkzeug", "t2v_sandbox", "moto", "botocore"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    scale = settings.time_scale
+    from t2v_sandbox.template import load_template
+    from t2v_sandbox.user_sandbox import FAST_TIME_SCALE
+
+    scale = settings.time_scale or FAST_TIME_SCALE
+    # The template's own poll settings (the sandbox would otherwise poll every second).
+    declared = load_template(template).get("Parameters", {})
+    overrides = {
+        name: str(spec["Default"])
+        for name, spec in declared.items()
+        if name.startswith("Poll") and "Default" in spec
+    }
+    if settings.poll_interval is not None:
+        overrides["PollIntervalSeconds"] = str(settings.poll_interval)
     with tempfile.TemporaryDirectory(prefix="t2v-bench-cost-") as tmp:
         config = config_for(
             template,
             work_dir=Path(tmp),
-            overrides={"PollIntervalSeconds": str(settings.poll_interval)},
+            overrides=overrides,
             pending_seconds=settings.pending_seconds * scale,
             running_seconds=(settings.generation_seconds - settings.pending_seconds) * scale,
             write_endpoints=False,
         )
         config.time_scale = scale
         with UserSandbox(config) as sandbox, recording(sandbox) as recorder:
+            parameters = dict(sandbox.stack.parameters) if sandbox.stack else {}
             sfn = sandbox.client("stepfunctions")
             machine = str(sandbox.physical_id("VideoStateMachine"))
             functions = {str(sandbox.physical_id(f)): f for f in _FUNCTIONS if _has(sandbox, f)}
@@ -283,7 +296,8 @@ def measure(settings: Settings, template: Path = ROOT / "template.yaml") -> dict
     invocations = [(functions.get(name, name), ms, err) for name, ms, err in recorder.invocations]
     log_bytes = {functions.get(k, k): logs_after.get(k, 0) - logs_before.get(k, 0) for k in logs_after}
     return {
-        "settings": settings.__dict__,
+        "settings": {**settings.__dict__, "time_scale": scale},
+        "parameters": parameters,
         "wall_seconds": round(wall, 1),
         "executions": executions,
         "invocations": invocations,
@@ -413,8 +427,9 @@ def report(data: dict[str, Any]) -> str:
     s = data["raw"]["settings"]
     t = m["transitions_per_job"]
     head = (
-        f"Orchestration cost: {m['jobs']} jobs of a {s['generation_seconds']:.0f} s generation, poll every "
-        f"{s['poll_interval']} s (time scale {s['time_scale']}); prices {data['price_date']}\n"
+        f"Orchestration cost: {m['jobs']} jobs of a {s['generation_seconds']:.0f} s generation, "
+        f"PollIntervalSeconds {data['raw']['parameters'].get('PollIntervalSeconds')} "
+        f"(time scale {s['time_scale']}); prices {data['price_date']}\n"
         f"state transitions per job: median {t['median']:.0f} (min {t['min']}, max {t['max']}), goal ≤ "
         f"{data['goal_transitions']}: {'met' if t['median'] <= data['goal_transitions'] else 'NOT met'}; polls per job "
         f"{m['polls_per_job']:.0f}; Lambda invocations per job {m['lambda_invocations_per_job']:.2f} "
@@ -464,8 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=5, help="jobs in flight at once")
     parser.add_argument("--generation-seconds", type=float, default=60.0)
-    parser.add_argument("--poll-interval", type=int, default=15, help="the template's PollIntervalSeconds")
-    parser.add_argument("--time-scale", type=float, default=0.1)
+    parser.add_argument("--poll-interval", type=int, default=None, help="override PollIntervalSeconds")
+    parser.add_argument("--time-scale", type=float, default=None, help="default: the sandbox's fast scale")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     settings = Settings(

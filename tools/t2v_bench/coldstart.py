@@ -123,6 +123,7 @@ class Env:
 
     @classmethod
     def lambda_like(cls, bench_dir: Path = ROOT / ".venv" / ".bench") -> Env:
+        bench_dir = bench_dir.absolute()  # children run in other directories
         python, layer = bench_dir / "python" / "bin" / "python", bench_dir / "layer"
         if not python.exists() or not layer.is_dir():
             raise SystemExit(f"no Lambda-like environment under {bench_dir}: run `make bench-env` first")

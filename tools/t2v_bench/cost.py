@@ -37,7 +37,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from t2v_bench import prices
-from t2v_bench.common import RESULTS_DIR, ROOT, median, pyplot, table, write_json
+from t2v_bench.common import RESULTS_DIR, ROOT, machine, median, pyplot, table, write_json
 
 GOAL_TRANSITIONS = 20
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
@@ -254,7 +254,7 @@ def measure(settings: Settings, template: Path = ROOT / "template.yaml") -> dict
         with UserSandbox(config) as sandbox, recording(sandbox) as recorder:
             parameters = dict(sandbox.stack.parameters) if sandbox.stack else {}
             sfn = sandbox.client("stepfunctions")
-            machine = str(sandbox.physical_id("VideoStateMachine"))
+            machine_arn = str(sandbox.physical_id("VideoStateMachine"))
             functions = {str(sandbox.physical_id(f)): f for f in _FUNCTIONS if _has(sandbox, f)}
             lam = sandbox.client("lambda")
             memory = {
@@ -264,7 +264,7 @@ def measure(settings: Settings, template: Path = ROOT / "template.yaml") -> dict
             session_creds: Any = sandbox.session.get_credentials()
             creds = session_creds.get_frozen_credentials()
             log_dir = sandbox.work_dir / "logs"
-            prefix = machine.replace(":stateMachine:", ":execution:")
+            prefix = machine_arn.replace(":stateMachine:", ":execution:")
             with ApiClient(Target(str(sandbox.endpoints["api_url"]), sandbox.config.region, creds)) as api:
 
                 def batch_of(count: int) -> list[str]:
@@ -297,6 +297,7 @@ def measure(settings: Settings, template: Path = ROOT / "template.yaml") -> dict
     log_bytes = {functions.get(k, k): logs_after.get(k, 0) - logs_before.get(k, 0) for k in logs_after}
     return {
         "settings": {**settings.__dict__, "time_scale": scale},
+        "machine_during_run": machine(),
         "parameters": parameters,
         "wall_seconds": round(wall, 1),
         "executions": executions,
@@ -350,7 +351,7 @@ def price(raw: dict[str, Any], durations: Callable[[str, float], float] | None =
         billed = math.ceil(durations(function, ms) if durations else ms)
         for arch, _ in gb_s.items():
             gb_s[arch] += billed / 1000 * raw["memory_mb"].get(function, 128) / 1024
-    log_gb = (sum(raw["log_bytes"].values()) + _PLATFORM_LOG_BYTES * len(invocations)) / 1024**3
+    log_bytes = sum(raw["log_bytes"].values()) + _PLATFORM_LOG_BYTES * len(invocations)
     lines = [
         ("Step Functions state transitions", sum(transitions), sum(transitions) * prices.SFN_TRANSITION),
         ("Lambda requests", len(invocations), len(invocations) * prices.LAMBDA_REQUEST),
@@ -372,7 +373,7 @@ def price(raw: dict[str, Any], durations: Callable[[str, float], float] | None =
         ),
         ("API Gateway REST requests (POST)", jobs, jobs * prices.APIGW_REST_REQUEST),
         ("X-Ray traces (1 per job, assumed)", jobs, jobs * prices.XRAY_TRACE),
-        ("CloudWatch Logs ingestion, GB", log_gb, log_gb * prices.LOGS_GB),
+        ("CloudWatch Logs ingestion, KB", log_bytes / 1024, log_bytes / 1024**3 * prices.LOGS_GB),
     ]
     components = [
         {"component": name, "per_job": qty / jobs, "usd_per_1000": cost * per} for name, qty, cost in lines
@@ -401,8 +402,11 @@ def price(raw: dict[str, Any], durations: Callable[[str, float], float] | None =
     }
 
 
-def run(settings: Settings, out_dir: Path = RESULTS_DIR, name: str = "cost") -> dict[str, Any]:
-    raw = measure(settings)
+def run(
+    settings: Settings, out_dir: Path = RESULTS_DIR, name: str = "cost", raw: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Measure (or take `raw` from an earlier run, to re-price it) and write JSON, PNG and the table."""
+    raw = raw or measure(settings)
     measured = price(raw)
     realistic = price(raw, lambda f, ms: max(ms, REALISTIC_MS.get(f, ms)))
     bad = [e for e in raw["executions"] if e["status"] != "ExecutionSucceeded"]
@@ -482,7 +486,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--poll-interval", type=int, default=None, help="override PollIntervalSeconds")
     parser.add_argument("--time-scale", type=float, default=None, help="default: the sandbox's fast scale")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--reprice", type=Path, help="re-price an earlier cost.json (after editing prices.py)"
+    )
     args = parser.parse_args(argv)
+    if args.reprice:
+        earlier = json.loads(args.reprice.read_text())
+        data = run(Settings(), args.reprice.parent, args.reprice.stem, raw=earlier["raw"])
+        return 0
     settings = Settings(
         jobs=args.jobs,
         concurrency=args.concurrency,

@@ -489,6 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--reprice", type=Path, help="re-price an earlier cost.json (after editing prices.py)"
     )
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args(argv)
     if args.reprice:
         earlier = json.loads(args.reprice.read_text())
@@ -507,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         data["measured"]["transitions_per_job"]["median"] <= GOAL_TRANSITIONS
         and not data["failed_executions"]
     )
-    return 0 if ok else 1
+    return 0 if ok or not args.strict else 1
 
 
 if __name__ == "__main__":

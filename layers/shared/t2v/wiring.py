@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from t2v.adapters.download import VideoDownloader
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.notifier import Notifier
 from t2v.adapters.poll_stats import PollStats
@@ -15,16 +14,22 @@ from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import Workflow
 from t2v.config import FinalizeSettings, IntakeSettings, ProviderSettings
-from t2v.dashscope import DashScopeClient
 from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
 from t2v.media import HostAllowlist
 from t2v.pipeline import FinalizeDeps, ProviderDeps, record_outcome
+
+if TYPE_CHECKING:
+    from t2v.dashscope import DashScopeClient
 
 
 def provider_client_factory(
     secret_id: str, *, base_url: str, workspace: str | None
 ) -> Callable[[], DashScopeClient]:
     """A DashScope client per container, rebuilt only when the secret's key changes."""
+    # Imported here, not at module level: httpx and the client's models cost ~40 ms of a cold
+    # import, and only submit, status and the API talk to DashScope.
+    from t2v.dashscope import DashScopeClient
+
     keys = ApiKeyProvider(secret_id)
     clients: dict[str, DashScopeClient] = {}
 
@@ -41,6 +46,8 @@ def provider_client_factory(
 def build_finalize_deps(
     settings: FinalizeSettings, *, repo: JobsRepository | None = None, store: VideoStore | None = None
 ) -> FinalizeDeps:
+    from t2v.adapters.download import VideoDownloader  # httpx: only finalize downloads
+
     return FinalizeDeps(
         repo=repo or JobsRepository(settings.jobs_table),
         store=store or VideoStore(),

@@ -21,7 +21,6 @@ import httpx
 from t2v.media import DownloadError, DownloadRejectedError, HostAllowlist, is_public_address
 
 MAX_REDIRECTS = 5
-CHUNK = 1024 * 1024
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=10.0, pool=10.0)
 
 Resolver = Callable[[str, int], list[str]]
@@ -127,7 +126,9 @@ class VideoDownloader:
 
     def _chunks(self, response: httpx.Response) -> Iterator[bytes]:
         total = 0
-        for chunk in response.iter_raw(CHUNK):
+        # Raw (compressed answers are refused), and as the network delivers them (~64 KiB): a fixed
+        # chunk size would make httpx copy every byte again to re-cut them.
+        for chunk in response.iter_raw():
             total += len(chunk)
             if total > self._max_bytes:
                 raise DownloadRejectedError(f"video exceeds the cap of {self._max_bytes} bytes")

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from t2v.adapters import boto3_module
 from t2v.adapters.poll_stats import ACTIVE_KEY
 from t2v.errors import PipelineError
 from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
@@ -106,7 +106,7 @@ class JobsRepository:
     @property
     def _table(self) -> Table:
         if self._table_obj is None:
-            resource = self._resource or boto3.resource("dynamodb")
+            resource = self._resource or boto3_module().resource("dynamodb")
             self._table_obj = resource.Table(self._table_name)
         return self._table_obj
 

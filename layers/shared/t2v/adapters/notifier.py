@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import boto3
+from t2v.adapters import boto3_module
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -43,7 +43,7 @@ class Notifier:
             if succeeded
             else f"Video generation {status}: {message['job_id']}"
         )
-        sns: Any = self._sns or boto3.client("sns")
+        sns: Any = self._sns or boto3_module().client("sns")
         result = sns.publish(
             TopicArn=self._topic_arn,
             Subject=subject[:100],
@@ -53,7 +53,7 @@ class Notifier:
                 "source": {"DataType": "String", "StringValue": str(message.get("source") or "unknown")},
             },
         )
-        events: Any = self._events or boto3.client("events")
+        events: Any = self._events or boto3_module().client("events")
         events.put_events(
             Entries=[
                 {

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
-import boto3
 from botocore.exceptions import ClientError
 
+from t2v.adapters import boto3_module
 from t2v.schedule import TierHistory, default_history
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ class PollStats:
     @property
     def _table(self) -> Table:
         if self._table_obj is None:
-            resource = self._resource or boto3.resource("dynamodb")
+            resource = self._resource or boto3_module().resource("dynamodb")
             self._table_obj = resource.Table(self._table_name)
         return self._table_obj
 

@@ -6,8 +6,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
+from t2v.adapters import boto3_module
 from t2v.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -34,7 +33,7 @@ class ApiKeyProvider:
 
     def get(self) -> str:
         if self._value is None or time.monotonic() - self._fetched_at > CACHE_SECONDS:
-            client: Any = self._client or boto3.client("secretsmanager")
+            client: Any = self._client or boto3_module().client("secretsmanager")
             raw = str(client.get_secret_value(SecretId=self._secret_id).get("SecretString") or "")
             self._value = _extract_key(raw, self._secret_id)
             self._fetched_at = time.monotonic()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from t2v.adapters import boto3_module
 from t2v.media import DownloadError, DownloadRejectedError, looks_like_mp4
 
 if TYPE_CHECKING:
@@ -33,11 +34,11 @@ class VideoStore:
     @property
     def _client(self) -> S3Client:
         if self._client_obj is None:
-            self._client_obj = boto3.client("s3")
+            self._client_obj = boto3_module().client("s3")
         return self._client_obj
 
     def upload_video(self, chunks: Iterable[bytes], *, bucket: str, key: str, part_size: int) -> StoredObject:
-        """Multipart upload; memory holds at most one part. Any failure aborts the upload."""
+        """Multipart upload; memory holds one part (twice, briefly, while it is joined). Any failure aborts."""
         client: Any = self._client
         upload_id = client.create_multipart_upload(
             Bucket=bucket, Key=key, ContentType="video/mp4", ServerSideEncryption="AES256"
@@ -59,40 +60,48 @@ class VideoStore:
     ) -> tuple[int, str, list[dict[str, Any]]]:
         client: Any = self._client
         sha = hashlib.sha256()
-        buffer = bytearray()
+        pending: list[bytes] = []  # the next part's chunks: joined once, not copied chunk by chunk
+        held = 0
         parts: list[dict[str, Any]] = []
         size = 0
-        checked = False
+        head = b""
 
-        def flush() -> None:
+        def flush(hasher: ThreadPoolExecutor) -> None:
             number = len(parts) + 1
+            body = b"".join(pending)
+            pending.clear()
+            # hashlib releases the GIL: the part is hashed while it is being sent, in order.
+            hashed = hasher.submit(sha.update, body)
             try:
                 result = client.upload_part(
-                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=bytes(buffer)
+                    Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body
                 )
             except (BotoCoreError, ClientError) as exc:
                 raise DownloadError(f"storing part {number} in S3 failed: {exc}") from None
+            finally:
+                hashed.result()
             parts.append({"PartNumber": number, "ETag": result["ETag"]})
-            buffer.clear()
 
-        for chunk in chunks:
-            if not chunk:
-                continue
-            sha.update(chunk)
-            size += len(chunk)
-            buffer.extend(chunk)
-            if not checked and len(buffer) >= 8:
-                if not looks_like_mp4(bytes(buffer[:8])):
-                    raise DownloadRejectedError("downloaded bytes are not an MP4 (no ftyp box)")
-                checked = True
-            if len(buffer) >= part_size:
-                flush()
-        if size == 0:
-            raise DownloadRejectedError("downloaded video is empty")
-        if not checked:
-            raise DownloadRejectedError("downloaded bytes are not an MP4 (too short)")
-        if buffer or not parts:
-            flush()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="t2v-sha256") as hasher:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                size += len(chunk)
+                if len(head) < 8:
+                    head += chunk[: 8 - len(head)]
+                    if len(head) == 8 and not looks_like_mp4(head):
+                        raise DownloadRejectedError("downloaded bytes are not an MP4 (no ftyp box)")
+                pending.append(chunk)
+                held += len(chunk)
+                if held >= part_size:
+                    flush(hasher)
+                    held = 0
+            if size == 0:
+                raise DownloadRejectedError("downloaded video is empty")
+            if len(head) < 8:
+                raise DownloadRejectedError("downloaded bytes are not an MP4 (too short)")
+            if pending or not parts:
+                flush(hasher)
         return size, sha.hexdigest(), parts
 
     def put_json(self, *, bucket: str, key: str, data: dict[str, Any]) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.exceptions import ClientError
+
+from t2v.adapters import boto3_module
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions.client import SFNClient
@@ -20,7 +21,7 @@ class Workflow:
     @property
     def _client(self) -> SFNClient:
         if self._client_obj is None:
-            self._client_obj = boto3.client("stepfunctions")
+            self._client_obj = boto3_module().client("stepfunctions")
         return self._client_obj
 
     def start(self, job_id: str, payload: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
+JOBS ?= 200
 
 .PHONY: help venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean
 
@@ -56,6 +57,9 @@ sandbox: venv ## start the sandbox in the foreground (Ctrl-C stops it)
 
 demo: venv ## the main job: one prompt through the whole pipeline to an MP4 under out/
 	$(VENV)/bin/t2v demo --prompt "$(PROMPT)" --out out
+
+soak: venv ## fault soak: JOBS jobs through the three doors under injected faults, then a verdict
+	$(VENV)/bin/t2v soak --jobs $(JOBS)
 
 clean:
 	rm -rf .sandbox out .coverage .mypy_cache .ruff_cache .pytest_cache

@@ -100,7 +100,11 @@ def test_success_stores_the_mp4_and_announces_once(env: Any) -> None:
     assert meta["usage"]["duration"] == 5
     notes = env.stack.notifications()
     assert len(notes) == 1
-    assert notes[0]["attributes"] == {"status": "SUCCEEDED", "source": "test"}
+    assert notes[0]["attributes"] == {
+        "status": "SUCCEEDED",
+        "source": "test",
+        "notification_id": "job-ok/SUCCEEDED",
+    }
     assert notes[0]["message"]["video"]["uri"] == f"s3://{env.stack.bucket}/videos/job-ok.mp4"
     assert env.emu.create_count() == 1
 
@@ -263,3 +267,109 @@ def test_ambiguous_error_class_is_what_the_state_machine_retries() -> None:
     retried = {e for r in asl["States"]["Submit"]["Retry"] for e in r["ErrorEquals"]}
     assert AmbiguousCreateError.__name__ in retried
     assert "States.ALL" not in retried
+
+
+# --- found by the fault soak (tools/t2v_sandbox/soak.py)
+
+
+def other_jobs_unclaimed_task(env: Any, prompt: str) -> str:
+    """A task at the provider that no job has bound yet (its job's create answer is still in flight)."""
+    from t2v.dashscope import DashScopeClient
+    from t2v.request import parse_request
+
+    with DashScopeClient("sk-other", base_url=env.emu.base_url) as client:
+        return client.create_task(parse_request({"prompt": prompt, "size": "640*360"})).task_id
+
+
+def test_lost_create_never_adopts_another_jobs_unclaimed_task(env: Any) -> None:
+    # Given another job's task that nobody owns yet, and our create whose answer is lost
+    theirs = other_jobs_unclaimed_task(env, "their prompt")
+    env.emu.set_faults(
+        {"rules": [{"kind": "drop_after_accept", "prompt_contains": "our prompt", "times": 1}]}
+    )
+    event = start_event("job-lost", prompt="our prompt")
+
+    # When submit reconciles while both tasks still run, it cannot tell them apart: it waits
+    with pytest.raises(AmbiguousCreateError):
+        submit_app.lambda_handler(event, CTX)
+    assert env.stack.job("job-lost").get("task_id") is None
+
+    # Then once the tasks show their prompts, the retry binds its own task, never theirs, and creates nothing
+    import time
+
+    time.sleep(0.8)
+    result = submit_app.lambda_handler(event, CTX)
+    ours = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "our prompt"]
+    assert result["task_id"] == ours[0] != theirs
+    assert env.emu.create_count() == 2
+
+
+def test_lost_create_whose_task_failed_is_adopted_not_created_again(env: Any) -> None:
+    # Given a create whose answer is lost and whose task fails (a FAILED task shows no prompt)
+    env.emu.set_faults(
+        {
+            "rules": [
+                {"kind": "drop_after_accept", "times": 1},
+                {"kind": "task_failed", "code": "InternalError.Algo"},
+            ]
+        }
+    )
+    import time
+
+    # When it is the only task the provider made while our create was in flight
+    result = run_job(start_event("job-lost-failed"))
+    time.sleep(0.8)
+
+    # Then it is ours: one task, and the job ends with the provider's reason
+    assert env.emu.create_count() == 1
+    job = env.stack.job("job-lost-failed")
+    assert (job["status"], job["error_code"]) == ("FAILED", "InternalError.Algo"), result
+    assert job["task_id"] == env.emu.tasks()[0]["task_id"]
+
+
+def test_two_announcers_at_once_publish_one_message(env: Any) -> None:
+    # Given an invalid request whose rejection two deliveries of one trigger record at the same time
+    from concurrent.futures import ThreadPoolExecutor
+
+    event = {**start_event("job-twice", size="999*999"), "action": "record_outcome"}
+    event["error"] = {"Error": "InvalidRequestError", "Cause": json.dumps({"errorMessage": "size: bad"})}
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: finalize_app.lambda_handler(event, CTX), range(4)))
+
+    assert {r["status"] for r in results} == {"FAILED"}
+    notes = env.stack.notifications()
+    assert len(notes) == 1
+    assert notes[0]["attributes"]["notification_id"] == "job-twice/FAILED"
+
+
+def test_announcer_that_died_after_claiming_is_replaced_once(env: Any) -> None:
+    # Given an announcer that took the claim and died before publishing
+    from datetime import UTC, datetime, timedelta
+
+    from t2v.adapters.jobs_repo import JobsRepository
+    from t2v.config import FinalizeSettings
+    from t2v.pipeline import record_outcome
+
+    deps = wiring.build_finalize_deps(FinalizeSettings.from_env())
+    deps.notify_claim_stale_seconds = 0.5
+    event = {**start_event("job-dead"), "action": "record_outcome", "poll": {"state": "FAILED", "code": "X"}}
+    repo = JobsRepository(FinalizeSettings.from_env().jobs_table)
+    repo.create_if_absent(
+        "job-dead",
+        request=event["request"],
+        source="test",
+        origin={},
+        now=datetime.now(UTC),
+        deadline_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    assert repo.claim_notification(
+        "job-dead", token="dead", now=datetime.now(UTC), stale_before=datetime.now(UTC)
+    )
+
+    # When the retry comes: it waits for the claim to go stale, then announces; a further retry does not
+    record_outcome(event, deps)
+    record_outcome(event, deps)
+
+    assert len(env.stack.notifications()) == 1
+    assert env.stack.job("job-dead")["notify_attempts"] == 2

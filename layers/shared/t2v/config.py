@@ -51,6 +51,8 @@ class ProviderSettings(JobsSettings):
     deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
     max_polls: int = Field(default=1000, ge=1, le=2000)
     daily_budget_seconds: int = Field(default=0, ge=0, description="0 means no budget cap")
+    # Longer than the submit function's timeout in production; a time-scaled sandbox scales it down.
+    create_claim_stale_seconds: int = Field(default=60, ge=1, le=3600)
 
     @field_validator("model_name")
     @classmethod

@@ -7,9 +7,12 @@ in Lambda, against moto + the emulator, and against in-memory fakes in unit test
 from __future__ import annotations
 
 import random
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from t2v.adapters.jobs_repo import Job, iso
@@ -36,6 +39,13 @@ class CreateInProgressError(PipelineError):
     """Another invocation is creating this job's task right now; retry shortly."""
 
     code = "CreateInProgress"
+    retryable = True
+
+
+class NotificationInProgressError(PipelineError):
+    """Another invocation holds a live claim on announcing this job's outcome; retry shortly."""
+
+    code = "NotificationInProgress"
     retryable = True
 
 
@@ -75,7 +85,10 @@ class Repo(Protocol):
         self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
     ) -> bool: ...
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None: ...
-    def mark_notified(self, job_id: str, *, now: datetime) -> bool: ...
+    def claim_notification(
+        self, job_id: str, *, token: str, now: datetime, stale_before: datetime
+    ) -> bool: ...
+    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool: ...
     def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool: ...
 
 
@@ -129,7 +142,7 @@ def submit_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
         )
     stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
     if not deps.repo.claim_create(job_id, now=now, stale_before=stale_before):
-        if job.get("create_ambiguous_at") and _adopt_from_provider(job, request, deps):
+        if job.get("create_ambiguous_at") and _reconcile(job, request, deps) == Reconciled.ADOPTED:
             return _submitted(_reload(job_id, deps), deps)
         current = _reload(job_id, deps)
         if current.task_id:
@@ -137,14 +150,20 @@ def submit_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
         if job.get("create_ambiguous_at"):
             raise AmbiguousCreateError("create outcome still unknown; waiting before any new create")
         raise CreateInProgressError(f"job {job_id}: another invocation is creating the task")
-    if job.create_claimed_at and _adopt_from_provider(job, request, deps):
+    if job.create_claimed_at:
         # A previous claim went stale: its create may have reached the provider. Never create twice.
-        return _submitted(_reload(job_id, deps), deps)
+        found = _reconcile(job, request, deps)
+        if found == Reconciled.ADOPTED:
+            return _submitted(_reload(job_id, deps), deps)
+        if found == Reconciled.UNDECIDED:
+            raise AmbiguousCreateError("an unclaimed provider task may be ours; waiting until it can be told")
     return _create(job, request, deps)
 
 
 def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, Any]:
     client = deps.client()
+    # When the create was sent bounds which provider tasks it can have made (see _reconcile).
+    deps.repo.update_fields(job.job_id, {"create_sent_at": iso(deps.clock())}, now=deps.clock())
     try:
         created = client.create_task(request)
     except AmbiguousCreateError as exc:
@@ -153,7 +172,7 @@ def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, An
             {"create_ambiguous_at": iso(deps.clock()), "last_error": str(exc)},
             now=deps.clock(),
         )
-        if _adopt_from_provider(job, request, deps):
+        if _reconcile(_reload(job.job_id, deps), request, deps) == Reconciled.ADOPTED:
             return _submitted(_reload(job.job_id, deps), deps)
         raise
     except TerminalProviderError as exc:
@@ -168,21 +187,76 @@ def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, An
     return _submitted(_reload(job.job_id, deps), deps)
 
 
-def _adopt_from_provider(job: Job, request: VideoRequest, deps: ProviderDeps) -> bool:
-    """Look for a task our lost create made (list-tasks), and bind it to the job if found."""
+class Reconciled(StrEnum):
+    ADOPTED = "ADOPTED"  # our lost create's task is found and now bound to the job
+    UNDECIDED = "UNDECIDED"  # unclaimed tasks are still running: one may be ours, it cannot be told yet
+    ABSENT = "ABSENT"  # no task can be ours: a new create is safe
+
+
+_UNFINISHED = frozenset({"PENDING", "RUNNING", "SUSPENDED"})
+# A create is over (answered or timed out) this long after it was sent: httpx's connect+write+read.
+CREATE_MAX_SECONDS = 40
+# Margin for the provider's clock against ours when comparing its task creation time with our stamps.
+CLOCK_SKEW_SECONDS = 2
+
+
+def _create_window(job: Job) -> tuple[float, float] | None:
+    """Epoch seconds between which the job's last create can have made a task (None: never sent)."""
+    sent = job.get("create_sent_at")
+    if not sent:
+        return None
+    start = parse_ts(str(sent)).timestamp()
+    ambiguous = job.get("create_ambiguous_at")
+    end = parse_ts(str(ambiguous)).timestamp() if ambiguous else start + CREATE_MAX_SECONDS
+    return start - CLOCK_SKEW_SECONDS, max(start, end) + CLOCK_SKEW_SECONDS
+
+
+def _created_at(listed: Any) -> float | None:
+    raw = getattr(listed, "raw", None) or {}
+    value = raw.get("gmt_create")
+    return value / 1000 if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconciled:
+    """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
+
+    A task is ours on proof: our ownership record, or the provider's `orig_prompt` (a query shows it
+    once the task SUCCEEDED). Without proof, a task nobody owns is adopted only when it is the single
+    one the provider created while our create was in flight (`_create_window`); when several are,
+    the running ones are waited for until they can be told apart, never guessed.
+    """
     client = deps.client()
     claimed = parse_ts(job.create_claimed_at) if job.create_claimed_at else deps.clock()
     start, end = claimed - RECONCILE_WINDOW, deps.clock() + RECONCILE_WINDOW
+    window = _create_window(job)
+    maybe: list[tuple[str, str, str | None]] = []  # (task id, status, request id): no proof either way
     for listed in client.iter_tasks(start_time=start, end_time=end, model_name=request.model):
         task_id = str(listed.task_id)
-        if deps.repo.owner_of_task(task_id) not in (None, job.job_id):
+        owner = deps.repo.owner_of_task(task_id)
+        if owner == job.job_id:  # a crash came between the two writes of record_task
+            if _bind(job, task_id, None, deps):
+                return Reconciled.ADOPTED
+            continue
+        if owner is not None:
+            continue
+        created = _created_at(listed)
+        if window and created is not None and not window[0] <= created <= window[1]:
             continue
         info = client.get_task(task_id)
-        if info.orig_prompt not in (None, request.prompt):
+        if info.orig_prompt is not None:
+            if info.orig_prompt == request.prompt and _bind(job, task_id, info.request_id, deps):
+                return Reconciled.ADOPTED
             continue
-        if deps.repo.record_task(job.job_id, task_id=task_id, request_id=info.request_id, now=deps.clock()):
-            deps.repo.update_fields(job.job_id, {"reconciled": True}, now=deps.clock())
-            return True
+        maybe.append((task_id, str(info.status), info.request_id))
+    if window and len(maybe) == 1 and _bind(job, maybe[0][0], maybe[0][2], deps):
+        return Reconciled.ADOPTED
+    return Reconciled.UNDECIDED if any(status in _UNFINISHED for _, status, _ in maybe) else Reconciled.ABSENT
+
+
+def _bind(job: Job, task_id: str, request_id: str | None, deps: ProviderDeps) -> bool:
+    if deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()):
+        deps.repo.update_fields(job.job_id, {"reconciled": True}, now=deps.clock())
+        return True
     return False
 
 
@@ -340,7 +414,12 @@ class DownloaderLike(Protocol):
 
 
 class NotifierLike(Protocol):
-    def announce(self, message: dict[str, Any]) -> str: ...
+    def publish(self, message: dict[str, Any]) -> str: ...
+    def put_event(self, message: dict[str, Any]) -> None: ...
+
+
+# A live announcer publishes within a second; a claim this old belongs to an invocation that died.
+NOTIFY_CLAIM_STALE_SECONDS = 10
 
 
 @dataclass
@@ -351,6 +430,8 @@ class FinalizeDeps:
     notifier: NotifierLike
     settings: FinalizeSettings
     clock: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], None] = time.sleep
+    notify_claim_stale_seconds: float = NOTIFY_CLAIM_STALE_SECONDS
 
 
 def finalize_job(event: dict[str, Any], deps: FinalizeDeps) -> dict[str, Any]:
@@ -494,6 +575,8 @@ def outcome_message(job: Job) -> dict[str, Any]:
     """What subscribers receive. A failure carries its reason and never a video location."""
     message: dict[str, Any] = {
         "job_id": job.job_id,
+        # The same for every copy of this outcome: what a subscriber deduplicates on.
+        "notification_id": f"{job.job_id}/{job.status.value}",
         "status": job.status.value,
         "source": job.get("source"),
         "task_id": job.task_id,
@@ -524,7 +607,33 @@ def outcome_message(job: Job) -> dict[str, Any]:
 
 def _announce_once(job: Job, deps: FinalizeDeps) -> dict[str, Any]:
     if not job.notified:
-        message_id = deps.notifier.announce(outcome_message(job))
-        deps.repo.mark_notified(job.job_id, now=deps.clock())
-        deps.repo.update_fields(job.job_id, {"notification_id": message_id}, now=deps.clock())
+        _publish_once(job, deps)
+    if not job.get("event_sent_at"):
+        # After the SNS mark, so a crash in between repeats only the event (same notification_id).
+        deps.notifier.put_event(outcome_message(job))
+        deps.repo.update_fields(job.job_id, {"event_sent_at": iso(deps.clock())}, now=deps.clock())
     return {"job_id": job.job_id, "status": job.status.value, "notified": True, "task_id": job.task_id}
+
+
+def _publish_once(job: Job, deps: FinalizeDeps) -> None:
+    """Claim, publish, mark: concurrent announcers (a trigger delivered twice, a cancel racing the
+    workflow) never both publish, and a retry publishes again only when the claimer died unmarked.
+
+    SNS standard topics cannot deduplicate, so the one remaining window (a crash after SNS accepted
+    the message and before the mark) gives a second copy; every copy carries the same deterministic
+    `notification_id` (body and message attribute) for subscribers to drop it.
+    """
+    token = uuid.uuid4().hex
+    stale = timedelta(seconds=deps.notify_claim_stale_seconds)
+    give_up = deps.clock() + stale + timedelta(seconds=2)
+    while True:
+        now = deps.clock()
+        if deps.repo.claim_notification(job.job_id, token=token, now=now, stale_before=now - stale):
+            message_id = deps.notifier.publish(outcome_message(job))
+            deps.repo.mark_notified(job.job_id, now=deps.clock(), message_id=message_id)
+            return
+        if _job_or_fail(job.job_id, deps.repo).notified:
+            return  # the other announcer finished
+        if now >= give_up:
+            raise NotificationInProgressError(f"job {job.job_id}: another invocation is announcing it")
+        deps.sleep(0.2)

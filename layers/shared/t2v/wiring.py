@@ -61,7 +61,12 @@ def provider_deps() -> ProviderDeps:
         base_url=settings.dashscope_base_url,
         workspace=settings.dashscope_workspace,
     )
-    return ProviderDeps(repo=JobsRepository(settings.jobs_table), client=client, settings=settings)
+    return ProviderDeps(
+        repo=JobsRepository(settings.jobs_table),
+        client=client,
+        settings=settings,
+        claim_stale_seconds=settings.create_claim_stale_seconds,
+    )
 
 
 @cache

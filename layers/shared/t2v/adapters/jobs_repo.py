@@ -317,14 +317,44 @@ class JobsRepository:
             ExpressionAttributeValues={":rid": [request_id], ":empty": []},
         )
 
-    def mark_notified(self, job_id: str, *, now: datetime) -> bool:
-        """Record that the outcome was announced. False if it already was."""
+    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> bool:
+        """Take the right to publish the job's outcome: nobody announced it and nobody holds a live claim.
+
+        A claim older than `stale_before` belongs to an invocation that died before it marked the job
+        notified (it may or may not have published): taking it over re-publishes, at least once.
+        """
         try:
             self._table.update_item(
                 Key={"pk": job_id},
-                UpdateExpression="SET notified_at = :now",
+                UpdateExpression="SET notify_claim = :token, notify_claimed_at = :now ADD notify_attempts :one",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at) "
+                "AND (attribute_not_exists(notify_claimed_at) OR notify_claimed_at < :stale)",
+                ExpressionAttributeValues={
+                    ":token": token,
+                    ":now": iso(now),
+                    ":stale": iso(stale_before),
+                    ":one": 1,
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool:
+        """Record that the outcome was announced (one write, right after the publish). False if it already was."""
+        values: dict[str, Any] = {":now": iso(now)}
+        update = "SET notified_at = :now"
+        if message_id:
+            values[":mid"] = message_id
+            update += ", notification_id = :mid"
+        try:
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression=update,
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
-                ExpressionAttributeValues={":now": iso(now)},
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):

@@ -373,3 +373,56 @@ def test_announcer_that_died_after_claiming_is_replaced_once(env: Any) -> None:
 
     assert len(env.stack.notifications()) == 1
     assert env.stack.job("job-dead")["notify_attempts"] == 2
+
+
+def test_unanswered_create_never_adopts_a_task_another_unanswered_create_may_have_made(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another job whose create was sent and never answered, and a task nobody owns yet (theirs)
+    from datetime import UTC, datetime, timedelta
+
+    from t2v.adapters.jobs_repo import JobsRepository, iso
+
+    monkeypatch.setenv("CREATE_CLAIM_STALE_SECONDS", "1")
+    wiring.provider_deps.cache_clear()
+    repo = JobsRepository(env.stack.table)
+    now = datetime.now(UTC)
+    repo.create_if_absent(
+        "job-rival",
+        request={"prompt": "their prompt"},
+        source="test",
+        origin={},
+        now=now,
+        deadline_at=now + timedelta(hours=1),
+    )
+    repo.update_fields("job-rival", {"create_sent_at": iso(now)}, now=now)
+    theirs = other_jobs_unclaimed_task(env, "their prompt")
+    # and our create, which times out before the provider made anything
+    env.emu.set_faults(
+        {
+            "rules": [
+                {
+                    "endpoint": "create",
+                    "kind": "timeout",
+                    "hold_seconds": 0.1,
+                    "prompt_contains": "ours",
+                    "times": 1,
+                }
+            ]
+        }
+    )
+    event = start_event("job-ours", prompt="ours")
+
+    # When submit reconciles, the lone unowned task may be the other job's: it does not take it
+    with pytest.raises(AmbiguousCreateError):
+        submit_app.lambda_handler(event, CTX)
+    assert env.stack.job("job-ours").get("task_id") is None
+
+    # Then once the task shows it is not ours and the claim has gone stale, one new create is made
+    import time
+
+    time.sleep(1.2)
+    result = submit_app.lambda_handler(event, CTX)
+    ours = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "ours"]
+    assert result["task_id"] == ours[0] != theirs
+    assert env.emu.create_count() == 2

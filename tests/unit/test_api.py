@@ -103,7 +103,7 @@ class FakeRepo:
     def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> bool:
         item = self.items[job_id]
         claimed = item.get("notify_claimed_at")
-        if item.get("notified_at") or (claimed and claimed >= iso(stale_before)):
+        if item.get("event_sent_at") or (claimed and claimed >= iso(stale_before)):
             return False
         item.update(notify_claim=token, notify_claimed_at=iso(now))
         return True

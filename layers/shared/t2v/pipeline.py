@@ -80,6 +80,7 @@ class Repo(Protocol):
     ) -> tuple[Job, bool]: ...
     def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> bool: ...
     def release_claim(self, job_id: str) -> None: ...
+    def unbound_creates(self, *, since: datetime) -> list[Job]: ...
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool: ...
     def transition(
         self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
@@ -177,6 +178,7 @@ def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, An
         raise
     except TerminalProviderError as exc:
         deps.repo.update_fields(job.job_id, _error_fields(exc), now=deps.clock())
+        deps.repo.release_claim(job.job_id)  # refused: no task exists, none can be ours
         raise
     except RetryableProviderError:
         deps.repo.release_claim(job.job_id)  # refused or never sent: a new create is safe
@@ -221,15 +223,17 @@ def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconcile
     """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
 
     A task is ours on proof: our ownership record, or the provider's `orig_prompt` (a query shows it
-    once the task SUCCEEDED). Without proof, a task nobody owns is adopted only when it is the single
-    one the provider created while our create was in flight (`_create_window`); when several are,
-    the running ones are waited for until they can be told apart, never guessed.
+    once the task SUCCEEDED). Without proof (a task still running, or FAILED), a task nobody owns is
+    adopted only when it is the single one the provider created while our create was in flight
+    (`_create_window`) and no other job has an unanswered create whose window holds it; otherwise the
+    running ones are waited for until they show their prompt, never guessed.
     """
     client = deps.client()
     claimed = parse_ts(job.create_claimed_at) if job.create_claimed_at else deps.clock()
     start, end = claimed - RECONCILE_WINDOW, deps.clock() + RECONCILE_WINDOW
     window = _create_window(job)
-    maybe: list[tuple[str, str, str | None]] = []  # (task id, status, request id): no proof either way
+    # (task id, status, request id, created at): no proof either way
+    maybe: list[tuple[str, str, str | None, float | None]] = []
     for listed in client.iter_tasks(start_time=start, end_time=end, model_name=request.model):
         task_id = str(listed.task_id)
         owner = deps.repo.owner_of_task(task_id)
@@ -247,10 +251,22 @@ def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconcile
             if info.orig_prompt == request.prompt and _bind(job, task_id, info.request_id, deps):
                 return Reconciled.ADOPTED
             continue
-        maybe.append((task_id, str(info.status), info.request_id))
-    if window and len(maybe) == 1 and _bind(job, maybe[0][0], maybe[0][2], deps):
+        maybe.append((task_id, str(info.status), info.request_id, created))
+    sole = window is not None and len(maybe) == 1 and _sole_claimant(job, maybe[0][3], deps)
+    if sole and _bind(job, maybe[0][0], maybe[0][2], deps):
         return Reconciled.ADOPTED
-    return Reconciled.UNDECIDED if any(status in _UNFINISHED for _, status, _ in maybe) else Reconciled.ABSENT
+    return Reconciled.UNDECIDED if any(m[1] in _UNFINISHED for m in maybe) else Reconciled.ABSENT
+
+
+def _sole_claimant(job: Job, created: float | None, deps: ProviderDeps) -> bool:
+    """Whether no other job's unanswered create could have made a task created at `created`."""
+    if created is None:
+        return False
+    for other in deps.repo.unbound_creates(since=deps.clock() - timedelta(days=1)):
+        window = _create_window(other)
+        if other.job_id != job.job_id and window and window[0] <= created <= window[1]:
+            return False
+    return True
 
 
 def _bind(job: Job, task_id: str, request_id: str | None, deps: ProviderDeps) -> bool:
@@ -606,12 +622,8 @@ def outcome_message(job: Job) -> dict[str, Any]:
 
 
 def _announce_once(job: Job, deps: FinalizeDeps) -> dict[str, Any]:
-    if not job.notified:
+    if not (job.notified and job.get("event_sent_at")):
         _publish_once(job, deps)
-    if not job.get("event_sent_at"):
-        # After the SNS mark, so a crash in between repeats only the event (same notification_id).
-        deps.notifier.put_event(outcome_message(job))
-        deps.repo.update_fields(job.job_id, {"event_sent_at": iso(deps.clock())}, now=deps.clock())
     return {"job_id": job.job_id, "status": job.status.value, "notified": True, "task_id": job.task_id}
 
 
@@ -621,7 +633,8 @@ def _publish_once(job: Job, deps: FinalizeDeps) -> None:
 
     SNS standard topics cannot deduplicate, so the one remaining window (a crash after SNS accepted
     the message and before the mark) gives a second copy; every copy carries the same deterministic
-    `notification_id` (body and message attribute) for subscribers to drop it.
+    `notification_id` (body and message attribute) for subscribers to drop it. The EventBridge event
+    follows the SNS mark under the same claim, with its own mark.
     """
     token = uuid.uuid4().hex
     stale = timedelta(seconds=deps.notify_claim_stale_seconds)
@@ -629,10 +642,16 @@ def _publish_once(job: Job, deps: FinalizeDeps) -> None:
     while True:
         now = deps.clock()
         if deps.repo.claim_notification(job.job_id, token=token, now=now, stale_before=now - stale):
-            message_id = deps.notifier.publish(outcome_message(job))
-            deps.repo.mark_notified(job.job_id, now=deps.clock(), message_id=message_id)
+            current = _job_or_fail(job.job_id, deps.repo)
+            message = outcome_message(current)
+            if not current.notified:
+                message_id = deps.notifier.publish(message)
+                deps.repo.mark_notified(job.job_id, now=deps.clock(), message_id=message_id)
+            deps.notifier.put_event(message)
+            deps.repo.update_fields(job.job_id, {"event_sent_at": iso(deps.clock())}, now=deps.clock())
             return
-        if _job_or_fail(job.job_id, deps.repo).notified:
+        current = _job_or_fail(job.job_id, deps.repo)
+        if current.notified and current.get("event_sent_at"):
             return  # the other announcer finished
         if now >= give_up:
             raise NotificationInProgressError(f"job {job.job_id}: another invocation is announcing it")

@@ -211,9 +211,32 @@ class JobsRepository:
         """The create surely did not reach the provider (refused or never sent): allow a new one."""
         self._table.update_item(
             Key={"pk": job_id},
-            UpdateExpression="REMOVE create_claimed_at",
+            UpdateExpression="REMOVE create_claimed_at, create_sent_at",
             ConditionExpression="attribute_not_exists(task_id)",
         )
+
+    def unbound_creates(self, *, since: datetime) -> list[Job]:
+        """Jobs created after `since` that sent a create and have no task bound yet: the jobs that
+        could own a provider task nobody owns. A rare path (a lost create), so a filtered query will do."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "by_created",
+            "KeyConditionExpression": "#k = :job AND created_at >= :since",
+            "FilterExpression": "attribute_exists(create_sent_at) AND attribute_not_exists(task_id) "
+            "AND #s = :accepted",
+            "ExpressionAttributeNames": {"#k": "kind", "#s": "status"},
+            "ExpressionAttributeValues": {
+                ":job": "job",
+                ":since": iso(since),
+                ":accepted": JobStatus.ACCEPTED.value,
+            },
+        }
+        jobs: list[Job] = []
+        while True:
+            page = self._table.query(**kwargs)
+            jobs.extend(Job(_plain(item)) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool:
         """Bind the provider task to the job, once. False when the job already has a task or the task
@@ -318,7 +341,8 @@ class JobsRepository:
         )
 
     def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> bool:
-        """Take the right to publish the job's outcome: nobody announced it and nobody holds a live claim.
+        """Take the right to announce the job's outcome: not fully announced (the EventBridge event comes
+        last) and nobody holds a live claim.
 
         A claim older than `stale_before` belongs to an invocation that died before it marked the job
         notified (it may or may not have published): taking it over re-publishes, at least once.
@@ -327,7 +351,7 @@ class JobsRepository:
             self._table.update_item(
                 Key={"pk": job_id},
                 UpdateExpression="SET notify_claim = :token, notify_claimed_at = :now ADD notify_attempts :one",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at) "
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(event_sent_at) "
                 "AND (attribute_not_exists(notify_claimed_at) OR notify_claimed_at < :stale)",
                 ExpressionAttributeValues={
                     ":token": token,

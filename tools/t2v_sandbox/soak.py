@@ -152,6 +152,7 @@ class Verdict:
     expected: str
     actual: str
     problems: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)  # kept for bad jobs, to debug from
 
 
 def plan_jobs(count: int, seed: int) -> list[PlannedJob]:
@@ -442,6 +443,13 @@ class Judge:
         self.check_notifications(verdict, record)
         if not verdict.problems:
             self.counts["succeeded" if record["status"] == "SUCCEEDED" else "failed_as_expected"] += 1
+        else:
+            verdict.evidence = {
+                "records": found,
+                "tasks": tasks,
+                "creates": ev.creates.get(job.prompt, []),
+                "notifications": ev.messages.get(str(record["pk"]), []),
+            }
         return verdict
 
     def check_video(self, verdict: Verdict, record: dict[str, Any], task_id: str) -> None:
@@ -548,7 +556,9 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
                         "expected": v.expected,
                         "actual": v.actual,
                         "problems": v.problems,
-                    }
+                        **({"evidence": v.evidence} if v.evidence else {}),
+                    },
+                    default=str,
                 )
                 + "\n"
                 for v in verdicts

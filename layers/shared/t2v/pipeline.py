@@ -196,8 +196,9 @@ class Reconciled(StrEnum):
 
 
 _UNFINISHED = frozenset({"PENDING", "RUNNING", "SUSPENDED"})
-# A create is over (answered or timed out) this long after it was sent: httpx's connect+write+read.
-CREATE_MAX_SECONDS = 40
+# The provider makes the task once it has the whole request, which the client's connect and write
+# timeouts (5 s + 10 s, dashscope.DEFAULT_TIMEOUT) bound; the read that follows creates nothing.
+CREATE_MAX_SECONDS = 16
 # Margin for the provider's clock against ours when comparing its task creation time with our stamps.
 CLOCK_SKEW_SECONDS = 2
 

@@ -210,8 +210,10 @@ def _create_window(job: Job) -> tuple[float, float] | None:
         return None
     start = parse_ts(str(sent)).timestamp()
     ambiguous = job.get("create_ambiguous_at")
-    end = parse_ts(str(ambiguous)).timestamp() if ambiguous else start + CREATE_MAX_SECONDS
-    return start - CLOCK_SKEW_SECONDS, max(start, end) + CLOCK_SKEW_SECONDS
+    end = start + CREATE_MAX_SECONDS  # unknown (the invocation died): as long as a create can reach it
+    if ambiguous and parse_ts(str(ambiguous)).timestamp() >= start:  # else: an earlier create's answer
+        end = parse_ts(str(ambiguous)).timestamp()
+    return start - CLOCK_SKEW_SECONDS, end + CLOCK_SKEW_SECONDS
 
 
 def _created_at(listed: Any) -> float | None:

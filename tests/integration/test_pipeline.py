@@ -426,3 +426,55 @@ def test_unanswered_create_never_adopts_a_task_another_unanswered_create_may_hav
     ours = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "ours"]
     assert result["task_id"] == ours[0] != theirs
     assert env.emu.create_count() == 2
+
+
+def test_a_failed_task_two_unanswered_creates_may_have_made_is_adopted_by_neither(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another job with an unanswered create, and a FAILED task nobody owns (a FAILED task shows
+    # no prompt) made while both creates were in flight; our create timed out before making anything
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from t2v.adapters.jobs_repo import CONTESTED, JobsRepository, iso
+
+    monkeypatch.setenv("CREATE_CLAIM_STALE_SECONDS", "1")
+    wiring.provider_deps.cache_clear()
+    repo = JobsRepository(env.stack.table)
+    now = datetime.now(UTC)
+    repo.create_if_absent(
+        "job-rival2",
+        request={"prompt": "their prompt"},
+        source="test",
+        origin={},
+        now=now,
+        deadline_at=now + timedelta(hours=1),
+    )
+    repo.update_fields("job-rival2", {"create_sent_at": iso(now)}, now=now)
+    env.emu.set_faults(
+        {
+            "rules": [
+                {"kind": "task_failed", "prompt_contains": "their prompt", "code": "DataInspectionFailed"},
+                {
+                    "endpoint": "create",
+                    "kind": "timeout",
+                    "hold_seconds": 0.1,
+                    "prompt_contains": "mine",
+                    "times": 1,
+                },
+            ]
+        }
+    )
+    theirs = other_jobs_unclaimed_task(env, "their prompt")
+    event = start_event("job-mine", prompt="mine")
+    with pytest.raises(AmbiguousCreateError):
+        submit_app.lambda_handler(event, CTX)
+    time.sleep(1.2)  # the task has FAILED; our claim has gone stale
+
+    # When our job reconciles again, then creates its own task
+    result = submit_app.lambda_handler(event, CTX)
+
+    # Then the contested task is bound to no job, now or later, and ours is the one it made
+    mine = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "mine"]
+    assert result["task_id"] == mine[0] != theirs
+    assert repo.owner_of_task(theirs) == CONTESTED

@@ -81,6 +81,7 @@ class Repo(Protocol):
     def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> bool: ...
     def release_claim(self, job_id: str) -> None: ...
     def unbound_creates(self, *, since: datetime) -> list[Job]: ...
+    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None: ...
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool: ...
     def transition(
         self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
@@ -199,8 +200,9 @@ _UNFINISHED = frozenset({"PENDING", "RUNNING", "SUSPENDED"})
 # The provider makes the task once it has the whole request, which the client's connect and write
 # timeouts (5 s + 10 s, dashscope.DEFAULT_TIMEOUT) bound; the read that follows creates nothing.
 CREATE_MAX_SECONDS = 16
-# Margin for the provider's clock against ours when comparing its task creation time with our stamps.
-CLOCK_SKEW_SECONDS = 2
+# Margin for the provider's clock against ours (both NTP-synchronised) when comparing its task
+# creation time with our stamps.
+CLOCK_SKEW_SECONDS = 1
 
 
 def _create_window(job: Job) -> tuple[float, float] | None:
@@ -229,7 +231,8 @@ def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconcile
     once the task SUCCEEDED). Without proof (a task still running, or FAILED), a task nobody owns is
     adopted only when it is the single one the provider created while our create was in flight
     (`_create_window`) and no other job has an unanswered create whose window holds it; otherwise the
-    running ones are waited for until they show their prompt, never guessed.
+    running ones are waited for until they show their prompt, never guessed, and finished ones are
+    marked contested so that no job adopts them later either (a duplicate task beats a wrong one).
     """
     client = deps.client()
     claimed = parse_ts(job.create_claimed_at) if job.create_claimed_at else deps.clock()
@@ -248,17 +251,23 @@ def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconcile
             continue
         created = _created_at(listed)
         if window and created is not None and not window[0] <= created <= window[1]:
-            continue
+            continue  # made while no create of ours was in flight
         info = client.get_task(task_id)
         if info.orig_prompt is not None:
             if info.orig_prompt == request.prompt and _bind(job, task_id, info.request_id, deps):
                 return Reconciled.ADOPTED
-            continue
-        maybe.append((task_id, str(info.status), info.request_id, created))
-    sole = window is not None and len(maybe) == 1 and _sole_claimant(job, maybe[0][3], deps)
+        elif window is not None:  # without a create of ours on record, only proof counts
+            maybe.append((task_id, str(info.status), info.request_id, created))
+    sole = len(maybe) == 1 and _sole_claimant(job, maybe[0][3], deps)
     if sole and _bind(job, maybe[0][0], maybe[0][2], deps):
         return Reconciled.ADOPTED
-    return Reconciled.UNDECIDED if any(m[1] in _UNFINISHED for m in maybe) else Reconciled.ABSENT
+    if any(m[1] in _UNFINISHED for m in maybe):
+        return Reconciled.UNDECIDED
+    for task_id, *_ in maybe:
+        # Finished without proof and claimable by others too: nobody may adopt it later, when the
+        # other claimants have moved on and one job looks like the only one left.
+        deps.repo.contest_task(task_id, job_id=job.job_id, now=deps.clock())
+    return Reconciled.ABSENT
 
 
 def _sole_claimant(job: Job, created: float | None, deps: ProviderDeps) -> bool:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 JOB_TTL_DAYS = 90
+CONTESTED = "contested"  # owner of a provider task that more than one job could have made
 
 
 class BudgetExceededError(PipelineError):
@@ -214,6 +215,18 @@ class JobsRepository:
             UpdateExpression="REMOVE create_claimed_at, create_sent_at",
             ConditionExpression="attribute_not_exists(task_id)",
         )
+
+    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None:
+        """Mark a provider task nobody could prove theirs as owned by no job, so none adopts it later
+        (a later lone claimant may only be the one left, not the owner). No-op if already owned."""
+        try:
+            self._table.put_item(
+                Item={"pk": f"task#{task_id}", "job_id": CONTESTED, "by": job_id, "created_at": iso(now)},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
 
     def unbound_creates(self, *, since: datetime) -> list[Job]:
         """Jobs created after `since` that sent a create and have no task bound yet: the jobs that

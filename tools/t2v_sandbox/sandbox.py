@@ -235,7 +235,10 @@ class Sandbox:
         # Wall-clock timers inside the handlers shrink with the Step Functions time scale, or a retry
         # schedule squeezed into seconds would always run out before a create claim can go stale.
         scaled = max(1, round(60 * self.config.time_scale))
-        return {"CREATE_CLAIM_STALE_SECONDS": str(scaled), **self.config.function_environment}
+        env = {"CREATE_CLAIM_STALE_SECONDS": str(scaled)}
+        if self.config.emulator:
+            env["PROVIDER_CLOCK_SKEW_SECONDS"] = "0.05"  # the emulator shares this machine's clock
+        return {**env, **self.config.function_environment}
 
     # --- DashScope
     def _start_emulator(self) -> None:

@@ -109,6 +109,7 @@ class ProviderDeps:
     settings: ProviderSettings
     clock: Callable[[], datetime] = utcnow
     claim_stale_seconds: int = CLAIM_STALE_SECONDS
+    clock_skew_seconds: float = 1.0  # the provider's clock against ours (pipeline.CLOCK_SKEW_SECONDS)
     rng: random.Random = field(default_factory=random.Random)
 
 
@@ -154,12 +155,23 @@ def submit_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
         raise CreateInProgressError(f"job {job_id}: another invocation is creating the task")
     if job.create_claimed_at:
         # A previous claim went stale: its create may have reached the provider. Never create twice.
+        job = _close_dead_create(job, now, deps)
         found = _reconcile(job, request, deps)
         if found == Reconciled.ADOPTED:
             return _submitted(_reload(job_id, deps), deps)
         if found == Reconciled.UNDECIDED:
             raise AmbiguousCreateError("an unclaimed provider task may be ours; waiting until it can be told")
     return _create(job, request, deps)
+
+
+def _close_dead_create(job: Job, now: datetime, deps: ProviderDeps) -> Job:
+    """The invocation that sent the last create is dead (its claim went stale): whatever task that
+    create made exists by now, so its window ends here rather than CREATE_MAX_SECONDS after sending."""
+    sent, answered = job.get("create_sent_at"), job.get("create_ambiguous_at")
+    if not sent or (answered and parse_ts(str(answered)) >= parse_ts(str(sent))):
+        return job
+    deps.repo.update_fields(job.job_id, {"create_ambiguous_at": iso(now)}, now=now)
+    return _reload(job.job_id, deps)
 
 
 def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, Any]:
@@ -205,7 +217,7 @@ CREATE_MAX_SECONDS = 16
 CLOCK_SKEW_SECONDS = 1
 
 
-def _create_window(job: Job) -> tuple[float, float] | None:
+def _create_window(job: Job, skew: float = CLOCK_SKEW_SECONDS) -> tuple[float, float] | None:
     """Epoch seconds between which the job's last create can have made a task (None: never sent)."""
     sent = job.get("create_sent_at")
     if not sent:
@@ -214,8 +226,8 @@ def _create_window(job: Job) -> tuple[float, float] | None:
     ambiguous = job.get("create_ambiguous_at")
     end = start + CREATE_MAX_SECONDS  # unknown (the invocation died): as long as a create can reach it
     if ambiguous and parse_ts(str(ambiguous)).timestamp() >= start:  # else: an earlier create's answer
-        end = parse_ts(str(ambiguous)).timestamp()
-    return start - CLOCK_SKEW_SECONDS, end + CLOCK_SKEW_SECONDS
+        end = min(end, parse_ts(str(ambiguous)).timestamp())
+    return start - skew, end + skew
 
 
 def _created_at(listed: Any) -> float | None:
@@ -237,7 +249,7 @@ def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconcile
     client = deps.client()
     claimed = parse_ts(job.create_claimed_at) if job.create_claimed_at else deps.clock()
     start, end = claimed - RECONCILE_WINDOW, deps.clock() + RECONCILE_WINDOW
-    window = _create_window(job)
+    window = _create_window(job, deps.clock_skew_seconds)
     # (task id, status, request id, created at): no proof either way
     maybe: list[tuple[str, str, str | None, float | None]] = []
     for listed in client.iter_tasks(start_time=start, end_time=end, model_name=request.model):
@@ -275,7 +287,7 @@ def _sole_claimant(job: Job, created: float | None, deps: ProviderDeps) -> bool:
     if created is None:
         return False
     for other in deps.repo.unbound_creates(since=deps.clock() - timedelta(days=1)):
-        window = _create_window(other)
+        window = _create_window(other, deps.clock_skew_seconds)
         if other.job_id != job.job_id and window and window[0] <= created <= window[1]:
             return False
     return True

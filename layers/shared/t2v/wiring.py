@@ -66,6 +66,7 @@ def provider_deps() -> ProviderDeps:
         client=client,
         settings=settings,
         claim_stale_seconds=settings.create_claim_stale_seconds,
+        clock_skew_seconds=settings.provider_clock_skew_seconds,
     )
 
 

@@ -39,3 +39,13 @@ def test_a_killed_worker_is_retried_in_every_task() -> None:
     for name, state in ASL["States"].items():
         if state["Type"] == "Task":
             assert {"Lambda.ServiceException", "Sandbox.Timedout"} <= retried_names(name), name
+
+
+def test_download_retries_span_minutes_not_seconds() -> None:
+    # The provider keeps a finished video for 24 h: transient download failures must not lose a paid video.
+    [rule] = [r for r in ASL["States"]["Finalize"]["Retry"] if r["ErrorEquals"] == ["DownloadError"]]
+    waits = [
+        min(rule.get("MaxDelaySeconds", 10**9), rule["IntervalSeconds"] * rule["BackoffRate"] ** k)
+        for k in range(rule["MaxAttempts"])
+    ]
+    assert sum(waits) >= 300

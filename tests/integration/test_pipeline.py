@@ -450,7 +450,8 @@ def test_a_failed_task_two_unanswered_creates_may_have_made_is_adopted_by_neithe
         now=now,
         deadline_at=now + timedelta(hours=1),
     )
-    repo.update_fields("job-rival2", {"create_sent_at": iso(now)}, now=now)
+    lost = now + timedelta(seconds=0.5)  # the other create's answer was lost too
+    repo.update_fields("job-rival2", {"create_sent_at": iso(now), "create_ambiguous_at": iso(lost)}, now=now)
     env.emu.set_faults(
         {
             "rules": [

@@ -270,9 +270,19 @@ def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconcile
                 return Reconciled.ADOPTED
         elif window is not None:  # without a create of ours on record, only proof counts
             maybe.append((task_id, str(info.status), info.request_id, created))
-    sole = len(maybe) == 1 and _sole_claimant(job, maybe[0][3], deps)
-    if sole and _bind(job, maybe[0][0], maybe[0][2], deps):
-        return Reconciled.ADOPTED
+    return _decide(job, maybe, deps)
+
+
+def _decide(
+    job: Job, maybe: list[tuple[str, str, str | None, float | None]], deps: ProviderDeps
+) -> Reconciled:
+    """What to do with the unowned tasks of our window that show no prompt."""
+    if len(maybe) == 1:
+        rivals = _rivals(job, maybe[0][3], deps)
+        if rivals == Rivals.NONE and _bind(job, maybe[0][0], maybe[0][2], deps):
+            return Reconciled.ADOPTED
+        if rivals == Rivals.OPEN:  # a rival's create is live or its invocation died unnoticed yet
+            return Reconciled.UNDECIDED
     if any(m[1] in _UNFINISHED for m in maybe):
         return Reconciled.UNDECIDED
     for task_id, *_ in maybe:
@@ -282,15 +292,26 @@ def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconcile
     return Reconciled.ABSENT
 
 
-def _sole_claimant(job: Job, created: float | None, deps: ProviderDeps) -> bool:
-    """Whether no other job's unanswered create could have made a task created at `created`."""
+class Rivals(StrEnum):
+    NONE = "NONE"  # no other job's unanswered create can have made the task
+    OPEN = "OPEN"  # one can, and its create is still live or its death not yet noticed: wait
+    CLOSED = "CLOSED"  # one can, and its window is settled: the task cannot be told apart
+
+
+def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> Rivals:
+    """Other jobs whose unanswered create may have made a task created at `created`."""
     if created is None:
-        return False
+        return Rivals.CLOSED
+    found = Rivals.NONE
     for other in deps.repo.unbound_creates(since=deps.clock() - timedelta(days=1)):
         window = _create_window(other, deps.clock_skew_seconds)
-        if other.job_id != job.job_id and window and window[0] <= created <= window[1]:
-            return False
-    return True
+        if other.job_id == job.job_id or not window or not window[0] <= created <= window[1]:
+            continue
+        sent, answered = other.get("create_sent_at"), other.get("create_ambiguous_at")
+        if not answered or parse_ts(str(answered)) < parse_ts(str(sent)):
+            return Rivals.OPEN
+        found = Rivals.CLOSED
+    return found
 
 
 def _bind(job: Job, task_id: str, request_id: str | None, deps: ProviderDeps) -> bool:

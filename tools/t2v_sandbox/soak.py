@@ -401,9 +401,17 @@ class Judge:
             "failed_as_expected": self.counts["failed_as_expected"],
         }
         summary.update({key: self.counts[key] for key in BAD_KEYS})
+        summary["contested_tasks"] = self.counts["contested_tasks"]
         summary["creates"] = self.emulator.create_count()
         summary["jobs_with_task"] = sum(1 for j in self.jobs if self.evidence.tasks.get(j.prompt))
         return summary, verdicts
+
+    def owner(self, task_id: str) -> str | None:
+        table = self.sb.session.resource("dynamodb", endpoint_url=self.sb.moto_url).Table(
+            self.sb.outputs["JobsTableName"]
+        )
+        item = table.get_item(Key={"pk": f"task#{task_id}"}, ConsistentRead=True).get("Item")
+        return str(item["job_id"]) if item else None
 
     def bad(self, verdict: Verdict, key: str, problem: str, count: int = 1) -> None:
         self.counts[key] += count
@@ -416,6 +424,9 @@ class Judge:
         verdict = Verdict(job, f"{status}{f' {code}' if code else ''} ({why})", "-")
         if len(tasks) > 1:
             self.bad(verdict, "duplicate_tasks", f"{len(tasks)} provider tasks", len(tasks) - 1)
+            # A task more than one lost create may have made, which the pipeline marked contested rather
+            # than guess: always one that ended without a video (a SUCCEEDED task shows its prompt).
+            self.counts["contested_tasks"] += sum(1 for t in tasks if self.owner(t["task_id"]) == "contested")
         found = ev.records.get(job.prompt, [])
         if job.submit_error or not found:
             self.bad(

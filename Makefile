@@ -13,6 +13,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
+JOBS ?= 200
 
 .PHONY: help venv checkov-venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
 	bench-env bench-stream bench-coldstart bench-cost bench-polling bench-rate
@@ -102,6 +103,9 @@ bench-coldstart: bench-env ## 4. cold start: every handler's import time vs `imp
 
 bench-cost: venv ## 5. orchestration cost per job: 20 jobs through the sandbox, priced per 1,000 videos
 	$(PY) -m t2v_bench.cost $(BENCH_ARGS)
+
+soak: venv ## fault soak: JOBS jobs through the three doors under injected faults, then a verdict
+	$(VENV)/bin/t2v soak --jobs $(JOBS)
 
 clean:
 	rm -rf .sandbox out .coverage .mypy_cache .ruff_cache .pytest_cache

@@ -80,7 +80,12 @@ def test_jsonl_runs_valid_lines_and_reports_the_bad_one_once(door: Any) -> None:
     assert bad["status"] == "FAILED" and bad["error_code"] == "InvalidRequest"
     assert "line 2" in bad["error_message"] and key in bad["error_message"]
     notes = door.stack.notifications()
-    assert len(notes) == 1 and notes[0]["attributes"] == {"status": "FAILED", "source": "s3"}
+    assert len(notes) == 1
+    assert notes[0]["attributes"] == {
+        "status": "FAILED",
+        "source": "s3",
+        "notification_id": f"{bad['pk']}/FAILED",
+    }
 
 
 def test_txt_file_uses_stack_defaults_and_other_prefixes_are_ignored(door: Any) -> None:

@@ -100,7 +100,11 @@ def test_success_stores_the_mp4_and_announces_once(env: Any) -> None:
     assert meta["usage"]["duration"] == 5
     notes = env.stack.notifications()
     assert len(notes) == 1
-    assert notes[0]["attributes"] == {"status": "SUCCEEDED", "source": "test"}
+    assert notes[0]["attributes"] == {
+        "status": "SUCCEEDED",
+        "source": "test",
+        "notification_id": "job-ok/SUCCEEDED",
+    }
     assert notes[0]["message"]["video"]["uri"] == f"s3://{env.stack.bucket}/videos/job-ok.mp4"
     assert env.emu.create_count() == 1
 
@@ -286,3 +290,215 @@ def test_the_schedule_learns_run_times_and_counts_active_jobs_back_to_zero(env: 
     # And no one-second slot was booked beyond the budget
     slots = [i for i in table.scan()["Items"] if str(i["pk"]).startswith("slot#")]
     assert slots and max(int(i["n"]) for i in slots) <= 16
+
+
+# --- found by the fault soak (tools/t2v_sandbox/soak.py)
+
+
+def other_jobs_unclaimed_task(env: Any, prompt: str) -> str:
+    """A task at the provider that no job has bound yet (its job's create answer is still in flight)."""
+    from t2v.dashscope import DashScopeClient
+    from t2v.request import parse_request
+
+    with DashScopeClient("sk-other", base_url=env.emu.base_url) as client:
+        return client.create_task(parse_request({"prompt": prompt, "size": "640*360"})).task_id
+
+
+def test_lost_create_never_adopts_another_jobs_unclaimed_task(env: Any) -> None:
+    # Given another job's task that nobody owns yet, and our create whose answer is lost
+    theirs = other_jobs_unclaimed_task(env, "their prompt")
+    env.emu.set_faults(
+        {"rules": [{"kind": "drop_after_accept", "prompt_contains": "our prompt", "times": 1}]}
+    )
+    event = start_event("job-lost", prompt="our prompt")
+
+    # When submit reconciles while both tasks still run, it cannot tell them apart: it waits
+    with pytest.raises(AmbiguousCreateError):
+        submit_app.lambda_handler(event, CTX)
+    assert env.stack.job("job-lost").get("task_id") is None
+
+    # Then once the tasks show their prompts, the retry binds its own task, never theirs, and creates nothing
+    import time
+
+    time.sleep(0.8)
+    result = submit_app.lambda_handler(event, CTX)
+    ours = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "our prompt"]
+    assert result["task_id"] == ours[0] != theirs
+    assert env.emu.create_count() == 2
+
+
+def test_lost_create_whose_task_failed_is_adopted_not_created_again(env: Any) -> None:
+    # Given a create whose answer is lost and whose task fails (a FAILED task shows no prompt)
+    env.emu.set_faults(
+        {
+            "rules": [
+                {"kind": "drop_after_accept", "times": 1},
+                {"kind": "task_failed", "code": "InternalError.Algo"},
+            ]
+        }
+    )
+    import time
+
+    # When it is the only task the provider made while our create was in flight
+    result = run_job(start_event("job-lost-failed"))
+    time.sleep(0.8)
+
+    # Then it is ours: one task, and the job ends with the provider's reason
+    assert env.emu.create_count() == 1
+    job = env.stack.job("job-lost-failed")
+    assert (job["status"], job["error_code"]) == ("FAILED", "InternalError.Algo"), result
+    assert job["task_id"] == env.emu.tasks()[0]["task_id"]
+
+
+def test_two_announcers_at_once_publish_one_message(env: Any) -> None:
+    # Given an invalid request whose rejection two deliveries of one trigger record at the same time
+    from concurrent.futures import ThreadPoolExecutor
+
+    event = {**start_event("job-twice", size="999*999"), "action": "record_outcome"}
+    event["error"] = {"Error": "InvalidRequestError", "Cause": json.dumps({"errorMessage": "size: bad"})}
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: finalize_app.lambda_handler(event, CTX), range(4)))
+
+    assert {r["status"] for r in results} == {"FAILED"}
+    notes = env.stack.notifications()
+    assert len(notes) == 1
+    assert notes[0]["attributes"]["notification_id"] == "job-twice/FAILED"
+
+
+def test_announcer_that_died_after_claiming_is_replaced_once(env: Any) -> None:
+    # Given an announcer that took the claim and died before publishing
+    from datetime import UTC, datetime, timedelta
+
+    from t2v.adapters.jobs_repo import JobsRepository
+    from t2v.config import FinalizeSettings
+    from t2v.pipeline import record_outcome
+
+    deps = wiring.build_finalize_deps(FinalizeSettings.from_env())
+    deps.notify_claim_stale_seconds = 0.5
+    event = {**start_event("job-dead"), "action": "record_outcome", "poll": {"state": "FAILED", "code": "X"}}
+    repo = JobsRepository(FinalizeSettings.from_env().jobs_table)
+    repo.create_if_absent(
+        "job-dead",
+        request=event["request"],
+        source="test",
+        origin={},
+        now=datetime.now(UTC),
+        deadline_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    assert repo.claim_notification(
+        "job-dead", token="dead", now=datetime.now(UTC), stale_before=datetime.now(UTC)
+    )
+
+    # When the retry comes: it waits for the claim to go stale, then announces; a further retry does not
+    record_outcome(event, deps)
+    record_outcome(event, deps)
+
+    assert len(env.stack.notifications()) == 1
+    assert env.stack.job("job-dead")["notify_attempts"] == 2
+
+
+def test_unanswered_create_never_adopts_a_task_another_unanswered_create_may_have_made(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another job whose create was sent and never answered, and a task nobody owns yet (theirs)
+    from datetime import UTC, datetime, timedelta
+
+    from t2v.adapters.jobs_repo import JobsRepository, iso
+
+    monkeypatch.setenv("CREATE_CLAIM_STALE_SECONDS", "1")
+    wiring.provider_deps.cache_clear()
+    repo = JobsRepository(env.stack.table)
+    now = datetime.now(UTC)
+    repo.create_if_absent(
+        "job-rival",
+        request={"prompt": "their prompt"},
+        source="test",
+        origin={},
+        now=now,
+        deadline_at=now + timedelta(hours=1),
+    )
+    repo.update_fields("job-rival", {"create_sent_at": iso(now)}, now=now)
+    theirs = other_jobs_unclaimed_task(env, "their prompt")
+    # and our create, which times out before the provider made anything
+    env.emu.set_faults(
+        {
+            "rules": [
+                {
+                    "endpoint": "create",
+                    "kind": "timeout",
+                    "hold_seconds": 0.1,
+                    "prompt_contains": "ours",
+                    "times": 1,
+                }
+            ]
+        }
+    )
+    event = start_event("job-ours", prompt="ours")
+
+    # When submit reconciles, the lone unowned task may be the other job's: it does not take it
+    with pytest.raises(AmbiguousCreateError):
+        submit_app.lambda_handler(event, CTX)
+    assert env.stack.job("job-ours").get("task_id") is None
+
+    # Then once the task shows it is not ours and the claim has gone stale, one new create is made
+    import time
+
+    time.sleep(1.2)
+    result = submit_app.lambda_handler(event, CTX)
+    ours = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "ours"]
+    assert result["task_id"] == ours[0] != theirs
+    assert env.emu.create_count() == 2
+
+
+def test_a_failed_task_two_unanswered_creates_may_have_made_is_adopted_by_neither(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another job with an unanswered create, and a FAILED task nobody owns (a FAILED task shows
+    # no prompt) made while both creates were in flight; our create timed out before making anything
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from t2v.adapters.jobs_repo import CONTESTED, JobsRepository, iso
+
+    monkeypatch.setenv("CREATE_CLAIM_STALE_SECONDS", "1")
+    wiring.provider_deps.cache_clear()
+    repo = JobsRepository(env.stack.table)
+    now = datetime.now(UTC)
+    repo.create_if_absent(
+        "job-rival2",
+        request={"prompt": "their prompt"},
+        source="test",
+        origin={},
+        now=now,
+        deadline_at=now + timedelta(hours=1),
+    )
+    lost = now + timedelta(seconds=0.5)  # the other create's answer was lost too
+    repo.update_fields("job-rival2", {"create_sent_at": iso(now), "create_ambiguous_at": iso(lost)}, now=now)
+    env.emu.set_faults(
+        {
+            "rules": [
+                {"kind": "task_failed", "prompt_contains": "their prompt", "code": "DataInspectionFailed"},
+                {
+                    "endpoint": "create",
+                    "kind": "timeout",
+                    "hold_seconds": 0.1,
+                    "prompt_contains": "mine",
+                    "times": 1,
+                },
+            ]
+        }
+    )
+    theirs = other_jobs_unclaimed_task(env, "their prompt")
+    event = start_event("job-mine", prompt="mine")
+    with pytest.raises(AmbiguousCreateError):
+        submit_app.lambda_handler(event, CTX)
+    time.sleep(1.2)  # the task has FAILED; our claim has gone stale
+
+    # When our job reconciles again, then creates its own task
+    result = submit_app.lambda_handler(event, CTX)
+
+    # Then the contested task is bound to no job, now or later, and ours is the one it made
+    mine = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "mine"]
+    assert result["task_id"] == mine[0] != theirs
+    assert repo.owner_of_task(theirs) == CONTESTED

@@ -100,10 +100,18 @@ class FakeRepo:
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None:
         self.items[job_id].update(fields)
 
-    def mark_notified(self, job_id: str, *, now: datetime) -> bool:
+    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> bool:
+        item = self.items[job_id]
+        claimed = item.get("notify_claimed_at")
+        if item.get("event_sent_at") or (claimed and claimed >= iso(stale_before)):
+            return False
+        item.update(notify_claim=token, notify_claimed_at=iso(now))
+        return True
+
+    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool:
         if self.items[job_id].get("notified_at"):
             return False
-        self.items[job_id]["notified_at"] = iso(now)
+        self.items[job_id].update(notified_at=iso(now), notification_id=message_id)
         return True
 
     def list_jobs(
@@ -176,9 +184,14 @@ class FakeProvider:
 class FakeNotifier:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
-    def announce(self, message: dict[str, Any]) -> str:
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def publish(self, message: dict[str, Any]) -> str:
         self.messages.append(message)
         return f"m-{len(self.messages)}"
+
+    def put_event(self, message: dict[str, Any]) -> None:
+        self.events.append(message)
 
 
 class FakeStore:

@@ -67,6 +67,7 @@ class RequestRecord:
     request_id: str | None = None
     fault: str | None = None
     code: str | None = None
+    prompt: str | None = None  # creates only: lets a test tell which request a create answer belongs to
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -81,6 +82,7 @@ class RequestRecord:
             "request_id": self.request_id,
             "fault": self.fault,
             "code": self.code,
+            "prompt": self.prompt,
         }
 
 
@@ -442,6 +444,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "InvalidParameter", "The request body is not valid JSON.") from None
         req = parse_create(body)
+        self._rec.prompt = req.prompt
         rule = self._inject("create", req.prompt)
         task = self.emulator._create_task(key, req, self._rec.request_id or "")
         self._rec.task_id = task.task_id

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import signal
+import socket
 import struct
 import sys
 import time
@@ -17,6 +19,37 @@ import traceback
 from typing import Any
 
 _HEADER = struct.Struct(">I")
+# Fault injection (sandbox `kill_rate`): die by SIGKILL at the k-th network send of this invocation,
+# just before or just after it, so the handler's side effects may be half-done.
+_KILL: dict[str, Any] = {"plan": None, "sends": 0}
+
+
+def _install_kill_hook() -> None:
+    original_sendall = socket.socket.sendall
+    original_send = socket.socket.send
+
+    def _check(before: bool) -> None:
+        plan = _KILL["plan"]
+        if plan is None:
+            return
+        if before:
+            _KILL["sends"] += 1
+        if _KILL["sends"] >= plan["after_sends"] and bool(plan["before"]) == before:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def sendall(self: socket.socket, data: Any, *args: Any) -> None:
+        _check(True)
+        original_sendall(self, data, *args)
+        _check(False)
+
+    def send(self: socket.socket, data: Any, *args: Any) -> int:
+        _check(True)
+        sent = original_send(self, data, *args)
+        _check(False)
+        return sent
+
+    socket.socket.sendall = sendall  # type: ignore[method-assign,assignment]
+    socket.socket.send = send  # type: ignore[method-assign,assignment]
 
 
 class LambdaContext:
@@ -78,6 +111,7 @@ def _receive() -> dict[str, Any] | None:
 
 def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
     context = LambdaContext(request)
+    _KILL["plan"], _KILL["sends"] = request.get("kill"), 0
     started = time.monotonic()
     print(f"START RequestId: {context.aws_request_id} Version: {context.function_version}", flush=True)
     try:
@@ -94,6 +128,7 @@ def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
         print(f"[ERROR] {error['errorType']}: {error['errorMessage']}", file=sys.stderr, flush=True)
         traceback.print_exc()
         reply = {"ok": False, "error": error}
+    _KILL["plan"] = None
     elapsed_ms = (time.monotonic() - started) * 1000
     print(f"END RequestId: {context.aws_request_id}", flush=True)
     print(f"REPORT RequestId: {context.aws_request_id}\tDuration: {elapsed_ms:.2f} ms", flush=True)
@@ -102,6 +137,7 @@ def _invoke(handler: Any, request: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     reply_fd = int(os.environ["T2V_WORKER_FD"])
+    _install_kill_hook()
     handler, init_error = _load_handler()
     _send(reply_fd, {"ready": True, "init_error": init_error})
     while (request := _receive()) is not None:

@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "t2v_sandbox.commands_sandbox",
     "t2v_sandbox.commands_user",  # submit, status, list, cancel, download
     "t2v_sandbox.demo",
+    "t2v_sandbox.soak",  # the fault soak
     # Further commands: add their modules here.
 )
 

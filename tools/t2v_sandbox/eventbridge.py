@@ -154,9 +154,18 @@ def normalise_event(event: dict[str, Any]) -> dict[str, Any]:
 class EventDelivery:
     """Delivers a matched event to a Lambda (async invoke) or a state machine (StartExecution)."""
 
-    def __init__(self, client: Callable[[str], Any], submit: Callable[..., None]) -> None:
+    def __init__(
+        self,
+        client: Callable[[str], Any],
+        submit: Callable[..., None],
+        *,
+        copies: int = 1,
+        on_delivery: Callable[[int], None] | None = None,
+    ) -> None:
         self._client = client
         self._submit = submit
+        self._copies = max(1, copies)  # >1: at-least-once delivery, as EventBridge may do
+        self._on_delivery = on_delivery
 
     def __call__(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> None:
         event = normalise_event(event)
@@ -166,10 +175,13 @@ class EventDelivery:
             return
         payload = target_input(target, event, rule.name, rule.arn)
         arn = target["Arn"]
-        if arn.split(":")[2] == "lambda":
-            self._submit(self._invoke_lambda, arn, payload)
-        else:
-            self._submit(self._start_execution, arn, payload)
+        if self._on_delivery is not None:
+            self._on_delivery(self._copies)
+        for _ in range(self._copies):
+            if arn.split(":")[2] == "lambda":
+                self._submit(self._invoke_lambda, arn, payload)
+            else:
+                self._submit(self._start_execution, arn, payload)
 
     def _invoke_lambda(self, arn: str, payload: Any) -> None:
         self._client("lambda").invoke(FunctionName=arn, InvocationType="Event", Payload=json.dumps(payload))

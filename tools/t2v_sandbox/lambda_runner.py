@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import random
 import select
 import signal
 import struct
@@ -36,6 +37,19 @@ class WorkerTimeoutError(Exception):
     """The handler did not answer within the function's Timeout."""
 
 
+class InjectedKillError(Exception):
+    """The sandbox killed the worker mid-invocation on purpose (fault injection).
+
+    Callers surface it as AWS does when an execution environment dies under an invocation: a Lambda
+    service error (`Lambda.ServiceException` in Step Functions, a retried asynchronous invocation).
+    """
+
+    def __init__(self, function_name: str, request_id: str) -> None:
+        self.function_name = function_name
+        self.request_id = request_id
+        super().__init__(f"{function_name}: worker killed mid-invocation (request {request_id})")
+
+
 @dataclass
 class RunnerSettings:
     python: str
@@ -45,8 +59,17 @@ class RunnerSettings:
     access_key: str
     secret_key: str
     max_workers_per_function: int = 4
-    # Cold vs warm start counts, for tests and reports.
-    stats: dict[str, int] = field(default_factory=lambda: {"cold": 0, "warm": 0})
+    # Fault injection: kill the worker at a random network send inside the handler, so its side effects
+    # may be half-done. `kill_functions` holds substrings of function names (empty: every function).
+    kill_rate: float = 0.0
+    kill_functions: tuple[str, ...] = ()
+    kill_seed: int = 0
+    kill_max_sends: int = 8
+    # Environment added to every function (after the template's), e.g. timers scaled with the time scale.
+    extra_env: dict[str, str] = field(default_factory=dict)
+    # Cold vs warm start counts (and injected kills), for tests and reports.
+    stats: dict[str, int] = field(default_factory=lambda: {"cold": 0, "warm": 0, "killed": 0})
+    killed_by_function: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -117,12 +140,20 @@ class Worker:
         message: dict[str, Any] = json.loads(_read_exact(self._reply_fd, length, deadline))
         return message
 
-    def invoke(self, event: Any, request_id: str, deadline_wall: float, deadline: float) -> dict[str, Any]:
+    def invoke(
+        self,
+        event: Any,
+        request_id: str,
+        deadline_wall: float,
+        deadline: float,
+        kill: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         request = {
             "event": event,
             "request_id": request_id,
             "invoked_function_arn": self.spec.arn,
             "deadline_ms": int(deadline_wall * 1000),
+            "kill": kill,
         }
         data = json.dumps(request).encode()
         assert self.process.stdin is not None
@@ -161,6 +192,7 @@ def _worker_env(spec: FunctionSpec, settings: RunnerSettings) -> dict[str, str]:
         }
     )
     env.update(dict(spec.environment))
+    env.update(settings.extra_env)
     env.update(
         {
             "PYTHONPATH": os.pathsep.join(paths),
@@ -252,6 +284,22 @@ class LambdaRunner:
         self._pools: dict[tuple[str, str], FunctionPool] = {}
         self._dirs: dict[str, Path] = {}
         self._lock = threading.Lock()
+        self._kill_rng = random.Random(settings.kill_seed)  # noqa: S311 - fault injection, not crypto
+
+    def _kill_plan(self, spec: FunctionSpec) -> dict[str, Any] | None:
+        """Whether to kill this invocation, and where: at the k-th network send, before or after it."""
+        settings = self.settings
+        if settings.kill_rate <= 0:
+            return None
+        if settings.kill_functions and not any(part in spec.name for part in settings.kill_functions):
+            return None
+        with self._lock:
+            if self._kill_rng.random() >= settings.kill_rate:
+                return None
+            return {
+                "after_sends": self._kill_rng.randint(1, settings.kill_max_sends),
+                "before": self._kill_rng.random() < 0.5,
+            }
 
     def register_source(self, zip_sha256_hex: str, directory: Path) -> None:
         """Run code from its live source dir instead of an extracted copy (tracebacks, coverage)."""
@@ -313,8 +361,9 @@ class LambdaRunner:
         worker = pool.acquire()
         self.settings.stats["cold" if worker.fresh else "warm"] += 1
         start_wall, start = time.time(), time.monotonic()
+        kill = self._kill_plan(spec)
         try:
-            reply = worker.invoke(event, request_id, start_wall + spec.timeout, start + spec.timeout)
+            reply = worker.invoke(event, request_id, start_wall + spec.timeout, start + spec.timeout, kill)
         except WorkerTimeoutError:
             pool.discard(worker)
             LOG.warning("%s: timed out after %.2f s (request %s)", spec.name, spec.timeout, request_id)
@@ -323,8 +372,17 @@ class LambdaRunner:
                 f"RequestId: {request_id} Error: Task timed out after {spec.timeout:.2f} seconds",
             )
         except WorkerGoneError:
-            code = worker.process.poll()
-            pool.discard(worker)
+            pool.discard(worker)  # reaps the process; the next invocation starts a fresh worker
+            code = worker.process.returncode
+            if kill is not None and code == -signal.SIGKILL:
+                with self._lock:
+                    self.settings.stats["killed"] += 1
+                    by_fn = self.settings.killed_by_function
+                    by_fn[spec.name] = by_fn.get(spec.name, 0) + 1
+                LOG.info(
+                    "%s: worker killed mid-invocation (fault injection, request %s)", spec.name, request_id
+                )
+                raise InjectedKillError(spec.name, request_id) from None
             return _envelope(
                 "Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited with status {code}"
             )

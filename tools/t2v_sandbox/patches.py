@@ -30,8 +30,18 @@ class Runtime:
     runner: Any  # LambdaRunner
     time_scale: float = 1.0
     async_retries: int = 2
+    # At-least-once delivery made visible: each S3 notification and EventBridge-triggered invocation
+    # is delivered this many times (AWS may deliver twice; 1 is the well-behaved default).
+    delivery_copies: int = 1
     deliver_event: Callable[[Any, dict[str, Any], dict[str, Any]], None] | None = None
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, "t2v-async"))
+    stats: dict[str, int] = field(default_factory=lambda: {"deliveries": 0, "duplicate_deliveries": 0})
+    _stats_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def count_delivery(self, copies: int) -> None:
+        with self._stats_lock:
+            self.stats["deliveries"] += copies
+            self.stats["duplicate_deliveries"] += copies - 1
 
     def sleep(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds * self.time_scale))
@@ -82,9 +92,14 @@ def _require() -> Runtime:
 
 # --- Lambda: every invoke path (Invoke API, SFN lambda:invoke, S3, SNS, EventBridge) ends here.
 def _invoke_async_with_retries(fn: Any, event: Any) -> None:
+    from t2v_sandbox.lambda_runner import InjectedKillError
+
     runtime = _require()
     for attempt in range(runtime.async_retries + 1):
-        _, errored = runtime.runner.invoke(fn, event)
+        try:
+            _, errored = runtime.runner.invoke(fn, copy.deepcopy(event))
+        except InjectedKillError:
+            errored = True
         if not errored or attempt == runtime.async_retries:
             return
         # Lambda retries a failed asynchronous invocation twice, after about 1 and 2 minutes.
@@ -102,8 +117,19 @@ def _decode_event(body: Any) -> Any:
     return body
 
 
+def _service_exception(message: str) -> Exception:
+    """What the Invoke API answers when the execution environment died under an invocation (HTTP 500)."""
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError("ServiceException", message)
+    error.code = 500
+    return error
+
+
 def _patch_lambda() -> None:
     from moto.awslambda.models import LambdaFunction
+
+    from t2v_sandbox.lambda_runner import InjectedKillError
 
     original_invoke = LambdaFunction.invoke
     original_invoke_lambda = LambdaFunction._invoke_lambda
@@ -111,7 +137,10 @@ def _patch_lambda() -> None:
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         if _State.runtime is None:
             return original_invoke_lambda(self, event)
-        payload, errored = _State.runtime.runner.invoke(self, _decode_event(event))
+        try:
+            payload, errored = _State.runtime.runner.invoke(self, _decode_event(event))
+        except InjectedKillError as exc:
+            return json.dumps({"errorType": "Lambda.ServiceException", "errorMessage": str(exc)}), True, ""
         return payload, errored, ""
 
     def invoke(self: Any, body: Any, request_headers: Any, response_headers: Any) -> Any:
@@ -122,7 +151,10 @@ def _patch_lambda() -> None:
         if headers.get("x-amz-invocation-type") == "Event":
             _State.runtime.submit(_invoke_async_with_retries, self, event)
             return b""
-        payload, errored = _State.runtime.runner.invoke(self, event)
+        try:
+            payload, errored = _State.runtime.runner.invoke(self, event)
+        except InjectedKillError as exc:
+            raise _service_exception(str(exc)) from None
         if errored:
             # Lambda marks handler exceptions, timeouts and crashes alike as "Unhandled".
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -149,7 +181,10 @@ def _patch_s3_notifications() -> None:
             # AWS form-encodes the key but keeps "/" (moto encodes it as %2F).
             obj["key"] = quote_plus(unquote_plus(obj["key"]), safe="/")
         fn = get_backend(account_id, region_name).get_function(fn_arn)
-        _State.runtime.submit(_invoke_async_with_retries, fn, event_body)
+        copies = max(1, _State.runtime.delivery_copies)
+        _State.runtime.count_delivery(copies)
+        for _ in range(copies):
+            _State.runtime.submit(_invoke_async_with_retries, fn, copy.deepcopy(event_body))
 
     notifications._invoke_awslambda = _invoke_awslambda
 

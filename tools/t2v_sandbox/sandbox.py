@@ -54,6 +54,13 @@ class SandboxConfig:
     emulator_api_key: str = EMULATOR_API_KEY
     # More video origins finalize may fetch from, besides the emulator's (tests' hostile hosts).
     extra_video_origins: tuple[str, ...] = ()
+    # Fault injection, off by default (see docs of RunnerSettings and patches.Runtime):
+    duplicate_deliveries: bool = False  # deliver every S3 notification and EventBridge invocation twice
+    kill_rate: float = 0.0  # share of Lambda invocations whose worker is SIGKILLed mid-handler
+    kill_functions: tuple[str, ...] = ()  # substrings of function names to kill (empty: all)
+    kill_seed: int = 0
+    # Extra environment for every function (wins over the template's variables).
+    function_environment: dict[str, str] = field(default_factory=dict)
 
 
 def _free_port(host: str) -> int:
@@ -99,6 +106,16 @@ class Sandbox:
     @property
     def outputs(self) -> dict[str, Any]:
         return dict(self.stack.outputs) if self.stack else {}
+
+    def fault_stats(self) -> dict[str, Any]:
+        """What the sandbox itself injected: duplicate deliveries and killed workers."""
+        runtime, runner = self._runtime, self.runner
+        return {
+            "deliveries": runtime.stats["deliveries"] if runtime else 0,
+            "duplicate_deliveries": runtime.stats["duplicate_deliveries"] if runtime else 0,
+            "kills": runner.settings.stats["killed"] if runner else 0,
+            "kills_by_function": dict(runner.settings.killed_by_function) if runner else {},
+        }
 
     @property
     def api_urls(self) -> dict[str, str]:
@@ -200,14 +217,32 @@ class Sandbox:
                 access_key=ACCESS_KEY,
                 secret_key=SECRET_KEY,
                 max_workers_per_function=self.config.max_workers_per_function,
+                kill_rate=self.config.kill_rate,
+                kill_functions=tuple(self.config.kill_functions),
+                kill_seed=self.config.kill_seed,
+                extra_env=self._function_environment(),
             )
         )
         runtime = patches.Runtime(
-            runner=self.runner, time_scale=self.config.time_scale, async_retries=self.config.async_retries
+            runner=self.runner,
+            time_scale=self.config.time_scale,
+            async_retries=self.config.async_retries,
+            delivery_copies=2 if self.config.duplicate_deliveries else 1,
         )
-        runtime.deliver_event = EventDelivery(self.client, runtime.submit)
+        runtime.deliver_event = EventDelivery(
+            self.client, runtime.submit, copies=runtime.delivery_copies, on_delivery=runtime.count_delivery
+        )
         self._runtime = runtime
         patches.activate(runtime)
+
+    def _function_environment(self) -> dict[str, str]:
+        # Wall-clock timers inside the handlers shrink with the Step Functions time scale, or a retry
+        # schedule squeezed into seconds would always run out before a create claim can go stale.
+        scaled = max(1, round(60 * self.config.time_scale))
+        env = {"CREATE_CLAIM_STALE_SECONDS": str(scaled)}
+        if self.config.emulator:
+            env["PROVIDER_CLOCK_SKEW_SECONDS"] = "0.05"  # the emulator shares this machine's clock
+        return {**env, **self.config.function_environment}
 
     # --- DashScope
     def _start_emulator(self) -> None:

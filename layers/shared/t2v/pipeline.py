@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from t2v.adapters.jobs_repo import Job, iso
@@ -57,6 +59,13 @@ class CreateInProgressError(PipelineError):
     retryable = True
 
 
+class NotificationInProgressError(PipelineError):
+    """Another invocation holds a live claim on announcing this job's outcome; retry shortly."""
+
+    code = "NotificationInProgress"
+    retryable = True
+
+
 class JobAlreadyFinishedError(PipelineError):
     """The job already reached a terminal status; nothing to submit."""
 
@@ -88,12 +97,17 @@ class Repo(Protocol):
     ) -> tuple[Job, bool]: ...
     def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> bool: ...
     def release_claim(self, job_id: str) -> None: ...
+    def unbound_creates(self, *, since: datetime) -> list[Job]: ...
+    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None: ...
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool: ...
     def transition(
         self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
     ) -> bool: ...
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None: ...
-    def mark_notified(self, job_id: str, *, now: datetime) -> bool: ...
+    def claim_notification(
+        self, job_id: str, *, token: str, now: datetime, stale_before: datetime
+    ) -> bool: ...
+    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool: ...
     def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool: ...
 
 
@@ -119,6 +133,7 @@ class ProviderDeps:
     settings: ProviderSettings
     clock: Callable[[], datetime] = utcnow
     claim_stale_seconds: int = CLAIM_STALE_SECONDS
+    clock_skew_seconds: float = 1.0  # the provider's clock against ours (pipeline.CLOCK_SKEW_SECONDS)
     rng: random.Random = field(default_factory=random.Random)
     stats: PollStatsLike = field(default_factory=MemoryPollStats)
     sleep: Callable[[float], None] = time.sleep
@@ -156,7 +171,7 @@ def submit_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
         )
     stale_before = now - timedelta(seconds=deps.claim_stale_seconds)
     if not deps.repo.claim_create(job_id, now=now, stale_before=stale_before):
-        if job.get("create_ambiguous_at") and _adopt_from_provider(job, request, deps):
+        if job.get("create_ambiguous_at") and _reconcile(job, request, deps) == Reconciled.ADOPTED:
             return _submitted(_reload(job_id, deps), deps)
         current = _reload(job_id, deps)
         if current.task_id:
@@ -164,14 +179,31 @@ def submit_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
         if job.get("create_ambiguous_at"):
             raise AmbiguousCreateError("create outcome still unknown; waiting before any new create")
         raise CreateInProgressError(f"job {job_id}: another invocation is creating the task")
-    if job.create_claimed_at and _adopt_from_provider(job, request, deps):
+    if job.create_claimed_at:
         # A previous claim went stale: its create may have reached the provider. Never create twice.
-        return _submitted(_reload(job_id, deps), deps)
+        job = _close_dead_create(job, now, deps)
+        found = _reconcile(job, request, deps)
+        if found == Reconciled.ADOPTED:
+            return _submitted(_reload(job_id, deps), deps)
+        if found == Reconciled.UNDECIDED:
+            raise AmbiguousCreateError("an unclaimed provider task may be ours; waiting until it can be told")
     return _create(job, request, deps)
+
+
+def _close_dead_create(job: Job, now: datetime, deps: ProviderDeps) -> Job:
+    """The invocation that sent the last create is dead (its claim went stale): whatever task that
+    create made exists by now, so its window ends here rather than CREATE_MAX_SECONDS after sending."""
+    sent, answered = job.get("create_sent_at"), job.get("create_ambiguous_at")
+    if not sent or (answered and parse_ts(str(answered)) >= parse_ts(str(sent))):
+        return job
+    deps.repo.update_fields(job.job_id, {"create_ambiguous_at": iso(now)}, now=now)
+    return _reload(job.job_id, deps)
 
 
 def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, Any]:
     client = deps.client()
+    # When the create was sent bounds which provider tasks it can have made (see _reconcile).
+    deps.repo.update_fields(job.job_id, {"create_sent_at": iso(deps.clock())}, now=deps.clock())
     try:
         created = client.create_task(request)
     except AmbiguousCreateError as exc:
@@ -180,11 +212,12 @@ def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, An
             {"create_ambiguous_at": iso(deps.clock()), "last_error": str(exc)},
             now=deps.clock(),
         )
-        if _adopt_from_provider(job, request, deps):
+        if _reconcile(_reload(job.job_id, deps), request, deps) == Reconciled.ADOPTED:
             return _submitted(_reload(job.job_id, deps), deps)
         raise
     except TerminalProviderError as exc:
         deps.repo.update_fields(job.job_id, _error_fields(exc), now=deps.clock())
+        deps.repo.release_claim(job.job_id)  # refused: no task exists, none can be ours
         raise
     except RetryableProviderError:
         deps.repo.release_claim(job.job_id)  # refused or never sent: a new create is safe
@@ -195,21 +228,122 @@ def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, An
     return _submitted(_reload(job.job_id, deps), deps)
 
 
-def _adopt_from_provider(job: Job, request: VideoRequest, deps: ProviderDeps) -> bool:
-    """Look for a task our lost create made (list-tasks), and bind it to the job if found."""
+class Reconciled(StrEnum):
+    ADOPTED = "ADOPTED"  # our lost create's task is found and now bound to the job
+    UNDECIDED = "UNDECIDED"  # unclaimed tasks are still running: one may be ours, it cannot be told yet
+    ABSENT = "ABSENT"  # no task can be ours: a new create is safe
+
+
+_UNFINISHED = frozenset({"PENDING", "RUNNING", "SUSPENDED"})
+# The provider makes the task once it has the whole request, which the client's connect and write
+# timeouts (5 s + 10 s, dashscope.DEFAULT_TIMEOUT) bound; the read that follows creates nothing.
+CREATE_MAX_SECONDS = 16
+# Margin for the provider's clock against ours (both NTP-synchronised) when comparing its task
+# creation time with our stamps.
+CLOCK_SKEW_SECONDS = 1
+
+
+def _create_window(job: Job, skew: float = CLOCK_SKEW_SECONDS) -> tuple[float, float] | None:
+    """Epoch seconds between which the job's last create can have made a task (None: never sent)."""
+    sent = job.get("create_sent_at")
+    if not sent:
+        return None
+    start = parse_ts(str(sent)).timestamp()
+    ambiguous = job.get("create_ambiguous_at")
+    end = start + CREATE_MAX_SECONDS  # unknown (the invocation died): as long as a create can reach it
+    if ambiguous and parse_ts(str(ambiguous)).timestamp() >= start:  # else: an earlier create's answer
+        end = min(end, parse_ts(str(ambiguous)).timestamp())
+    return start - skew, end + skew
+
+
+def _created_at(listed: Any) -> float | None:
+    raw = getattr(listed, "raw", None) or {}
+    value = raw.get("gmt_create")
+    return value / 1000 if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconciled:
+    """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
+
+    A task is ours on proof: our ownership record, or the provider's `orig_prompt` (a query shows it
+    once the task SUCCEEDED). Without proof (a task still running, or FAILED), a task nobody owns is
+    adopted only when it is the single one the provider created while our create was in flight
+    (`_create_window`) and no other job has an unanswered create whose window holds it; otherwise the
+    running ones are waited for until they show their prompt, never guessed, and finished ones are
+    marked contested so that no job adopts them later either (a duplicate task beats a wrong one).
+    """
     client = deps.client()
     claimed = parse_ts(job.create_claimed_at) if job.create_claimed_at else deps.clock()
     start, end = claimed - RECONCILE_WINDOW, deps.clock() + RECONCILE_WINDOW
+    window = _create_window(job, deps.clock_skew_seconds)
+    # (task id, status, request id, created at): no proof either way
+    maybe: list[tuple[str, str, str | None, float | None]] = []
     for listed in client.iter_tasks(start_time=start, end_time=end, model_name=request.model):
         task_id = str(listed.task_id)
-        if deps.repo.owner_of_task(task_id) not in (None, job.job_id):
+        owner = deps.repo.owner_of_task(task_id)
+        if owner == job.job_id:  # a crash came between the two writes of record_task
+            if _bind(job, task_id, None, deps):
+                return Reconciled.ADOPTED
             continue
+        if owner is not None:
+            continue
+        created = _created_at(listed)
+        if window and created is not None and not window[0] <= created <= window[1]:
+            continue  # made while no create of ours was in flight
         info = client.get_task(task_id)
-        if info.orig_prompt not in (None, request.prompt):
+        if info.orig_prompt is not None:
+            if info.orig_prompt == request.prompt and _bind(job, task_id, info.request_id, deps):
+                return Reconciled.ADOPTED
+        elif window is not None:  # without a create of ours on record, only proof counts
+            maybe.append((task_id, str(info.status), info.request_id, created))
+    return _decide(job, maybe, deps)
+
+
+def _decide(
+    job: Job, maybe: list[tuple[str, str, str | None, float | None]], deps: ProviderDeps
+) -> Reconciled:
+    """What to do with the unowned tasks of our window that show no prompt."""
+    if len(maybe) == 1:
+        rivals = _rivals(job, maybe[0][3], deps)
+        if rivals == Rivals.NONE and _bind(job, maybe[0][0], maybe[0][2], deps):
+            return Reconciled.ADOPTED
+        if rivals == Rivals.OPEN:  # a rival's create is live or its invocation died unnoticed yet
+            return Reconciled.UNDECIDED
+    if any(m[1] in _UNFINISHED for m in maybe):
+        return Reconciled.UNDECIDED
+    for task_id, *_ in maybe:
+        # Finished without proof and claimable by others too: nobody may adopt it later, when the
+        # other claimants have moved on and one job looks like the only one left.
+        deps.repo.contest_task(task_id, job_id=job.job_id, now=deps.clock())
+    return Reconciled.ABSENT
+
+
+class Rivals(StrEnum):
+    NONE = "NONE"  # no other job's unanswered create can have made the task
+    OPEN = "OPEN"  # one can, and its create is still live or its death not yet noticed: wait
+    CLOSED = "CLOSED"  # one can, and its window is settled: the task cannot be told apart
+
+
+def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> Rivals:
+    """Other jobs whose unanswered create may have made a task created at `created`."""
+    if created is None:
+        return Rivals.CLOSED
+    found = Rivals.NONE
+    for other in deps.repo.unbound_creates(since=deps.clock() - timedelta(days=1)):
+        window = _create_window(other, deps.clock_skew_seconds)
+        if other.job_id == job.job_id or not window or not window[0] <= created <= window[1]:
             continue
-        if deps.repo.record_task(job.job_id, task_id=task_id, request_id=info.request_id, now=deps.clock()):
-            deps.repo.update_fields(job.job_id, {"reconciled": True}, now=deps.clock())
-            return True
+        sent, answered = other.get("create_sent_at"), other.get("create_ambiguous_at")
+        if not answered or parse_ts(str(answered)) < parse_ts(str(sent)):
+            return Rivals.OPEN
+        found = Rivals.CLOSED
+    return found
+
+
+def _bind(job: Job, task_id: str, request_id: str | None, deps: ProviderDeps) -> bool:
+    if deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()):
+        deps.repo.update_fields(job.job_id, {"reconciled": True}, now=deps.clock())
+        return True
     return False
 
 
@@ -444,7 +578,12 @@ class DownloaderLike(Protocol):
 
 
 class NotifierLike(Protocol):
-    def announce(self, message: dict[str, Any]) -> str: ...
+    def publish(self, message: dict[str, Any]) -> str: ...
+    def put_event(self, message: dict[str, Any]) -> None: ...
+
+
+# A live announcer publishes within a second; a claim this old belongs to an invocation that died.
+NOTIFY_CLAIM_STALE_SECONDS = 10
 
 
 @dataclass
@@ -456,6 +595,8 @@ class FinalizeDeps:
     settings: FinalizeSettings
     clock: Callable[[], datetime] = utcnow
     stats: PollStatsLike | None = None  # where finished tasks teach the poll schedule their times
+    sleep: Callable[[float], None] = time.sleep
+    notify_claim_stale_seconds: float = NOTIFY_CLAIM_STALE_SECONDS
 
 
 def finalize_job(event: dict[str, Any], deps: FinalizeDeps) -> dict[str, Any]:
@@ -610,6 +751,8 @@ def outcome_message(job: Job) -> dict[str, Any]:
     """What subscribers receive. A failure carries its reason and never a video location."""
     message: dict[str, Any] = {
         "job_id": job.job_id,
+        # The same for every copy of this outcome: what a subscriber deduplicates on.
+        "notification_id": f"{job.job_id}/{job.status.value}",
         "status": job.status.value,
         "source": job.get("source"),
         "task_id": job.task_id,
@@ -639,8 +782,37 @@ def outcome_message(job: Job) -> dict[str, Any]:
 
 
 def _announce_once(job: Job, deps: FinalizeDeps) -> dict[str, Any]:
-    if not job.notified:
-        message_id = deps.notifier.announce(outcome_message(job))
-        deps.repo.mark_notified(job.job_id, now=deps.clock())
-        deps.repo.update_fields(job.job_id, {"notification_id": message_id}, now=deps.clock())
+    if not (job.notified and job.get("event_sent_at")):
+        _publish_once(job, deps)
     return {"job_id": job.job_id, "status": job.status.value, "notified": True, "task_id": job.task_id}
+
+
+def _publish_once(job: Job, deps: FinalizeDeps) -> None:
+    """Claim, publish, mark: concurrent announcers (a trigger delivered twice, a cancel racing the
+    workflow) never both publish, and a retry publishes again only when the claimer died unmarked.
+
+    SNS standard topics cannot deduplicate, so the one remaining window (a crash after SNS accepted
+    the message and before the mark) gives a second copy; every copy carries the same deterministic
+    `notification_id` (body and message attribute) for subscribers to drop it. The EventBridge event
+    follows the SNS mark under the same claim, with its own mark.
+    """
+    token = uuid.uuid4().hex
+    stale = timedelta(seconds=deps.notify_claim_stale_seconds)
+    give_up = deps.clock() + stale + timedelta(seconds=2)
+    while True:
+        now = deps.clock()
+        if deps.repo.claim_notification(job.job_id, token=token, now=now, stale_before=now - stale):
+            current = _job_or_fail(job.job_id, deps.repo)
+            message = outcome_message(current)
+            if not current.notified:
+                message_id = deps.notifier.publish(message)
+                deps.repo.mark_notified(job.job_id, now=deps.clock(), message_id=message_id)
+            deps.notifier.put_event(message)
+            deps.repo.update_fields(job.job_id, {"event_sent_at": iso(deps.clock())}, now=deps.clock())
+            return
+        current = _job_or_fail(job.job_id, deps.repo)
+        if current.notified and current.get("event_sent_at"):
+            return  # the other announcer finished
+        if now >= give_up:
+            raise NotificationInProgressError(f"job {job.job_id}: another invocation is announcing it")
+        deps.sleep(0.2)

@@ -75,6 +75,8 @@ def provider_deps() -> ProviderDeps:
         client=client,
         settings=settings,
         stats=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
+        claim_stale_seconds=settings.create_claim_stale_seconds,
+        clock_skew_seconds=settings.provider_clock_skew_seconds,
     )
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
 
 JOB_TTL_DAYS = 90
+CONTESTED = "contested"  # owner of a provider task that more than one job could have made
 
 
 class BudgetExceededError(PipelineError):
@@ -214,9 +215,44 @@ class JobsRepository:
         """The create surely did not reach the provider (refused or never sent): allow a new one."""
         self._table.update_item(
             Key={"pk": job_id},
-            UpdateExpression="REMOVE create_claimed_at",
+            UpdateExpression="REMOVE create_claimed_at, create_sent_at",
             ConditionExpression="attribute_not_exists(task_id)",
         )
+
+    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None:
+        """Mark a provider task nobody could prove theirs as owned by no job, so none adopts it later
+        (a later lone claimant may only be the one left, not the owner). No-op if already owned."""
+        try:
+            self._table.put_item(
+                Item={"pk": f"task#{task_id}", "job_id": CONTESTED, "by": job_id, "created_at": iso(now)},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if not _is_conditional_failure(exc):
+                raise
+
+    def unbound_creates(self, *, since: datetime) -> list[Job]:
+        """Jobs created after `since` that sent a create and have no task bound yet: the jobs that
+        could own a provider task nobody owns. A rare path (a lost create), so a filtered query will do."""
+        kwargs: dict[str, Any] = {
+            "IndexName": "by_created",
+            "KeyConditionExpression": "#k = :job AND created_at >= :since",
+            "FilterExpression": "attribute_exists(create_sent_at) AND attribute_not_exists(task_id) "
+            "AND #s = :accepted",
+            "ExpressionAttributeNames": {"#k": "kind", "#s": "status"},
+            "ExpressionAttributeValues": {
+                ":job": "job",
+                ":since": iso(since),
+                ":accepted": JobStatus.ACCEPTED.value,
+            },
+        }
+        jobs: list[Job] = []
+        while True:
+            page = self._table.query(**kwargs)
+            jobs.extend(Job(_plain(item)) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool:
         """Bind the provider task to the job, once. False when the job already has a task or the task
@@ -330,14 +366,45 @@ class JobsRepository:
             ExpressionAttributeValues={":rid": [request_id], ":empty": []},
         )
 
-    def mark_notified(self, job_id: str, *, now: datetime) -> bool:
-        """Record that the outcome was announced. False if it already was."""
+    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> bool:
+        """Take the right to announce the job's outcome: not fully announced (the EventBridge event comes
+        last) and nobody holds a live claim.
+
+        A claim older than `stale_before` belongs to an invocation that died before it marked the job
+        notified (it may or may not have published): taking it over re-publishes, at least once.
+        """
         try:
             self._table.update_item(
                 Key={"pk": job_id},
-                UpdateExpression="SET notified_at = :now",
+                UpdateExpression="SET notify_claim = :token, notify_claimed_at = :now ADD notify_attempts :one",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(event_sent_at) "
+                "AND (attribute_not_exists(notify_claimed_at) OR notify_claimed_at < :stale)",
+                ExpressionAttributeValues={
+                    ":token": token,
+                    ":now": iso(now),
+                    ":stale": iso(stale_before),
+                    ":one": 1,
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        return True
+
+    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool:
+        """Record that the outcome was announced (one write, right after the publish). False if it already was."""
+        values: dict[str, Any] = {":now": iso(now)}
+        update = "SET notified_at = :now"
+        if message_id:
+            values[":mid"] = message_id
+            update += ", notification_id = :mid"
+        try:
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression=update,
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(notified_at)",
-                ExpressionAttributeValues={":now": iso(now)},
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if _is_conditional_failure(exc):

@@ -32,15 +32,18 @@ class Notifier:
         self._events = events
 
     def announce(self, message: dict[str, Any]) -> str:
-        """Publish the outcome on SNS (with `status` and `source` attributes) and on EventBridge.
+        """Publish the outcome on SNS and on EventBridge. Returns the SNS message id."""
+        message_id = self.publish(message)
+        self.put_event(message)
+        return message_id
 
-        Returns the SNS message id.
-        """
+    def publish(self, message: dict[str, Any]) -> str:
+        """The SNS message (attributes `status`, `source` and `notification_id` for filtering and
+        deduplication). Returns its message id."""
         status = str(message["status"])
-        succeeded = status == "SUCCEEDED"
         subject = (
             f"Video ready: {message['job_id']}"
-            if succeeded
+            if status == "SUCCEEDED"
             else f"Video generation {status}: {message['job_id']}"
         )
         sns: Any = self._sns or boto3_module().client("sns")
@@ -51,8 +54,17 @@ class Notifier:
             MessageAttributes={
                 "status": {"DataType": "String", "StringValue": status},
                 "source": {"DataType": "String", "StringValue": str(message.get("source") or "unknown")},
+                "notification_id": {
+                    "DataType": "String",
+                    "StringValue": str(message.get("notification_id") or message["job_id"]),
+                },
             },
         )
+        return str(result["MessageId"])
+
+    def put_event(self, message: dict[str, Any]) -> None:
+        """`Video Generation Succeeded` or `Video Generation Failed` on the bus."""
+        succeeded = str(message["status"]) == "SUCCEEDED"
         events: Any = self._events or boto3_module().client("events")
         events.put_events(
             Entries=[
@@ -65,4 +77,3 @@ class Notifier:
                 }
             ]
         )
-        return str(result["MessageId"])

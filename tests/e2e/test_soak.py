@@ -1,0 +1,61 @@
+"""The fault soak in small: the same code path as `make soak`, with every fault kind, in under a minute.
+
+Given the real template in a sandbox that delivers S3 and EventBridge triggers twice and kills Lambda
+workers mid-handler, and an emulator injecting every provider fault the contract knows, when jobs
+arrive through all three front doors, then each job ends once, as the provider's own record says it
+must, with its video byte for byte and exactly one notification, and nothing is left running.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from t2v_sandbox.soak import BAD_KEYS, SCENARIOS, SoakConfig, run_soak
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = Path(os.environ.get("T2V_E2E_TEMPLATE") or ROOT / "template.yaml")
+
+
+@pytest.mark.timeout(180)
+def test_small_soak_under_every_fault_ends_every_job_once_as_the_provider_says(tmp_path: Path) -> None:
+    if os.environ.get("DASHSCOPE_API_KEY"):
+        pytest.skip("the soak runs against the emulator only (unset DASHSCOPE_API_KEY)")
+    started = time.monotonic()
+    config = SoakConfig(
+        jobs=len(SCENARIOS) + 3,  # every scenario once, and every door more than once
+        seed=11,
+        template=TEMPLATE,
+        work_dir=tmp_path / "soak",
+        kill_rate=0.15,
+        submit_rate=8.0,
+        settle_timeout=120.0,
+    )
+
+    summary = run_soak(config)
+
+    report = "\n".join(summary.pop("report"))
+    assert {key: summary[key] for key in BAD_KEYS} == dict.fromkeys(BAD_KEYS, 0), report
+    assert summary["succeeded"] + summary["failed_as_expected"] == summary["jobs"], report
+    assert summary["succeeded"] > 0
+    assert summary["failed_as_expected"] > 0
+    # The faults really happened: the sandbox's and every one of the emulator's kinds.
+    assert summary["duplicate_deliveries"] > 0, report
+    assert summary["kills"] > 0, report
+    assert summary["creates"] == summary["jobs_with_task"], report
+    for kind in (
+        "create error InternalError",
+        "create error Throttling",
+        "create timeout",
+        "create drop_after_accept",
+        "create error DataInspectionFailed",
+        "query error Throttling",
+        "query error ModelUnavailable",
+        "media reset_mid_download",
+        "task task_failed",
+        "task no_video_url",
+    ):
+        assert summary["faults"].get(kind, 0) > 0, f"{kind} never fired\n{report}"
+    assert time.monotonic() - started < 120

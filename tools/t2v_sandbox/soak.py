@@ -1,0 +1,618 @@
+"""The fault soak: many jobs through the three front doors while everything that can go wrong does.
+
+The emulator injects create 5xx/429/timeouts/drops, query 429/503, connection resets mid-download,
+tasks that end FAILED (DataInspectionFailed among them) and SUCCEEDED without a video; the sandbox
+delivers S3 and EventBridge triggers twice and kills Lambda workers in the middle of handlers.
+
+The verdict never trusts the pipeline: the expected outcome of every job is derived from the
+emulator's own record (which creates it answered, which tasks it made and how each ended) and
+compared with what a user sees (the job record, the S3 object, the SNS messages, the executions).
+
+    t2v soak --jobs 200            # prints a table, then ONE JSON line of counts (exit 1 if any is bad)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from t2v_sandbox.user_client import ApiClient, Target
+from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, topic_arn
+
+LOG = logging.getLogger("t2v_sandbox.soak")
+DOORS: Final = ("api", "eventbridge", "s3")
+TERMINAL: Final = frozenset({"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"})
+BAD_KEYS: Final = (
+    "lost",
+    "duplicate_jobs",
+    "duplicate_tasks",
+    "wrong_status",
+    "multiple_terminal",
+    "bad_video",
+    "missing_notifications",
+    "duplicate_notifications",
+    "stuck",
+)
+SMALL: Final = {"size": "640*360", "duration": 5}
+# Create answers that end a job for good (the provider refused the request): never retried.
+RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
+
+# Scenarios tag prompts; the emulator's rules key on the tags (`prompt_contains`). Transient faults fire
+# on a tagged job's first request for sure (times=1), then at a rate; untagged background rates hit all.
+SCENARIOS: Final = (
+    "plain",
+    "c500",
+    "c429",
+    "ctimeout",
+    "cdrop",
+    "q429",
+    "q503",
+    "reset",
+    "taskfail",
+    "outinspect",
+    "novideo",
+    "createinspect",
+    "invalid",
+)
+
+
+def fault_plan(seed: int, *, background: bool = True) -> dict[str, Any]:
+    def tagged(tag: str, rule: dict[str, Any], rate: float = 0.3) -> list[dict[str, Any]]:
+        first = {**rule, "prompt_contains": f"#{tag}#", "times": 1}
+        more = {**rule, "prompt_contains": f"#{tag}#", "rate": rate}
+        return [first, more]
+
+    create_500 = {"endpoint": "create", "kind": "error", "code": "InternalError"}
+    create_429 = {"endpoint": "create", "kind": "error", "code": "Throttling"}
+    create_timeout = {"endpoint": "create", "kind": "timeout", "hold_seconds": 0.3}
+    drop = {"kind": "drop_after_accept"}
+    query_429 = {"endpoint": "query", "kind": "error", "code": "Throttling"}
+    query_503 = {"endpoint": "query", "kind": "error", "code": "ModelUnavailable"}
+    reset = {"kind": "reset_mid_download"}
+    rules: list[dict[str, Any]] = [
+        {"endpoint": "any", "kind": "latency", "latency_seconds": 0.05, "rate": 0.05},
+        {
+            "endpoint": "create",
+            "kind": "error",
+            "code": "DataInspectionFailed",
+            "prompt_contains": "#createinspect#",
+        },
+        *tagged("c500", create_500),
+        *tagged("c429", create_429),
+        *tagged("ctimeout", create_timeout),
+        *tagged("cdrop", drop),
+        *tagged("q429", query_429),
+        *tagged("q503", query_503),
+        *tagged("reset", reset),
+        {
+            "kind": "task_failed",
+            "prompt_contains": "#taskfail#",
+            "code": "InternalError.Algo",
+            "message": "Inference failed.",
+        },
+        {"kind": "task_failed", "prompt_contains": "#outinspect#", "code": "DataInspectionFailed"},
+        {"kind": "no_video_url", "prompt_contains": "#novideo#"},
+    ]
+    if background:
+        rules += [
+            {**create_500, "rate": 0.03},
+            {**create_429, "rate": 0.03},
+            {**create_timeout, "rate": 0.02},
+            {**drop, "rate": 0.03},
+            {**query_429, "rate": 0.03},
+            {**query_503, "rate": 0.03},
+            {**reset, "rate": 0.05},
+            {"kind": "task_failed", "code": "InternalError.Algo", "rate": 0.02},
+        ]
+    return {"seed": seed, "rules": rules}
+
+
+@dataclass
+class SoakConfig:
+    jobs: int = 200
+    seed: int = 7
+    template: Path = Path("template.yaml")
+    work_dir: Path = Path(".sandbox/soak")
+    time_scale: float = 0.02
+    pending_seconds: float = 0.4
+    running_seconds: float = 0.8
+    submit_rate: float = 5.0  # jobs started per second (all doors together)
+    kill_rate: float = 0.05
+    duplicate_deliveries: bool = True
+    background_faults: bool = True
+    max_workers_per_function: int = 4
+    settle_timeout: float = 900.0
+    jsonl_lines: int = 4
+
+
+@dataclass
+class PlannedJob:
+    index: int
+    door: str
+    scenario: str
+    prompt: str
+    body: dict[str, Any]
+    job_id: str | None = None  # known at once for the API and EventBridge doors
+    submit_error: str | None = None
+
+
+@dataclass
+class Verdict:
+    job: PlannedJob
+    expected: str
+    actual: str
+    problems: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)  # kept for bad jobs, to debug from
+
+
+def plan_jobs(count: int, seed: int) -> list[PlannedJob]:
+    rng = random.Random(seed)  # noqa: S311 - test data, not crypto
+    run = uuid.uuid4().hex[:6]
+    jobs = []
+    for index in range(count):
+        # Every scenario early (a small run covers them all), and each door sees each scenario over time.
+        scenario = SCENARIOS[index % len(SCENARIOS)]
+        door = DOORS[(index + index // len(SCENARIOS)) % len(DOORS)]
+        if scenario == "invalid" and door == "api":
+            scenario = "plain"  # the API answers 400 and records nothing: no job to follow
+        prompt = f"soak {run} {index:04d} #{scenario}# {rng.choice(['fox', 'kite', 'tide', 'moon'])}"
+        body: dict[str, Any] = {"prompt": prompt, **SMALL}
+        if scenario == "invalid":
+            body = {"prompt": prompt, "size": "1920*1080", "duration": 10}
+        jobs.append(PlannedJob(index, door, scenario, prompt, body))
+    return jobs
+
+
+# --- submission through the three doors
+
+
+class Submitter:
+    def __init__(self, sb: UserSandbox, config: SoakConfig) -> None:
+        self.sb = sb
+        self.config = config
+        creds = sb.session.get_credentials().get_frozen_credentials()
+        self.api = ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, creds))
+        self.bus = sb.stack.parameters.get("EventBusName", "default") if sb.stack else "default"
+        self.bucket = str(sb.outputs["OutputBucketName"])
+        self.prefix = sb.stack.parameters.get("InputPrefix", "prompts/") if sb.stack else "prompts/"
+
+    def close(self) -> None:
+        self.api.close()
+
+    def api_post(self, job: PlannedJob) -> None:
+        """A careful user: retries 5xx and network errors with the same Idempotency-Key."""
+        key = f"soak-{job.index}-{uuid.uuid4().hex[:8]}"
+        last = ""
+        for attempt in range(8):
+            try:
+                answer = self.api.call(
+                    "POST", "/videos", json_body=job.body, headers={"Idempotency-Key": key}
+                )
+            except Exception as exc:  # noqa: BLE001 - any transport failure is retried like a 5xx
+                last = str(exc)
+            else:
+                if answer.status == 202:
+                    job.job_id = str(answer.body["job_id"])
+                    return
+                last = f"HTTP {answer.status}: {answer.body}"
+                if answer.status < 500:
+                    break
+            time.sleep(0.2 * (attempt + 1))
+        job.submit_error = last
+
+    def event(self, job: PlannedJob) -> None:
+        from t2v.jobs import derive_job_id
+
+        answer = self.sb.client("events").put_events(
+            Entries=[
+                {
+                    "Source": "t2v.soak",
+                    "DetailType": "Video Generation Requested",
+                    "Detail": json.dumps(job.body),
+                    "EventBusName": self.bus,
+                }
+            ]
+        )
+        if answer["FailedEntryCount"]:
+            job.submit_error = json.dumps(answer["Entries"])
+            return
+        job.job_id = derive_job_id("eventbridge", answer["Entries"][0]["EventId"])
+
+    def prompt_file(self, jobs: list[PlannedJob], name: str) -> None:
+        if len(jobs) == 1 and jobs[0].scenario != "invalid":
+            key, data = f"{self.prefix}soak/{name}.json", json.dumps(jobs[0].body)
+        else:
+            key, data = f"{self.prefix}soak/{name}.jsonl", "\n".join(json.dumps(j.body) for j in jobs)
+        self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data.encode())
+
+
+def submit_all(sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig) -> None:
+    submitter = Submitter(sb, config)
+    interval = 1.0 / config.submit_rate
+    pending_s3: list[PlannedJob] = []
+    files = 0
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(4, "soak-submit") as pool:
+            for n, job in enumerate(jobs):
+                # Keep a steady start rate: the machine is small and shared.
+                delay = started + n * interval - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                if job.door == "api":
+                    pool.submit(submitter.api_post, job)
+                elif job.door == "eventbridge":
+                    pool.submit(submitter.event, job)
+                else:
+                    pending_s3.append(job)
+                    # Alternate single .json files and small .jsonl batches.
+                    size = 1 if files % 2 == 0 else config.jsonl_lines
+                    if len(pending_s3) >= size:
+                        pool.submit(submitter.prompt_file, list(pending_s3), f"f{files:04d}")
+                        pending_s3.clear()
+                        files += 1
+            if pending_s3:
+                pool.submit(submitter.prompt_file, list(pending_s3), f"f{files:04d}")
+    finally:
+        submitter.close()
+
+
+# --- observation
+
+
+def scan_jobs(sb: UserSandbox) -> list[dict[str, Any]]:
+    from t2v.adapters.jobs_repo import _plain
+
+    table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"ConsistentRead": True}
+    while True:
+        page = table.scan(**kwargs)
+        items.extend(_plain(i) for i in page["Items"] if i.get("kind") == "job")
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def running_executions(sb: UserSandbox) -> list[str]:
+    sfn = sb.client("stepfunctions")
+    names: list[str] = []
+    kwargs: dict[str, Any] = {"stateMachineArn": sb.outputs["StateMachineArn"], "statusFilter": "RUNNING"}
+    while True:
+        page = sfn.list_executions(**kwargs)
+        names.extend(e["name"] for e in page["executions"])
+        if not page.get("nextToken"):
+            return names
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def by_prompt(items: list[dict[str, Any]], prompts: set[str]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        prompt = (item.get("request") or {}).get("prompt")
+        if prompt in prompts:
+            found.setdefault(str(prompt), []).append(item)
+    return found
+
+
+def settle(sb: UserSandbox, jobs: list[PlannedJob], timeout: float) -> float:
+    """Wait until every planned job has a terminal record and no execution runs; returns seconds waited."""
+    prompts = {j.prompt for j in jobs if not j.submit_error}
+    started = time.monotonic()
+    last_report = 0.0
+    while True:
+        records = by_prompt(scan_jobs(sb), prompts)
+        done = sum(1 for p in prompts if p in records and all(r["status"] in TERMINAL for r in records[p]))
+        running = running_executions(sb)
+        elapsed = time.monotonic() - started
+        if done == len(prompts) and not running:
+            return elapsed
+        if elapsed - last_report >= 10:
+            LOG.info("soak: %d/%d jobs ended, %d executions running", done, len(prompts), len(running))
+            last_report = elapsed
+        if elapsed >= timeout:
+            LOG.warning("soak: gave up waiting after %.0f s", elapsed)
+            return elapsed
+        time.sleep(1.0)
+
+
+# --- the verdict
+
+
+def _create_answers(requests: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    answers: dict[str, list[dict[str, Any]]] = {}
+    for record in requests:
+        if record["endpoint"] == "create" and record.get("prompt"):
+            answers.setdefault(str(record["prompt"]), []).append(record)
+    return answers
+
+
+def expected_outcome(
+    job: PlannedJob, tasks: list[dict[str, Any]], creates: list[dict[str, Any]], emulator: Any
+) -> tuple[str, str | None, str]:
+    """(status, error code or None for "any", why) from what the provider did, never from the pipeline."""
+    if job.scenario == "invalid":
+        return "FAILED", "InvalidRequest", "invalid request: never sent"
+    if tasks:
+        task = emulator.task(tasks[0]["task_id"])
+        outcomes = {
+            "failed": ("FAILED", str(task.fail_code), f"task FAILED ({task.fail_code})"),
+            "no_video": ("FAILED", "NoVideo", "task SUCCEEDED without a video"),
+        }
+        return outcomes.get(task.outcome, ("SUCCEEDED", None, "task SUCCEEDED with a video"))
+    if not creates:
+        return "FAILED", None, "no create reached the provider"
+    last = creates[-1]
+    status = last.get("status")
+    if status is not None and status >= 400 and status not in RETRYABLE_STATUSES:
+        return "FAILED", str(last.get("code")), f"create refused ({last.get('code')})"
+    return "FAILED", None, "every create failed transiently; retries exhausted"
+
+
+@dataclass
+class Evidence:
+    """Everything observed after the run: the pipeline's side and the provider's own record."""
+
+    records: dict[str, list[dict[str, Any]]]
+    tasks: dict[str, list[dict[str, Any]]]
+    creates: dict[str, list[dict[str, Any]]]
+    messages: dict[str, list[dict[str, Any]]]
+
+
+class Judge:
+    def __init__(self, sb: UserSandbox, jobs: list[PlannedJob], subscriber: Subscriber) -> None:
+        self.sb = sb
+        self.jobs = jobs
+        self.emulator = sb.emulator
+        self.all_tasks = self.emulator.tasks()
+        tasks: dict[str, list[dict[str, Any]]] = {}
+        for task in self.all_tasks:
+            tasks.setdefault(task["prompt"], []).append(task)
+        messages: dict[str, list[dict[str, Any]]] = {}
+        for message in subscriber.drain():
+            messages.setdefault(str(message["message"].get("job_id")), []).append(message)
+        self.evidence = Evidence(
+            records=by_prompt(scan_jobs(sb), {j.prompt for j in jobs}),
+            tasks=tasks,
+            creates=_create_answers(self.emulator.requests()),
+            messages=messages,
+        )
+        self.counts: Counter[str] = Counter()
+        self.s3 = sb.client("s3")
+
+    def run(self) -> tuple[dict[str, Any], list[Verdict]]:
+        verdicts = [self.check(job) for job in self.jobs]
+        prompts = {j.prompt for j in self.jobs}
+        self.counts["duplicate_tasks"] += len({t["prompt"] for t in self.all_tasks} - prompts)  # nobody asked
+        self.counts["stuck"] = len(running_executions(self.sb))
+        summary: dict[str, Any] = {
+            "jobs": len(self.jobs),
+            "succeeded": self.counts["succeeded"],
+            "failed_as_expected": self.counts["failed_as_expected"],
+        }
+        summary.update({key: self.counts[key] for key in BAD_KEYS})
+        summary["contested_tasks"] = self.counts["contested_tasks"]
+        summary["creates"] = self.emulator.create_count()
+        summary["jobs_with_task"] = sum(1 for j in self.jobs if self.evidence.tasks.get(j.prompt))
+        return summary, verdicts
+
+    def owner(self, task_id: str) -> str | None:
+        table = self.sb.session.resource("dynamodb", endpoint_url=self.sb.moto_url).Table(
+            self.sb.outputs["JobsTableName"]
+        )
+        item = table.get_item(Key={"pk": f"task#{task_id}"}, ConsistentRead=True).get("Item")
+        return str(item["job_id"]) if item else None
+
+    def bad(self, verdict: Verdict, key: str, problem: str, count: int = 1) -> None:
+        self.counts[key] += count
+        verdict.problems.append(problem)
+
+    def check(self, job: PlannedJob) -> Verdict:
+        ev = self.evidence
+        tasks = ev.tasks.get(job.prompt, [])
+        status, code, why = expected_outcome(job, tasks, ev.creates.get(job.prompt, []), self.emulator)
+        verdict = Verdict(job, f"{status}{f' {code}' if code else ''} ({why})", "-")
+        if len(tasks) > 1:
+            self.bad(verdict, "duplicate_tasks", f"{len(tasks)} provider tasks", len(tasks) - 1)
+            # A task more than one lost create may have made, which the pipeline marked contested rather
+            # than guess: always one that ended without a video (a SUCCEEDED task shows its prompt).
+            self.counts["contested_tasks"] += sum(1 for t in tasks if self.owner(t["task_id"]) == "contested")
+        found = ev.records.get(job.prompt, [])
+        if job.submit_error or not found:
+            self.bad(
+                verdict, "lost", f"submit failed: {job.submit_error}" if job.submit_error else "no record"
+            )
+            return verdict
+        if len(found) > 1:
+            self.bad(verdict, "duplicate_jobs", f"{len(found)} job records", len(found) - 1)
+        record = found[0]
+        verdict.actual = f"{record['status']} {record.get('error_code') or ''}".strip()
+        if record["status"] not in TERMINAL:
+            self.bad(verdict, "lost", "never ended")
+            return verdict
+        terminal = [h for h in record.get("history", []) if h["status"] in TERMINAL]
+        if len(terminal) != 1:
+            self.bad(verdict, "multiple_terminal", f"history has {len(terminal)} terminal entries")
+        if record["status"] != status or (code is not None and record.get("error_code") != code):
+            self.bad(verdict, "wrong_status", f"expected {verdict.expected}, got {verdict.actual}")
+        if len(tasks) == 1 and record.get("task_id") != tasks[0]["task_id"]:
+            self.bad(verdict, "wrong_status", f"bound to {record.get('task_id')}, not {tasks[0]['task_id']}")
+        if not tasks and record.get("task_id"):
+            self.bad(verdict, "wrong_status", f"bound to {record.get('task_id')}, another job's task")
+        if record["status"] == "SUCCEEDED" and tasks:
+            self.check_video(verdict, record, tasks[0]["task_id"])
+        self.check_notifications(verdict, record)
+        if not verdict.problems:
+            self.counts["succeeded" if record["status"] == "SUCCEEDED" else "failed_as_expected"] += 1
+        else:
+            verdict.evidence = {
+                "records": found,
+                "tasks": tasks,
+                "creates": ev.creates.get(job.prompt, []),
+                "notifications": ev.messages.get(str(record["pk"]), []),
+            }
+        return verdict
+
+    def check_video(self, verdict: Verdict, record: dict[str, Any], task_id: str) -> None:
+        media = self.emulator.wait_media(task_id, timeout=30)
+        want = hashlib.sha256(media.read_bytes()).hexdigest() if media else None
+        try:
+            body = self.s3.get_object(Bucket=record["s3_bucket"], Key=record["s3_key"])["Body"].read()
+            got = hashlib.sha256(body).hexdigest()
+        except Exception as exc:  # noqa: BLE001 - a missing object is a finding, not a crash
+            got = f"unreadable: {exc}"
+        if got != want or record.get("sha256") != want:
+            self.bad(verdict, "bad_video", "the S3 object is not the provider's video")
+
+    def check_notifications(self, verdict: Verdict, record: dict[str, Any]) -> None:
+        notes = self.evidence.messages.get(str(record["pk"]), [])
+        if not notes:
+            self.bad(verdict, "missing_notifications", "no SNS notification")
+        elif len(notes) > 1:
+            ids = sorted({str(n["message"].get("notification_id")) for n in notes})
+            self.bad(
+                verdict, "duplicate_notifications", f"{len(notes)} SNS notifications {ids}", len(notes) - 1
+            )
+        if any(n["message"].get("status") != record["status"] for n in notes):
+            self.bad(verdict, "wrong_status", "a notification's status differs from the record")
+
+
+# --- report
+
+
+def fault_totals(sb: UserSandbox) -> dict[str, int]:
+    """How often each kind of emulator fault fired, e.g. {"create error Throttling": 7}."""
+    plan = sb.emulator.faults()
+    fired = sb.emulator.fault_counts()
+    totals: Counter[str] = Counter()
+    for rule, count in zip(plan.rules, fired, strict=True):
+        name = rule.kind if rule.kind != "error" else f"error {rule.code}"
+        totals[f"{rule.endpoint or ''} {name}".strip()] += count
+    return dict(totals)
+
+
+def fault_table(sb: UserSandbox) -> list[str]:
+    totals = fault_totals(sb)
+    stats = sb.fault_stats()
+    lines = ["injected fault                       fired"]
+    lines += [f"  {name:<34} {count:>5}" for name, count in sorted(totals.items())]
+    lines.append(f"  {'sandbox duplicate deliveries':<34} {stats['duplicate_deliveries']:>5}")
+    for name, count in sorted(stats["kills_by_function"].items()):
+        short = name.rsplit("-", 1)[-1]
+        lines.append(f"  {'sandbox worker kill ' + short:<34} {count:>5}")
+    return lines
+
+
+def outcome_table(verdicts: list[Verdict]) -> list[str]:
+    rows: Counter[tuple[str, str, str]] = Counter()
+    for v in verdicts:
+        rows[(v.job.door, v.expected.split(" (")[0], "ok" if not v.problems else "BAD")] += 1
+    lines = [f"{'door':<12} {'expected (from the provider record)':<40} {'verdict':<7} {'jobs':>5}"]
+    for (door, expected, ok), count in sorted(rows.items()):
+        lines.append(f"{door:<12} {expected:<40} {ok:<7} {count:>5}")
+    return lines
+
+
+def run_soak(config: SoakConfig) -> dict[str, Any]:
+    """Start a sandbox with faults on, run the jobs, judge them; returns the summary (with `report`)."""
+    from t2v_sandbox.user_sandbox import config_for
+
+    started = time.monotonic()
+    sandbox_config = config_for(
+        config.template,
+        work_dir=config.work_dir,
+        overrides={"PollIntervalSeconds": "1"},
+        pending_seconds=config.pending_seconds,
+        running_seconds=config.running_seconds,
+        write_endpoints=False,
+    )
+    sandbox_config.time_scale = config.time_scale
+    sandbox_config.duplicate_deliveries = config.duplicate_deliveries
+    sandbox_config.kill_rate = config.kill_rate
+    sandbox_config.kill_seed = config.seed
+    sandbox_config.max_workers_per_function = config.max_workers_per_function
+    jobs = plan_jobs(config.jobs, config.seed)
+    with UserSandbox(sandbox_config) as sb:
+        if sb.emulator is None:
+            raise RuntimeError("the soak runs against the emulator only (unset DASHSCOPE_API_KEY)")
+        sb.emulator.set_faults(fault_plan(config.seed, background=config.background_faults))
+        subscriber = Subscriber.attach(sb, topic_arn(sb), name="t2v-soak-outcomes")
+        submit_all(sb, jobs, config)
+        settle(sb, jobs, config.settle_timeout)
+        time.sleep(1.0)  # a duplicate notification would follow right behind the first
+        summary, verdicts = Judge(sb, jobs, subscriber).run()
+        summary["seconds"] = round(time.monotonic() - started, 1)
+        summary.update({k: v for k, v in sb.fault_stats().items() if k != "kills_by_function"})
+        summary["faults"] = fault_totals(sb)
+        details = config.work_dir / "soak-jobs.jsonl"
+        details.parent.mkdir(parents=True, exist_ok=True)
+        details.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "index": v.job.index,
+                        "door": v.job.door,
+                        "scenario": v.job.scenario,
+                        "job_id": v.job.job_id,
+                        "expected": v.expected,
+                        "actual": v.actual,
+                        "problems": v.problems,
+                        **({"evidence": v.evidence} if v.evidence else {}),
+                    },
+                    default=str,
+                )
+                + "\n"
+                for v in verdicts
+            )
+        )
+        summary["report"] = [
+            *outcome_table(verdicts),
+            "",
+            *fault_table(sb),
+            "",
+            *[f"BAD {v.job.door} {v.job.prompt}: {'; '.join(v.problems)}" for v in verdicts if v.problems],
+        ]
+    return summary
+
+
+def bad_total(summary: dict[str, Any]) -> int:
+    return sum(int(summary.get(key, 0)) for key in BAD_KEYS)
+
+
+def _command(args: argparse.Namespace) -> int:
+    config = SoakConfig(
+        jobs=args.jobs,
+        seed=args.seed,
+        template=Path(args.template),
+        kill_rate=args.kill_rate,
+        submit_rate=args.rate,
+    )
+    for noisy in ("moto", "httpx", "werkzeug"):
+        # moto logs every failed execution (expected here) at ERROR; the verdict says what matters.
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    summary = run_soak(config)
+    report = summary.pop("report")
+    summary.pop("faults")  # already in the table
+    print("\n".join(report))
+    print(json.dumps(summary, sort_keys=False))
+    return 1 if bad_total(summary) else 0
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("soak", help="fault soak: many jobs under injected faults, then a verdict")
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--template", default="template.yaml")
+    parser.add_argument("--kill-rate", type=float, default=SoakConfig.kill_rate)
+    parser.add_argument("--rate", type=float, default=SoakConfig.submit_rate, help="jobs started per second")
+    parser.set_defaults(func=_command)

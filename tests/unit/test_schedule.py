@@ -189,7 +189,7 @@ def test_tiers_and_defaults() -> None:
     assert tier_key("640*360", 5, False) == "360P/5s/silent"
     slow, quick = default_history("1080P/8s/audio"), default_history("360P/5s/silent")
     assert min(slow.run) > max(quick.run)
-    assert default_history("720P/5s/silent", scale=0.1).run[2] == pytest.approx(6.0)
+    assert default_history("720P/5s/silent", scale=0.1).run[2] == pytest.approx(3.0)
     assert 0 <= phase_of("job-1") < 1 and phase_of("job-1") != phase_of("job-2")
 
 

@@ -58,7 +58,7 @@ def run(*, jobs: int, budget: int, pending: float, running: float, timeout: floa
         template=Path("template.yaml"),
         parameter_overrides={
             "PollBudgetPerSecond": str(budget),
-            "GenerationTimeScale": f"{(pending + running) / 40:.4g}",  # 40 s: the default 360P 5 s run
+            "GenerationTimeScale": f"{(pending + running) / 20:.4g}",  # 20 s: the default 360P 5 s run
         },
         time_scale=1.0,
         emulator_pending_seconds=pending,

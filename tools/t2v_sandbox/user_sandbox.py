@@ -40,9 +40,9 @@ def config_for(
         params.setdefault("PollIntervalSeconds", "1")
         params.setdefault("PollBudgetPerSecond", "20")
         # Waits run `time_scale` times faster than the emulator's clock: seed the schedule with
-        # the emulator's generation time in scaled seconds (60 s is the default 720P run).
+        # the emulator's generation time in scaled seconds (30 s is the default 720P 5 s run).
         params.setdefault(
-            "GenerationTimeScale", f"{(pending_seconds + running_seconds) / time_scale / 60:.4g}"
+            "GenerationTimeScale", f"{(pending_seconds + running_seconds) / time_scale / 30:.4g}"
         )
     return SandboxConfig(
         template=template,

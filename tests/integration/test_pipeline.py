@@ -451,7 +451,7 @@ def test_unanswered_create_never_adopts_a_task_another_unanswered_create_may_hav
     assert env.emu.create_count() == 2
 
 
-def test_a_failed_task_two_unanswered_creates_may_have_made_is_adopted_by_neither(
+def test_a_failed_task_two_unanswered_creates_may_have_made_goes_to_the_likeliest_maker(
     env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given another job with an unanswered create, and a FAILED task nobody owns (a FAILED task shows
@@ -474,7 +474,11 @@ def test_a_failed_task_two_unanswered_creates_may_have_made_is_adopted_by_neithe
         deadline_at=now + timedelta(hours=1),
     )
     lost = now + timedelta(seconds=0.5)  # the other create's answer was lost too
-    repo.update_fields("job-rival2", {"create_sent_at": iso(now), "create_ambiguous_at": iso(lost)}, now=now)
+    repo.update_fields(
+        "job-rival2",
+        {"create_claimed_at": iso(now), "create_sent_at": iso(now), "create_ambiguous_at": iso(lost)},
+        now=now,
+    )
     env.emu.set_faults(
         {
             "rules": [
@@ -498,7 +502,14 @@ def test_a_failed_task_two_unanswered_creates_may_have_made_is_adopted_by_neithe
     # When our job reconciles again, then creates its own task
     result = submit_app.lambda_handler(event, CTX)
 
-    # Then the contested task is bound to no job, now or later, and ours is the one it made
+    # Then the task is left to the create sent last before it appeared (theirs), and ours made its own
     mine = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "mine"]
     assert result["task_id"] == mine[0] != theirs
-    assert repo.owner_of_task(theirs) == CONTESTED
+    assert repo.owner_of_task(theirs) is None
+
+    # And when the other job reconciles, it adopts its task instead of creating a second one
+    creates = env.emu.create_count()
+    rival = submit_app.lambda_handler(start_event("job-rival2", prompt="their prompt"), CTX)
+    assert rival["task_id"] == theirs and repo.owner_of_task(theirs) == "job-rival2"
+    assert env.emu.create_count() == creates
+    assert CONTESTED != "job-rival2"

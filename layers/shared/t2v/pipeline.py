@@ -304,11 +304,21 @@ def _decide(
 ) -> Reconciled:
     """What to do with the unowned tasks of our window that show no prompt."""
     if len(maybe) == 1:
-        rivals = _rivals(job, maybe[0][3], deps)
-        if rivals == Rivals.NONE and _bind(job, maybe[0][0], maybe[0][2], deps):
+        task_id, status, request_id, created = maybe[0]
+        rivals, others = _rivals(job, created, deps)
+        if rivals == Rivals.NONE and _bind(job, task_id, request_id, deps):
             return Reconciled.ADOPTED
         if rivals == Rivals.OPEN:  # a rival's create is live or its invocation died unnoticed yet
             return Reconciled.UNDECIDED
+        if rivals == Rivals.CLOSED and status not in _UNFINISHED and created is not None:
+            # One finished task that shows no prompt, several settled creates that may have made
+            # it. The provider makes a task the moment it has the request, so its maker is the
+            # create sent last before it appeared: every claimant works this out alike, the maker
+            # adopts it and the others create (their creates never arrived). Without this, the
+            # maker would create a second billed task.
+            if _likeliest_maker([job, *others], created) == job.job_id:
+                return Reconciled.ADOPTED if _bind(job, task_id, request_id, deps) else Reconciled.ABSENT
+            return Reconciled.ABSENT
     if any(m[1] in _UNFINISHED for m in maybe):
         return Reconciled.UNDECIDED
     for task_id, *_ in maybe:
@@ -318,26 +328,38 @@ def _decide(
     return Reconciled.ABSENT
 
 
+def _likeliest_maker(claimants: list[Job], created: float) -> str:
+    """The job whose create was sent last before `created` (ties: the smaller job id)."""
+
+    def sent(candidate: Job) -> float:
+        value = candidate.get("create_sent_at")
+        return parse_ts(str(value)).timestamp() if value else float("-inf")
+
+    before = [c for c in claimants if sent(c) <= created] or claimants
+    return max(before, key=lambda c: (sent(c), [-ord(ch) for ch in c.job_id])).job_id
+
+
 class Rivals(StrEnum):
     NONE = "NONE"  # no other job's unanswered create can have made the task
     OPEN = "OPEN"  # one can, and its create is still live or its death not yet noticed: wait
     CLOSED = "CLOSED"  # one can, and its window is settled: the task cannot be told apart
 
 
-def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> Rivals:
+def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> tuple[Rivals, list[Job]]:
     """Other jobs whose unanswered create may have made a task created at `created`."""
     if created is None:
-        return Rivals.CLOSED
-    found = Rivals.NONE
+        return Rivals.CLOSED, []
+    found, others = Rivals.NONE, []
     for other in deps.repo.unbound_creates(since=deps.clock() - timedelta(days=1)):
         window = _create_window(other, deps.clock_skew_seconds)
         if other.job_id == job.job_id or not window or not window[0] <= created <= window[1]:
             continue
         sent, answered = other.get("create_sent_at"), other.get("create_ambiguous_at")
         if not answered or parse_ts(str(answered)) < parse_ts(str(sent)):
-            return Rivals.OPEN
+            return Rivals.OPEN, []
         found = Rivals.CLOSED
-    return found
+        others.append(other)
+    return found, others
 
 
 def _bind(job: Job, task_id: str, request_id: str | None, deps: ProviderDeps) -> bool:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.service_resource import Table
 
 
 def boto3_module() -> ModuleType:
@@ -14,3 +18,19 @@ def boto3_module() -> ModuleType:
     import boto3
 
     return boto3
+
+
+class DynamoTable:
+    """One DynamoDB table, its resource built on first use (so tests can pass a resource in)."""
+
+    def __init__(self, table_name: str, *, resource: Any | None = None) -> None:
+        self._table_name = table_name
+        self._resource = resource
+        self._table_obj: Table | None = None
+
+    @property
+    def _table(self) -> Table:
+        if self._table_obj is None:
+            resource = self._resource or boto3_module().resource("dynamodb")
+            self._table_obj = resource.Table(self._table_name)
+        return self._table_obj

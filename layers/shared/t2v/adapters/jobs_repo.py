@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from t2v.adapters import boto3_module
+from t2v.adapters import DynamoTable
 from t2v.adapters.poll_stats import ACTIVE_KEY
 from t2v.errors import PipelineError
 from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
+    pass
 
 JOB_TTL_DAYS = 90
 CONTESTED = "contested"  # owner of a provider task that more than one job could have made
@@ -98,19 +98,7 @@ class Job:
         return self.item.get(key, default)
 
 
-class JobsRepository:
-    def __init__(self, table_name: str, *, resource: Any | None = None) -> None:
-        self._table_name = table_name
-        self._resource = resource
-        self._table_obj: Table | None = None
-
-    @property
-    def _table(self) -> Table:
-        if self._table_obj is None:
-            resource = self._resource or boto3_module().resource("dynamodb")
-            self._table_obj = resource.Table(self._table_name)
-        return self._table_obj
-
+class JobsRepository(DynamoTable):
     # -- reads -------------------------------------------------------------------------------
     def get(self, job_id: str) -> Job | None:
         item = self._table.get_item(Key={"pk": job_id}, ConsistentRead=True).get("Item")

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from t2v.adapters import boto3_module
+from t2v.adapters import DynamoTable
 from t2v.schedule import TierHistory, default_history
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.service_resource import Table
+    pass
 
 ACTIVE_KEY: Final = "stats#active"
 ACTIVE_CACHE_SECONDS: Final = 5.0
@@ -34,7 +34,7 @@ def _is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code", "") == "ConditionalCheckFailedException"
 
 
-class PollStats:
+class PollStats(DynamoTable):
     def __init__(
         self,
         table_name: str,
@@ -43,20 +43,11 @@ class PollStats:
         default_scale: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._table_name = table_name
-        self._resource = resource
-        self._table_obj: Table | None = None
+        super().__init__(table_name, resource=resource)
         self._default_scale = default_scale
         self._monotonic = monotonic
         self._active: tuple[float, int] | None = None
         self._histories: dict[str, tuple[float, TierHistory]] = {}
-
-    @property
-    def _table(self) -> Table:
-        if self._table_obj is None:
-            resource = self._resource or boto3_module().resource("dynamodb")
-            self._table_obj = resource.Table(self._table_name)
-        return self._table_obj
 
     def active_jobs(self) -> int:
         now = self._monotonic()

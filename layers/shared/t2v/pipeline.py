@@ -42,6 +42,7 @@ from t2v.schedule import (
     queue_and_run,
     slot_check,
     tier_key,
+    tier_of,
 )
 
 # A create claim older than this is presumed abandoned (its Lambda crashed or lost the answer):
@@ -379,8 +380,7 @@ def _reload(job_id: str, deps: ProviderDeps) -> Job:
 def _submitted(job: Job, deps: ProviderDeps) -> dict[str, Any]:
     """The first poll's state: when the provider accepted the task and when to look first."""
     now = deps.clock().timestamp()
-    request = job.request
-    tier = tier_key(str(request.get("size", "")), int(request.get("duration", 5)), bool(request.get("audio")))
+    tier = tier_of(job.request)
     submitted = job.get("submitted_at")
     submitted_at = parse_ts(str(submitted)).timestamp() if submitted else now
     deadline_at = job.get("deadline_at")
@@ -680,9 +680,7 @@ def _learn_timing(job: Job, poll: dict[str, Any], deps: FinalizeDeps) -> None:
     queue, run = queue_and_run(dict(poll.get("provider_times") or {}))
     if deps.stats is None or queue is None or run is None:
         return
-    request = job.request
-    tier = tier_key(str(request.get("size", "")), int(request.get("duration", 5)), bool(request.get("audio")))
-    deps.stats.record_timing(tier, queue=queue, run=run, limit=Policy().history_limit)
+    deps.stats.record_timing(tier_of(job.request), queue=queue, run=run, limit=Policy().history_limit)
 
 
 OUTCOME_STATUS = {

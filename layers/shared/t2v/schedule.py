@@ -17,10 +17,10 @@ Three ideas, each a small function:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from t2v.request import SIZES, Tier
 
@@ -49,6 +49,11 @@ def tier_key(size: str, duration: int, audio: bool) -> str:
     spec = SIZES.get(size)
     tier = spec.tier if spec else "720P"
     return f"{tier}/{int(duration)}s/{'audio' if audio else 'silent'}"
+
+
+def tier_of(request: Mapping[str, Any]) -> str:
+    """`tier_key` of a stored request (a job record's `request`)."""
+    return tier_key(str(request.get("size", "")), int(request.get("duration", 5)), bool(request.get("audio")))
 
 
 @dataclass(frozen=True)

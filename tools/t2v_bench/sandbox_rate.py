@@ -20,37 +20,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from t2v.pipeline import parse_ts
 from t2v.schedule import Policy
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}
-
-
-def _jobs(sb: Any) -> list[dict[str, Any]]:
-    table = sb.client("dynamodb")
-    name = sb.physical_id("JobsTable")
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": name}
-    from boto3.dynamodb.types import TypeDeserializer
-
-    des = TypeDeserializer()
-    while True:
-        page = table.scan(**kwargs)
-        items += [{k: des.deserialize(v) for k, v in item.items()} for item in page.get("Items", [])]
-        if "LastEvaluatedKey" not in page:
-            return [i for i in items if i.get("kind") == "job"]
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def run(*, jobs: int, budget: int, pending: float, running: float, timeout: float) -> dict[str, Any]:
     # Imported by name: the sandbox is a tool, not part of the strictly typed product code.
     sandbox: Any = importlib.import_module("t2v_sandbox.sandbox")
     user_sandbox: Any = importlib.import_module("t2v_sandbox.user_sandbox")
+    soak: Any = importlib.import_module("t2v_sandbox.soak")  # its job scan: the records, not the stats items
     SandboxConfig, UserSandbox = sandbox.SandboxConfig, user_sandbox.UserSandbox  # noqa: N806
 
     work = Path(tempfile.mkdtemp(prefix="t2v-bench-rate-"))
@@ -78,7 +58,7 @@ def run(*, jobs: int, budget: int, pending: float, running: float, timeout: floa
         deadline = time.monotonic() + timeout
         records: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
-            records = _jobs(sb)
+            records = soak.scan_jobs(sb)
             if len(records) >= jobs and all(r["status"] in TERMINAL for r in records):
                 break
             time.sleep(2.0)
@@ -94,8 +74,8 @@ def run(*, jobs: int, budget: int, pending: float, running: float, timeout: floa
         task = tasks.get(str(rec.get("task_id")))
         if rec["status"] != "SUCCEEDED" or task is None:
             continue
-        finished_provider = _epoch(task["created_at"]) + pending + running
-        lags.append(_epoch(str(rec["finished_at"])) - finished_provider)
+        finished_provider = parse_ts(task["created_at"]).timestamp() + pending + running
+        lags.append(parse_ts(str(rec["finished_at"])).timestamp() - finished_provider)
         polls.append(int(rec.get("polls") or 0))
     return {
         "jobs": jobs,

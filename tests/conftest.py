@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -31,6 +32,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         tier = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
         if tier in {"unit", "integration", "e2e"}:
             item.add_marker(getattr(pytest.mark, tier))
+
+
+def lambda_context(function_name: str, *, memory_mb: int = 256, request_id: str = "req-1") -> Any:
+    """What a handler may read of its Lambda context, for calling handlers in-process."""
+    return SimpleNamespace(
+        function_name=function_name,
+        memory_limit_in_mb=memory_mb,
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}",
+        aws_request_id=request_id,
+        get_remaining_time_in_millis=lambda: 30_000,
+    )
 
 
 def load_event(name: str) -> dict[str, Any]:

@@ -23,17 +23,11 @@ from t2v.dashscope import DashScopeClient
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.request import VideoRequest
 
-from tests.conftest import load_event
+from tests.conftest import lambda_context, load_event
 
 app_module = importlib.import_module("functions.api.app")
 
-CTX = SimpleNamespace(
-    function_name="api",
-    memory_limit_in_mb=256,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:api",
-    aws_request_id="req-int",
-    get_remaining_time_in_millis=lambda: 30_000,
-)
+CTX = lambda_context("api", request_id="req-int")
 GOOD = {"prompt": "一只小猫在月光下奔跑", "size": "640*360", "duration": 5}
 
 

@@ -22,17 +22,12 @@ import pytest
 from t2v import wiring
 from t2v.adapters.jobs_repo import JobsRepository
 
+from tests.conftest import lambda_context
 from tests.hostile_hosts import MP4_HEAD, Host, Route, close_delimited, lying_length, redirect, send
 
 finalize_app = importlib.import_module("functions.finalize.app")
 
-CTX = SimpleNamespace(
-    function_name="finalize",
-    memory_limit_in_mb=512,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:finalize",
-    aws_request_id="req-guard",
-    get_remaining_time_in_millis=lambda: 30_000,
-)
+CTX = lambda_context("finalize", memory_mb=512, request_id="req-guard")
 CAP = 64 * 1024
 
 

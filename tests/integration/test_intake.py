@@ -15,17 +15,11 @@ import pytest
 from t2v import wiring
 from t2v.adapters.jobs_repo import BudgetExceededError, JobsRepository
 
-from tests.conftest import load_event
+from tests.conftest import lambda_context, load_event
 
 intake_app = importlib.import_module("functions.intake.app")
 submit_app = importlib.import_module("functions.submit.app")
-CTX = SimpleNamespace(
-    function_name="intake",
-    memory_limit_in_mb=256,
-    aws_request_id="r",
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:intake",
-    get_remaining_time_in_millis=lambda: 30_000,
-)
+CTX = lambda_context("intake", request_id="r")
 
 
 @pytest.fixture

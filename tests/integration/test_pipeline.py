@@ -20,19 +20,13 @@ from t2v.errors import AmbiguousCreateError, TerminalProviderError
 from t2v.media import DownloadRejectedError
 from t2v.request import InvalidRequestError
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, lambda_context
 
 submit_app = importlib.import_module("functions.submit.app")
 status_app = importlib.import_module("functions.status.app")
 finalize_app = importlib.import_module("functions.finalize.app")
 
-CTX = SimpleNamespace(
-    function_name="test",
-    memory_limit_in_mb=256,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:test",
-    aws_request_id="req-1",
-    get_remaining_time_in_millis=lambda: 30_000,
-)
+CTX = lambda_context("test")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from t2v.errors import ProviderAuthError, RetryableProviderError, TerminalProvid
 from t2v.jobs import JobStatus, can_move, derive_job_id
 from t2v.pipeline import FinalizeDeps
 
-from tests.conftest import ROOT, load_event
+from tests.conftest import ROOT, lambda_context, load_event
 
 app_module = importlib.import_module("functions.api.app")
 
@@ -32,13 +32,7 @@ ENV = {
     "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:outcomes",
     "DASHSCOPE_SECRET_ID": "t2v/key",
 }
-CTX = SimpleNamespace(
-    function_name="api",
-    memory_limit_in_mb=256,
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:api",
-    aws_request_id="req-unit",
-    get_remaining_time_in_millis=lambda: 30_000,
-)
+CTX = lambda_context("api", request_id="req-unit")
 
 
 # -- fakes -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
 JOBS ?= 200
 
-.PHONY: help venv checkov-venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
+.PHONY: help venv checkov-venv browser lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
 	bench-env bench-stream bench-coldstart bench-cost bench-polling bench-rate
 
 help: ## list targets
@@ -39,6 +39,14 @@ $(CHECKOV_STAMP):
 
 checkov-venv: $(CHECKOV_STAMP) ## create .venv-checkov (checkov, pinned, apart from the project's pins)
 
+# The console's browser tests drive Debian's chromium through Playwright (its own browser download
+# cannot work offline). CI runs as root; elsewhere sudo is asked for. A no-op when it is there.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+browser: ## Debian's chromium for the console's browser tests (apt-get, only when missing)
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
 lint: venv ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -53,7 +61,7 @@ templates: venv checkov-venv ## cfn-lint and checkov on template.yaml, statelint
 	$(VENV)/bin/statelint statemachine/*.asl.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
-test: lint templates ## lint, then every default test tier (unit, integration, e2e) with coverage
+test: lint templates browser ## lint, then every default test tier (unit, integration, e2e) with coverage
 	$(VENV)/bin/coverage erase
 	$(VENV)/bin/coverage run -m pytest -m "not slow" -p no:randomly $(PYTEST_ARGS)
 	$(VENV)/bin/coverage report

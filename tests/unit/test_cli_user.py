@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,14 @@ from t2v_sandbox.user_client import (
     ApiClient,
     CliError,
     ExitCode,
+    ProgressFacts,
     Target,
     api_url_from_outputs,
     error_line,
     exit_code_for_http,
     exit_code_for_status,
     format_progress,
+    progress_facts,
     request_body,
     sandbox_target,
     summary_line,
@@ -182,6 +185,50 @@ def test_progress_prints_only_changes_when_not_a_terminal() -> None:
         "[   0s] PENDING     polls=1 j",
         "[   2s] RUNNING     polls=2 j",
     ]
+
+
+def test_progress_lines_carry_phase_percent_and_eta_from_the_progress_block() -> None:
+    now = datetime(2026, 11, 30, 10, 0, 0, tzinfo=UTC)
+    job = {
+        "job_id": "j",
+        "status": "RUNNING",
+        "polls": 2,
+        "progress": {"phase": "running", "fraction": 0.4, "expected_finish_at": "2026-11-30T10:00:18Z"},
+    }
+    facts = progress_facts(job, now)
+    assert facts == ProgressFacts("running", 0.4, 18.0)
+    assert (
+        format_progress("RUNNING", 12, 2, "j", facts) == "[  12s] RUNNING     polls=2 running 40% eta 18s j"
+    )
+    unknown = progress_facts({"status": "PENDING", "progress": {"phase": "queued", "fraction": None}}, now)
+    assert unknown == ProgressFacts("queued", None, None)  # null stays unknown, never invented
+
+    stream = io.StringIO()
+    progress = Progress(stream)
+    progress(job, 1)
+    progress({**job, "progress": {**job["progress"], "fraction": 0.5}}, 2)  # same phase: no new line
+    progress({**job, "status": "DOWNLOADING", "progress": {"phase": "downloading"}}, 3)
+    assert [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()] == [
+        "RUNNING     polls=2 running 40% eta 0s j",
+        "DOWNLOADING polls=2 downloading j",
+    ]
+
+
+def test_progress_draws_a_bar_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    progress = Progress(stream)
+    job = {"job_id": "j", "status": "RUNNING", "progress": {"phase": "running", "fraction": 0.5}}
+    progress(job, 1)
+    progress({**job, "status": "SUCCEEDED", "progress": {"phase": "done", "fraction": 1.0}}, 2)
+    progress.done()
+    drawn = stream.getvalue()
+    assert "SUCCEEDED" in drawn
+    assert "100%" in drawn
+    assert "━" in drawn  # rich's bar
 
 
 def test_request_body_leaves_out_unset_options() -> None:

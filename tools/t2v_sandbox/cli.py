@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "t2v_sandbox.commands_user",  # submit, status, list, cancel, download
     "t2v_sandbox.demo",
     "t2v_sandbox.soak",  # the fault soak
+    "t2v_sandbox.events",  # follow a sandbox's SNS messages and EventBridge events
+    "t2v_console.command",  # the web console
     # Further commands: add their modules here.
 )
 

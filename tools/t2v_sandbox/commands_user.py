@@ -15,17 +15,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
+
 from t2v_sandbox.user_client import (
     DEFAULT_ENDPOINTS,
     ApiClient,
     CliError,
     ExitCode,
+    ProgressFacts,
     Target,
     exit_code_for_status,
     format_progress,
+    progress_facts,
     request_body,
     sandbox_target,
-    stack_target,
     summary_line,
 )
 
@@ -112,7 +117,9 @@ def register(subparsers: Any) -> None:
 
 def resolve_target(args: argparse.Namespace) -> Target:
     if getattr(args, "stack", None):
-        return stack_target(args.stack, getattr(args, "region", None))
+        from t2v_sandbox.place import stack_place
+
+        return stack_place(args.stack, getattr(args, "region", None)).target
     return sandbox_target(getattr(args, "endpoints", DEFAULT_ENDPOINTS))
 
 
@@ -131,30 +138,59 @@ def guarded(body: Callable[[], int], err: TextIO | None = None) -> int:
 
 
 class Progress:
-    """Live progress on stderr: rewritten in place on a terminal, one line per change otherwise."""
+    """Live progress on stderr: a rich progress bar on a terminal, one plain line per change otherwise."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
-        self._last = ""
-        self._last_status: object = None
+        self._last_key: object = None
         self._printed_at = 0.0
+        self._bar: RichProgress | None = None
+        self._task: TaskID | None = None
 
     def __call__(self, job: dict[str, Any], elapsed: float) -> None:
-        line = format_progress(str(job.get("status")), elapsed, job.get("polls"), str(job.get("job_id", "")))
+        facts = progress_facts(job)
+        status = str(job.get("status"))
         if self.tty:
-            self.stream.write("\r" + line.ljust(len(self._last)))
-            self.stream.flush()
-        elif job.get("status") != self._last_status or elapsed - self._printed_at >= NOTE_EVERY_SECONDS:
-            print(line, file=self.stream, flush=True)  # a log, not a terminal: changes and a heartbeat
+            self._draw(job, status, facts)
+            return
+        # A log, not a terminal: a line when the status or phase changes, and a heartbeat.
+        key = (status, facts.phase)
+        if key != self._last_key or elapsed - self._printed_at >= NOTE_EVERY_SECONDS:
+            line = format_progress(status, elapsed, job.get("polls"), str(job.get("job_id", "")), facts)
+            print(line, file=self.stream, flush=True)
             self._printed_at = elapsed
-        self._last = line
-        self._last_status = job.get("status")
+        self._last_key = key
+
+    def _draw(self, job: dict[str, Any], status: str, facts: ProgressFacts) -> None:
+        if self._bar is None:
+            self._bar = RichProgress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.fields[percent]}"),
+                TextColumn("{task.fields[eta]}"),
+                TimeElapsedColumn(),
+                console=Console(file=self.stream),
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(str(job.get("job_id", "")), total=None, percent="", eta="")
+        assert self._task is not None
+        done = status in {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}
+        fraction = 1.0 if status == "SUCCEEDED" else facts.fraction
+        self._bar.update(
+            self._task,
+            description=f"{status:<11} {facts.phase or '' if not done else ''}".rstrip(),
+            total=None if fraction is None else 1.0,
+            completed=fraction or 0.0,
+            percent="" if fraction is None else f"{fraction:>4.0%}",
+            eta="" if facts.seconds_left is None or done else f"eta {facts.seconds_left:.0f}s",
+        )
 
     def done(self) -> None:
-        if self.tty and self._last:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.stop()
 
 
 def follow(

@@ -81,7 +81,26 @@ def install() -> None:
         _patch_s3_notifications()
         _patch_events()
         _patch_stepfunctions_time()
+        logging.getLogger(_MOTO_SFN_LOGGER).addFilter(quiet_state_failures)
         _State.installed = True
+
+
+_MOTO_SFN_LOGGER = "moto.stepfunctions.parser.asl.component.eval_component"
+_MAX_FAILURE_LOG_CHARS = 300
+
+
+def quiet_state_failures(record: logging.LogRecord) -> bool:
+    """moto logs every failure event of a state at ERROR, with its whole cause (kilobytes), even when
+    the workflow's Catch handles it, as it does for every job that fails normally. Such a line is
+    shortened and kept for debug logging only: the execution history holds the details."""
+    message = record.getMessage()
+    if not message.startswith("Exception=FailureEventException"):
+        return True
+    error = message.split("Error=", 1)[-1].split(",", 1)[0] if "Error=" in message else "?"
+    record.msg = "state failure %s (the workflow's Retry/Catch decides; details in the execution history)"
+    record.args = (error[:_MAX_FAILURE_LOG_CHARS],)
+    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+    return logging.getLogger("t2v_sandbox").isEnabledFor(logging.DEBUG)
 
 
 def _require() -> Runtime:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import urllib.request
@@ -30,6 +31,7 @@ SECRET_KEY = "testing"  # noqa: S105 - moto's fake credentials, never real ones
 EMULATOR_API_KEY = "sk-sandbox-local"
 ARTIFACTS_BUCKET = "t2v-sandbox-artifacts"
 _active_lock = threading.Lock()
+_EXECUTE_API = re.compile(r"^https://(?P<api>[A-Za-z0-9]+)\.execute-api\.[^/]+(?P<rest>/.*)?$")
 
 
 @dataclass
@@ -343,6 +345,21 @@ class Sandbox:
             front.start()
             self._fronts.append(front)
 
+    def local_outputs(self) -> dict[str, Any]:
+        """The stack's outputs with every `https://<api id>.execute-api.<region>.<suffix>` URL made local."""
+        assert self.stack is not None
+        bases = {
+            front.spec.api_id: front.url.rsplit("/", 1)[0] for front in self._fronts
+        }  # http://127.0.0.1:PORT (the stage follows in the output itself)
+        local: dict[str, Any] = {}
+        for key, value in self.stack.outputs.items():
+            match = _EXECUTE_API.match(value) if isinstance(value, str) else None
+            if match and match.group("api") in bases:
+                local[key] = bases[match.group("api")] + (match.group("rest") or "")
+            else:
+                local[key] = value
+        return local
+
     def _endpoints(self) -> dict[str, Any]:
         assert self.stack is not None
         api_urls = self.api_urls
@@ -360,7 +377,9 @@ class Sandbox:
             "credentials": {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
             "log_dir": str(self.work_dir / "logs"),
             "parameters": self.stack.parameters,
-            "outputs": self.stack.outputs,
+            # Outputs as a user can follow them: an execute-api URL becomes the local front's URL.
+            "outputs": self.local_outputs(),
+            "outputs_as_declared": self.stack.outputs,
             "resources": {
                 lid: {"type": res["Type"], "physical_id": res["PhysicalResourceId"]}
                 for lid, res in self.stack.resources.items()

@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, Final
@@ -76,9 +77,50 @@ def error_line(status: int, body: Any) -> str:
     return f"HTTP {status} {line}"
 
 
-def format_progress(status: str, elapsed: float, polls: int | None, job_id: str = "") -> str:
-    """`[  12s] RUNNING    polls=3  job-...`: what `--wait` shows on stderr."""
+@dataclass(frozen=True)
+class ProgressFacts:
+    """What a job view says about its progress: phase, fraction done and seconds left (None: unknown)."""
+
+    phase: str | None
+    fraction: float | None
+    seconds_left: float | None
+
+
+def progress_facts(job: dict[str, Any], now: datetime | None = None) -> ProgressFacts:
+    """Read the view's `progress` block (an API without one: all None)."""
+    block = job.get("progress") if isinstance(job.get("progress"), dict) else {}
+    phase = str(block["phase"]) if block.get("phase") else None
+    fraction = block.get("fraction")
+    fraction = min(1.0, max(0.0, float(fraction))) if isinstance(fraction, int | float) else None
+    left = None
+    expected = block.get("expected_finish_at")
+    if isinstance(expected, str) and expected:
+        try:
+            finish = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+        except ValueError:
+            finish = None
+        if finish is not None:
+            finish = finish if finish.tzinfo else finish.replace(tzinfo=UTC)
+            left = max(0.0, (finish - (now or datetime.now(UTC))).total_seconds())
+    return ProgressFacts(phase, fraction, left)
+
+
+def format_progress(
+    status: str,
+    elapsed: float,
+    polls: int | None,
+    job_id: str = "",
+    facts: ProgressFacts | None = None,
+) -> str:
+    """`[  12s] RUNNING     polls=3 running 40% eta 18s job-...`: what `--wait` prints when not on a terminal."""
     parts = [f"[{int(elapsed):>4}s]", f"{status:<11}", f"polls={polls or 0}"]
+    if facts is not None:
+        if facts.phase:
+            parts.append(facts.phase)
+        if facts.fraction is not None:
+            parts.append(f"{facts.fraction:.0%}")
+        if facts.seconds_left is not None:
+            parts.append(f"eta {facts.seconds_left:.0f}s")
     if job_id:
         parts.append(job_id)
     return " ".join(parts)
@@ -163,30 +205,6 @@ def api_url_from_outputs(outputs: dict[str, str]) -> str | None:
         if isinstance(value, str) and ".execute-api." in value and value.startswith("https://"):
             return value.rstrip("/")
     return None
-
-
-def stack_target(stack_name: str, region: str | None = None) -> Target:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    session = boto3.Session(region_name=region)
-    try:
-        stacks = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as exc:
-        raise CliError(f"stack {stack_name!r}: {exc}", ExitCode.UNREACHABLE) from None
-    except BotoCoreError as exc:
-        raise CliError(f"cannot reach CloudFormation: {exc}", ExitCode.UNREACHABLE) from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    api_url = api_url_from_outputs(outputs)
-    if api_url is None:
-        raise CliError(f"stack {stack_name!r} has no API URL among its outputs", ExitCode.UNREACHABLE)
-    credentials = session.get_credentials()
-    return Target(
-        api_url=api_url,
-        region=session.region_name or "us-east-1",
-        credentials=credentials.get_frozen_credentials() if credentials else None,  # type: ignore[arg-type]
-        api_key=os.environ.get("T2V_API_KEY"),
-    )
 
 
 # ---------------------------------------------------------------------------------------------

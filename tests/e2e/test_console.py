@@ -1,0 +1,273 @@
+"""The web console in a real browser: Debian's headless Chromium driven by Playwright, against the sandbox.
+
+The console is served the way `t2v console` serves it, from the sandbox's endpoints file; what is
+asserted is what a person sees: the form's choices and errors, the status and progress moving, a
+<video> that plays with the requested dimensions and length, a cancel that takes, uploaded prompt
+files turning into jobs. `T2V_SCREENSHOT_DIR=docs` (`make screenshots`) keeps the README's pictures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
+from t2v_console.command import RunningConsole, serve
+from t2v_sandbox.place import sandbox_place
+from t2v_sandbox.user_sandbox import UserSandbox, config_for
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = Path(os.environ.get("T2V_E2E_TEMPLATE") or ROOT / "template.yaml")
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; `make browser` installs it
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+JOB_TIMEOUT_MS = 45_000
+expect.set_options(timeout=JOB_TIMEOUT_MS)  # a loaded 2-core machine: generous, yet bounded
+
+
+@pytest.fixture(scope="module")
+def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserSandbox]:
+    if os.environ.get("DASHSCOPE_API_KEY"):
+        pytest.skip("the browser tests run against the emulator only (unset DASHSCOPE_API_KEY)")
+    config = config_for(
+        TEMPLATE,
+        work_dir=tmp_path_factory.mktemp("console-sandbox"),
+        pending_seconds=1.0,
+        running_seconds=3.0,
+        write_endpoints=True,  # the console finds the sandbox the way `t2v console` does
+    )
+    with UserSandbox(config) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def console(sb: UserSandbox) -> Iterator[RunningConsole]:
+    running = serve(sandbox_place(sb.work_dir / "endpoints.json"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    with sync_playwright() as pw:
+        context = _launch(pw, tmp_path_factory.mktemp("chromium-profile"))
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def _launch(pw: Playwright, profile: Path) -> BrowserContext:
+    return pw.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_FLAGS,
+        viewport={"width": 1280, "height": 860},
+    )
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    tab = browser.new_page()
+    tab.set_default_timeout(JOB_TIMEOUT_MS)
+    try:
+        yield tab
+    finally:
+        tab.close()
+
+
+def screenshot(page: Page, name: str, tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("T2V_SCREENSHOT_DIR") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size > 10_000  # a rendered page, not a blank one
+    return path
+
+
+def submit_from_form(page: Page, console: RunningConsole, prompt: str, size: str, duration: str) -> str:
+    page.goto(f"{console.url}/new")
+    page.fill("#prompt", prompt)
+    page.select_option("#size", size)
+    page.select_option("#duration", duration)
+    page.click("#submit")
+    page.wait_for_url("**/jobs/*")
+    return page.url.rsplit("/", 1)[-1]
+
+
+def test_submit_from_the_form_watch_progress_and_play_the_video(
+    page: Page, console: RunningConsole, tmp_path: Path
+) -> None:
+    # Given the form, a 640*480 5 s request
+    job_id = submit_from_form(page, console, f"console fox {uuid.uuid4().hex[:6]}", "640*480", "5")
+
+    # Then the job page follows it live: statuses and progress move without a reload
+    statuses: list[str] = []
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        status = page.inner_text("#status")
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        if status in {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}:
+            break
+        page.wait_for_timeout(250)
+    assert statuses[-1] == "SUCCEEDED", statuses
+    assert len(statuses) >= 3, f"saw too few live updates: {statuses}"
+    timeline = page.locator("#timeline li")
+    expect(timeline.first).to_contain_text("ACCEPTED")
+    expect(timeline.last).to_contain_text("SUCCEEDED")
+
+    # And the video plays with the requested dimensions and duration
+    video = page.locator("#video")
+    expect(video).to_be_visible()
+    page.wait_for_function("() => document.getElementById('video').readyState >= 1")
+    facts = page.evaluate(
+        "() => { const v = document.getElementById('video');"
+        " return {w: v.videoWidth, h: v.videoHeight, d: v.duration, error: v.error && v.error.code}; }"
+    )
+    assert facts["error"] is None
+    assert (facts["w"], facts["h"]) == (640, 480)
+    assert abs(facts["d"] - 5.0) < 0.5, facts
+    page.evaluate("() => document.getElementById('video').play()")
+    page.wait_for_function("() => document.getElementById('video').currentTime > 0.2")
+    page.evaluate("() => document.getElementById('video').pause()")
+    assert job_id in page.inner_text("body")
+    screenshot(page, "console-job.png", tmp_path)
+
+
+def test_cancel_a_pending_job(page: Page, console: RunningConsole, sb: UserSandbox) -> None:
+    # Given a job whose provider task stays PENDING
+    emulator = sb.emulator
+    saved = emulator.config.pending_seconds
+    emulator.config.pending_seconds = 60.0
+    try:
+        submit_from_form(page, console, f"console parade {uuid.uuid4().hex[:6]}", "640*360", "5")
+        expect(page.locator("#status")).to_have_text("PENDING")
+    finally:
+        emulator.config.pending_seconds = saved
+
+    # When the user presses Cancel
+    page.click("#cancel")
+
+    # Then the page shows it CANCELED, and the button is gone
+    expect(page.locator("#status")).to_have_text("CANCELED")
+    expect(page.locator("#cancel")).to_have_count(0)
+    expect(page.locator("#notice")).to_have_text("cancel requested")
+
+
+def test_the_form_enforces_the_duration_rule_and_shows_the_servers_field_errors(
+    page: Page, console: RunningConsole
+) -> None:
+    page.goto(f"{console.url}/new")
+    assert page.locator("#size option").count() == 20
+    # Given a 1080P size, the form offers 5 and 8 s only
+    page.select_option("#size", "1920*1080")
+    assert page.locator("#duration option[value='10']").is_disabled()
+    # When a request breaks the rule anyway (the page's limits bypassed, as a stale page could)
+    page.fill("#prompt", "a refused request")
+    page.evaluate(
+        "() => { const d = document.getElementById('duration'); d.options[2].disabled = false; d.value = '10'; }"
+    )
+    page.click("#submit")
+    # Then the server's field error appears beside the field, and the form keeps what was typed
+    expect(page.locator("#error-duration")).to_contain_text("not allowed for 1080P")
+    expect(page.locator("#form-error")).to_contain_text("HTTP 400")
+    assert page.input_value("#prompt") == "a refused request"
+    assert page.input_value("#size") == "1920*1080"
+
+
+def test_uploaded_prompt_files_show_up_in_the_gallery_with_their_origin(
+    page: Page, console: RunningConsole, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    name = f"console-{tag}.jsonl"
+    lines = [
+        {"prompt": f"upload {tag} one", "size": "640*360"},
+        {"prompt": f"upload {tag} two", "size": "360*640"},
+    ]
+    page.goto(f"{console.url}/new")
+    page.set_input_files(
+        "#files",
+        files=[
+            {
+                "name": name,
+                "mimeType": "application/x-ndjson",
+                "buffer": "\n".join(json.dumps(x) for x in lines).encode(),
+            }
+        ],
+    )
+    page.click("#upload-submit")
+    expect(page.locator("#notice")).to_contain_text(f"prompts/{name}")
+    # The gallery refreshes by itself until both lines' jobs are there, each naming its file and line
+    cards = page.locator(f"#gallery article:has-text('upload {tag}')")
+    expect(cards).to_have_count(2)
+    expect(page.locator(f"#gallery article:has-text('upload {tag} two') .origin")).to_have_text("s3")
+    # The words filter narrows the gallery in place
+    page.fill("#filter-text", f"{tag} two")
+    expect(page.locator("#gallery article:visible")).to_have_count(1)
+    page.fill("#filter-text", "")
+    expect(page.locator(f"#gallery article:has-text('upload {tag}') .badge")).to_have_text(["SUCCEEDED"] * 2)
+    # Finished jobs show their video in place (first frame; hover plays it)
+    page.wait_for_function(
+        "() => { const v = [...document.querySelectorAll('#gallery video')];"
+        " return v.length >= 3 && v.every(x => x.readyState >= 1 && x.videoWidth > 0); }"
+    )
+    screenshot(page, "console-gallery.png", tmp_path)
+
+
+def test_the_console_refuses_other_hosts_and_forms_without_its_token(console: RunningConsole) -> None:
+    import httpx
+
+    assert httpx.get(f"{console.url}/", headers={"Host": "evil.example:80"}).status_code == 421
+    refused = httpx.post(f"{console.url}/new", data={"prompt": "x", "size": "640*360", "duration": "5"})
+    assert refused.status_code == 403
+    page = httpx.get(f"{console.url}/")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_endpoints_file_outputs_are_reachable_and_events_follows_sns_and_eventbridge(sb: UserSandbox) -> None:
+    from t2v_sandbox.events import Tap
+    from t2v_sandbox.user_client import ApiClient
+
+    endpoints = json.loads((sb.work_dir / "endpoints.json").read_text())
+    # The template's ApiUrl output, made local: following it works
+    assert endpoints["outputs"]["ApiUrl"] == endpoints["api_url"]
+    assert ".execute-api." in endpoints["outputs_as_declared"]["ApiUrl"]
+
+    place = sandbox_place(sb.work_dir / "endpoints.json")
+    tap = Tap(place)
+    try:
+        with ApiClient(place.target) as api:
+            job_id = api.submit({"prompt": f"events {uuid.uuid4().hex[:6]}", "size": "640*360"})["job_id"]
+        seen: dict[str, str] = {}
+        deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+        while len(seen) < 2 and time.monotonic() < deadline:
+            for item in tap.receive():
+                if job_id in item.line():
+                    seen[item.kind] = item.line()
+        assert "status=SUCCEEDED" in seen.get("sns", ""), seen
+        assert "Video Generation Succeeded" in seen.get("event", ""), seen
+    finally:
+        tap.close()
+    # It leaves nothing behind
+    assert not [q for q in place.client("sqs").list_queues().get("QueueUrls", []) if "t2v-events-" in q]
+    rules = place.client("events").list_rules(EventBusName=place.event_bus)["Rules"]
+    assert not [r for r in rules if r["Name"].startswith("t2v-events-")]

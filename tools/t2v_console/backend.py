@@ -1,0 +1,129 @@
+"""What the console does on the user's behalf: signed API calls and prompt-file uploads.
+
+Everything that needs credentials happens here, in the console's own process; the pages only
+ever see job views (whose video URLs are the API's presigned ones) and error messages.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from t2v.jobs import TERMINAL as JOB_TERMINAL
+from t2v.jobs import JobStatus
+from t2v.request import DURATIONS, SIZES
+from t2v_sandbox.place import Place
+from t2v_sandbox.user_client import ApiClient, ApiResponse
+
+PROMPT_SUFFIXES: Final = (".txt", ".json", ".jsonl")
+MAX_PROMPT_FILE_BYTES: Final = 1024 * 1024  # intake refuses larger files; refuse them before the upload
+STATUSES: Final = tuple(status.value for status in JobStatus)
+TERMINAL: Final = frozenset(status.value for status in JOB_TERMINAL)
+_SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class SizeChoice:
+    size: str
+    tier: str
+    aspect: str
+    durations: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.size.replace('*', '×')}  {self.tier} {self.aspect}"
+
+
+SIZE_CHOICES: Final = tuple(
+    SizeChoice(spec.size, spec.tier, spec.aspect, DURATIONS[spec.tier]) for spec in SIZES.values()
+)
+
+
+class UploadError(ValueError):
+    """A prompt file the console will not upload; names the file and the rule."""
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    key: str
+    version_id: str | None
+
+
+def upload_key(prefix: str, filename: str) -> str:
+    """`prompts/<safe name>`: the file's base name, reduced to characters safe in an S3 key."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    safe = _SAFE_NAME.sub("-", base).strip("-.")
+    if not safe or not safe.lower().endswith(PROMPT_SUFFIXES):
+        raise UploadError(f"{filename or '(no name)'}: must end in {', '.join(PROMPT_SUFFIXES)}")
+    return prefix + safe
+
+
+class ConsoleBackend:
+    """The API (signed with the place's credentials) and the stack's prompt bucket."""
+
+    def __init__(
+        self,
+        place: Place,
+        *,
+        client_factory: Callable[[], ApiClient] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.place = place
+        self._client_factory = client_factory or (lambda: ApiClient(place.target))
+        self._clock = clock
+        self._videos: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    @property
+    def where(self) -> str:
+        return "sandbox" if self.place.sandbox else self.place.target.api_url
+
+    def call(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
+        with self._client_factory() as client:
+            return client.call(method, path, **kwargs)
+
+    def list_jobs(self, *, status: str | None, limit: int = 50, cursor: str | None = None) -> ApiResponse:
+        """A page of jobs; SUCCEEDED ones carry their `video` (the API's presigned URL) for the gallery."""
+        answer = self.call("GET", "/videos", query={"status": status, "limit": limit, "cursor": cursor})
+        if answer.status == 200 and isinstance(answer.body, dict):
+            for job in answer.body.get("items") or []:
+                if job.get("status") == "SUCCEEDED" and not job.get("video"):
+                    job["video"] = self._video(str(job.get("job_id")))
+        return answer
+
+    def _video(self, job_id: str) -> dict[str, Any] | None:
+        """A finished job's video view, cached for two thirds of its URL's life (it never changes)."""
+        now = self._clock()
+        cached = self._videos.get(job_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        answer = self.get_job(job_id)
+        video = answer.body.get("video") if answer.status == 200 and isinstance(answer.body, dict) else None
+        if isinstance(video, dict):
+            self._videos[job_id] = (now + 2 / 3 * float(video.get("expires_in") or 60), video)
+            return video
+        return None
+
+    def get_job(self, job_id: str) -> ApiResponse:
+        return self.call("GET", f"/videos/{job_id}")
+
+    def submit(self, body: dict[str, Any]) -> ApiResponse:
+        return self.call("POST", "/videos", json_body=body)
+
+    def cancel(self, job_id: str) -> ApiResponse:
+        return self.call("DELETE", f"/videos/{job_id}")
+
+    def upload(self, filename: str, data: bytes) -> Uploaded:
+        if self.place.bucket is None:
+            raise UploadError("this stack has no OutputBucketName output to upload prompt files to")
+        key = upload_key(self.place.input_prefix, filename)
+        if len(data) > MAX_PROMPT_FILE_BYTES:
+            raise UploadError(f"{filename}: {len(data)} bytes; prompt files are at most 1 MiB")
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UploadError(f"{filename}: not UTF-8 text") from None
+        answer = self.place.client("s3").put_object(Bucket=self.place.bucket, Key=key, Body=data)
+        return Uploaded(key=key, version_id=answer.get("VersionId"))

@@ -15,7 +15,7 @@ PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
 JOBS ?= 200
 
-.PHONY: help venv checkov-venv browser lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
+.PHONY: help venv checkov-venv browser screenshots lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
 	bench-env bench-stream bench-coldstart bench-cost bench-polling bench-rate
 
 help: ## list targets
@@ -74,6 +74,9 @@ test-integration: venv
 
 test-e2e: venv
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+screenshots: venv browser ## the README's console pictures (docs/console-*.png), taken by its browser tests
+	T2V_SCREENSHOT_DIR=docs $(VENV)/bin/pytest tests/e2e/test_console.py -p no:randomly -q
 
 sandbox: venv ## start the sandbox in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/t2v sandbox up

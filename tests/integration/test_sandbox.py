@@ -74,7 +74,11 @@ def test_deploy_exposes_endpoints_outputs_and_physical_ids(sb: Sandbox) -> None:
     assert sb.outputs["ApiUrl"] == f"https://{sb.physical_id('Api')}.execute-api.us-east-1.amazonaws.com/v1"
     assert "EmailSubscription" not in sb.outputs  # condition HasEmail is false
     assert "AlertsEmail" not in endpoints["resources"]
-    assert json.loads((sb.work_dir / "endpoints.json").read_text())["outputs"] == sb.outputs
+    endpoints = json.loads((sb.work_dir / "endpoints.json").read_text())
+    assert endpoints["outputs_as_declared"] == sb.outputs
+    # In the file, the API's execute-api URL is the local front's, which a client can follow
+    assert endpoints["outputs"]["ApiUrl"] == endpoints["api_url"] == sb.api_urls["Api"]
+    assert endpoints["outputs"]["TableName"] == sb.outputs["TableName"]
     # Not-enforced types are listed, never silent.
     assert any("UploadsBucketPolicy (AWS::S3::BucketPolicy)" in note for note in endpoints["not_enforced"])
 

@@ -48,11 +48,18 @@ def test_duration_rule_per_size(tier: str, size: str, duration: int) -> None:
         assert "1080P" in str(err.value) and "5, 8" in str(err.value)
 
 
-@pytest.mark.parametrize("duration", [0, 4, 6, 7, 9, 11, -5, 5.5, True, "5s"])
+@pytest.mark.parametrize("duration", [0, 4, 6, 7, 9, 11, -5, 5.5, True, "5s", "5", "10", None, [5]])
 def test_other_durations_are_refused(duration: object) -> None:
     with pytest.raises(InvalidRequestError) as err:
         parse_request({"prompt": "p", "duration": duration})
     assert fields_of(err.value) == {"duration"}
+
+
+def test_a_string_duration_is_refused_naming_the_json_type() -> None:
+    with pytest.raises(InvalidRequestError) as err:
+        parse_request({"prompt": "p", "duration": "5"})
+    assert str(err.value) == "duration: duration must be a JSON integer number of seconds: 5, 8 or 10"
+    assert parse_request({"prompt": "p", "duration": 8.0}).duration == 8  # the JSON number 8.0 is 8
 
 
 def test_durations_table() -> None:

@@ -112,8 +112,11 @@ class VideoRequest(BaseModel):
     @field_validator("duration", mode="before")
     @classmethod
     def _duration_is_integer(cls, value: Any) -> Any:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError("duration must be a whole number of seconds: 5, 8 or 10")
+        # Strict, as the booleans are: a JSON integer, never a string ("5") or a fraction (5.5).
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # 5.0 is the JSON number 5
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("duration must be a JSON integer number of seconds: 5, 8 or 10")
         return value
 
     @field_validator("audio", "watermark", mode="before")

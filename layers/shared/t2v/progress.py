@@ -1,0 +1,87 @@
+"""How far a job has come and when it should be done, as the API shows it. Pure domain, no I/O.
+
+The expectation comes from the same place the poll schedule takes it: the tier's recent queue
+and run times (`t2v.schedule`, learned from the provider's own task times), and, once the task
+runs, the provider's own account of how long it queued. What cannot be known is null, never
+made up: a job past every prediction has no expected finish, a download has no fraction, a job
+that ended without a video has no fraction either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+
+from t2v.jobs import JobStatus
+from t2v.schedule import Observation, TierHistory, predicted_finishes, quantile
+
+MAX_OPEN_FRACTION: Final = 0.99  # a job that has not ended is never shown as done
+
+
+class Phase(StrEnum):
+    QUEUED = "queued"  # accepted, submitted, or waiting at the provider
+    RUNNING = "running"  # the provider is generating
+    DOWNLOADING = "downloading"  # the video is being copied into S3
+    DONE = "done"  # ended: SUCCEEDED, FAILED, CANCELED or TIMED_OUT
+
+
+PHASES: Final[dict[JobStatus, Phase]] = {
+    JobStatus.ACCEPTED: Phase.QUEUED,
+    JobStatus.SUBMITTED: Phase.QUEUED,
+    JobStatus.PENDING: Phase.QUEUED,
+    JobStatus.RUNNING: Phase.RUNNING,
+    JobStatus.DOWNLOADING: Phase.DOWNLOADING,
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    phase: Phase
+    expected_finish: datetime | None = None
+    fraction: float | None = None  # in [0, 1]; below 1 until the job ends
+
+
+@dataclass(frozen=True)
+class ProgressInput:
+    """What the job record knows, with parsed times."""
+
+    status: JobStatus
+    created_at: datetime | None
+    submitted_at: datetime | None  # when the provider accepted the task (our clock)
+    finished_at: datetime | None
+    queued_seconds: float | None  # the provider's own scheduled_time - submit_time, once RUNNING
+
+
+def job_progress(job: ProgressInput, history: TierHistory, now: datetime) -> Estimate:
+    if job.status.is_terminal:
+        return Estimate(
+            Phase.DONE,
+            expected_finish=job.finished_at,
+            fraction=1.0 if job.status == JobStatus.SUCCEEDED else None,
+        )
+    phase = PHASES[job.status]
+    start = job.submitted_at or job.created_at
+    if phase == Phase.DOWNLOADING or start is None:
+        return Estimate(phase)
+    finish = expected_finish(job, start, history, now)
+    if finish is None:
+        return Estimate(phase)
+    total = max(1e-9, finish - start.timestamp())
+    fraction = min(MAX_OPEN_FRACTION, max(0.0, (now.timestamp() - start.timestamp()) / total))
+    return Estimate(phase, datetime.fromtimestamp(finish, UTC), round(fraction, 3))
+
+
+def expected_finish(job: ProgressInput, start: datetime, history: TierHistory, now: datetime) -> float | None:
+    """The median predicted finish (epoch seconds) among those still ahead; None past all of them."""
+    state = {JobStatus.PENDING: "PENDING", JobStatus.RUNNING: "RUNNING"}.get(job.status, "SUBMITTED")
+    observation = Observation(
+        now=now.timestamp(),
+        submitted_at=start.timestamp(),
+        deadline=now.timestamp(),  # not used by the prediction
+        state=state,  # type: ignore[arg-type]
+        queued_seconds=job.queued_seconds if job.status == JobStatus.RUNNING else None,
+    )
+    ahead = [f for f in predicted_finishes(observation, history) if f > now.timestamp()]
+    return quantile(ahead, 0.5) if ahead else None

@@ -1,0 +1,68 @@
+"""Progress and expected finish of a job, from the tier's timings and the provider's own times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from t2v.jobs import JobStatus
+from t2v.progress import Estimate, Phase, ProgressInput, job_progress
+from t2v.schedule import TierHistory
+
+T0 = datetime(2026, 11, 30, 10, 0, 0, tzinfo=UTC)
+# Every similar task queued 2 s and ran 18 s: expected 20 s after submission.
+HISTORY = TierHistory(queue=(2.0,) * 5, run=(18.0,) * 5)
+
+
+def job(status: JobStatus, *, queued: float | None = None, submitted: bool = True) -> ProgressInput:
+    return ProgressInput(
+        status=status,
+        created_at=T0 - timedelta(seconds=1),
+        submitted_at=T0 if submitted else None,
+        finished_at=T0 + timedelta(seconds=25) if status.is_terminal else None,
+        queued_seconds=queued,
+    )
+
+
+def test_a_queued_job_expects_its_tiers_time_and_the_fraction_moves_with_the_clock() -> None:
+    early = job_progress(job(JobStatus.SUBMITTED), HISTORY, T0 + timedelta(seconds=5))
+    later = job_progress(job(JobStatus.SUBMITTED), HISTORY, T0 + timedelta(seconds=10))
+    assert early == Estimate(Phase.QUEUED, T0 + timedelta(seconds=20), 0.25)
+    assert later.fraction == 0.5
+    assert later.expected_finish == early.expected_finish
+
+
+def test_before_submission_the_estimate_starts_at_acceptance() -> None:
+    estimate = job_progress(job(JobStatus.ACCEPTED, submitted=False), HISTORY, T0)
+    assert estimate.phase == Phase.QUEUED
+    assert estimate.expected_finish == T0 + timedelta(seconds=19)
+
+
+def test_a_running_job_uses_the_providers_own_queue_time() -> None:
+    # The provider says it queued 6 s (not the usual 2): the run of 18 s starts from there.
+    estimate = job_progress(job(JobStatus.RUNNING, queued=6.0), HISTORY, T0 + timedelta(seconds=12))
+    assert estimate == Estimate(Phase.RUNNING, T0 + timedelta(seconds=24), 0.5)
+
+
+def test_a_pending_job_seen_late_starts_no_earlier_than_now() -> None:
+    estimate = job_progress(job(JobStatus.PENDING), HISTORY, T0 + timedelta(seconds=10))
+    assert estimate.expected_finish == T0 + timedelta(seconds=28)
+
+
+def test_past_every_prediction_the_finish_is_unknown_not_invented() -> None:
+    estimate = job_progress(job(JobStatus.SUBMITTED), HISTORY, T0 + timedelta(seconds=60))
+    assert estimate == Estimate(Phase.QUEUED, None, None)
+
+
+def test_downloading_and_ended_jobs() -> None:
+    assert job_progress(job(JobStatus.DOWNLOADING), HISTORY, T0) == Estimate(Phase.DOWNLOADING)
+    done = job_progress(job(JobStatus.SUCCEEDED), HISTORY, T0 + timedelta(seconds=30))
+    assert done == Estimate(Phase.DONE, T0 + timedelta(seconds=25), 1.0)
+    failed = job_progress(job(JobStatus.FAILED), HISTORY, T0 + timedelta(seconds=30))
+    assert failed.fraction is None
+
+
+def test_an_open_job_is_never_shown_done() -> None:
+    wide = TierHistory(queue=(0.0,), run=(10.0, 100.0))
+    estimate = job_progress(job(JobStatus.RUNNING, queued=0.0), wide, T0 + timedelta(seconds=99))
+    assert estimate.fraction is not None
+    assert estimate.fraction <= 0.99

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from t2v.api_service import (
     MAX_IDEMPOTENCY_KEY_CHARS,
     Accepted,
+    DailyBudgetError,
     ErrorResponse,
     IdempotencyConflictError,
     JobNotFoundError,
@@ -37,6 +38,7 @@ from t2v.errors import CreateInProgressError, ProviderError, RetryableProviderEr
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
 from t2v.request import InvalidRequestError, VideoRequest, parse_request
+from t2v.user_view import base_path
 
 logger = Logger()
 tracer = Tracer()
@@ -46,6 +48,7 @@ _deps = cache(build_api_deps)
 
 # The one mapping of typed errors to HTTP statuses; the first matching class wins (None: its own code).
 HTTP_ERRORS: tuple[tuple[type[Exception], HTTPStatus, str | None], ...] = (
+    (DailyBudgetError, HTTPStatus.TOO_MANY_REQUESTS, None),
     (InvalidRequestError, HTTPStatus.BAD_REQUEST, None),
     (NotFoundError, HTTPStatus.NOT_FOUND, "NotFound"),
     (JobNotFoundError, HTTPStatus.NOT_FOUND, None),
@@ -72,6 +75,10 @@ def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
         400: _doc("Invalid request: `fields` names each field and its rule"),
         409: _doc("The Idempotency-Key was used before with a different body"),
         415: _doc("The body is not JSON (`fields` names the Content-Type)"),
+        429: _doc(
+            "BudgetExceeded: the request cannot fit the day's remaining budget (DailyBudgetSeconds); "
+            "`fields` names `duration`, Retry-After gives the seconds until 00:00 UTC"
+        ),
     },
 )
 def create_video(
@@ -87,7 +94,9 @@ def create_video(
     }
     # The domain's parser has the last word: the resolver would take the first item of a JSON array.
     request = parse_request(app.current_event.json_body)
-    accepted = accept_video(request, idempotency_key=idempotency_key, origin=origin, deps=_deps())
+    accepted = accept_video(
+        request, idempotency_key=idempotency_key, origin=origin, deps=_deps(), base_path=_base_path()
+    )
     return Response(202, content_types.APPLICATION_JSON, accepted, {"Location": accepted.links["self"]})
 
 
@@ -97,7 +106,7 @@ def create_video(
     responses={200: _doc("The job", JobView), 404: _doc("No such job")},
 )
 def read_video(job_id: str) -> JobView:
-    return get_video(job_id, _deps())
+    return get_video(job_id, _deps(), _base_path())
 
 
 @app.get(
@@ -110,7 +119,7 @@ def list_recent(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> JobPage:
-    return list_videos(status=status, limit=limit, cursor=cursor, deps=_deps())
+    return list_videos(status=status, limit=limit, cursor=cursor, deps=_deps(), base_path=_base_path())
 
 
 @app.delete(
@@ -124,7 +133,13 @@ def list_recent(
     },
 )
 def cancel(job_id: str) -> JobView:
-    return cancel_video(job_id, _deps())
+    return cancel_video(job_id, _deps(), _base_path())
+
+
+def _base_path() -> str:
+    """What precedes the routes in the caller's URL (the stage, or a custom domain's base path)."""
+    event = app.current_event
+    return base_path(event.request_context.path, event.path, event.request_context.stage)
 
 
 def error_response(exc: Exception) -> Response[Any]:
@@ -146,8 +161,9 @@ def error_response(exc: Exception) -> Response[Any]:
         error["fields"] = [e.as_dict() for e in exc.errors]
     if status >= 500:
         logger.warning("request failed", extra={"status": int(status), "error": error})
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, DailyBudgetError) else None
     return Response(
-        int(status), content_types.APPLICATION_JSON, json.dumps({"error": error}, ensure_ascii=False)
+        int(status), content_types.APPLICATION_JSON, json.dumps({"error": error}, ensure_ascii=False), headers
     )
 
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
@@ -121,16 +122,26 @@ def test_submit_from_the_form_watch_progress_and_play_the_video(
 
     # Then the job page follows it live: statuses and progress move without a reload
     statuses: list[str] = []
+    fractions: list[float] = []
     deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
     while time.monotonic() < deadline:
         status = page.inner_text("#status")
         if not statuses or statuses[-1] != status:
             statuses.append(status)
+        value = page.evaluate(
+            "() => { const p = document.getElementById('progress');"
+            " return p && p.hasAttribute('value') ? p.value : null; }"
+        )
+        if value is not None:
+            fractions.append(float(value))
         if status in {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}:
             break
         page.wait_for_timeout(250)
     assert statuses[-1] == "SUCCEEDED", statuses
     assert len(statuses) >= 3, f"saw too few live updates: {statuses}"
+    # The bar follows the API's progress block: it only moves forward, and it did move
+    assert fractions == sorted(fractions), f"progress went backwards: {fractions}"
+    assert len(set(fractions)) >= 2, f"progress never moved: {fractions}"
     timeline = page.locator("#timeline li")
     expect(timeline.first).to_contain_text("ACCEPTED")
     expect(timeline.last).to_contain_text("SUCCEEDED")
@@ -219,7 +230,9 @@ def test_uploaded_prompt_files_show_up_in_the_gallery_with_their_origin(
     # The gallery refreshes by itself until both lines' jobs are there, each naming its file and line
     cards = page.locator(f"#gallery article:has-text('upload {tag}')")
     expect(cards).to_have_count(2)
-    expect(page.locator(f"#gallery article:has-text('upload {tag} two') .origin")).to_have_text("s3")
+    expect(page.locator(f"#gallery article:has-text('upload {tag} two') .origin")).to_have_text(
+        f"file prompts/{name}:2"
+    )
     # The words filter narrows the gallery in place
     page.fill("#filter-text", f"{tag} two")
     expect(page.locator("#gallery article:visible")).to_have_count(1)
@@ -241,6 +254,41 @@ def test_the_console_refuses_other_hosts_and_forms_without_its_token(console: Ru
     assert refused.status_code == 403
     page = httpx.get(f"{console.url}/")
     assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+
+
+def test_the_apis_location_is_followable_and_the_view_shows_origin_and_progress(sb: UserSandbox) -> None:
+    from t2v_sandbox.user_client import ApiClient
+
+    place = sandbox_place(sb.work_dir / "endpoints.json")
+    with ApiClient(place.target) as api:
+        accepted = api.call(
+            "POST", "/videos", json_body={"prompt": f"follow {uuid.uuid4().hex[:6]}", "size": "640*360"}
+        )
+        assert accepted.status == 202
+        location = accepted.headers["location"]
+        assert location == accepted.body["links"]["self"]
+        assert location.startswith("/v1/videos/")  # with the stage: following it works
+        # Follow it as a client would: the host of the API, the path it was given
+        host = place.target.api_url.removesuffix("/v1")
+        job = httpx_get_signed(api, host + location)
+        assert job["job_id"] == accepted.body["job_id"]
+        assert job["origin"]["door"] == "api"
+        assert job["origin"]["caller"]
+        assert job["progress"]["phase"] in {"queued", "running", "downloading", "done"}
+        # Strict integers: a string duration is refused naming the field
+        refused = api.call("POST", "/videos", json_body={"prompt": "p", "duration": "5"})
+        assert refused.status == 400
+        assert refused.body["error"]["fields"][0]["field"] == "duration"
+
+
+def httpx_get_signed(api: Any, url: str) -> dict[str, Any]:
+    import httpx
+
+    headers = api.signed_headers("GET", url, b"", {"Accept": "application/json"})
+    answer = httpx.get(url, headers=headers)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
 
 
 def test_endpoints_file_outputs_are_reachable_and_events_follows_sns_and_eventbridge(sb: UserSandbox) -> None:

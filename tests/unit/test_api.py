@@ -18,6 +18,7 @@ from t2v.api_service import ApiDeps, ApiSettings
 from t2v.config import ConfigError
 from t2v.errors import ProviderAuthError, RetryableProviderError, TerminalProviderError
 from t2v.jobs import JobStatus, can_move, derive_job_id
+from t2v.schedule import GenerationTier, MemoryPollStats, TierHistory
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps
 
@@ -128,6 +129,9 @@ class FakeRepo:
         token = base64.urlsafe_b64encode(json.dumps({"pk": evaluated[-1]["pk"]}).encode()).decode()
         return page, token if more and evaluated else None
 
+    def budget_used(self, day: str) -> int:
+        return int(self.items.get(f"budget#{day}", {}).get("used_seconds", 0))
+
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
         item = self.items.setdefault(f"idem#{key}", {"pk": f"idem#{key}", "job_id": job_id})
         return str(item["job_id"])
@@ -215,6 +219,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
         provider=lambda: provider,
         outcomes=outcomes,
         settings=settings,
+        timings=MemoryPollStats(),
         clock=lambda: NOW,
     )
     monkeypatch.setattr(app_module, "_deps", lambda: deps)
@@ -281,8 +286,9 @@ def test_post_records_the_job_and_starts_one_execution(world: World) -> None:
 
     job_id = derive_job_id("api", "k-1")
     assert status == 202
-    assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/videos/{job_id}"}}
-    assert headers["Location"] == f"/videos/{job_id}"
+    # Links carry the stage (the corpus event came through /Prod), so following them works
+    assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/Prod/videos/{job_id}"}}
+    assert headers["Location"] == f"/Prod/videos/{job_id}"
     assert world.repo.items[job_id]["status"] == "ACCEPTED"
     assert world.repo.items[job_id]["source"] == "api"
     payload = world.executions.started[job_id]
@@ -591,3 +597,128 @@ def test_committed_openapi_document_is_current() -> None:
 def test_events_corpus_matches_the_routes() -> None:
     assert load_event("api_post_videos.json")["resource"] == "/videos"
     assert Path(ROOT / "events" / "api_get_video.json").exists()
+
+
+# -- the user's view: origin, progress, links, strictness, the daily budget ---------------------
+
+
+def test_a_job_shows_its_origin_file_and_line(world: World) -> None:
+    seed_job(world.repo, "job-file", "SUBMITTED")
+    world.repo.items["job-file"]["origin"] = {
+        "bucket": "b",
+        "key": "prompts/a.jsonl",
+        "version": "v-1",
+        "line": 3,
+    }
+
+    _, _, body = request("GET", "/videos/job-file")
+
+    assert body["origin"] == {
+        "door": "s3",
+        "bucket": "b",
+        "key": "prompts/a.jsonl",
+        "version": "v-1",
+        "line": 3,
+        "event_id": None,
+        "event_source": None,
+        "event_time": None,
+        "request_id": None,
+        "caller": None,
+    }
+    assert body["links"] == {"self": "/Prod/videos/job-file"}
+
+
+def test_an_api_job_shows_its_caller(world: World) -> None:
+    status, _, accepted = post(GOOD)
+    assert status == 202
+    _, _, body = request("GET", f"/videos/{accepted['job_id']}")
+    assert body["origin"]["door"] == "api"
+    assert body["origin"]["request_id"]
+    assert body["origin"]["caller"]
+
+
+def test_progress_comes_from_the_tiers_timings_and_the_providers_queue_time(world: World) -> None:
+    # Given a 360P 5 s job submitted 10 s ago, whose task the provider says queued 4 s
+    seed_job(
+        world.repo, "job-run", "RUNNING", submitted_at=iso(NOW - timedelta(seconds=10)), queued_seconds=4.0
+    )
+    world.repo.items["job-run"]["request"] = {"prompt": "p", "size": "640*360", "duration": 5}
+    world.deps.timings.histories[GenerationTier.of("640*360", 5, False)] = TierHistory(
+        queue=(1.0,), run=(16.0,)
+    )
+
+    _, _, body = request("GET", "/videos/job-run")
+
+    # Then it should be done 4 + 16 s after submission: 10 s from now, half way
+    assert body["progress"] == {
+        "phase": "running",
+        "expected_finish_at": iso(NOW + timedelta(seconds=10)),
+        "fraction": 0.5,
+    }
+
+
+def test_progress_of_ended_jobs_and_unknowns_stay_null(world: World) -> None:
+    seed_job(world.repo, "job-done", "SUCCEEDED", finished_at=iso(NOW))
+    seed_job(world.repo, "job-failed", "FAILED", finished_at=iso(NOW))
+    seed_job(world.repo, "job-dl", "DOWNLOADING")
+    assert request("GET", "/videos/job-done")[2]["progress"] == {
+        "phase": "done",
+        "expected_finish_at": iso(NOW),
+        "fraction": 1.0,
+    }
+    assert request("GET", "/videos/job-failed")[2]["progress"]["fraction"] is None
+    assert request("GET", "/videos/job-dl")[2]["progress"] == {
+        "phase": "downloading",
+        "expected_finish_at": None,
+        "fraction": None,
+    }
+
+
+def test_the_list_carries_each_succeeded_jobs_video(world: World) -> None:
+    seed_job(world.repo, "job-ok", "SUCCEEDED", s3_bucket="b", s3_key="videos/job-ok.mp4")
+    seed_job(world.repo, "job-bad", "FAILED", minutes=1)
+    _, _, page = request("GET", "/videos")
+    videos = {item["job_id"]: item["video"] for item in page["items"]}
+    assert videos["job-bad"] is None
+    assert videos["job-ok"]["url"].startswith("https://b.s3.example/videos/job-ok.mp4")
+    assert all(item["links"]["self"].startswith("/Prod/videos/") for item in page["items"])
+
+
+def test_a_string_duration_is_400_naming_the_field(world: World) -> None:
+    status, _, body = post({**GOOD, "duration": "5"})
+    assert status == 400
+    assert body["error"]["fields"] == [
+        {"field": "duration", "message": "duration must be a JSON integer number of seconds: 5, 8 or 10"}
+    ]
+    assert world.executions.started == {}
+
+
+def test_a_request_over_the_days_remaining_budget_is_refused_at_the_door(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a 12 s daily budget of which 4 s are left
+    monkeypatch.setattr(
+        world.deps, "settings", world.deps.settings.model_copy(update={"daily_budget_seconds": 12})
+    )
+    world.repo.items[f"budget#{NOW:%Y-%m-%d}"] = {"used_seconds": 8}
+
+    # When a 5 s video is asked for
+    status, headers, body = post(GOOD)
+
+    # Then it is refused with 429, naming duration, until the budget renews at midnight UTC
+    assert status == 429
+    assert body["error"]["code"] == "BudgetExceeded"
+    assert body["error"]["fields"][0]["field"] == "duration"
+    assert "5 billed seconds do not fit the 4 s left" in body["error"]["fields"][0]["message"]
+    midnight = datetime.combine(NOW.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+    assert headers["Retry-After"] == str(int((midnight - NOW).total_seconds()))
+    assert world.executions.started == {}
+    assert not [k for k in world.repo.items if k.startswith("job-")]
+
+    # And so is a longer one; with room again it is accepted, and its retry is never refused later
+    status, _, _ = post({**GOOD, "duration": 8}, key="k-fits")
+    assert status == 429
+    world.repo.items[f"budget#{NOW:%Y-%m-%d}"] = {"used_seconds": 0}
+    assert post(GOOD, key="k-retry")[0] == 202
+    world.repo.items[f"budget#{NOW:%Y-%m-%d}"] = {"used_seconds": 12}
+    assert post(GOOD, key="k-retry")[0] == 202

@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, Field, field_validator
@@ -27,9 +28,11 @@ from t2v.errors import CreateInProgressError, PipelineError, TerminalProviderErr
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.jsontext import loads
 from t2v.request import FieldError, InvalidRequestError, VideoRequest, parse_request
+from t2v.schedule import GenerationTier, TierHistory
 from t2v.times import parse_ts, utcnow
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.ports import ProviderClient, Repo
+from t2v.user_view import LINKS_DOC, OriginView, ProgressView, links, origin_view, progress_view
 
 SOURCE: Final = "api"
 MAX_IDEMPOTENCY_KEY_CHARS: Final = 255
@@ -56,6 +59,10 @@ class ApiSettings(FinalizeSettings):
     presign_seconds: int = Field(default=900, ge=60, le=3600)
     # The same as submit's: a younger create claim means a create may be on its way to the provider.
     create_claim_stale_seconds: int = Field(default=60, ge=1, le=3600)
+    # The same as submit's: POST refuses what cannot fit the day's remaining budget (0: no cap).
+    daily_budget_seconds: int = Field(default=0, ge=0)
+    # The same as status's: the seeds of a tier's expected generation time, until jobs teach real ones.
+    generation_time_scale: float = Field(default=1.0, gt=0, le=100)
 
     @field_validator("state_machine_arn")
     @classmethod
@@ -79,6 +86,24 @@ class NotCancelableError(PipelineError):
     code = "NotCancelable"
 
 
+class DailyBudgetError(InvalidRequestError):
+    """The request's billed seconds cannot fit what is left of the day's budget: answered 429."""
+
+    code = "BudgetExceeded"
+
+    def __init__(self, *, seconds: int, left: int, cap: int, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            [
+                FieldError(
+                    "duration",
+                    f"{seconds} billed seconds do not fit the {left} s left of today's budget "
+                    f"(DailyBudgetSeconds {cap}); it renews at 00:00 UTC",
+                )
+            ]
+        )
+
+
 class IdempotencyConflictError(PipelineError):
     """The Idempotency-Key was used before with a different request body."""
 
@@ -87,9 +112,6 @@ class IdempotencyConflictError(PipelineError):
 
 # ---------------------------------------------------------------------------------------------
 # views: what the API answers
-
-
-LINKS_DOC: Final = '{"self": "/videos/<job_id>"}: where the job can be read.'
 
 
 class Accepted(BaseModel):
@@ -135,6 +157,8 @@ class JobView(BaseModel):
     submitted_at: str | None = None
     finished_at: str | None = None
     deadline_at: str | None = None
+    origin: OriginView = Field(description="Where the request came from: file and line, event, or caller.")
+    progress: ProgressView
     video: VideoView | None = Field(default=None, description="Only for SUCCEEDED jobs.")
     links: dict[str, str] = Field(description=LINKS_DOC)
 
@@ -218,11 +242,16 @@ def check_body(headers: Mapping[str, Any] | None, body: str | None, *, is_base64
             raise InvalidRequestError([FieldError("body", "must be UTF-8 JSON text")]) from None
 
 
-def _links(job_id: str) -> dict[str, str]:
-    return {"self": f"/videos/{job_id}"}
+@dataclass(frozen=True)
+class ViewContext:
+    """What a job view needs besides the record: the clock, the tier timings, the caller's base path."""
+
+    now: datetime
+    timings: TierTimings
+    base_path: str = ""
 
 
-def job_view(job: Job, video: VideoView | None = None) -> JobView:
+def job_view(job: Job, ctx: ViewContext, video: VideoView | None = None) -> JobView:
     error = None
     if job.get("error_code") or job.get("error_message"):
         error = JobErrorView(
@@ -246,8 +275,18 @@ def job_view(job: Job, video: VideoView | None = None) -> JobView:
         submitted_at=job.get("submitted_at"),
         finished_at=job.get("finished_at"),
         deadline_at=job.get("deadline_at"),
+        origin=origin_view(job.get("source"), job.get("origin")),
+        progress=progress_view(
+            status=job.status,
+            created_at=job.get("created_at"),
+            submitted_at=job.get("submitted_at"),
+            finished_at=job.get("finished_at"),
+            queued_seconds=job.get("queued_seconds"),
+            history=ctx.timings.history(GenerationTier.of_request(job.request)),
+            now=ctx.now,
+        ),
         video=video,
-        links=_links(job.job_id),
+        links=links(job.job_id, ctx.base_path),
     )
 
 
@@ -255,7 +294,11 @@ def job_view(job: Job, video: VideoView | None = None) -> JobView:
 # dependencies
 
 
-class ApiRepo(Repo, Protocol):
+class BudgetLedger(Protocol):
+    def budget_used(self, day: str) -> int: ...
+
+
+class ApiRepo(Repo, BudgetLedger, Protocol):
     def list_jobs(
         self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Job], str | None]: ...
@@ -267,6 +310,12 @@ class Executions(Protocol):
 
     def start(self, job_id: str, payload: dict[str, Any]) -> bool: ...
     def stop(self, job_id: str, *, cause: str) -> bool: ...
+
+
+class TierTimings(Protocol):
+    """A tier's recent queue and run times (t2v.adapters.poll_stats.PollStats)."""
+
+    def history(self, tier: GenerationTier) -> TierHistory: ...
 
 
 class Presigner(Protocol):
@@ -281,7 +330,11 @@ class ApiDeps:
     provider: Callable[[], ProviderClient]
     outcomes: AnnounceDeps
     settings: ApiSettings
+    timings: TierTimings
     clock: Callable[[], datetime] = utcnow
+
+    def view_context(self, base_path: str = "") -> ViewContext:
+        return ViewContext(now=self.clock(), timings=self.timings, base_path=base_path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,16 +342,28 @@ class ApiDeps:
 
 
 def accept_video(
-    request: VideoRequest, *, idempotency_key: str | None, origin: dict[str, Any], deps: ApiDeps
+    request: VideoRequest,
+    *,
+    idempotency_key: str | None,
+    origin: dict[str, Any],
+    deps: ApiDeps,
+    base_path: str = "",
 ) -> Accepted:
-    """Record the job (so GET works at once) and start its execution, at most once per key."""
+    """Record the job (so GET works at once) and start its execution, at most once per key.
+
+    A request that cannot fit the day's remaining budget is refused here; submit still charges the
+    budget atomically, so a job that loses a race for the last seconds fails cleanly later.
+    """
     now = deps.clock()
     if idempotency_key is not None:
         job_id = deps.repo.remember_idempotency_key(
             idempotency_key, derive_job_id(SOURCE, idempotency_key), now=now
         )
+        if deps.repo.get(job_id) is None:  # a retry of an accepted job is answered as before
+            _check_budget(request, deps.repo, deps.settings.daily_budget_seconds, now)
     else:
         job_id = derive_job_id(SOURCE, uuid.uuid4().hex)
+        _check_budget(request, deps.repo, deps.settings.daily_budget_seconds, now)
     body = request.model_dump(exclude_none=True)
     job, created = deps.repo.create_if_absent(
         job_id,
@@ -319,27 +384,48 @@ def accept_video(
             job_id=job_id, request=job.request, source=SOURCE, origin=job.get("origin") or origin
         )
         deps.executions.start(job_id, execution.model_dump(mode="json"))
-    return Accepted(job_id=job_id, links=_links(job_id))
+    return Accepted(job_id=job_id, links=links(job_id, base_path))
 
 
-def get_video(job_id: str, deps: ApiDeps) -> JobView:
-    job = _job(job_id, deps)
-    video = None
-    bucket, key = job.get("s3_bucket"), job.get("s3_key")
-    if job.status == JobStatus.SUCCEEDED and bucket and key:
-        expires = deps.settings.presign_seconds
-        video = VideoView(
-            uri=f"s3://{bucket}/{key}",
-            url=deps.store.presign(bucket=bucket, key=key, expires_in=expires),
-            expires_in=expires,
-            bytes=job.get("bytes"),
-            sha256=job.get("sha256"),
+def _check_budget(request: VideoRequest, ledger: BudgetLedger, cap: int, now: datetime) -> None:
+    if not cap:
+        return
+    left = max(0, cap - ledger.budget_used(now.strftime("%Y-%m-%d")))
+    if request.billed_seconds > left:
+        midnight = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=UTC)
+        raise DailyBudgetError(
+            seconds=request.billed_seconds,
+            left=left,
+            cap=cap,
+            retry_after=max(1, math.ceil((midnight - now).total_seconds())),
         )
-    return job_view(job, video)
 
 
-def list_videos(*, status: JobStatus | None, limit: int, cursor: str | None, deps: ApiDeps) -> JobPage:
-    """Most recent first. A status filter can leave DynamoDB pages short, so read on to fill `limit`."""
+def _video_view(job: Job, deps: ApiDeps) -> VideoView | None:
+    bucket, key = job.get("s3_bucket"), job.get("s3_key")
+    if job.status != JobStatus.SUCCEEDED or not bucket or not key:
+        return None
+    expires = deps.settings.presign_seconds
+    return VideoView(
+        uri=f"s3://{bucket}/{key}",
+        url=deps.store.presign(bucket=bucket, key=key, expires_in=expires),
+        expires_in=expires,
+        bytes=job.get("bytes"),
+        sha256=job.get("sha256"),
+    )
+
+
+def get_video(job_id: str, deps: ApiDeps, base_path: str = "") -> JobView:
+    job = _job(job_id, deps)
+    return job_view(job, deps.view_context(base_path), _video_view(job, deps))
+
+
+def list_videos(
+    *, status: JobStatus | None, limit: int, cursor: str | None, deps: ApiDeps, base_path: str = ""
+) -> JobPage:
+    """Most recent first, a SUCCEEDED job with its video (presigning is local: no call per item).
+
+    A status filter can leave DynamoDB pages short, so read on to fill `limit`."""
     if cursor is not None:
         _check_cursor(cursor)
     items: list[Job] = []
@@ -351,10 +437,11 @@ def list_videos(*, status: JobStatus | None, limit: int, cursor: str | None, dep
         items.extend(jobs)
         if cursor is None or len(items) >= limit:
             break
-    return JobPage(items=[job_view(j) for j in items], next_cursor=cursor)
+    ctx = deps.view_context(base_path)
+    return JobPage(items=[job_view(j, ctx, _video_view(j, deps)) for j in items], next_cursor=cursor)
 
 
-def cancel_video(job_id: str, deps: ApiDeps) -> JobView:
+def cancel_video(job_id: str, deps: ApiDeps, base_path: str = "") -> JobView:
     """Cancel at the provider (only PENDING tasks can be), stop the execution, record CANCELED once."""
     job = _job(job_id, deps)
     if job.status.is_terminal:
@@ -372,7 +459,7 @@ def cancel_video(job_id: str, deps: ApiDeps) -> JobView:
         Ended(status=JobStatus.CANCELED, code="Canceled", message="canceled by the user"),
         deps.outcomes,
     )
-    return job_view(_job(job_id, deps))
+    return job_view(_job(job_id, deps), deps.view_context(base_path))
 
 
 def _cancel_task(task_id: str, deps: ApiDeps) -> None:
@@ -420,6 +507,7 @@ def _check_cursor(cursor: str) -> None:
 
 def build_api_deps() -> ApiDeps:
     """Everything the API needs, from the environment; clients are built lazily."""
+    from t2v.adapters.poll_stats import PollStats
     from t2v.adapters.storage import VideoStore
     from t2v.adapters.workflow import Workflow
     from t2v.wiring import build_announce_deps, provider_client_factory
@@ -440,4 +528,5 @@ def build_api_deps() -> ApiDeps:
         provider=provider,
         outcomes=outcomes,
         settings=settings,
+        timings=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
     )

@@ -146,6 +146,9 @@ def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -
         task_status = TaskStatus(status)
         deps.repo.transition(turn.job_id, PROVIDER_TO_JOB[task_status], now=now)
         queued, _ = queue_and_run(_times(info).model_dump())
+        if queued is not None and turn.queued_seconds is None:
+            # The provider's own queue time, once known, goes on the record too: the API's ETA uses it.
+            deps.repo.update_fields(turn.job_id, {"queued_seconds": round(queued, 3)}, now=now)
         if queued is not None:
             turn = turn.model_copy(update={"queued_seconds": round(queued, 3)})
         obs = Observation(

@@ -639,9 +639,8 @@ def test_an_api_job_shows_its_caller(world: World) -> None:
 
 def test_progress_comes_from_the_tiers_timings_and_the_providers_queue_time(world: World) -> None:
     # Given a 360P 5 s job submitted 10 s ago, whose task the provider says queued 4 s
-    seed_job(
-        world.repo, "job-run", "RUNNING", submitted_at=iso(NOW - timedelta(seconds=10)), queued_seconds=4.0
-    )
+    ten_ago = iso(NOW - timedelta(seconds=10))
+    seed_job(world.repo, "job-run", "RUNNING", created_at=ten_ago, submitted_at=ten_ago, queued_seconds=4.0)
     world.repo.items["job-run"]["request"] = {"prompt": "p", "size": "640*360", "duration": 5}
     world.deps.timings.histories[GenerationTier.of("640*360", 5, False)] = TierHistory(
         queue=(1.0,), run=(16.0,)

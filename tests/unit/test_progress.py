@@ -13,10 +13,12 @@ T0 = datetime(2026, 11, 30, 10, 0, 0, tzinfo=UTC)
 HISTORY = TierHistory(queue=(2.0,) * 5, run=(18.0,) * 5)
 
 
-def job(status: JobStatus, *, queued: float | None = None, submitted: bool = True) -> ProgressInput:
+def job(
+    status: JobStatus, *, queued: float | None = None, submitted: bool = True, asked_before: float = 0.0
+) -> ProgressInput:
     return ProgressInput(
         status=status,
-        created_at=T0 - timedelta(seconds=1),
+        created_at=T0 - timedelta(seconds=asked_before),
         submitted_at=T0 if submitted else None,
         finished_at=T0 + timedelta(seconds=25) if status.is_terminal else None,
         queued_seconds=queued,
@@ -32,9 +34,19 @@ def test_a_queued_job_expects_its_tiers_time_and_the_fraction_moves_with_the_clo
 
 
 def test_before_submission_the_estimate_starts_at_acceptance() -> None:
-    estimate = job_progress(job(JobStatus.ACCEPTED, submitted=False), HISTORY, T0)
+    estimate = job_progress(job(JobStatus.ACCEPTED, submitted=False, asked_before=1), HISTORY, T0)
     assert estimate.phase == Phase.QUEUED
     assert estimate.expected_finish == T0 + timedelta(seconds=19)
+
+
+def test_the_fraction_counts_from_the_request_so_submission_never_sets_it_back() -> None:
+    # Accepted 4 s before the provider took the task: 4 s of 24 before, 6 s of 26 just after
+    before = job_progress(job(JobStatus.ACCEPTED, submitted=False, asked_before=4), HISTORY, T0)
+    after = job_progress(job(JobStatus.SUBMITTED, asked_before=4), HISTORY, T0 + timedelta(seconds=2))
+    assert before.fraction is not None and after.fraction is not None
+    assert after.fraction > before.fraction
+    assert after.expected_finish == T0 + timedelta(seconds=20)
+    assert after.fraction == round(6 / 24, 3)
 
 
 def test_a_running_job_uses_the_providers_own_queue_time() -> None:

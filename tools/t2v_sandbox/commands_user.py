@@ -147,6 +147,7 @@ class Progress:
         self._printed_at = 0.0
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
+        self._shown = 0.0
 
     def __call__(self, job: dict[str, Any], elapsed: float) -> None:
         facts = progress_facts(job)
@@ -179,6 +180,8 @@ class Progress:
         assert self._task is not None
         done = status in {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}
         fraction = 1.0 if status == "SUCCEEDED" else facts.fraction
+        if fraction is not None:  # a revised estimate may lower the API's fraction; the bar never goes back
+            self._shown = fraction = max(fraction, self._shown)
         self._bar.update(
             self._task,
             description=f"{status:<11} {facts.phase or '' if not done else ''}".rstrip(),

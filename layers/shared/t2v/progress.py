@@ -48,8 +48,8 @@ class ProgressInput:
     """What the job record knows, with parsed times."""
 
     status: JobStatus
-    created_at: datetime | None
-    submitted_at: datetime | None  # when the provider accepted the task (our clock)
+    created_at: datetime | None  # when the request was accepted: the fraction counts from here
+    submitted_at: datetime | None  # when the provider accepted the task (our clock): predictions start here
     finished_at: datetime | None
     queued_seconds: float | None  # the provider's own scheduled_time - submit_time, once RUNNING
 
@@ -62,14 +62,17 @@ def job_progress(job: ProgressInput, history: TierHistory, now: datetime) -> Est
             fraction=1.0 if job.status == JobStatus.SUCCEEDED else None,
         )
     phase = PHASES[job.status]
+    # The provider's clock starts at submission; the user's when they asked, and the fraction is
+    # theirs (it must not fall back when the job moves from ACCEPTED to SUBMITTED).
     start = job.submitted_at or job.created_at
-    if phase == Phase.DOWNLOADING or start is None:
+    asked = job.created_at or start
+    if phase == Phase.DOWNLOADING or start is None or asked is None:
         return Estimate(phase)
     finish = expected_finish(job, start, history, now)
     if finish is None:
         return Estimate(phase)
-    total = max(1e-9, finish - start.timestamp())
-    fraction = min(MAX_OPEN_FRACTION, max(0.0, (now.timestamp() - start.timestamp()) / total))
+    total = max(1e-9, finish - asked.timestamp())
+    fraction = min(MAX_OPEN_FRACTION, max(0.0, (now.timestamp() - asked.timestamp()) / total))
     return Estimate(phase, datetime.fromtimestamp(finish, UTC), round(fraction, 3))
 
 

@@ -32,7 +32,15 @@ async function refresh(section) {
     merge(section, html);
     return true;
   }
+  const before = section.querySelector("progress[value]");
   section.innerHTML = html;
+  // A revised estimate may lower the API's fraction; the bar on screen never moves backwards.
+  const after = section.querySelector("progress[value]");
+  if (before && after && after.value < before.value) {
+    after.value = before.value;
+    const percent = section.querySelector("#percent");
+    if (percent) percent.textContent = `${Math.round(after.value * 100)} %`;
+  }
   const live = section.querySelector("[data-terminal]");
   if (live && live.dataset.terminal === "1") {
     await loadPlayer();

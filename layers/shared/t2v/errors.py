@@ -139,6 +139,22 @@ class BudgetExceededError(PipelineError):
     code = "BudgetExceeded"
 
 
+class JobNotFoundError(PipelineError):
+    code = "NotFound"
+
+
+class NotCancelableError(PipelineError):
+    """The job already ended, or the provider task has left PENDING."""
+
+    code = "NotCancelable"
+
+
+class IdempotencyConflictError(PipelineError):
+    """The Idempotency-Key was used before with a different request body."""
+
+    code = "IdempotencyKeyReused"
+
+
 class TaskFailedError(PipelineError):
     """The provider's task ended FAILED (or SUCCEEDED without a video, which is the same to a user)."""
 

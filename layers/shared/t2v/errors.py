@@ -155,18 +155,6 @@ class IdempotencyConflictError(PipelineError):
     code = "IdempotencyKeyReused"
 
 
-class TaskFailedError(PipelineError):
-    """The provider's task ended FAILED (or SUCCEEDED without a video, which is the same to a user)."""
-
-    code = "TaskFailed"
-
-    def __init__(self, message: str, *, provider_code: str | None = None, task_id: str | None = None) -> None:
-        self.provider_code = provider_code
-        self.provider_message = message
-        self.task_id = task_id
-        super().__init__(f"{provider_code}: {message}" if provider_code else message)
-
-
 def classify_http_error(
     http_status: int, provider_code: str | None, message: str, request_id: str | None
 ) -> ProviderError:

@@ -7,7 +7,6 @@ PENDING -> RUNNING -> a final status when told to; only PENDING tasks can be can
 
 from __future__ import annotations
 
-import base64
 import copy
 import hashlib
 import json
@@ -17,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from t2v.adapters.jobs_repo import decode_cursor, encode_cursor
 from t2v.dashscope import CreatedTask, TaskInfo
 from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProviderError
 from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
@@ -192,13 +192,14 @@ class FakeRepo:
         )
         start = 0
         if cursor:
-            last = json.loads(base64.urlsafe_b64decode(cursor))["pk"]
+            last = decode_cursor(cursor)["pk"]
             start = next(n for n, i in enumerate(ordered) if i["pk"] == last) + 1
         evaluated = ordered[start : start + limit]
         page = [self._record(i["pk"]) for i in evaluated if status in (None, i["status"])]
         more = start + limit < len(ordered)
-        token = base64.urlsafe_b64encode(json.dumps({"pk": evaluated[-1]["pk"]}).encode()).decode()
-        return page, token if more and evaluated else None
+        if not (more and evaluated):
+            return page, None
+        return page, encode_cursor({k: evaluated[-1][k] for k in ("pk", "kind", "created_at")})
 
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
         item = self.items.setdefault(f"idem#{key}", {"pk": f"idem#{key}", "job_id": job_id})

@@ -155,6 +155,14 @@ class IdempotencyConflictError(PipelineError):
     code = "IdempotencyKeyReused"
 
 
+class EventPublishError(PipelineError):
+    """EventBridge answered PutEvents with failed entries (throttling, an internal failure): the event
+    was not sent. Retried like any transient failure; never taken for a delivered event."""
+
+    code = "EventPublishFailed"
+    retryable = True
+
+
 def classify_http_error(
     http_status: int, provider_code: str | None, message: str, request_id: str | None
 ) -> ProviderError:

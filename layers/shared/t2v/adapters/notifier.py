@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from t2v.adapters import boto3_module
+from t2v.errors import EventPublishError
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -68,9 +69,10 @@ class Notifier:
         return str(result["MessageId"])
 
     def put_event(self, message: dict[str, Any]) -> None:
-        """`Video Generation Succeeded` or `Video Generation Failed` on the bus."""
+        """`Video Generation Succeeded` or `Video Generation Failed` on the bus; EventPublishError when
+        EventBridge refused it."""
         succeeded = str(message["status"]) == "SUCCEEDED"
-        self._events_client.put_events(
+        answer = self._events_client.put_events(
             Entries=[
                 {
                     "Source": self._source,
@@ -81,3 +83,12 @@ class Notifier:
                 }
             ]
         )
+        # PutEvents answers 200 even when it refused an entry; only FailedEntryCount tells.
+        if answer.get("FailedEntryCount"):
+            refused = [e for e in answer.get("Entries", []) if e.get("ErrorCode")]
+            reasons = "; ".join(
+                f"{e['ErrorCode']}: {e.get('ErrorMessage', '')}".rstrip(": ") for e in refused
+            )
+            raise EventPublishError(
+                f"EventBridge refused the outcome event of {message['job_id']}: {reasons}"
+            )

@@ -9,6 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from t2v.adapters.jobs_repo import InvalidCursorError, decode_cursor
 from t2v.errors import PipelineError
 from t2v.jsontext import loads
 from t2v.request import FieldError, InvalidRequestError, parse_request
@@ -75,12 +76,8 @@ def _body_errors(raw_body: str | None) -> list[FieldError]:
 
 
 def check_cursor(cursor: str) -> None:
-    """A cursor is what `next_cursor` returned: base64 of a JSON object of strings."""
+    """A cursor is what `next_cursor` returned: exactly the shape of a list start key."""
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
-        key = None
-    if not isinstance(key, dict) or not key or not all(isinstance(v, str) for v in key.values()):
-        raise InvalidRequestError(
-            [FieldError("cursor", "not a cursor this API returned (use next_cursor as is)")]
-        )
+        decode_cursor(cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError([FieldError("cursor", str(exc))]) from None

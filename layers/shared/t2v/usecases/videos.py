@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
+from t2v.adapters.jobs_repo import InvalidCursorError
 from t2v.api.checks import check_cursor
 from t2v.api.views import Accepted, JobPage, JobView, VideoView, job_view, links
 from t2v.config import ApiSettings
@@ -20,7 +21,7 @@ from t2v.errors import (
     TerminalProviderError,
 )
 from t2v.jobs import JobRecord, JobStatus, derive_job_id
-from t2v.request import VideoRequest
+from t2v.request import FieldError, InvalidRequestError, VideoRequest
 from t2v.times import utcnow
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.ports import ProviderClient, Repo
@@ -116,9 +117,12 @@ def list_videos(*, status: JobStatus | None, limit: int, cursor: str | None, dep
     items: list[JobRecord] = []
     for _ in range(MAX_LIST_ROUNDS):
         # Never read more than is still missing: the cursor then points right after the last item.
-        jobs, cursor = deps.repo.list_jobs(
-            status=status.value if status else None, limit=limit - len(items), cursor=cursor
-        )
+        try:
+            jobs, cursor = deps.repo.list_jobs(
+                status=status.value if status else None, limit=limit - len(items), cursor=cursor
+            )
+        except InvalidCursorError as exc:  # well-formed, yet DynamoDB refused it as a start key
+            raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
         items.extend(jobs)
         if cursor is None or len(items) >= limit:
             break

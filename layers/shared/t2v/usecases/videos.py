@@ -1,0 +1,247 @@
+"""The REST API's use cases: accept a video request, look jobs up, list them, cancel one."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Final, Protocol
+
+from t2v.adapters.jobs_repo import InvalidCursorError
+from t2v.api.checks import check_cursor
+from t2v.api.views import (
+    Accepted,
+    JobPage,
+    JobView,
+    TierTimings,
+    VideoView,
+    ViewContext,
+    job_view,
+    links,
+)
+from t2v.config import ApiSettings
+from t2v.contract import Ended, ExecutionInput
+from t2v.errors import (
+    CreateInProgressError,
+    IdempotencyConflictError,
+    JobNotFoundError,
+    NotCancelableError,
+    TerminalProviderError,
+)
+from t2v.jobs import JobRecord, JobStatus, derive_job_id
+from t2v.request import FieldError, InvalidRequestError, VideoRequest
+from t2v.times import utcnow
+from t2v.usecases.announce import AnnounceDeps, end_job
+from t2v.usecases.ports import ProviderClient, Repo
+
+SOURCE: Final = "api"
+# The provider's answer when a task has left PENDING (DashScope: "please confirm ... PENDING status").
+PROVIDER_REFUSED_CANCEL: Final = frozenset({"UnsupportedOperation"})
+MAX_LIST_ROUNDS: Final = 10
+
+
+class DailyBudgetError(InvalidRequestError):
+    """The request's billed seconds cannot fit what is left of the day's budget: answered 429."""
+
+    code = "BudgetExceeded"
+
+    def __init__(self, *, seconds: int, left: int, cap: int, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            [
+                FieldError(
+                    "duration",
+                    f"{seconds} billed seconds do not fit the {left} s left of today's budget "
+                    f"(DailyBudgetSeconds {cap}); it renews at 00:00 UTC",
+                )
+            ]
+        )
+
+
+class BudgetLedger(Protocol):
+    def budget_used(self, day: str) -> int: ...
+
+
+class ApiRepo(Repo, BudgetLedger, Protocol):
+    def list_jobs(
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[JobRecord], str | None]: ...
+    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str: ...
+
+
+class Executions(Protocol):
+    """One execution per job, named by the job id (t2v.adapters.workflow.Workflow)."""
+
+    def start(self, job_id: str, payload: dict[str, Any]) -> bool: ...
+    def stop(self, job_id: str, *, cause: str) -> bool: ...
+
+
+class Presigner(Protocol):
+    def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str: ...
+
+
+@dataclass
+class ApiDeps:
+    repo: ApiRepo
+    executions: Executions
+    store: Presigner
+    provider: Callable[[], ProviderClient]
+    outcomes: AnnounceDeps  # canceling ends the job and announces it
+    settings: ApiSettings
+    timings: TierTimings  # the views' expected finish
+    clock: Callable[[], datetime] = utcnow
+
+    def view_context(self, base_path: str = "") -> ViewContext:
+        return ViewContext(now=self.clock(), timings=self.timings, base_path=base_path)
+
+
+def accept_video(
+    request: VideoRequest,
+    *,
+    idempotency_key: str | None,
+    origin: dict[str, Any],
+    deps: ApiDeps,
+    base_path: str = "",
+) -> Accepted:
+    """Record the job (so GET works at once) and start its execution, at most once per key.
+
+    A request that cannot fit the day's remaining budget is refused here; submit still charges the
+    budget atomically, so a job that loses a race for the last seconds fails cleanly later.
+    """
+    now = deps.clock()
+    if idempotency_key is not None:
+        job_id = deps.repo.remember_idempotency_key(
+            idempotency_key, derive_job_id(SOURCE, idempotency_key), now=now
+        )
+        if deps.repo.get(job_id) is None:  # a retry of an accepted job is answered as before
+            _check_budget(request, deps.repo, deps.settings.daily_budget_seconds, now)
+    else:
+        job_id = derive_job_id(SOURCE, uuid.uuid4().hex)
+        _check_budget(request, deps.repo, deps.settings.daily_budget_seconds, now)
+    body = request.model_dump(exclude_none=True)
+    job, created = deps.repo.create_if_absent(
+        job_id,
+        request=body,
+        source=SOURCE,
+        origin=origin,
+        now=now,
+        deadline_at=deps.settings.deadline_from(now),
+    )
+    if not created and job.request != body:
+        raise IdempotencyConflictError(
+            "this Idempotency-Key was already used with a different request body; "
+            "send the same body to retry, or use a new key for a new video"
+        )
+    if job.status == JobStatus.ACCEPTED:
+        # Also on a retry: heals a first attempt that recorded the job but died before starting it.
+        execution = ExecutionInput(
+            job_id=job_id, request=job.request, source=SOURCE, origin=job.origin or origin
+        )
+        deps.executions.start(job_id, execution.model_dump(mode="json"))
+    return Accepted(job_id=job_id, links=links(job_id, base_path))
+
+
+def _check_budget(request: VideoRequest, ledger: BudgetLedger, cap: int, now: datetime) -> None:
+    if not cap:
+        return
+    left = max(0, cap - ledger.budget_used(now.strftime("%Y-%m-%d")))
+    if request.billed_seconds > left:
+        midnight = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=UTC)
+        raise DailyBudgetError(
+            seconds=request.billed_seconds,
+            left=left,
+            cap=cap,
+            retry_after=max(1, math.ceil((midnight - now).total_seconds())),
+        )
+
+
+def _video_view(job: JobRecord, deps: ApiDeps) -> VideoView | None:
+    if job.status != JobStatus.SUCCEEDED or not job.s3_bucket or not job.s3_key:
+        return None
+    expires = deps.settings.presign_seconds
+    return VideoView(
+        uri=f"s3://{job.s3_bucket}/{job.s3_key}",
+        url=deps.store.presign(bucket=job.s3_bucket, key=job.s3_key, expires_in=expires),
+        expires_in=expires,
+        bytes=job.bytes,
+        sha256=job.sha256,
+    )
+
+
+def get_video(job_id: str, deps: ApiDeps, base_path: str = "") -> JobView:
+    job = _job(job_id, deps)
+    return job_view(job, deps.view_context(base_path), _video_view(job, deps))
+
+
+def list_videos(
+    *, status: JobStatus | None, limit: int, cursor: str | None, deps: ApiDeps, base_path: str = ""
+) -> JobPage:
+    """Most recent first, a SUCCEEDED job with its video (presigning is local: no call per item).
+
+    A status filter can leave DynamoDB pages short, so read on to fill `limit`."""
+    if cursor is not None:
+        check_cursor(cursor)
+    items: list[JobRecord] = []
+    for _ in range(MAX_LIST_ROUNDS):
+        # Never read more than is still missing: the cursor then points right after the last item.
+        try:
+            jobs, cursor = deps.repo.list_jobs(
+                status=status.value if status else None, limit=limit - len(items), cursor=cursor
+            )
+        except InvalidCursorError as exc:  # well-formed, yet DynamoDB refused it as a start key
+            raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
+        items.extend(jobs)
+        if cursor is None or len(items) >= limit:
+            break
+    ctx = deps.view_context(base_path)
+    return JobPage(items=[job_view(j, ctx, _video_view(j, deps)) for j in items], next_cursor=cursor)
+
+
+def cancel_video(job_id: str, deps: ApiDeps, base_path: str = "") -> JobView:
+    """Cancel at the provider (only PENDING tasks can be), stop the execution, record CANCELED once."""
+    job = _job(job_id, deps)
+    if job.status.is_terminal:
+        raise NotCancelableError(f"job {job_id} already ended {job.status.value}")
+    if job.task_id:
+        _cancel_task(job.task_id, deps)
+    elif _create_in_flight(job, deps):
+        # Canceling now would orphan the task being created (billed, never tracked).
+        raise CreateInProgressError(
+            f"job {job_id}: the provider task is being created; retry in a few seconds"
+        )
+    deps.executions.stop(job_id, cause="canceled by the user")
+    canceled = Ended(status=JobStatus.CANCELED, code="Canceled", message="canceled by the user")
+    end_job(job_id, canceled, deps.outcomes)
+    return job_view(_job(job_id, deps), deps.view_context(base_path))
+
+
+def _cancel_task(task_id: str, deps: ApiDeps) -> None:
+    client = deps.provider()
+    try:
+        client.cancel_task(task_id)
+    except TerminalProviderError as exc:
+        if exc.provider_code not in PROVIDER_REFUSED_CANCEL:
+            raise
+        # Refused: fine if an earlier cancel went through, otherwise the task is past PENDING.
+        status = str(client.get_task(task_id).status)
+        if status != "CANCELED":
+            raise NotCancelableError(
+                f"the provider task is already {status}; only PENDING tasks can be canceled"
+            ) from None
+
+
+def _create_in_flight(job: JobRecord, deps: ApiDeps) -> bool:
+    """A create claim younger than submit's staleness bound: a create may be on its way."""
+    claimed = job.create_claimed_at
+    stale = timedelta(seconds=deps.settings.create_claim_stale_seconds)
+    return claimed is not None and deps.clock() - claimed < stale
+
+
+def _job(job_id: str, deps: ApiDeps) -> JobRecord:
+    # Only job items: the table also holds task#, budget# and idem# records.
+    job = None if "#" in job_id else deps.repo.get(job_id)
+    if job is None:
+        raise JobNotFoundError(f"no job {job_id}")
+    return job

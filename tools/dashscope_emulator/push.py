@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from dashscope_emulator.faults import FaultInjector, FaultRule
     from dashscope_emulator.tasks import Task
 
-TOKEN_HEADER: Final = "x-eventbridge-signature-token"
+TOKEN_HEADER: Final = "x-eventbridge-signature-token"  # noqa: S105 - a header name
 EVENT_SOURCE: Final = "acs.dashscope"
 EVENT_TYPE: Final = "dashscope:System:AsyncTaskFinish"
 ACCOUNT_ID: Final = "1000000000000000"
@@ -189,14 +189,24 @@ class Pusher:
                 heapq.heappush(self._heap, due)
             self._lock.notify_all()
 
-    def _plan(self, task_id: str, event: dict[str, Any], ended_at: float, rule: FaultRule | None) -> list[_Due]:
+    def _plan(
+        self, task_id: str, event: dict[str, Any], ended_at: float, rule: FaultRule | None
+    ) -> list[_Due]:
         kind = rule.kind if rule is not None else None
         if kind == "push_dropped":
-            self._log.append(PushRecord(task_id, event["id"], event["data"]["task_status"], ended_at, 0, kind, None))
+            self._log.append(
+                PushRecord(task_id, event["id"], event["data"]["task_status"], ended_at, 0, kind, None)
+            )
             return []
         shift = rule.latency_seconds if rule is not None else 0.0
         token = WRONG_TOKEN if kind == "push_wrong_token" else self.token
-        at = ended_at + shift if kind == "push_delayed" else ended_at - shift if kind == "push_early" else ended_at
+        at = (
+            ended_at + shift
+            if kind == "push_delayed"
+            else ended_at - shift
+            if kind == "push_early"
+            else ended_at
+        )
         first = _Due(at, next(self._seq), task_id, event, token, kind, held=kind == "push_reordered")
         if kind != "push_duplicated":
             return [first]
@@ -253,11 +263,25 @@ class Pusher:
             status = None
         with self._lock:
             self._log.append(
-                PushRecord(due.task_id, due.event["id"], due.event["data"]["task_status"], time.time(),
-                           due.attempt, due.fault, status)
+                PushRecord(
+                    due.task_id,
+                    due.event["id"],
+                    due.event["data"]["task_status"],
+                    time.time(),
+                    due.attempt,
+                    due.fault,
+                    status,
+                )
             )
             if (status is None or not 200 <= status < 300) and due.attempt < len(self.retry_delays):
-                retry = _Due(time.time() + self.retry_delays[due.attempt], next(self._seq), due.task_id,
-                             due.event, due.token, due.fault, due.attempt + 1)
+                retry = _Due(
+                    time.time() + self.retry_delays[due.attempt],
+                    next(self._seq),
+                    due.task_id,
+                    due.event,
+                    due.token,
+                    due.fault,
+                    due.attempt + 1,
+                )
                 heapq.heappush(self._heap, retry)
                 self._lock.notify_all()

@@ -22,11 +22,12 @@ import json
 import math
 import random
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from t2v.schedule import Policy, claim_now, slot_check
+
 from t2v_bench.polling import OurPoller, SimJob, _table, make_jobs, simulate, summarize
 
 PUSH_LATENCY = (0.2, 1.0)  # provider finish -> our callback has the push (assumed)
@@ -45,60 +46,87 @@ class PushFaults:
         return f"push, {self.dropped:.0%} dropped, {self.duplicated:.0%} duplicated"
 
 
-def simulate_push(jobs: list[SimJob], poller: OurPoller, faults: PushFaults, rng: random.Random) -> Counter[int]:
-    """Run every job to delivery with pushes; returns queries per (integer) second."""
-    per_second: Counter[int] = Counter()
-    # (time, kind, index, version): 0 submit, 1 turn, 2 push arrival. A turn whose version is not the
-    # job's current one was superseded by a push that woke the job.
-    events: list[tuple[float, int, int, int]] = [(job.submit, 0, job.index, 0) for job in jobs]
+def push_arrivals(jobs: list[SimJob], faults: PushFaults, rng: random.Random) -> list[tuple[float, int]]:
+    """(arrival time, job index) of every push delivery: none when dropped, two when duplicated."""
+    arrivals = []
     for job in jobs:
         if rng.random() < faults.dropped:
             continue
         first = job.finish + rng.uniform(*PUSH_LATENCY)
-        events.append((first, 2, job.index, 0))
+        arrivals.append((first, job.index))
         if rng.random() < faults.duplicated:
-            events.append((first + rng.uniform(*DUPLICATE_DELAY), 2, job.index, 0))
+            arrivals.append((first + rng.uniform(*DUPLICATE_DELAY), job.index))
+    return arrivals
+
+
+@dataclass
+class _PushSim:
+    poller: OurPoller
+    rng: random.Random
+    events: list[tuple[float, int, int, int]]  # (time, kind, index, version): 0 submit, 1 turn, 2 push
+    version: dict[int, int] = field(default_factory=dict)
+    seen_push: set[int] = field(default_factory=set)
+    per_second: Counter[int] = field(default_factory=Counter)
+
+    def push(self, job: SimJob, now: float) -> None:
+        """The callback: a push for a finished job, a duplicate event id or a job not yet started is
+        dropped; otherwise it wakes the parked wait (the turn it was waiting for is superseded)."""
+        if job.delivered_at is not None or job.index in self.seen_push or job.index not in self.version:
+            return
+        self.seen_push.add(job.index)
+        self.version[job.index] += 1
+        wake = now + self.rng.uniform(*self.poller.latency)
+        heapq.heappush(self.events, (wake, 1, job.index, self.version[job.index]))
+
+    def turn(self, job: SimJob, now: float) -> None:
+        """What the status function does on a turn, woken or not."""
+        state = self.poller.state[job.index]
+        slot, due = state.get("slot"), state.get("due")
+        woken = due is not None and due - now > 1.0  # as `woken_early` tells from the turn's fields
+        if woken and slot is not None and slot > now + 1:
+            self.poller.stats.release(slot)  # the booked second goes back to the ledger
+            slot = None
+        pause = slot_check(slot, now)
+        if pause is None:
+            pause = claim_now(self.poller.stats, now, self.poller.policy)
+        if pause is None:
+            nxt = self.poller.rebook(job, now, hinted=woken)
+            heapq.heappush(self.events, (nxt, 1, job.index, self.version[job.index]))
+            return
+        now += pause
+        job.queries += 1
+        self.per_second[math.floor(now)] += 1
+        if now >= job.finish:
+            job.delivered_at = now
+            self.poller.finished(job, now)
+            return
+        if woken:
+            self.poller.hinted.add(job.index)
+        nxt = self.poller.after(job, now)
+        if nxt is not None:
+            heapq.heappush(self.events, (nxt, 1, job.index, self.version[job.index]))
+
+
+def simulate_push(
+    jobs: list[SimJob], poller: OurPoller, faults: PushFaults, rng: random.Random
+) -> Counter[int]:
+    """Run every job to delivery with pushes; returns queries per (integer) second."""
+    events = [(job.submit, 0, job.index, 0) for job in jobs]
+    events += [(at, 2, index, 0) for at, index in push_arrivals(jobs, faults, rng)]
     heapq.heapify(events)
+    sim = _PushSim(poller, rng, events)
     by_index = {job.index: job for job in jobs}
-    version: dict[int, int] = {}
-    seen_push: set[int] = set()
     while events:
         now, kind, index, ver = heapq.heappop(events)
         job = by_index[index]
         if kind == 0:
-            version[index] = 0
+            sim.version[index] = 0
             heapq.heappush(events, (poller.first(job, now), 1, index, 0))
-            continue
-        if kind == 2:
-            if job.delivered_at is not None or index in seen_push or index not in version:
-                continue  # a push for a finished job, a duplicate event id, or before the job exists
-            seen_push.add(index)
-            version[index] += 1
-            heapq.heappush(events, (now + rng.uniform(*poller.latency), 1, index, version[index]))
-            continue
-        if ver != version[index] or job.delivered_at is not None:
-            continue
-        slot, due = poller.state[index].get("slot"), poller.state[index].get("due")
-        woken = due is not None and due - now > 1.0  # as `woken_early` tells from the turn's fields
-        if woken and slot is not None and slot > now + 1:
-            poller.stats.release(slot)  # the booked second goes back to the ledger
-        pause = slot_check(slot, now)
-        if pause is None:
-            pause = claim_now(poller.stats, now, poller.policy)
-        if pause is None:
-            heapq.heappush(events, (poller.rebook(job, now, hinted=woken), 1, index, version[index]))
-            continue
-        now += pause
-        job.queries += 1
-        per_second[math.floor(now)] += 1
-        if now >= job.finish:
-            job.delivered_at = now
-            poller.finished(job, now)
-            continue
-        if woken:
-            poller.hinted.add(index)
-        heapq.heappush(events, (poller.after(job, now), 1, index, version[index]))
-    return per_second
+        elif kind == 2:
+            sim.push(job, now)
+        elif ver == sim.version[index] and job.delivered_at is None:
+            sim.turn(job, now)
+    return sim.per_second
 
 
 def _run(
@@ -119,7 +147,9 @@ MODES: tuple[tuple[str, PushFaults], ...] = (
 )
 
 
-def _row(jobs: list[SimJob], per_second: Counter[int], name: str, budget: float, after: float) -> dict[str, Any]:
+def _row(
+    jobs: list[SimJob], per_second: Counter[int], name: str, budget: float, after: float
+) -> dict[str, Any]:
     undelivered = sum(1 for j in jobs if j.delivered_at is None)
     return {
         "mode": name,
@@ -154,8 +184,11 @@ def burst_benchmark(*, counts: tuple[int, ...], seed: int, sigma: float = 0.1) -
             _, per_second, name = _run(sim_jobs, mode, faults, seed, policy)
             last = max((j.delivered_at or 0.0) for j in sim_jobs)
             rows.append(
-                {"concurrent": n, **_row(sim_jobs, per_second, name, policy.budget_qps, -math.inf),
-                 "drain_seconds": round(last, 1)}
+                {
+                    "concurrent": n,
+                    **_row(sim_jobs, per_second, name, policy.budget_qps, -math.inf),
+                    "drain_seconds": round(last, 1),
+                }
             )
     return rows
 
@@ -170,8 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sigmas = tuple(float(s) for s in args.sigmas.split(","))
     steady = steady_benchmark(jobs=args.jobs, sigmas=sigmas, seed=args.seed)
-    cols = ["mode", "lag_median", "lag_p90", "queries_mean", "queries_p90", "peak_per_second",
-            "seconds_over_budget", "undelivered"]
+    cols = [
+        "mode",
+        "lag_median",
+        "lag_p90",
+        "queries_mean",
+        "queries_p90",
+        "peak_per_second",
+        "seconds_over_budget",
+        "undelivered",
+    ]
     print("## Push: steady workload (benchmark 1's jobs)")
     print("\n".join(_table(steady, ["sigma", *cols])))
     burst = burst_benchmark(counts=tuple(int(c) for c in args.concurrent.split(",")), seed=args.seed)

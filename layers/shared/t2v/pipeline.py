@@ -43,6 +43,7 @@ from t2v.schedule import (
     slot_check,
     tier_key,
     tier_of,
+    woken_early,
 )
 
 # A create claim older than this is presumed abandoned (its Lambda crashed or lost the answer):
@@ -117,6 +118,7 @@ class PollStatsLike(Protocol):
     def history(self, tier: str) -> TierHistory: ...
     def record_timing(self, tier: str, *, queue: float, run: float, limit: int) -> None: ...
     def take(self, second: int, limit: int) -> bool: ...
+    def release(self, second: int) -> None: ...
 
 
 def utcnow() -> datetime:
@@ -404,18 +406,30 @@ def _submitted(job: Job, deps: ProviderDeps) -> dict[str, Any]:
 
 
 def _book(
-    wait: float, *, deadline: float, deps: ProviderDeps, latency: float = DISPATCH_LATENCY
+    wait: float,
+    *,
+    deadline: float,
+    deps: ProviderDeps,
+    latency: float = DISPATCH_LATENCY,
+    hinted: bool = False,
+    phase: float = 0.0,
 ) -> dict[str, Any]:
-    """Book the next query's slot; `slot: None` tells the next turn it holds none and must not query."""
+    """Book the next query's slot; `slot: None` tells the next turn it holds none and must not query.
+
+    `park` tells the state machine to wait in a parked task a push can wake (push on, and a wait of
+    at least the one second a task timeout needs) rather than in a Wait state."""
     now = deps.clock().timestamp()  # now, not at entry: the work since then shifts the landing
+    policy = deps.settings.poll_policy()
     booking = book_query(
         deps.stats,
         wait,
         now=now,
         deadline=deadline,
         active_jobs=deps.stats.active_jobs(),
-        policy=deps.settings.poll_policy(),
+        policy=policy,
         latency=latency,
+        hinted=hinted,
+        phase=phase,
     )
     deps.sleep(booking.pause)  # under a second: lines the query up with the start of its slot
     return {
@@ -423,6 +437,7 @@ def _book(
         "slot": booking.slot,
         "latency": round(latency, 3),
         "returned_at": round(now + booking.pause, 3),
+        "park": policy.push and booking.wait_seconds >= 1,
     }
 
 
@@ -471,19 +486,33 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
             "message": f"no result before the {reason} limit",
             "wait_seconds": 0,
         }
+    policy = deps.settings.poll_policy()
+    # With push on, a turn well before its wait was over was woken by a task-finished push.
+    hinted = policy.push and woken_early(
+        _float_or_none(event.get("returned_at")), _float_or_none(event.get("wait_seconds")), now.timestamp()
+    )
+    if hinted and event.get("slot") is not None and int(event["slot"]) > now.timestamp() + 1:
+        deps.stats.release(int(event["slot"]))  # its booked second goes back to the ledger
+        event = {**event, "slot": None}
     if "slot" in event:  # events from before the ledger existed carry no slot and just query
-        policy = deps.settings.poll_policy()
         pause = slot_check(event["slot"], now.timestamp())
         if pause is None:  # off its booking: the current second may still have room
             pause = claim_now(deps.stats, deps.clock().timestamp(), policy)
         if pause is None:
             # Every query needs a booked second: book a later one rather than risk a full one.
-            deps.repo.update_fields(job_id, {"polls": polls}, now=now)
+            deps.repo.update_fields(job_id, {"polls": polls, "checked_at": iso(now)}, now=now)
             return {
                 **base,
                 "errors": errors,
                 "state": "WAITING",
-                **_book(policy.min_wait, deadline=deadline.timestamp(), latency=base["latency"], deps=deps),
+                **_book(
+                    policy.min_wait,
+                    deadline=deadline.timestamp(),
+                    latency=base["latency"],
+                    deps=deps,
+                    hinted=hinted,
+                    phase=phase_of(job_id),
+                ),
             }
         deps.sleep(pause)  # under a second: the booked second has not begun yet
     client = deps.client()
@@ -495,17 +524,23 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
         factor = THROTTLE_FACTOR if isinstance(exc, ProviderThrottledError) else 1.0
         wait = min(MAX_BACKOFF_SECONDS, interval * factor * (1.5 ** min(errors, 6)))
         wait = wait * (1 + deps.rng.random() * 0.2)
-        deps.repo.update_fields(job_id, {"polls": polls, "last_error": str(exc)}, now=now)
+        deps.repo.update_fields(
+            job_id, {"polls": polls, "last_error": str(exc), "checked_at": iso(now)}, now=now
+        )
         return {
             **base,
             "errors": errors + 1,
             "state": "WAITING",
             **_book(wait, deadline=deadline.timestamp(), latency=base["latency"], deps=deps),
         }
-    deps.repo.update_fields(job_id, {"polls": polls, "last_polled_at": iso(now)}, now=now)
+    # `checked_at` is when this turn began: a push recorded after it is news to the next parked wait.
+    deps.repo.update_fields(
+        job_id, {"polls": polls, "last_polled_at": iso(now), "checked_at": iso(now)}, now=now
+    )
     if info.request_id:
         base["request_id"] = info.request_id
-    return {**base, "errors": 0, **_map_task(info, base, deps=deps, now=now, deadline=deadline)}
+    mapped = _map_task(info, base, deps=deps, now=now, deadline=deadline, hinted=hinted)
+    return {**base, "errors": 0, **mapped}
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -513,7 +548,7 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def _map_task(
-    info: Any, base: dict[str, Any], *, deps: ProviderDeps, now: datetime, deadline: datetime
+    info: Any, base: dict[str, Any], *, deps: ProviderDeps, now: datetime, deadline: datetime, hinted: bool
 ) -> dict[str, Any]:
     status = str(info.status)
     job_id = str(base["job_id"])
@@ -529,12 +564,21 @@ def _map_task(
             state=state,
             queued_seconds=queued,
             active_jobs=deps.stats.active_jobs(),
+            hinted=hinted,
         )
         wait = next_wait(obs, deps.stats.history(str(base["tier"])), deps.settings.poll_policy())
+        booked = _book(
+            wait,
+            deadline=deadline.timestamp(),
+            latency=base["latency"],
+            deps=deps,
+            hinted=hinted,
+            phase=phase_of(job_id),
+        )
         return {
             "state": status if status != "SUSPENDED" else "PENDING",
             **({"queued_seconds": round(queued, 3)} if queued is not None else {}),
-            **_book(wait, deadline=deadline.timestamp(), latency=base["latency"], deps=deps),
+            **booked,
         }
     if status == "SUCCEEDED":
         if not info.video_url:

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from t2v.adapters.jobs_repo import CONTESTED, HintRecorded, Parked
 from t2v.errors import PipelineError
 
-TOKEN_HEADER: Final = "x-eventbridge-signature-token"
+TOKEN_HEADER: Final = "x-eventbridge-signature-token"  # noqa: S105 - a header name
 EVENT_SOURCE: Final = "acs.dashscope"
 EVENT_TYPE: Final = "dashscope:System:AsyncTaskFinish"
 # A task-finished event is about 1 KiB; anything far larger is not one.

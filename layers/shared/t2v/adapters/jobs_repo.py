@@ -380,7 +380,9 @@ class JobsRepository(DynamoTable):
             raise
         token = item.get("wait_token")
         return HintRecorded(
-            duplicate=False, finished=str(item.get("status")) in _TERMINAL_VALUES, token=str(token) if token else None
+            duplicate=False,
+            finished=str(item.get("status")) in _TERMINAL_VALUES,
+            token=str(token) if token else None,
         )
 
     def park(self, job_id: str, *, token: str, now: datetime) -> Parked | None:

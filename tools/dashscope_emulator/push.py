@@ -229,9 +229,8 @@ class Pusher:
                     self._held.append(due)
                     continue
                 released, self._held = self._held, []
-            self._pool.submit(self._deliver, due)
-            for late in released:  # the held ones follow the push that overtook them
-                self._pool.submit(self._deliver, late)
+            # The held ones follow, in the same worker, the push that overtook them.
+            self._pool.submit(self._deliver_in_order, [due, *released])
 
     def _release_overdue_held(self, now: float) -> None:
         hold = 30.0
@@ -241,6 +240,10 @@ class Pusher:
                 self._pool.submit(self._deliver, held)
 
     # ------------------------------------------------------------------ delivery
+    def _deliver_in_order(self, dues: list[_Due]) -> None:
+        for due in dues:
+            self._deliver(due)
+
     def _deliver(self, due: _Due) -> None:
         url = self.url
         if url is None:

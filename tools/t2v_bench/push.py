@@ -90,8 +90,8 @@ class _PushSim:
         if pause is None:
             pause = claim_now(self.poller.stats, now, self.poller.policy)
         if pause is None:
-            nxt = self.poller.rebook(job, now, hinted=woken)
-            heapq.heappush(self.events, (nxt, 1, job.index, self.version[job.index]))
+            booked = self.poller.rebook(job, now, hinted=woken)
+            heapq.heappush(self.events, (booked, 1, job.index, self.version[job.index]))
             return
         now += pause
         job.queries += 1
@@ -104,7 +104,7 @@ class _PushSim:
             self.poller.hinted.add(job.index)
         nxt = self.poller.after(job, now)
         if nxt is not None:
-            heapq.heappush(self.events, (nxt, 1, job.index, self.version[job.index]))
+            heapq.heappush(self.events, (booked, 1, job.index, self.version[job.index]))
 
 
 def simulate_push(

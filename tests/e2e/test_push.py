@@ -160,8 +160,12 @@ def test_a_forged_push_for_a_running_task_only_makes_us_look_early(sb: UserSandb
     try:
         prompt = f"forged early look {uuid.uuid4().hex[:6]}"
         job_id = start(sb, prompt, next(TIER_SIZES))
-        task_id = wait_until(lambda: (tasks_for(sb, prompt) or [{}])[0].get("task_id"), timeout=10, what="task")
-        wait_until(lambda: park_results(sb, job_id) == [] and _parked(sb, job_id), timeout=10, what="a parked wait")
+        task_id = wait_until(
+            lambda: (tasks_for(sb, prompt) or [{}])[0].get("task_id"), timeout=10, what="task"
+        )
+        wait_until(
+            lambda: park_results(sb, job_id) == [] and _parked(sb, job_id), timeout=10, what="a parked wait"
+        )
     finally:
         sb.emulator.config.pending_seconds = 0.5
     token = sb.client("secretsmanager").get_secret_value(SecretId=sb.physical_id("CallbackSecret"))[

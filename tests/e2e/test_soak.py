@@ -61,4 +61,9 @@ def test_small_soak_under_every_fault_ends_every_job_once_as_the_provider_says(t
         "task no_video_url",
     ):
         assert summary["faults"].get(kind, 0) > 0, f"{kind} never fired\n{report}"
+    if summary["push"]:  # T2V_PUSH=off runs the same soak with polling alone
+        for kind in ("dropped", "duplicated", "delayed", "early", "reordered", "wrong_token"):
+            assert summary["faults"].get(f"push push_{kind}", 0) > 0, f"push_{kind} never fired\n{report}"
+        assert summary["push_accepted"] > 0, report
+        assert summary["push_refused"] > 0, report  # the wrong-token pushes got 401
     assert time.monotonic() - started < 120

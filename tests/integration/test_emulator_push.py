@@ -52,7 +52,9 @@ class Receiver:
             def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver.lock:
-                    receiver.pushes.append(Received(time.time(), self.headers.get(TOKEN_HEADER), json.loads(data)))
+                    receiver.pushes.append(
+                        Received(time.time(), self.headers.get(TOKEN_HEADER), json.loads(data))
+                    )
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -137,8 +139,16 @@ def test_a_finished_task_pushes_the_documented_event_with_the_token(pushing: Any
     assert event["source"] == "acs.dashscope"
     assert event["type"] == "dashscope:System:AsyncTaskFinish"
     assert event["specversion"] == "1.0"
-    assert {"id", "time", "datacontenttype", "aliyunaccountid", "aliyunpublishtime", "aliyuneventbusname",
-            "aliyunregionid", "aliyunoriginalaccountid"} <= set(event)
+    assert {
+        "id",
+        "time",
+        "datacontenttype",
+        "aliyunaccountid",
+        "aliyunpublishtime",
+        "aliyuneventbusname",
+        "aliyunregionid",
+        "aliyunoriginalaccountid",
+    } <= set(event)
     data = event["data"]
     assert (data["task_id"], data["task_status"], data["contain_result"]) == (task_id, "SUCCEEDED", False)
     assert "video_url" not in json.dumps(event)  # the event never carries the result
@@ -173,7 +183,10 @@ def test_failed_deliveries_are_retried_like_eventbridge(pushing: Any, receiver: 
 def test_fault_dropped_and_wrong_token(pushing: Any, receiver: Receiver) -> None:
     receiver.statuses = [401, 401, 401]
     emu, client = pushing(
-        [{"kind": "push_dropped", "prompt_contains": "drop"}, {"kind": "push_wrong_token", "prompt_contains": "forge"}]
+        [
+            {"kind": "push_dropped", "prompt_contains": "drop"},
+            {"kind": "push_wrong_token", "prompt_contains": "forge"},
+        ]
     )
     create(client, "drop me")
     create(client, "forge me")

@@ -159,7 +159,7 @@ def test_a_finished_task_pushes_the_documented_event_with_the_token(pushing: Any
 
 
 def test_failed_and_canceled_tasks_push_too(pushing: Any, receiver: Receiver) -> None:
-    emu, client = pushing([{"kind": "task_failed", "prompt_contains": "doomed"}], pending_seconds=1.0)
+    _, client = pushing([{"kind": "task_failed", "prompt_contains": "doomed"}], pending_seconds=1.0)
     failed = create(client, "doomed prompt")
     canceled = create(client, "cancel me")
     assert client.post(f"/tasks/{canceled}/cancel").status_code == 200
@@ -219,7 +219,7 @@ def test_fault_duplicated_delayed_and_early(pushing: Any, receiver: Receiver) ->
 
 
 def test_fault_reordered_push_follows_the_next_one(pushing: Any, receiver: Receiver) -> None:
-    emu, client = pushing([{"kind": "push_reordered", "prompt_contains": "first"}])
+    _, client = pushing([{"kind": "push_reordered", "prompt_contains": "first"}])
     first = create(client, "first")
     time.sleep(0.2)
     second = create(client, "second")
@@ -227,7 +227,10 @@ def test_fault_reordered_push_follows_the_next_one(pushing: Any, receiver: Recei
     assert order == [second, first]
 
 
-def test_push_can_be_switched_on_over_the_admin_api(make_emulator: Any, receiver: Receiver) -> None:
+def test_push_can_be_switched_on_over_the_admin_api(
+    make_emulator: Any,  # noqa: F811 - the fixture imported above
+    receiver: Receiver,
+) -> None:
     emu = make_emulator()
     httpx.post(f"{emu.root_url}/admin/push", json={"url": receiver.url, "token": TOKEN}).raise_for_status()
     with httpx.Client(base_url=emu.base_url, headers=HEADERS, timeout=10) as client:

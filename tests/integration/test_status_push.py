@@ -19,7 +19,8 @@ def booked(table: str, second: int) -> int:
 
 
 def test_a_woken_turn_releases_its_slot_looks_now_and_looks_again_soon(
-    env: Any, monkeypatch: pytest.MonkeyPatch
+    env: Any,  # noqa: F811 - the fixture imported above
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PUSH_COMPLETION", "true")
     wiring.provider_deps.cache_clear()
@@ -39,7 +40,7 @@ def test_a_woken_turn_releases_its_slot_looks_now_and_looks_again_soon(
     assert env.stack.job("job-push")["checked_at"]
 
 
-def test_push_off_never_parks(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_off_never_parks(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
     monkeypatch.setenv("PUSH_COMPLETION", "false")
     wiring.provider_deps.cache_clear()
     first = submit_app.lambda_handler(start_event("job-poll"), CTX)

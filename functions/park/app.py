@@ -7,7 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from t2v.push import ParkRequest, park_wait
+from t2v.contract import ParkRequest
+from t2v.push import park_wait
 from t2v.wiring import push_deps
 
 logger = Logger()

@@ -24,7 +24,8 @@ def test_a_woken_turn_releases_its_slot_looks_now_and_looks_again_soon(
 ) -> None:
     monkeypatch.setenv("PUSH_COMPLETION", "true")
     wiring.provider_deps.cache_clear()
-    # Given a job whose first (safety-net) look is booked well ahead, in a parked wait
+    # Given a job whose task runs a while, and whose first (safety-net) look is booked well ahead
+    env.emu.config.running_seconds = 10.0
     first = submit_app.lambda_handler(start_event("job-push"), CTX)
     assert first["park"] is True and first["wait_seconds"] >= 5
     slot = first["slot"]
@@ -35,7 +36,7 @@ def test_a_woken_turn_releases_its_slot_looks_now_and_looks_again_soon(
     # the next look comes a poll interval later, in another parked wait
     assert booked(env.stack.table, slot) == 0
     assert [r["endpoint"] for r in env.emu.requests()].count("query") == 1
-    assert turn["state"] in {"PENDING", "RUNNING"}
+    assert turn["decision"] == "WAIT" and turn["task_status"] in {"PENDING", "RUNNING"}
     assert turn["park"] is True and turn["wait_seconds"] <= 3
     assert env.stack.job("job-push")["checked_at"]
 

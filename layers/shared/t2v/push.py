@@ -26,6 +26,7 @@ from typing import Any, Final, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from t2v.adapters.jobs_repo import CONTESTED, HintRecorded, Parked
+from t2v.contract import ParkRequest
 from t2v.errors import PipelineError
 
 TOKEN_HEADER: Final = "x-eventbridge-signature-token"  # noqa: S105 - a header name
@@ -172,15 +173,6 @@ def receive_push(token: str | None, body: bytes, deps: PushDeps) -> tuple[PushOu
     if recorded.token is None:
         return PushOutcome.RECORDED, event
     return (PushOutcome.WOKEN if deps.waker.wake(recorded.token) else PushOutcome.CLOSED), event
-
-
-class ParkRequest(BaseModel):
-    """What the park step receives from the state machine."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    job_id: str = Field(min_length=1)
-    token: str = Field(min_length=1, max_length=2048, repr=False)
 
 
 def park_wait(request: ParkRequest, deps: PushDeps) -> dict[str, Any]:

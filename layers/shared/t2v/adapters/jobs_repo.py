@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,22 +23,13 @@ from botocore.exceptions import ClientError
 
 from t2v.adapters import DynamoTable
 from t2v.adapters.poll_stats import ACTIVE_KEY
-from t2v.errors import PipelineError
+from t2v.errors import BudgetExceededError
 from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
+from t2v.times import iso
 
 JOB_TTL_DAYS = 90
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL)
 CONTESTED = "contested"  # owner of a provider task that more than one job could have made
-
-
-class BudgetExceededError(PipelineError):
-    """The request would take the day's billed seconds over the configured cap."""
-
-    code = "BudgetExceeded"
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _plain(value: Any) -> Any:

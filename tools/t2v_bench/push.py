@@ -104,7 +104,7 @@ class _PushSim:
             self.poller.hinted.add(job.index)
         nxt = self.poller.after(job, now)
         if nxt is not None:
-            heapq.heappush(self.events, (booked, 1, job.index, self.version[job.index]))
+            heapq.heappush(self.events, (nxt, 1, job.index, self.version[job.index]))
 
 
 def simulate_push(

@@ -60,7 +60,7 @@ def start(sb: UserSandbox, prompt: str, size: str) -> str:
     return job_id
 
 
-def ended(sb: UserSandbox, job_id: str, timeout: float = 30.0) -> dict[str, Any]:
+def ended(sb: UserSandbox, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
     def probe() -> dict[str, Any] | None:
         item: dict[str, Any] | None = table(sb).get_item(Key={"pk": job_id}).get("Item")
         return item if item and item["status"] in {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"} else None
@@ -104,10 +104,11 @@ def test_the_push_wakes_the_parked_wait_and_one_query_finds_the_video(sb: UserSa
     assert queries(sb, task["task_id"]) == 1
     pushes = [p for p in sb.emulator.pushes() if p["task_id"] == task["task_id"]]
     assert [p["http_status"] for p in pushes] == [200]
-    # Lag from the provider's finish to the SUCCEEDED record: the push path, not a poll interval.
+    # Lag from the provider's finish to the SUCCEEDED record: seconds (cold starts on a loaded
+    # machine included), where the first safety-net look is minutes after the finish.
     finished = sb.emulator.task(task["task_id"]).finished_at
     succeeded = datetime.fromisoformat(str(record["finished_at"]).replace("Z", "+00:00")).timestamp()
-    assert succeeded - finished < 10.0
+    assert succeeded - finished < 30.0
 
 
 def test_a_duplicated_push_is_answered_and_dropped(sb: UserSandbox) -> None:

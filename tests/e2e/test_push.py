@@ -135,7 +135,10 @@ def test_the_callback_route_refuses_missing_and_wrong_tokens(sb: UserSandbox) ->
     event = {"id": "e-1", "source": "acs.dashscope", "data": {"task_id": "t-1", "task_status": "SUCCEEDED"}}
     missing = httpx.post(url, json=event)
     wrong = httpx.post(url, json=event, headers={"x-eventbridge-signature-token": "guess"})
-    for answer in (missing, wrong):
+    huge = httpx.post(
+        url, content=b"{" + b" " * 200_000 + b"}", headers={"x-eventbridge-signature-token": "x"}
+    )
+    for answer in (missing, wrong, huge):  # the token is checked before anything else
         assert answer.status_code == 401
         assert answer.json() == {"message": "Unauthorized"}
 

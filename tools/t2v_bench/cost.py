@@ -501,7 +501,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     parser.add_argument(
-        "--push", choices=("on", "off"), default="off", help="PushCompletion (issue 13); on writes cost-push.*"
+        "--push",
+        choices=("on", "off"),
+        default="off",
+        help="PushCompletion (issue 13); on writes cost-push.*",
     )
     args = parser.parse_args(argv)
     if args.reprice:

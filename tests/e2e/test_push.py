@@ -103,7 +103,9 @@ def test_the_push_wakes_the_parked_wait_and_one_query_finds_the_video(sb: UserSa
     assert park_results(sb, job_id) == ["TaskSucceeded"]
     assert queries(sb, task["task_id"]) == 1
     pushes = [p for p in sb.emulator.pushes() if p["task_id"] == task["task_id"]]
-    assert [p["http_status"] for p in pushes] == [200]
+    # Delivered (a cold callback on a loaded machine may outlast the first attempt's timeout, and
+    # EventBridge-like retries send the same event again, which the callback drops).
+    assert pushes and pushes[-1]["http_status"] == 200 and len({p["event_id"] for p in pushes}) == 1
     # Lag from the provider's finish to the SUCCEEDED record: seconds (cold starts on a loaded
     # machine included), where the first safety-net look is minutes after the finish.
     finished = sb.emulator.task(task["task_id"]).finished_at
@@ -120,12 +122,14 @@ def test_a_duplicated_push_is_answered_and_dropped(sb: UserSandbox) -> None:
     record = ended(sb, job_id)
     assert record["status"] == "SUCCEEDED"
     [task] = tasks_for(sb, prompt)
-    wait_until(
-        lambda: len([p for p in sb.emulator.pushes() if p["task_id"] == task["task_id"]]) == 2,
-        timeout=10,
-        what="both copies of the push",
-    )
-    assert [p["http_status"] for p in sb.emulator.pushes() if p["task_id"] == task["task_id"]] == [200, 200]
+
+    def accepted() -> list[dict[str, Any]]:
+        return [
+            p for p in sb.emulator.pushes() if p["task_id"] == task["task_id"] and p["http_status"] == 200
+        ]
+
+    copies = wait_until(lambda: len(accepted()) >= 2 and accepted(), timeout=40, what="both copies accepted")
+    assert len({p["event_id"] for p in copies}) == 1
     assert int(table(sb).get_item(Key={"pk": job_id})["Item"]["pushes"]) == 1  # the copy was dropped
     assert queries(sb, task["task_id"]) == 1
 
@@ -160,15 +164,15 @@ def test_the_callback_route_ignores_tasks_it_does_not_own_and_bounds_bodies(sb: 
 
 def test_a_forged_push_for_a_running_task_only_makes_us_look_early(sb: UserSandbox) -> None:
     # Given a job whose task is still queued at the provider (a long pending time)
-    sb.emulator.config.pending_seconds = 6.0
+    sb.emulator.config.pending_seconds = 15.0
     try:
         prompt = f"forged early look {uuid.uuid4().hex[:6]}"
         job_id = start(sb, prompt, next(TIER_SIZES))
         task_id = wait_until(
-            lambda: (tasks_for(sb, prompt) or [{}])[0].get("task_id"), timeout=10, what="task"
+            lambda: (tasks_for(sb, prompt) or [{}])[0].get("task_id"), timeout=30, what="task"
         )
         wait_until(
-            lambda: park_results(sb, job_id) == [] and _parked(sb, job_id), timeout=10, what="a parked wait"
+            lambda: park_results(sb, job_id) == [] and _parked(sb, job_id), timeout=30, what="a parked wait"
         )
     finally:
         sb.emulator.config.pending_seconds = 0.5
@@ -180,10 +184,10 @@ def test_a_forged_push_for_a_running_task_only_makes_us_look_early(sb: UserSandb
     answer = httpx.post(callback_url(sb), json=forged, headers={"x-eventbridge-signature-token": token})
     assert answer.json() == {"outcome": "woken"}
     # Then the job looks (a query booked in the ledger), sees it still running, and carries on
-    wait_until(lambda: queries(sb, task_id) >= 1, timeout=10, what="the early look")
+    wait_until(lambda: queries(sb, task_id) >= 1, timeout=30, what="the early look")
     time.sleep(0.5)
     assert table(sb).get_item(Key={"pk": job_id})["Item"]["status"] in {"SUBMITTED", "PENDING", "RUNNING"}
-    record = ended(sb, job_id, timeout=40)
+    record = ended(sb, job_id, timeout=90)
     assert record["status"] == "SUCCEEDED"
 
 

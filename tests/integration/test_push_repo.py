@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.jobs import JobStatus
 
@@ -55,4 +56,5 @@ def test_duplicates_finished_jobs_and_missing_jobs(stack: Any) -> None:
     parked = repo.park("job-1", token="tok", now=T0)
     assert parked is not None and parked.finished
     assert repo.park("no-such-job", token="tok", now=T0) is None
-    assert int(repo.get("job-1").get("pushes")) == 2  # type: ignore[union-attr]
+    item = boto3.resource("dynamodb").Table(stack.table).get_item(Key={"pk": "job-1"})["Item"]
+    assert int(item["pushes"]) == 2 and item["push_events"] == {"e1", "e2"}

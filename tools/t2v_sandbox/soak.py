@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from t2v_sandbox.user_client import ApiClient, Target
-from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, topic_arn
+from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, put_video_request, topic_arn
 
 LOG = logging.getLogger("t2v_sandbox.soak")
 DOORS: Final = ("api", "eventbridge", "s3")
@@ -199,7 +199,6 @@ class Submitter:
         self.config = config
         creds = sb.session.get_credentials().get_frozen_credentials()
         self.api = ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, creds))
-        self.bus = sb.stack.parameters.get("EventBusName", "default") if sb.stack else "default"
         self.bucket = str(sb.outputs["OutputBucketName"])
         self.prefix = sb.stack.parameters.get("InputPrefix", "prompts/") if sb.stack else "prompts/"
 
@@ -230,16 +229,7 @@ class Submitter:
     def event(self, job: PlannedJob) -> None:
         from t2v.jobs import derive_job_id
 
-        answer = self.sb.client("events").put_events(
-            Entries=[
-                {
-                    "Source": "t2v.soak",
-                    "DetailType": "Video Generation Requested",
-                    "Detail": json.dumps(job.body),
-                    "EventBusName": self.bus,
-                }
-            ]
-        )
+        answer = put_video_request(self.sb, job.body)
         if answer["FailedEntryCount"]:
             job.submit_error = json.dumps(answer["Entries"])
             return
@@ -288,14 +278,14 @@ def submit_all(sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig) -> N
 
 
 def scan_jobs(sb: UserSandbox) -> list[dict[str, Any]]:
-    from t2v.adapters.jobs_repo import _plain
+    from t2v.adapters.jobs_repo import plain
 
     table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"ConsistentRead": True}
     while True:
         page = table.scan(**kwargs)
-        items.extend(_plain(i) for i in page["Items"] if i.get("kind") == "job")
+        items.extend(plain(i) for i in page["Items"] if i.get("kind") == "job")
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

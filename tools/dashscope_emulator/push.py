@@ -221,7 +221,9 @@ class Pusher:
                 due = self._heap[0] if self._heap else None
                 if due is None or due.at > now:
                     self._release_overdue_held(now)
-                    self._lock.wait(min(0.05, due.at - now) if due is not None else 0.05)
+                    # Idle (nothing scheduled, nothing held) until task_ended or stop notifies.
+                    idle = None if not self._held else 1.0
+                    self._lock.wait(min(0.05, due.at - now) if due is not None else idle)
                     continue
                 heapq.heappop(self._heap)
                 if due.held:  # a reordered push waits until another push goes out first

@@ -84,6 +84,8 @@ class ProviderSettings(DashScopeSettings, ExpectationSettings):
     max_polls: int = Field(default=1000, ge=1, le=2000)
     # Margin for the provider's clock against ours when matching its task times with our stamps.
     provider_clock_skew_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
+    # Task-finished pushes wake parked waits; polling becomes the safety net (issue 13).
+    push_completion: bool = False
 
     @field_validator("model_name")
     @classmethod
@@ -97,7 +99,17 @@ class ProviderSettings(DashScopeSettings, ExpectationSettings):
             budget_qps=self.poll_budget_qps,
             dense_seconds=float(self.poll_interval_seconds),
             default_scale=self.generation_time_scale,
+            push=self.push_completion,
         )
+
+
+class PushSettings(JobsSettings):
+    """The callback and park functions: where the callback token lives and the state machine's ARN
+    prefix (wakes go to task tokens, which name no resource)."""
+
+    callback_secret_id: str | None = Field(
+        default=None, description="Secrets Manager secret holding the push token (callback only)"
+    )
 
 
 class FinalizeSettings(JobsSettings):

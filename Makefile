@@ -11,11 +11,17 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+# The SAM CLI, pinned, in a venv of its own too. `sam build` needs python3.13 on PATH (the functions'
+# python3.13 build and the layer's Makefile), so it runs with the interpreter's dir first on PATH.
+SAM_VENV := .venv-sam
+SAM_VERSION := 1.170.0
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_VERSION)
+SAM := PATH="$(dir $(PYTHON313)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
 JOBS ?= 200
 
-.PHONY: help venv checkov-venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
+.PHONY: help venv checkov-venv sam-venv build lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
 	bench-env bench-stream bench-coldstart bench-cost bench-polling bench-rate
 
 help: ## list targets
@@ -39,6 +45,19 @@ $(CHECKOV_STAMP):
 
 checkov-venv: $(CHECKOV_STAMP) ## create .venv-checkov (checkov, pinned, apart from the project's pins)
 
+$(SAM_STAMP):
+	@test -n "$(PYTHON313)" || { echo "error: python3.13 not found on PATH or under pyenv ($(PYENV_ROOT)/versions/3.13*)"; exit 1; }
+	@echo "bootstrapping $(SAM_VENV) with $(PYTHON313)"
+	@test -x $(SAM_VENV)/bin/python || $(PYTHON313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'aws-sam-cli==$(SAM_VERSION)'
+	@touch $(SAM_STAMP)
+
+sam-venv: $(SAM_STAMP) ## create .venv-sam (the SAM CLI, pinned)
+
+build: sam-venv ## sam validate --lint, then sam build into .aws-sam/build (what `sam deploy` ships)
+	$(SAM) validate --lint
+	$(SAM) build
+
 lint: venv ## ruff + mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -53,7 +72,7 @@ templates: venv checkov-venv ## cfn-lint and checkov on template.yaml, statelint
 	$(VENV)/bin/statelint statemachine/*.asl.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
-test: lint templates ## lint, then every default test tier (unit, integration, e2e) with coverage
+test: lint templates build ## lint, then every default test tier (unit, integration, e2e) with coverage
 	$(VENV)/bin/coverage erase
 	$(VENV)/bin/coverage run -m pytest -m "not slow" -p no:randomly $(PYTEST_ARGS)
 	$(VENV)/bin/coverage report
@@ -108,4 +127,4 @@ soak: venv ## fault soak: JOBS jobs through the three doors under injected fault
 	$(VENV)/bin/t2v soak --jobs $(JOBS)
 
 clean:
-	rm -rf .sandbox out .coverage .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .sandbox out .coverage .mypy_cache .ruff_cache .pytest_cache .aws-sam

@@ -36,21 +36,22 @@ $(STAMP): pyproject.toml layers/shared/requirements.txt
 
 venv: $(STAMP) ## create .venv and install everything (pinned)
 
-$(CHECKOV_STAMP):
+# $(call tool-venv,DIR,REQUIREMENT): a venv of its own for one pinned tool; the target is its stamp.
+define tool-venv
 	@test -n "$(PYTHON313)" || { echo "error: python3.13 not found on PATH or under pyenv ($(PYENV_ROOT)/versions/3.13*)"; exit 1; }
-	@echo "bootstrapping $(CHECKOV_VENV) with $(PYTHON313)"
-	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON313) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'checkov==$(CHECKOV_VERSION)'
-	@touch $(CHECKOV_STAMP)
+	@echo "bootstrapping $(1) with $(PYTHON313)"
+	@test -x $(1)/bin/python || $(PYTHON313) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check '$(2)'
+	@touch $@
+endef
+
+$(CHECKOV_STAMP):
+	$(call tool-venv,$(CHECKOV_VENV),checkov==$(CHECKOV_VERSION))
 
 checkov-venv: $(CHECKOV_STAMP) ## create .venv-checkov (checkov, pinned, apart from the project's pins)
 
 $(SAM_STAMP):
-	@test -n "$(PYTHON313)" || { echo "error: python3.13 not found on PATH or under pyenv ($(PYENV_ROOT)/versions/3.13*)"; exit 1; }
-	@echo "bootstrapping $(SAM_VENV) with $(PYTHON313)"
-	@test -x $(SAM_VENV)/bin/python || $(PYTHON313) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check 'aws-sam-cli==$(SAM_VERSION)'
-	@touch $(SAM_STAMP)
+	$(call tool-venv,$(SAM_VENV),aws-sam-cli==$(SAM_VERSION))
 
 sam-venv: $(SAM_STAMP) ## create .venv-sam (the SAM CLI, pinned)
 

@@ -28,13 +28,14 @@ from t2v_bench.common import RESULTS_DIR, ROOT, median, pyplot, table, write_jso
 HANDLERS = ("submit", "status", "finalize", "intake", "api")
 GOAL_MS = 300.0
 _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
-_SUB = re.compile(r"\$\{([^}!]+)\}")
 _PSEUDO = {
     "AWS::StackName": "t2v",
+    "AWS::StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/t2v/0b5e52f0-8c3a-11ef-9d1c-0a1b2c3d4e5f",
     "AWS::AccountId": "123456789012",
     "AWS::Region": "us-east-1",
     "AWS::Partition": "aws",
     "AWS::URLSuffix": "amazonaws.com",
+    "AWS::NoValue": None,
 }
 
 
@@ -55,32 +56,21 @@ def parse_importtime(stderr: str) -> list[Import]:
     return rows
 
 
-def _value(raw: Any, params: dict[str, str]) -> str:
-    """A template value as the function would see it; resources become recognisable placeholders."""
-    if isinstance(raw, str | int | float):
-        return str(raw)
-    if isinstance(raw, dict) and "Ref" in raw:
-        ref = str(raw["Ref"])
-        return params.get(ref) or _PSEUDO.get(ref) or f"bench-{ref}"
-    if isinstance(raw, dict) and "Fn::Sub" in raw:
-        text = raw["Fn::Sub"] if isinstance(raw["Fn::Sub"], str) else raw["Fn::Sub"][0]
-        return _SUB.sub(lambda m: params.get(m[1]) or _PSEUDO.get(m[1]) or f"bench-{m[1]}", text)
-    if isinstance(raw, dict) and "Fn::GetAtt" in raw:
-        return "bench-" + ".".join(raw["Fn::GetAtt"])
-    return "bench-value"
-
-
 def template_env(function: str, template: Path = ROOT / "template.yaml") -> dict[str, str]:
     """Globals + the function's Environment.Variables, with parameter defaults resolved."""
+    from t2v_sandbox.intrinsics import Resolver
     from t2v_sandbox.template import load_template
 
     data = load_template(template)
     params = {k: str(v.get("Default", "")) for k, v in data.get("Parameters", {}).items()}
+    # The sandbox's resolver, with recognisable placeholders for the resources' names and attributes.
+    resolver = Resolver(data, params, _PSEUDO, lambda lid, att: f"bench-{lid}.{att}")
+    resolver.refs.update({lid: f"bench-{lid}" for lid in data["Resources"]})
     logical = f"{function.capitalize()}Function"
     props = data["Resources"][logical]["Properties"]
     merged: dict[str, Any] = dict(data["Globals"]["Function"]["Environment"]["Variables"])
     merged.update(props.get("Environment", {}).get("Variables", {}))
-    env = {k: _value(v, params) for k, v in merged.items()}
+    env = {k: str(resolver.resolve(v)) for k, v in merged.items()}
     memory = props.get("MemorySize", data["Globals"]["Function"].get("MemorySize", 128))
     # What the Lambda runtime adds (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
     env.update(

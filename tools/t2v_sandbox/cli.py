@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "t2v_sandbox.commands_user",  # submit, status, list, cancel, download
     "t2v_sandbox.demo",
     "t2v_sandbox.soak",  # the fault soak
+    "t2v_sandbox.teardown",  # delete a deployed stack, its versioned bucket emptied first
     # Further commands: add their modules here.
 )
 

@@ -40,7 +40,7 @@ from t2v.pipeline import CreateInProgressError
 from t2v.request import InvalidRequestError, VideoRequest, parse_request
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore", "httpx"])  # not patch_all: it imports sqlite3, http.client, ...
 # Any unreadable body (too-deep nesting, over-long numbers too) is a 400 naming "body", never a 500.
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=loads)
 _deps = cache(build_api_deps)

@@ -11,7 +11,7 @@ from t2v.pipeline import finalize_job, record_outcome
 from t2v.wiring import finalize_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore", "httpx"])  # not patch_all: it imports sqlite3, http.client, ...
 metrics = Metrics()
 
 

@@ -11,7 +11,7 @@ from t2v.intake import handle_eventbridge, handle_s3_records
 from t2v.wiring import intake_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # AWS calls only (patch_all would import httpx, sqlite3, ...)
 metrics = Metrics()
 
 

@@ -13,12 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from t2v.adapters.jobs_repo import Job, iso
+from t2v.adapters.jobs_repo import Job
 from t2v.api_service import ApiDeps, ApiSettings
 from t2v.config import ConfigError
 from t2v.errors import ProviderAuthError, RetryableProviderError, TerminalProviderError
 from t2v.jobs import JobStatus, can_move, derive_job_id
-from t2v.pipeline import FinalizeDeps
+from t2v.times import iso
+from t2v.usecases.announce import AnnounceDeps
 
 from tests.conftest import ROOT, lambda_context, load_event
 
@@ -206,14 +207,7 @@ class World:
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     settings = ApiSettings.from_env(ENV)
     repo, executions, provider, notifier = FakeRepo(), FakeExecutions(), FakeProvider(), FakeNotifier()
-    outcomes = FinalizeDeps(
-        repo=repo,
-        store=FakeStore(),
-        downloader=None,
-        notifier=notifier,  # type: ignore[arg-type]
-        settings=settings,
-        clock=lambda: NOW,
-    )
+    outcomes = AnnounceDeps(repo=repo, notifier=notifier, clock=lambda: NOW)  # type: ignore[arg-type]
     deps = ApiDeps(
         repo=repo,
         executions=executions,

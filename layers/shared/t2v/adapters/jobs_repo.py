@@ -14,32 +14,20 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from t2v.adapters import DynamoTable
 from t2v.adapters.poll_stats import ACTIVE_KEY
-from t2v.errors import PipelineError
+from t2v.errors import BudgetExceededError
 from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
-
-if TYPE_CHECKING:
-    pass
+from t2v.times import iso
 
 JOB_TTL_DAYS = 90
 CONTESTED = "contested"  # owner of a provider task that more than one job could have made
-
-
-class BudgetExceededError(PipelineError):
-    """The request would take the day's billed seconds over the configured cap."""
-
-    code = "BudgetExceeded"
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _plain(value: Any) -> Any:

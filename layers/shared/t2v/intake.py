@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Event
+
 from t2v.contract import Ended, ExecutionInput
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.jsontext import loads
@@ -156,13 +158,14 @@ def _reject(
 
 def handle_s3_records(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
     report = IntakeReport([], [], [])
-    for record in event.get("Records", []):
-        bucket = record["s3"]["bucket"]["name"]
-        key = unquote_plus(record["s3"]["object"]["key"])  # S3 sends keys URL-encoded
+    for record in S3Event(event).records:
+        bucket = record.s3.bucket.name
+        key = unquote_plus(record.s3.get_object.key)  # S3 sends keys URL-encoded
         if not key.startswith(deps.input_prefix):
             continue
-        version = record["s3"]["object"].get("versionId") or record["s3"]["object"].get("eTag") or ""
-        data = deps.read_object(bucket, key, record["s3"]["object"].get("versionId"))
+        version_id = record.s3.get_object.version_id
+        version = version_id or record.s3.get_object.etag or ""
+        data = deps.read_object(bucket, key, version_id)
         origin_base = {"bucket": bucket, "key": key, "version": version}
         valid_index = 0
         for item in parse_prompt_file(key, data, deps.defaults):
@@ -188,9 +191,11 @@ def handle_s3_records(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
 def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
     """`Video Generation Requested`: the detail is the request; the event id gives idempotency."""
     report = IntakeReport([], [], [])
-    job_id = derive_job_id("eventbridge", str(event.get("id")))
-    detail = event.get("detail")
-    origin = {"event_id": event.get("id"), "source": event.get("source"), "time": event.get("time")}
+    received = EventBridgeEvent(event)
+    event_id = received.get("id")  # .get_id would raise KeyError on an event without one
+    job_id = derive_job_id("eventbridge", str(event_id))
+    detail = received.get("detail")
+    origin = {"event_id": event_id, "source": received.get("source"), "time": received.get("time")}
     raw = detail.get("request", detail) if isinstance(detail, dict) else detail
     try:
         request = parse_request(raw, deps.defaults)
@@ -198,7 +203,7 @@ def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
         _reject(
             deps,
             job_id,
-            message=f"event {event.get('id')}: {exc}",
+            message=f"event {event_id}: {exc}",
             raw=raw,
             source="eventbridge",
             origin=origin,

@@ -1,12 +1,15 @@
-"""Secrets Manager adapter: the DashScope API key, cached per container, never logged."""
+"""Secrets Manager adapter: the DashScope API key, cached per container, never logged.
+
+Powertools Parameters' SecretsProvider fetches and caches the secret (max_age); this adapter adds
+the key's two accepted formats and a typed error. Powertools' module imports boto3, so it is
+imported when the key is first needed, not when a handler is imported.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
-from t2v.adapters import boto3_module
 from t2v.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -22,22 +25,32 @@ class SecretError(PipelineError):
 class ApiKeyProvider:
     """Reads the key from a secret holding either the bare key or JSON {"api_key": "..."}."""
 
-    def __init__(self, secret_id: str, *, client: SecretsManagerClient | None = None) -> None:
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        client: SecretsManagerClient | None = None,
+        max_age_seconds: int = CACHE_SECONDS,
+    ) -> None:
         self._secret_id = secret_id
         self._client = client
-        self._value: str | None = None
-        self._fetched_at = 0.0
+        self._max_age = max_age_seconds
+        self._provider: Any = None
 
     def __repr__(self) -> str:
         return f"ApiKeyProvider(secret_id={self._secret_id!r})"
 
     def get(self) -> str:
-        if self._value is None or time.monotonic() - self._fetched_at > CACHE_SECONDS:
-            client: Any = self._client or boto3_module().client("secretsmanager")
-            raw = str(client.get_secret_value(SecretId=self._secret_id).get("SecretString") or "")
-            self._value = _extract_key(raw, self._secret_id)
-            self._fetched_at = time.monotonic()
-        return self._value
+        from aws_lambda_powertools.utilities.parameters import GetParameterError, SecretsProvider
+
+        if self._provider is None:
+            self._provider = SecretsProvider(boto3_client=self._client)
+        try:
+            raw = self._provider.get(self._secret_id, max_age=self._max_age)
+        except GetParameterError as exc:
+            raise SecretError(f"secret {self._secret_id} could not be read: {exc}") from None
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+        return _extract_key(text, self._secret_id)
 
 
 def _extract_key(raw: str, secret_id: str) -> str:

@@ -21,7 +21,7 @@ PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
 JOBS ?= 200
 
-.PHONY: help venv checkov-venv sam-venv build lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
+.PHONY: help venv checkov-venv sam-venv build deploy lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
 	bench-build bench-stream bench-coldstart bench-cost bench-polling bench-rate
 
 help: ## list targets
@@ -58,6 +58,10 @@ sam-venv: $(SAM_STAMP) ## create .venv-sam (the SAM CLI, pinned)
 build: sam-venv ## sam validate --lint, then sam build into .aws-sam/build (what `sam deploy` ships)
 	$(SAM) validate --lint
 	$(SAM) build
+
+DEPLOY_ARGS ?=
+deploy: build ## sam deploy with samconfig.toml (stack t2v, us-east-1; DEPLOY_ARGS="--region eu-west-1 ...")
+	$(SAM) deploy $(DEPLOY_ARGS)
 
 lint: venv ## ruff + mypy
 	$(VENV)/bin/ruff check .

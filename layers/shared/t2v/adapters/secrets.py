@@ -23,7 +23,8 @@ class SecretError(PipelineError):
 
 
 class ApiKeyProvider:
-    """Reads the key from a secret holding either the bare key or JSON {"api_key": "..."}."""
+    """Reads a secret value (by default the DashScope key) from a secret holding either the bare value
+    or a JSON object with one of `fields` (by default {"api_key": "..."})."""
 
     def __init__(
         self,
@@ -31,10 +32,14 @@ class ApiKeyProvider:
         *,
         client: SecretsManagerClient | None = None,
         max_age_seconds: int = CACHE_SECONDS,
+        fields: tuple[str, ...] = ("api_key", "DASHSCOPE_API_KEY"),
+        what: str = "API key",
     ) -> None:
         self._secret_id = secret_id
         self._client = client
         self._max_age = max_age_seconds
+        self._fields = fields
+        self._what = what
         self._provider: Any = None
 
     def __repr__(self) -> str:
@@ -50,17 +55,24 @@ class ApiKeyProvider:
         except GetParameterError as exc:
             raise SecretError(f"secret {self._secret_id} could not be read: {exc}") from None
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
-        return _extract_key(text, self._secret_id)
+        return _extract_key(text, self._secret_id, self._fields, self._what)
 
 
-def _extract_key(raw: str, secret_id: str) -> str:
+def _extract_key(
+    raw: str,
+    secret_id: str,
+    fields: tuple[str, ...] = ("api_key", "DASHSCOPE_API_KEY"),
+    what: str = "API key",
+) -> str:
     text = raw.strip()
     if text.startswith("{"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError:
             raise SecretError(f"secret {secret_id} is not valid JSON") from None
-        text = str(data.get("api_key") or data.get("DASHSCOPE_API_KEY") or "").strip()
+        text = next((str(data[f]).strip() for f in fields if data.get(f)), "")
     if not text:
-        raise SecretError(f'secret {secret_id} holds no API key (expected the key or {{"api_key": ...}})')
+        raise SecretError(
+            f'secret {secret_id} holds no {what} (expected the value or {{"{fields[0]}": ...}})'
+        )
     return text

@@ -14,7 +14,7 @@ from t2v.adapters.poll_stats import PollStats
 from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import Workflow
-from t2v.config import FinalizeSettings, IntakeSettings, ProviderSettings
+from t2v.config import ApiSettings, FinalizeSettings, IntakeSettings, ProviderSettings
 from t2v.contract import ExecutionInput
 from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
 from t2v.media import HostAllowlist
@@ -25,6 +25,7 @@ from t2v.usecases.ports import ProviderDeps
 
 if TYPE_CHECKING:
     from t2v.dashscope import DashScopeClient
+    from t2v.usecases.videos import ApiDeps
 
 
 def provider_client_factory(
@@ -114,7 +115,7 @@ def intake_deps() -> IntakeDeps:
             source=execution.source,
             origin=execution.origin,
             now=now,
-            deadline_at=now + timedelta(seconds=settings.deadline_seconds + execution.start_delay_seconds),
+            deadline_at=settings.deadline_from(now) + timedelta(seconds=execution.start_delay_seconds),
         )
         return new
 
@@ -129,4 +130,25 @@ def intake_deps() -> IntakeDeps:
         hand_on=AsyncInvoker(function) if function else None,
         lines_per_invocation=settings.intake_lines_per_invocation,
         handoff_margin_seconds=settings.intake_handoff_seconds,
+    )
+
+
+def build_api_deps() -> ApiDeps:
+    """Everything the API needs, from the environment; clients are built lazily."""
+    from t2v.usecases.videos import ApiDeps  # the API's views and use cases: only the API loads them
+
+    settings = ApiSettings.from_env()
+    repo = JobsRepository(settings.jobs_table)
+    store = VideoStore()
+    return ApiDeps(
+        repo=repo,
+        executions=Workflow(settings.state_machine_arn),
+        store=store,
+        provider=provider_client_factory(
+            settings.dashscope_secret_id,
+            base_url=settings.dashscope_base_url,
+            workspace=settings.dashscope_workspace,
+        ),
+        outcomes=build_announce_deps(settings, repo=repo),
+        settings=settings,
     )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from t2v.adapters.jobs_repo import Job
 from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, Succeeded
 from t2v.errors import ProviderThrottledError, RetryableProviderError
-from t2v.jobs import PROVIDER_TO_JOB, JobStatus, TaskStatus
+from t2v.jobs import PROVIDER_TO_JOB, JobRecord, JobStatus, TaskStatus
 from t2v.schedule import (
     DISPATCH_LATENCY,
     GenerationTier,
@@ -23,7 +22,7 @@ from t2v.schedule import (
     queue_and_run,
     slot_check,
 )
-from t2v.times import iso, parse_ts
+from t2v.times import iso
 from t2v.usecases.ports import ProviderDeps
 
 THROTTLE_FACTOR = 2.0
@@ -38,16 +37,12 @@ class _Booked:
     returned_at: datetime
 
 
-def first_turn(job: Job, deps: ProviderDeps) -> PollTurn:
+def first_turn(job: JobRecord, deps: ProviderDeps) -> PollTurn:
     """The loop's first turn, for a job whose task is bound: when to look first."""
     now = deps.clock()
     tier = GenerationTier.of_request(job.request)
-    submitted = job.get("submitted_at")
-    submitted_at = parse_ts(str(submitted)) if submitted else now
-    deadline_at = job.get("deadline_at")
-    deadline = (
-        parse_ts(str(deadline_at)) if deadline_at else now + timedelta(seconds=deps.settings.deadline_seconds)
-    )
+    submitted_at = job.submitted_at or now
+    deadline = job.deadline_at or deps.settings.deadline_from(now)
     obs = Observation(
         now=now.timestamp(),
         submitted_at=submitted_at.timestamp(),
@@ -63,7 +58,7 @@ def first_turn(job: Job, deps: ProviderDeps) -> PollTurn:
         tier=tier,
         submitted_at=submitted_at,
         deadline_at=deadline,
-        polls=int(job.get("polls", 0)),
+        polls=job.polls,
         **vars(booked),
     )
 

@@ -32,6 +32,9 @@ NEEDS: dict[str, dict[str, set[str]]] = {
     "FinalizeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": set()},
     "IntakeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": set()},
     "ApiFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
+    # Push completion: park stores the wait's token; the callback finds the task's owner, records the push.
+    "ParkFunction": {"table": {"UpdateItem"}, "index": set()},
+    "CallbackFunction": {"table": {"GetItem", "UpdateItem"}, "index": set()},
 }
 
 

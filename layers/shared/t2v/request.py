@@ -6,6 +6,7 @@ Pure domain: no I/O. Every validation error names the field and the rule it brok
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -231,9 +232,10 @@ class InvalidRequestError(ValueError):
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
-    errors: list[FieldError] = []
-    for err in exc.errors(include_url=False):
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    """pydantic's errors for a request as the contract's field errors: each names its field and rule."""
+    found: list[FieldError] = []
+    for err in errors:
         # An unknown field's name is the caller's text: quote a bounded piece of it.
         loc = bounded(".".join(str(part) for part in err["loc"]), 100) or "request"
         message = bounded(str(err["msg"]).removeprefix("Value error, "), 300)
@@ -241,8 +243,8 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             loc, message = "duration", message.removeprefix("duration: ")
         elif err["type"] == "extra_forbidden":
             message = "unknown field; allowed: " + ", ".join(VideoRequest.model_fields)
-        errors.append(FieldError(loc, message))
-    return errors
+        found.append(FieldError(loc, message))
+    return found
 
 
 def parse_request(data: Any, defaults: dict[str, Any] | None = None) -> VideoRequest:
@@ -253,4 +255,4 @@ def parse_request(data: Any, defaults: dict[str, Any] | None = None) -> VideoReq
     try:
         return VideoRequest.model_validate(merged)
     except ValidationError as exc:
-        raise InvalidRequestError(_field_errors(exc)) from None
+        raise InvalidRequestError(field_errors(exc.errors(include_url=False))) from None

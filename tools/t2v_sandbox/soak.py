@@ -249,11 +249,18 @@ class Submitter:
         job.job_id = derive_job_id("eventbridge", answer["Entries"][0]["EventId"])
 
     def prompt_file(self, jobs: list[PlannedJob], name: str) -> None:
-        if len(jobs) == 1 and jobs[0].scenario != "invalid":
+        from t2v.jobs import derive_job_id
+
+        single = len(jobs) == 1 and jobs[0].scenario != "invalid"
+        if single:
             key, data = f"{self.prefix}soak/{name}.json", json.dumps(jobs[0].body)
         else:
             key, data = f"{self.prefix}soak/{name}.jsonl", "\n".join(json.dumps(j.body) for j in jobs)
-        self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data.encode())
+        answer = self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data.encode())
+        # A refused line's record keeps no prompt (a digest and a prefix): it is found by its job id.
+        version = str(answer.get("VersionId") or answer["ETag"].strip('"'))
+        for line, job in enumerate(jobs, start=1):
+            job.job_id = derive_job_id("s3", self.bucket, key, version, "0" if single else str(line))
 
 
 def plan_hostile(jobs: list[PlannedJob], config: SoakConfig, run: str) -> list[soak_hostile.HostileFile]:
@@ -347,7 +354,9 @@ def settle(
 ) -> float:
     """Wait until every planned job (and every job of `job_ids`) has a terminal record and no
     execution runs; returns seconds waited."""
-    prompts = {j.prompt for j in jobs if not j.submit_error}
+    refused = {j.job_id for j in jobs if j.scenario == "invalid" and j.job_id}
+    job_ids = frozenset(job_ids | refused)
+    prompts = {j.prompt for j in jobs if not j.submit_error and j.job_id not in refused}
     started = time.monotonic()
     last_report = 0.0
     while True:
@@ -478,6 +487,8 @@ class Judge:
             # than guess: always one that ended without a video (a SUCCEEDED task shows its prompt).
             self.counts["contested_tasks"] += sum(1 for t in tasks if self.owner(t["task_id"]) == "contested")
         found = ev.records.get(job.prompt, [])
+        if not found and job.job_id in ev.by_id:  # a refused request: its record keeps no prompt
+            found = [ev.by_id[job.job_id]]
         if job.submit_error or not found:
             self.bad(
                 verdict, "lost", f"submit failed: {job.submit_error}" if job.submit_error else "no record"

@@ -169,7 +169,9 @@ def test_every_json_path_a_task_reads_is_a_field_and_every_key_it_sends_is_an_in
     assert state["ResultSelector"] == {"Payload.$": "$.Payload"}
     assert state["ResultPath"] in {"$.status", "$.result"}
     for catch in state.get("Catch", []):
-        field_at(StateDocument, catch["ResultPath"]) if catch["ResultPath"] == "$.error" else None
+        # A failed step's error lands where RecordFailure reads it; RecordFailure's own goes aside.
+        expected = "$.notify_error" if name == "RecordFailure" else "$.error"
+        assert catch["ResultPath"] == expected, name
 
 
 def test_what_each_task_sends_validates_as_its_functions_input() -> None:
@@ -216,3 +218,15 @@ def test_the_outcome_is_one_of_two_kinds() -> None:
         )
     turn = PollTurn.model_validate_json(FAILED.model_dump_json())
     assert turn.outcome == FAILED.outcome and turn.submitted_at == WAITING.submitted_at
+
+
+def test_the_events_corpus_speaks_the_contract() -> None:
+    # Given the sample events `sam local invoke -e` and the docs use
+    assert isinstance(SubmitInput.model_validate(load_event("submit.json")), SubmitInput)
+    assert PollTurn.model_validate(load_event("status.json")).decision == PollDecision.WAIT
+    finalize = FINALIZE_INPUT.validate_python(load_event("finalize.json"))
+    assert isinstance(finalize, OutcomeInput) and isinstance(finalize.outcome, Succeeded)
+    failure = FINALIZE_INPUT.validate_python(load_event("finalize_failure.json"))
+    assert isinstance(failure, OutcomeInput) and isinstance(failure.outcome, Ended)
+    catch = FINALIZE_INPUT.validate_python(load_event("finalize_catch.json"))
+    assert isinstance(catch, CatchInput) and "1080P" in catch.error.message()

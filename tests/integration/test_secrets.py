@@ -44,6 +44,8 @@ def test_a_missing_secret_is_a_typed_error_naming_it(moto_server: str) -> None:
 
 def test_json_without_a_key_names_the_expected_format(secret: str) -> None:
     boto3.client("secretsmanager").put_secret_value(SecretId=secret, SecretString='{"other": "x"}')
-    with pytest.raises(SecretError, match=r'holds no API key \(expected the key or \{"api_key": \.\.\.\}\)'):
+    with pytest.raises(
+        SecretError, match=r'holds no API key \(expected the value or \{"api_key": \.\.\.\}\)'
+    ):
         ApiKeyProvider(secret).get()
     assert "x" not in repr(ApiKeyProvider(secret))

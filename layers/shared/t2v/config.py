@@ -127,6 +127,10 @@ class IntakeSettings(FinalizeSettings):
     input_prefix: str = "prompts/"
     default_size: str = "1280*720"
     default_duration: int = 5
+    # Set by Lambda: the function hands the rest of a long prompt file on to itself.
+    aws_lambda_function_name: str | None = None
+    intake_lines_per_invocation: int = Field(default=250, ge=1, le=100_000)
+    intake_handoff_seconds: float = Field(default=20.0, ge=0.0, le=900.0)
 
     @field_validator("output_prefix")
     @classmethod

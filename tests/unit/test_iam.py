@@ -145,9 +145,12 @@ def test_intake_may_invoke_itself_and_no_function_anything_else() -> None:
             assert not invokes, function
             continue
         [statement] = invokes
-        name = props["FunctionName"]["Fn::Sub"]
+        name, names = props["FunctionName"]["Fn::Sub"]
         assert resources(statement) == [
             {
-                "Fn::Sub": f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}"
+                "Fn::Sub": [
+                    f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}",
+                    names,
+                ]
             }
         ]

@@ -25,6 +25,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
+from t2v.request import DEFAULT_MODEL
 
 from dashscope_emulator.faults import FaultInjector, FaultPlan, FaultRule
 from dashscope_emulator.media import MediaStore, VideoSpec
@@ -38,6 +39,9 @@ _CANCEL_PATH: Final = re.compile(rf"^{API}/tasks/([^/]+)/cancel$")
 _MEDIA_PATH: Final = re.compile(r"^/media/([^/]+)\.mp4$")
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
 DAY: Final = 86_400.0
+# The largest list page the emulator serves; a larger `page_size` is refused, as a bound the client must
+# respect (DashScope's list-tasks documents 10 as its default page size).
+MAX_PAGE_SIZE: Final = 100
 
 
 @dataclass
@@ -53,6 +57,9 @@ class EmulatorConfig:
     media_dir: Path | None = None  # default: a temporary directory removed on stop()
     encode_workers: int = 2
     media_wait_seconds: float = 120.0
+    # The provider's clock against the callers' (seconds added to every time the emulator reads): its
+    # task creation times, list windows and task lifetimes all follow the skewed clock.
+    clock_offset_seconds: float = 0.0
 
 
 @dataclass
@@ -162,13 +169,17 @@ class Emulator:
     def video_url(self, task_id: str) -> str:
         return f"{self.public_base}/media/{task_id}.mp4"
 
+    def now(self) -> float:
+        """The provider's clock: this machine's, shifted by `clock_offset_seconds`."""
+        return time.time() + self.config.clock_offset_seconds
+
     # ----------------------------------------------------------------- inspection
     def requests(self) -> list[dict[str, Any]]:
         with self._lock:
             return [r.as_dict() for r in self._log]
 
     def tasks(self) -> list[dict[str, Any]]:
-        now = time.time()
+        now = self.now()
         with self._lock:
             return [t.admin_view(now) for t in self._tasks.values()]
 
@@ -245,7 +256,7 @@ class Emulator:
             audio=req.audio,
             watermark=req.watermark,
             seed=req.seed if req.seed is not None else uuid.uuid4().int % 2_147_483_648,
-            created=time.time(),
+            created=self.now(),
             pending_seconds=cfg.pending_seconds,
             running_seconds=cfg.running_seconds,
             ttl_seconds=cfg.task_ttl_seconds,
@@ -271,20 +282,67 @@ class Emulator:
             self.media.submit(task.task_id, spec)
         return task
 
+    def add_tasks(
+        self,
+        count: int,
+        *,
+        prompt: str,
+        api_key: str = "sk-another-client",
+        created: float | None = None,
+        spread_seconds: float = 0.0,
+        outcome: str = "failed",
+        size: str = "640*360",
+        duration: int = 5,
+    ) -> list[str]:
+        """Put `count` tasks of another client on the account at once, without HTTP or media (a busy
+        account: a notebook or another stack on the same key). Ended `failed` by default, since their
+        videos are never fetched; `created` (provider clock) defaults to now, spread over `spread_seconds`."""
+        base = self.now() if created is None else created
+        made: list[Task] = []
+        for n in range(count):
+            made.append(
+                Task(
+                    task_id=str(uuid.uuid4()),
+                    request_id=str(uuid.uuid4()),
+                    api_key=api_key,
+                    model=DEFAULT_MODEL,
+                    prompt=prompt,
+                    render_prompt=prompt,
+                    truncated=False,
+                    size=size,
+                    duration=duration,
+                    audio=False,
+                    watermark=False,
+                    seed=n,
+                    created=base + (spread_seconds * n / count if count else 0.0),
+                    pending_seconds=self.config.pending_seconds,
+                    running_seconds=self.config.running_seconds,
+                    ttl_seconds=self.config.task_ttl_seconds,
+                    outcome=outcome,  # type: ignore[arg-type]
+                    fail_code="InternalError.Algo" if outcome == "failed" else None,
+                    fail_message="Inference failed." if outcome == "failed" else None,
+                )
+            )
+        with self._lock:
+            self._tasks.update({t.task_id: t for t in made})
+        return [t.task_id for t in made]
+
     def _cancel(self, task_id: str) -> bool:
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is None or task.status(time.time()) != "PENDING":
+            if task is None or task.status(self.now()) != "PENDING":
                 return False
-            task.canceled_at = time.time()
+            task.canceled_at = self.now()
         self.media.discard(task_id)
         return True
 
     def _list(self, query: dict[str, str], request_id: str) -> dict[str, Any]:
-        now = time.time()
+        now = self.now()
         start, end = _list_window(query, now)
         page_no = _positive_int(query, "page_no", 1)
         page_size = _positive_int(query, "page_size", 10)
+        if page_size > MAX_PAGE_SIZE:
+            raise ApiError(400, "InvalidParameter", f"page_size must be at most {MAX_PAGE_SIZE}, got {page_size}")
         with self._lock:
             tasks = [t for t in self._tasks.values() if now < t.created + t.ttl_seconds]
         items = [
@@ -457,7 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
         if task is None:
             self._json(200, {"output": {"task_id": task_id, "task_status": "UNKNOWN"}})
             return
-        body = task.query_body(time.time(), self._rec.request_id or "", self.emulator.video_url(task_id))
+        body = task.query_body(self.emulator.now(), self._rec.request_id or "", self.emulator.video_url(task_id))
         body.pop("request_id")
         self._json(200, body)
 
@@ -479,7 +537,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._rec.task_id = task_id
         task = self.emulator.task(task_id)
         rule = self._inject("media", task.prompt if task else None)
-        now = time.time()
+        now = self.emulator.now()
         if task is None or not task.has_video or now < task.finished_at:
             self._plain(404, b"NoSuchKey: The specified key does not exist.")
             return

@@ -113,6 +113,12 @@ class AmbiguousCreateError(RetryableProviderError):
     code = "AmbiguousCreate"
 
 
+class IncompleteListError(RetryableProviderError):
+    """A list-tasks scan could not read every page: what it did not see may exist. Try again later."""
+
+    code = "IncompleteList"
+
+
 class TaskFailedError(PipelineError):
     """The provider's task ended FAILED (or SUCCEEDED without a video, which is the same to a user)."""
 

@@ -19,13 +19,15 @@ from t2v.adapters.jobs_repo import Job, iso
 from t2v.config import FinalizeSettings, ProviderSettings
 from t2v.errors import (
     AmbiguousCreateError,
+    IncompleteListError,
     PipelineError,
+    ProviderAuthError,
     ProviderThrottledError,
     RetryableProviderError,
     TerminalProviderError,
 )
 from t2v.jobs import PROVIDER_TO_JOB, JobStatus
-from t2v.request import VideoRequest, parse_request
+from t2v.request import VideoRequest, output_size, parse_request
 from t2v.schedule import (
     DISPATCH_LATENCY,
     MemoryPollStats,
@@ -48,7 +50,6 @@ from t2v.schedule import (
 # A create claim older than this is presumed abandoned (its Lambda crashed or lost the answer):
 # longer than the submit function's timeout, so a live create is never taken for a dead one.
 CLAIM_STALE_SECONDS = 60
-RECONCILE_WINDOW = timedelta(hours=1)
 THROTTLE_FACTOR = 2.0
 MAX_BACKOFF_SECONDS = 300
 
@@ -101,8 +102,15 @@ class Repo(Protocol):
     def unbound_creates(self, *, since: datetime) -> list[Job]: ...
     def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None: ...
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool: ...
+    def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool: ...
     def transition(
-        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        new: JobStatus,
+        *,
+        now: datetime,
+        fields: dict[str, Any] | None = None,
+        expect: dict[str, str | None] | None = None,
     ) -> bool: ...
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None: ...
     def claim_notification(
@@ -138,6 +146,8 @@ class ProviderDeps:
     rng: random.Random = field(default_factory=random.Random)
     stats: PollStatsLike = field(default_factory=MemoryPollStats)
     sleep: Callable[[float], None] = time.sleep
+    # Reads the provider key again, past its cache (the provider refused the cached one).
+    refresh_key: Callable[[], None] = lambda: None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,10 +233,26 @@ def _create(job: Job, request: VideoRequest, deps: ProviderDeps) -> dict[str, An
     except RetryableProviderError:
         deps.repo.release_claim(job.job_id)  # refused or never sent: a new create is safe
         raise
-    deps.repo.record_task(
+    if not deps.repo.record_task(
         job.job_id, task_id=created.task_id, request_id=created.request_id, now=deps.clock()
-    )
+    ):
+        current = _reload(job.job_id, deps)
+        if current.task_id != created.task_id:
+            # Canceled (or bound to another task) while the create was in flight: a task nobody will
+            # ever poll must not run on, billed and unseen.
+            _cancel_orphan(client, created.task_id)
+            if current.status.is_terminal or not current.task_id:
+                raise JobAlreadyFinishedError(f"job {job.job_id} ended {current.status} while its task was created")
+        return _submitted(current, deps)
     return _submitted(_reload(job.job_id, deps), deps)
+
+
+def _cancel_orphan(client: ProviderClient, task_id: str) -> None:
+    """Cancel a task no job will track; the provider cancels only PENDING tasks, so this is best effort."""
+    try:
+        client.cancel_task(task_id)
+    except PipelineError:
+        pass  # already past PENDING (or the provider is unreachable): nothing more can be done here
 
 
 class Reconciled(StrEnum):
@@ -266,38 +292,67 @@ def _created_at(listed: Any) -> float | None:
 def _reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconciled:
     """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
 
+    Only the create's window (`_create_window`, which holds the clock margin) is listed: a task made
+    outside it cannot be ours, however busy the account. A scan that cannot read the whole window is
+    UNDECIDED (try again later), never ABSENT: what it did not see may be ours.
+
     A task is ours on proof: our ownership record, or the provider's `orig_prompt` (a query shows it
-    once the task SUCCEEDED). Without proof (a task still running, or FAILED), a task nobody owns is
-    adopted only when it is the single one the provider created while our create was in flight
-    (`_create_window`) and no other job has an unanswered create whose window holds it; otherwise the
+    once the task SUCCEEDED) together with the request's parameters (its usage). Without proof (a task
+    still running, or FAILED), a task nobody owns is adopted only when it is the single one the provider
+    created while our create was in flight and no other job has an unanswered create whose window holds
+    it; such an adoption is checked again when the task shows its request (`_foreign`). Otherwise the
     running ones are waited for until they show their prompt, never guessed, and finished ones are
     marked contested so that no job adopts them later either (a duplicate task beats a wrong one).
     """
-    client = deps.client()
-    claimed = parse_ts(job.create_claimed_at) if job.create_claimed_at else deps.clock()
-    start, end = claimed - RECONCILE_WINDOW, deps.clock() + RECONCILE_WINDOW
     window = _create_window(job, deps.clock_skew_seconds)
+    if window is None:
+        return Reconciled.ABSENT  # no create of ours was ever sent: no task can be ours
+    client = deps.client()
     # (task id, status, request id, created at): no proof either way
     maybe: list[tuple[str, str, str | None, float | None]] = []
-    for listed in client.iter_tasks(start_time=start, end_time=end, model_name=request.model):
-        task_id = str(listed.task_id)
-        owner = deps.repo.owner_of_task(task_id)
-        if owner == job.job_id:  # a crash came between the two writes of record_task
-            if _bind(job, task_id, None, deps):
-                return Reconciled.ADOPTED
-            continue
-        if owner is not None:
-            continue
-        created = _created_at(listed)
-        if window and created is not None and not window[0] <= created <= window[1]:
-            continue  # made while no create of ours was in flight
-        info = client.get_task(task_id)
-        if info.orig_prompt is not None:
-            if info.orig_prompt == request.prompt and _bind(job, task_id, info.request_id, deps):
-                return Reconciled.ADOPTED
-        elif window is not None:  # without a create of ours on record, only proof counts
-            maybe.append((task_id, str(info.status), info.request_id, created))
+    try:
+        for listed in client.iter_tasks(
+            start_time=datetime.fromtimestamp(window[0], UTC),
+            end_time=datetime.fromtimestamp(window[1], UTC),
+            model_name=request.model,
+        ):
+            task_id = str(listed.task_id)
+            owner = deps.repo.owner_of_task(task_id)
+            if owner == job.job_id:  # a crash came between the two writes of record_task
+                if _bind(job, task_id, None, deps):
+                    return Reconciled.ADOPTED
+                continue
+            if owner is not None:
+                continue
+            created = _created_at(listed)
+            if created is not None and not window[0] <= created <= window[1]:
+                continue  # made while no create of ours was in flight
+            info = client.get_task(task_id)
+            if info.orig_prompt is not None:
+                if not _foreign(info, request) and _bind(job, task_id, info.request_id, deps):
+                    return Reconciled.ADOPTED
+            else:
+                maybe.append((task_id, str(info.status), info.request_id, created))
+    except IncompleteListError:
+        return Reconciled.UNDECIDED
     return _decide(job, maybe, deps)
+
+
+def _foreign(info: Any, request: VideoRequest) -> bool:
+    """Whether a task that shows its request (SUCCEEDED) was made from another request than ours:
+    another prompt, or a video of another size, length or sound (the provider's usage)."""
+    if info.orig_prompt is not None and info.orig_prompt != request.prompt:
+        return True
+    usage = info.usage
+    if usage is None:
+        return False
+    seen = {"size": usage.size, "duration": usage.duration, "audio": usage.audio}
+    want = {
+        "size": output_size(request.size, request.duration),
+        "duration": request.duration,
+        "audio": bool(request.audio),
+    }
+    return any(seen[k] is not None and seen[k] != want[k] for k in want)
 
 
 def _decide(
@@ -307,7 +362,7 @@ def _decide(
     if len(maybe) == 1:
         task_id, status, request_id, created = maybe[0]
         rivals, others = _rivals(job, created, deps)
-        if rivals == Rivals.NONE and _bind(job, task_id, request_id, deps):
+        if rivals == Rivals.NONE and _bind(job, task_id, request_id, deps, unproven=True):
             return Reconciled.ADOPTED
         if rivals == Rivals.OPEN:  # a rival's create is live or its invocation died unnoticed yet
             return Reconciled.UNDECIDED
@@ -318,7 +373,8 @@ def _decide(
             # adopts it and the others create (their creates never arrived). Without this, the
             # maker would create a second billed task.
             if _likeliest_maker([job, *others], created) == job.job_id:
-                return Reconciled.ADOPTED if _bind(job, task_id, request_id, deps) else Reconciled.ABSENT
+                bound = _bind(job, task_id, request_id, deps, unproven=True)
+                return Reconciled.ADOPTED if bound else Reconciled.ABSENT
             return Reconciled.ABSENT
     if any(m[1] in _UNFINISHED for m in maybe):
         return Reconciled.UNDECIDED
@@ -363,9 +419,15 @@ def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> tuple[Rivals
     return found, others
 
 
-def _bind(job: Job, task_id: str, request_id: str | None, deps: ProviderDeps) -> bool:
+def _bind(
+    job: Job, task_id: str, request_id: str | None, deps: ProviderDeps, *, unproven: bool = False
+) -> bool:
+    """Bind a task found by listing. `unproven`: nothing showed it was made from our request yet, so
+    its request is checked once the provider shows it, before its video is delivered."""
     if deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()):
-        deps.repo.update_fields(job.job_id, {"reconciled": True}, now=deps.clock())
+        deps.repo.update_fields(
+            job.job_id, {"reconciled": True, "adopted_unproven": unproven}, now=deps.clock()
+        )
         return True
     return False
 
@@ -463,14 +525,7 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
     )
     if now >= deadline or polls > deps.settings.max_polls:
         reason = "deadline" if now >= deadline else f"{deps.settings.max_polls} polls"
-        return {
-            **base,
-            "errors": errors,
-            "state": "TIMED_OUT",
-            "code": "Timeout",
-            "message": f"no result before the {reason} limit",
-            "wait_seconds": 0,
-        }
+        return _last_look(task_id, base, errors=errors, reason=reason, deps=deps, now=now, deadline=deadline)
     if "slot" in event:  # events from before the ledger existed carry no slot and just query
         policy = deps.settings.poll_policy()
         pause = slot_check(event["slot"], now.timestamp())
@@ -486,11 +541,11 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
                 **_book(policy.min_wait, deadline=deadline.timestamp(), latency=base["latency"], deps=deps),
             }
         deps.sleep(pause)  # under a second: the booked second has not begun yet
-    client = deps.client()
     try:
-        info = client.get_task(task_id)
-    except RetryableProviderError as exc:
-        # No news is not a failure: keep polling until the deadline, more slowly after a 429.
+        info = _query(task_id, deps)
+    except (RetryableProviderError, ProviderAuthError) as exc:
+        # No news is not a failure: keep polling until the deadline, more slowly after a 429. A key the
+        # provider refuses even when read afresh is no reason to abandon the paid task either.
         interval = deps.settings.poll_interval_seconds
         factor = THROTTLE_FACTOR if isinstance(exc, ProviderThrottledError) else 1.0
         wait = min(MAX_BACKOFF_SECONDS, interval * factor * (1.5 ** min(errors, 6)))
@@ -505,6 +560,44 @@ def poll_job(event: dict[str, Any], deps: ProviderDeps) -> dict[str, Any]:
     deps.repo.update_fields(job_id, {"polls": polls, "last_polled_at": iso(now)}, now=now)
     if info.request_id:
         base["request_id"] = info.request_id
+    return {**base, "errors": 0, **_map_task(info, base, deps=deps, now=now, deadline=deadline)}
+
+
+def _query(task_id: str, deps: ProviderDeps) -> Any:
+    """One task query; a refused key (401/403: rotated within its cache) is read afresh and tried once more."""
+    try:
+        return deps.client().get_task(task_id)
+    except ProviderAuthError:
+        deps.refresh_key()
+        return deps.client().get_task(task_id)
+
+
+def _last_look(
+    task_id: str,
+    base: dict[str, Any],
+    *,
+    errors: int,
+    reason: str,
+    deps: ProviderDeps,
+    now: datetime,
+    deadline: datetime,
+) -> dict[str, Any]:
+    """Out of time: ask the provider once more, and give up only if the task has not finished."""
+    timed_out = {
+        **base,
+        "errors": errors,
+        "state": "TIMED_OUT",
+        "code": "Timeout",
+        "message": f"no result before the {reason} limit",
+        "wait_seconds": 0,
+    }
+    try:
+        info = _query(task_id, deps)
+    except (RetryableProviderError, ProviderAuthError):
+        return timed_out
+    deps.repo.update_fields(str(base["job_id"]), {"polls": base["polls"], "last_polled_at": iso(now)}, now=now)
+    if str(info.status) in PROVIDER_TO_JOB:
+        return timed_out
     return {**base, "errors": 0, **_map_task(info, base, deps=deps, now=now, deadline=deadline)}
 
 
@@ -537,6 +630,9 @@ def _map_task(
             **_book(wait, deadline=deadline.timestamp(), latency=base["latency"], deps=deps),
         }
     if status == "SUCCEEDED":
+        resubmitted = _release_if_foreign(info, job_id, deps)
+        if resubmitted is not None:
+            return resubmitted
         if not info.video_url:
             return {
                 "state": "FAILED",
@@ -571,6 +667,21 @@ def _map_task(
         "message": "the provider no longer knows the task (expired or never existed)",
         "wait_seconds": 0,
     }
+
+
+def _release_if_foreign(info: Any, job_id: str, deps: ProviderDeps) -> dict[str, Any] | None:
+    """A task adopted without proof shows its request now: if it is not ours (another client on the
+    account made it), release it and create the job's own task. None: deliver this task."""
+    job = _reload(job_id, deps)
+    if not job.get("adopted_unproven") or job.task_id != str(info.task_id):
+        return None
+    request = parse_request(job.request, defaults={"model": deps.settings.model_name})
+    if not _foreign(info, request):
+        deps.repo.update_fields(job_id, {"adopted_unproven": False}, now=deps.clock())
+        return None
+    deps.repo.release_task(job_id, task_id=str(info.task_id), now=deps.clock())
+    event = {"job_id": job_id, "request": job.request, "source": job.get("source"), "origin": job.get("origin")}
+    return submit_job(event, deps)
 
 
 def _usage(info: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 JOB_TTL_DAYS = 90
 CONTESTED = "contested"  # owner of a provider task that more than one job could have made
+FOREIGN = "foreign"  # owner of a provider task shown to come from another client's request
 
 
 class BudgetExceededError(PipelineError):
@@ -284,6 +285,47 @@ class JobsRepository(DynamoTable):
         self._count_active(+1)
         return True
 
+    def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool:
+        """Unbind a task shown not to be the job's (another client's), so that the job creates its own.
+
+        The task is marked foreign first: a crash before the job is unbound leaves a job bound to a task
+        nobody may adopt again, which the next check releases. The job goes back to ACCEPTED with no
+        create claim. False when the job no longer holds that task.
+        """
+        try:
+            self._table.put_item(
+                Item={"pk": f"task#{task_id}", "job_id": FOREIGN, "by": job_id, "created_at": iso(now)},
+                ConditionExpression="attribute_not_exists(pk) OR job_id IN (:job, :foreign)",
+                ExpressionAttributeValues={":job": job_id, ":foreign": FOREIGN},
+            )
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET #s = :accepted, updated_at = :now, released_tasks = "
+                "list_append(if_not_exists(released_tasks, :empty), :task), "
+                "history = list_append(if_not_exists(history, :empty), :h) "
+                "REMOVE task_id, create_claimed_at, create_sent_at, create_ambiguous_at, adopted_unproven",
+                ConditionExpression="task_id = :t AND NOT #s IN (:ok, :failed, :canceled, :timed_out)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":accepted": JobStatus.ACCEPTED.value,
+                    ":now": iso(now),
+                    ":task": [task_id],
+                    ":t": task_id,
+                    ":empty": [],
+                    ":h": [{"status": JobStatus.ACCEPTED.value, "at": iso(now)}],
+                    ":ok": JobStatus.SUCCEEDED.value,
+                    ":failed": JobStatus.FAILED.value,
+                    ":canceled": JobStatus.CANCELED.value,
+                    ":timed_out": JobStatus.TIMED_OUT.value,
+                },
+            )
+        except ClientError as exc:
+            if _is_conditional_failure(exc):
+                return False
+            raise
+        self._count_active(-1)  # counted when the task was bound; the job's own task counts again
+        return True
+
     def _count_active(self, delta: int) -> None:
         """The account-wide count of running jobs the poll schedule shares its budget among."""
         self._table.update_item(
@@ -291,11 +333,19 @@ class JobsRepository(DynamoTable):
         )
 
     def transition(
-        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        new: JobStatus,
+        *,
+        now: datetime,
+        fields: dict[str, Any] | None = None,
+        expect: dict[str, str | None] | None = None,
     ) -> bool:
         """Move the job to `new` if the lifecycle allows it from its current status; set `fields`.
 
-        Returns False (and changes nothing) when the move is not allowed, e.g. the job already ended.
+        `expect` makes the move conditional on what the caller checked: each attribute still holds the
+        value seen (None: still absent). Returns False (and changes nothing) when the move is not
+        allowed, e.g. the job already ended or an expected attribute changed meanwhile.
         """
         allowed = statuses_that_may_move_to(new)
         names = {"#s": "status"}
@@ -316,11 +366,19 @@ class JobsRepository(DynamoTable):
         for i, status in enumerate(allowed):
             values[f":a{i}"] = status.value
             placeholders.append(f":a{i}")
+        conditions = ["attribute_exists(pk)", f"#s IN ({', '.join(placeholders)})"]
+        for i, (key, seen) in enumerate((expect or {}).items()):
+            names[f"#e{i}"] = key
+            if seen is None:
+                conditions.append(f"attribute_not_exists(#e{i})")
+            else:
+                values[f":e{i}"] = seen
+                conditions.append(f"#e{i} = :e{i}")
         try:
             old = self._table.update_item(
                 Key={"pk": job_id},
                 UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(placeholders)})",
+                ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_dynamo(values),
                 ReturnValues="ALL_OLD",

@@ -31,8 +31,10 @@ class ApiKeyProvider:
     def __repr__(self) -> str:
         return f"ApiKeyProvider(secret_id={self._secret_id!r})"
 
-    def get(self) -> str:
-        if self._value is None or time.monotonic() - self._fetched_at > CACHE_SECONDS:
+    def get(self, *, fresh: bool = False) -> str:
+        """The key, from the cache unless it is older than CACHE_SECONDS or `fresh` asks to read it again
+        (the provider refused the cached key: it may have been rotated)."""
+        if fresh or self._value is None or time.monotonic() - self._fetched_at > CACHE_SECONDS:
             client: Any = self._client or boto3_module().client("secretsmanager")
             raw = str(client.get_secret_value(SecretId=self._secret_id).get("SecretString") or "")
             self._value = _extract_key(raw, self._secret_id)

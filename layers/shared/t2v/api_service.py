@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import uuid
@@ -31,8 +32,8 @@ from t2v.pipeline import (
     FinalizeDeps,
     ProviderClient,
     Repo,
+    announce_job,
     parse_ts,
-    record_outcome,
     utcnow,
 )
 from t2v.request import FieldError, InvalidRequestError, VideoRequest, parse_request
@@ -42,6 +43,8 @@ MAX_IDEMPOTENCY_KEY_CHARS: Final = 255
 # The provider's answer when a task has left PENDING (DashScope: "please confirm ... PENDING status").
 PROVIDER_REFUSED_CANCEL: Final = frozenset({"UnsupportedOperation"})
 MAX_LIST_ROUNDS: Final = 10
+# A cancel re-reads the job when it changed between the check and the write; a create runs once per job.
+MAX_CANCEL_ROUNDS: Final = 3
 _STATE_MACHINE_ARN: Final = re.compile(
     r"^arn:(?P<partition>[\w-]+):states:(?P<region>[\w-]+):(?P<account>\d{12}):stateMachine:(?P<name>[\w-]{1,80})$"
 )
@@ -60,6 +63,14 @@ class ApiSettings(FinalizeSettings):
     dashscope_workspace: str | None = None
     deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
     presign_seconds: int = Field(default=900, ge=60, le=3600)
+    admin_principals: str = Field(
+        default="",
+        description="Comma-separated IAM ARNs whose callers see, read and cancel every job (the admin right)",
+    )
+
+    @property
+    def admins(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.admin_principals.split(",") if a.strip())
 
     @field_validator("state_machine_arn")
     @classmethod
@@ -81,6 +92,12 @@ class NotCancelableError(PipelineError):
     """The job already ended, or the provider task has left PENDING."""
 
     code = "NotCancelable"
+
+
+class ForbiddenError(PipelineError):
+    """The request carries no caller identity (the API is meant to run behind IAM authorization)."""
+
+    code = "Forbidden"
 
 
 class IdempotencyConflictError(PipelineError):
@@ -256,12 +273,39 @@ def job_view(job: Job, video: VideoView | None = None) -> JobView:
 
 
 # ---------------------------------------------------------------------------------------------
+# callers
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: the IAM identity API Gateway verified (its user or role ARN). A job belongs to the
+    caller that created it; only an admin (`ApiSettings.admin_principals`) sees every job."""
+
+    principal: str
+    admin: bool = False
+
+    def owns(self, job: Job) -> bool:
+        return self.admin or job.get("owner") == self.principal
+
+
+def caller_from(principal: str | None, settings: ApiSettings) -> Caller:
+    if not principal:
+        raise ForbiddenError("the request carries no IAM identity; call the API with SigV4-signed requests")
+    return Caller(principal, admin=principal in settings.admins)
+
+
+def scoped_key(caller: Caller, idempotency_key: str) -> str:
+    """An Idempotency-Key is the caller's own: the same key from two callers names two requests."""
+    return hashlib.sha256(f"{caller.principal}\x1f{idempotency_key}".encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
 # dependencies
 
 
 class ApiRepo(Repo, Protocol):
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, owner: str | None = None
     ) -> tuple[list[Job], str | None]: ...
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str: ...
 
@@ -293,14 +337,22 @@ class ApiDeps:
 
 
 def accept_video(
-    request: VideoRequest, *, idempotency_key: str | None, origin: dict[str, Any], deps: ApiDeps
+    request: VideoRequest,
+    *,
+    idempotency_key: str | None,
+    origin: dict[str, Any],
+    caller: Caller,
+    deps: ApiDeps,
 ) -> Accepted:
-    """Record the job (so GET works at once) and start its execution, at most once per key."""
+    """Record the job (so GET works at once) and start its execution, at most once per caller's key.
+
+    Written, then started: a crash (or a 29 s gateway timeout) in between leaves an ACCEPTED job with
+    no execution, which a retry with the same key or the sweeper (t2v.sweeper) starts.
+    """
     now = deps.clock()
     if idempotency_key is not None:
-        job_id = deps.repo.remember_idempotency_key(
-            idempotency_key, derive_job_id(SOURCE, idempotency_key), now=now
-        )
+        key = scoped_key(caller, idempotency_key)
+        job_id = deps.repo.remember_idempotency_key(key, derive_job_id(SOURCE, key), now=now)
     else:
         job_id = derive_job_id(SOURCE, uuid.uuid4().hex)
     body = request.model_dump(exclude_none=True)
@@ -311,6 +363,7 @@ def accept_video(
         origin=origin,
         now=now,
         deadline_at=now + timedelta(seconds=deps.settings.deadline_seconds),
+        owner=caller.principal,
     )
     if not created and job.request != body:
         raise IdempotencyConflictError(
@@ -332,8 +385,8 @@ def accept_video(
     return Accepted(job_id=job_id, links=_links(job_id))
 
 
-def get_video(job_id: str, deps: ApiDeps) -> JobView:
-    job = _job(job_id, deps)
+def get_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobView:
+    job = _job(job_id, caller, deps)
     video = None
     bucket, key = job.get("s3_bucket"), job.get("s3_key")
     if job.status == JobStatus.SUCCEEDED and bucket and key:
@@ -348,15 +401,21 @@ def get_video(job_id: str, deps: ApiDeps) -> JobView:
     return job_view(job, video)
 
 
-def list_videos(*, status: JobStatus | None, limit: int, cursor: str | None, deps: ApiDeps) -> JobPage:
-    """Most recent first. A status filter can leave DynamoDB pages short, so read on to fill `limit`."""
+def list_videos(
+    *, status: JobStatus | None, limit: int, cursor: str | None, caller: Caller, deps: ApiDeps
+) -> JobPage:
+    """The caller's jobs (every job for an admin), most recent first. A status filter can leave
+    DynamoDB pages short, so read on to fill `limit`."""
     if cursor is not None:
         _check_cursor(cursor)
     items: list[Job] = []
     for _ in range(MAX_LIST_ROUNDS):
         # Never read more than is still missing: the cursor then points right after the last item.
         jobs, cursor = deps.repo.list_jobs(
-            status=status.value if status else None, limit=limit - len(items), cursor=cursor
+            status=status.value if status else None,
+            limit=limit - len(items),
+            cursor=cursor,
+            owner=None if caller.admin else caller.principal,
         )
         items.extend(jobs)
         if cursor is None or len(items) >= limit:
@@ -364,27 +423,40 @@ def list_videos(*, status: JobStatus | None, limit: int, cursor: str | None, dep
     return JobPage(items=[job_view(j) for j in items], next_cursor=cursor)
 
 
-def cancel_video(job_id: str, deps: ApiDeps) -> JobView:
-    """Cancel at the provider (only PENDING tasks can be), stop the execution, record CANCELED once."""
-    job = _job(job_id, deps)
-    if job.status.is_terminal:
-        raise NotCancelableError(f"job {job_id} already ended {job.status.value}")
-    if job.task_id:
-        _cancel_task(job.task_id, deps)
-    elif _create_in_flight(job, deps.clock()):
-        # Canceling now would orphan the task being created (billed, never tracked).
-        raise CreateInProgressError(
-            f"job {job_id}: the provider task is being created; retry in a few seconds"
+def cancel_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobView:
+    """Cancel a job: at the provider while its task is PENDING, then record CANCELED once.
+
+    CANCELED is written on condition that the job is still as checked (the same task or none, the same
+    create claim or none): a create that began meanwhile makes the write fail, and the job is read again
+    and acted on as it is now (its task canceled at the provider while PENDING; 409 once RUNNING, or
+    while its create is in flight). CANCELED is recorded and announced before the execution is
+    stopped: a crash in between leaves a finished job, whose execution then ends by itself.
+    """
+    for _ in range(MAX_CANCEL_ROUNDS):
+        job = _job(job_id, caller, deps)
+        if job.status.is_terminal:
+            raise NotCancelableError(f"job {job_id} already ended {job.status.value}")
+        if job.task_id:
+            _cancel_task(job.task_id, deps)
+        elif _create_unresolved(job, deps.clock()):
+            # Canceling now would orphan the task being created (billed, never tracked).
+            raise CreateInProgressError(
+                f"job {job_id}: the provider task is being created; retry in a few seconds"
+            )
+        canceled = deps.repo.transition(
+            job_id,
+            JobStatus.CANCELED,
+            now=deps.clock(),
+            fields={"error_code": "Canceled", "error_message": "canceled by the user"},
+            expect={"task_id": job.task_id, "create_claimed_at": job.create_claimed_at},
         )
+        if canceled:
+            break
+    else:
+        raise CreateInProgressError(f"job {job_id} kept changing while being canceled; retry in a few seconds")
+    announce_job(job_id, deps.outcomes)
     deps.executions.stop(job_id, cause="canceled by the user")
-    record_outcome(
-        {
-            "job_id": job_id,
-            "poll": {"state": "CANCELED", "code": "Canceled", "message": "canceled by the user"},
-        },
-        deps.outcomes,
-    )
-    return job_view(_job(job_id, deps))
+    return job_view(_job(job_id, caller, deps))
 
 
 def _cancel_task(task_id: str, deps: ApiDeps) -> None:
@@ -402,15 +474,21 @@ def _cancel_task(task_id: str, deps: ApiDeps) -> None:
             ) from None
 
 
-def _create_in_flight(job: Job, now: datetime) -> bool:
+def _create_unresolved(job: Job, now: datetime) -> bool:
+    """A create is in flight (a live claim), or a dead one was sent and may have made a task that
+    reconciliation has not found yet."""
     claimed = job.create_claimed_at
-    return bool(claimed) and now - parse_ts(str(claimed)) < timedelta(seconds=CLAIM_STALE_SECONDS)
+    if not claimed:
+        return False
+    live = now - parse_ts(str(claimed)) < timedelta(seconds=CLAIM_STALE_SECONDS)
+    return live or bool(job.get("create_sent_at"))
 
 
-def _job(job_id: str, deps: ApiDeps) -> Job:
-    # Only job items: the table also holds task#, budget# and idem# records.
+def _job(job_id: str, caller: Caller, deps: ApiDeps) -> Job:
+    # Only job items: the table also holds task#, budget# and idem# records. Another caller's job is
+    # answered like a missing one: its existence is not the caller's to learn.
     job = None if "#" in job_id else deps.repo.get(job_id)
-    if job is None or job.get("kind") != "job":
+    if job is None or job.get("kind") != "job" or not caller.owns(job):
         raise JobNotFoundError(f"no job {job_id}")
     return job
 

@@ -104,6 +104,8 @@ class IntakeSettings(FinalizeSettings):
     default_size: str = "1280*720"
     default_duration: int = 5
     deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
+    # The IAM identity that owns prompt-file and EventBridge jobs (who may read and cancel them).
+    job_owner: str | None = None
 
     @field_validator("output_prefix")
     @classmethod

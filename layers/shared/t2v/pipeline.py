@@ -96,6 +96,7 @@ class Repo(Protocol):
         now: datetime,
         deadline_at: datetime,
         execution: str | None = None,
+        owner: str | None = None,
     ) -> tuple[Job, bool]: ...
     def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> bool: ...
     def release_claim(self, job_id: str) -> None: ...
@@ -910,6 +911,11 @@ def outcome_message(job: Job) -> dict[str, Any]:
             "request_id": job.get("error_request_id"),
         }
     return message
+
+
+def announce_job(job_id: str, deps: FinalizeDeps) -> dict[str, Any]:
+    """Announce a terminal job's outcome unless that was done (the sweeper's repair of a lost announcement)."""
+    return _announce_once(_job_or_fail(job_id, deps.repo), deps)
 
 
 def _announce_once(job: Job, deps: FinalizeDeps) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from t2v.pipeline import FinalizeDeps, ProviderDeps, record_outcome
 
 if TYPE_CHECKING:
     from t2v.dashscope import DashScopeClient
+    from t2v.sweeper import SweepDeps
 
 
 class ProviderClients:
@@ -117,6 +118,7 @@ def intake_deps() -> IntakeDeps:
             origin=payload["origin"],
             now=now,
             deadline_at=now + timedelta(seconds=settings.deadline_seconds + payload["start_delay_seconds"]),
+            owner=settings.job_owner,
         )
         return new
 
@@ -127,4 +129,23 @@ def intake_deps() -> IntakeDeps:
         read_object=read_object,
         defaults={"size": settings.default_size, "duration": settings.default_duration},
         input_prefix=settings.input_prefix,
+    )
+
+
+@cache
+def sweep_deps() -> SweepDeps:
+    from t2v.sweeper import SweepDeps, SweeperSettings
+
+    settings = SweeperSettings.from_env()
+    repo = JobsRepository(settings.jobs_table)
+    return SweepDeps(
+        repo=repo,
+        executions=Workflow(settings.state_machine_arn),
+        provider=provider_client_factory(
+            settings.dashscope_secret_id,
+            base_url=settings.dashscope_base_url,
+            workspace=settings.dashscope_workspace,
+        ),
+        outcomes=build_finalize_deps(settings, repo=repo),
+        settings=settings,
     )

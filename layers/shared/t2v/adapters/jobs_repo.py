@@ -110,9 +110,10 @@ class JobsRepository(DynamoTable):
         return str(item["job_id"]) if item else None
 
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, owner: str | None = None
     ) -> tuple[list[Job], str | None]:
-        """Most recent first. `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey)."""
+        """Most recent first; only `owner`'s jobs when given (GSI `by_owner`), else every job.
+        `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey)."""
         kwargs: dict[str, Any] = {
             "IndexName": "by_created",
             "KeyConditionExpression": "#k = :job",
@@ -121,6 +122,13 @@ class JobsRepository(DynamoTable):
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if owner is not None:
+            kwargs.update(
+                IndexName="by_owner",
+                KeyConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":owner": owner},
+            )
         if status:
             kwargs["FilterExpression"] = "#s = :status"
             kwargs["ExpressionAttributeNames"]["#s"] = "status"
@@ -144,6 +152,7 @@ class JobsRepository(DynamoTable):
         now: datetime,
         deadline_at: datetime,
         execution: str | None = None,
+        owner: str | None = None,
     ) -> tuple[Job, bool]:
         """Insert the ACCEPTED job unless it exists. Returns the stored job and whether it was new."""
         item: dict[str, Any] = {
@@ -163,6 +172,8 @@ class JobsRepository(DynamoTable):
         }
         if execution:
             item["execution"] = execution
+        if owner:
+            item["owner"] = owner  # who may see and cancel it (GSI by_owner)
         try:
             self._table.put_item(Item=_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
         except ClientError as exc:
@@ -219,6 +230,28 @@ class JobsRepository(DynamoTable):
         except ClientError as exc:
             if not _is_conditional_failure(exc):
                 raise
+
+    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[Job]:
+        """Jobs created after `since`, untouched since `untouched_since`, that are not terminal or not
+        fully announced (no EventBridge event sent): what the sweeper looks at."""
+        terminal = sorted(s.value for s in TERMINAL)
+        values: dict[str, Any] = {":job": "job", ":since": iso(since), ":before": iso(untouched_since)}
+        values.update({f":t{i}": status for i, status in enumerate(terminal)})
+        kwargs: dict[str, Any] = {
+            "IndexName": "by_created",
+            "KeyConditionExpression": "#k = :job AND created_at >= :since",
+            "FilterExpression": "updated_at < :before AND (attribute_not_exists(event_sent_at) "
+            f"OR NOT #s IN ({', '.join(f':t{i}' for i in range(len(terminal)))}))",
+            "ExpressionAttributeNames": {"#k": "kind", "#s": "status"},
+            "ExpressionAttributeValues": values,
+        }
+        jobs: list[Job] = []
+        while True:
+            page = self._table.query(**kwargs)
+            jobs.extend(Job(_plain(item)) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def unbound_creates(self, *, since: datetime) -> list[Job]:
         """Jobs created after `since` that sent a create and have no task bound yet: the jobs that

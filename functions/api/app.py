@@ -29,17 +29,16 @@ from t2v.api_service import (
     UnsupportedMediaTypeError,
     accept_video,
     build_api_deps,
-    cancel_video,
     caller_from,
+    cancel_video,
     check_body,
     get_video,
     invalid_request,
     list_videos,
 )
-from t2v.errors import ProviderError, RetryableProviderError, TerminalProviderError
+from t2v.errors import CreateInProgressError, ProviderError, RetryableProviderError, TerminalProviderError
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
-from t2v.pipeline import CreateInProgressError
 from t2v.request import InvalidRequestError, VideoRequest, parse_request
 
 logger = Logger()

@@ -1,4 +1,4 @@
-"""status: one provider query per invocation; returns the state and the seconds to wait next."""
+"""status: one provider query per invocation; returns the next poll turn (decision, wait, outcome)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from t2v.pipeline import poll_job
+from t2v.contract import PollTurn
+from t2v.usecases.poll import poll_job
 from t2v.wiring import provider_deps
 
 logger = Logger()
@@ -16,9 +17,16 @@ tracer = Tracer()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event.get("job_id"), task_id=event.get("task_id"))
-    result = poll_job(event, provider_deps())
+    turn = PollTurn.model_validate(event)
+    logger.append_keys(job_id=turn.job_id, task_id=turn.task_id)
+    result = poll_job(turn, provider_deps())
     logger.info(
-        "polled", extra={"state": result["state"], "polls": result["polls"], "wait": result["wait_seconds"]}
+        "polled",
+        extra={
+            "decision": result.decision.value,
+            "task_status": result.task_status,
+            "polls": result.polls,
+            "wait": result.wait_seconds,
+        },
     )
-    return result
+    return result.model_dump(mode="json")

@@ -7,7 +7,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from t2v.pipeline import submit_job
+from t2v.contract import SubmitInput
+from t2v.usecases.submit import submit_job
 from t2v.wiring import provider_deps
 
 logger = Logger()
@@ -19,9 +20,10 @@ metrics = Metrics()
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(job_id=event.get("job_id"), source=event.get("source"))
-    result = submit_job(event, provider_deps())
-    logger.append_keys(task_id=result["task_id"])
+    submitted = SubmitInput.model_validate(event)
+    logger.append_keys(job_id=submitted.job_id, source=submitted.source)
+    turn = submit_job(submitted, provider_deps())
+    logger.append_keys(task_id=turn.task_id)
     logger.info("task submitted")
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)
-    return result
+    return turn.model_dump(mode="json")

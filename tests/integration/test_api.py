@@ -485,7 +485,7 @@ def test_a_job_recorded_but_never_started_is_started_by_the_sweeper(
     deps = app_module._deps()
     deps.executions = Crashes(deps.executions, "start")
     assert post(GOOD)[0] == 500
-    [job] = [i for i in submitting.repo.list_jobs(limit=10)[0]]
+    [job] = submitting.repo.list_jobs(limit=10)[0]
     assert job.status == JobStatus.ACCEPTED and executions(submitting) == []
 
     # When the sweeper runs

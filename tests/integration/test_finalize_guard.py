@@ -82,7 +82,7 @@ def env(stack: Any, hosts: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def run_finalize(env: SimpleNamespace, url: str) -> tuple[str, dict[str, Any]]:
-    """Record a job, then finalize it as the state machine does: on error, Catch -> record_outcome."""
+    """Record a job, then finalize it as the state machine does: on error, Catch -> RecordFailure."""
     job_id = f"job-guard-{uuid.uuid4().hex[:10]}"
     now = datetime.now(UTC)
     JobsRepository(env.stack.table).create_if_absent(
@@ -93,16 +93,12 @@ def run_finalize(env: SimpleNamespace, url: str) -> tuple[str, dict[str, Any]]:
         now=now,
         deadline_at=now + timedelta(hours=1),
     )
-    poll = {"job_id": job_id, "state": "SUCCEEDED", "video_url": url, "usage": {"duration": 5}}
+    outcome = {"kind": "succeeded", "video_url": url, "usage": {"duration": 5}}
     try:
-        return job_id, finalize_app.lambda_handler({"job_id": job_id, "poll": poll}, CTX)
+        return job_id, finalize_app.lambda_handler({"job_id": job_id, "outcome": outcome}, CTX)
     except Exception as exc:
         cause = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
-        event = {
-            "job_id": job_id,
-            "action": "record_outcome",
-            "error": {"Error": type(exc).__name__, "Cause": cause},
-        }
+        event = {"job_id": job_id, "error": {"Error": type(exc).__name__, "Cause": cause}}
         return job_id, finalize_app.lambda_handler(event, CTX)
 
 

@@ -13,7 +13,8 @@ from urllib.parse import quote_plus
 import boto3
 import pytest
 from t2v import wiring
-from t2v.adapters.jobs_repo import BudgetExceededError, JobsRepository
+from t2v.adapters.jobs_repo import JobsRepository
+from t2v.errors import BudgetExceededError
 
 from tests.conftest import lambda_context, load_event
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -52,10 +53,29 @@ def start_event(job_id: str, **request: Any) -> dict[str, Any]:
     }
 
 
+def catch_event(state: dict[str, Any], error: str, message: str) -> dict[str, Any]:
+    """What the ASL's RecordFailure sends after a Catch."""
+    cause = json.dumps({"errorType": error, "errorMessage": message})
+    return {
+        "job_id": state["job_id"],
+        "error": {"Error": error, "Cause": cause},
+        **{k: state[k] for k in ("request", "source", "origin")},
+    }
+
+
 def record_failure(state: dict[str, Any], exc: Exception) -> dict[str, Any]:
-    cause = json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)})
-    event = {**state, "action": "record_outcome", "error": {"Error": type(exc).__name__, "Cause": cause}}
-    return finalize_app.lambda_handler(event, CTX)
+    return finalize_app.lambda_handler(catch_event(state, type(exc).__name__, str(exc)), CTX)
+
+
+def outcome_event(turn: dict[str, Any], **outcome: Any) -> dict[str, Any]:
+    """What the ASL's Finalize and RecordOutcome send: the job, the turn's outcome, its polls."""
+    return {"job_id": turn["job_id"], "outcome": {**turn["outcome"], **outcome}, "polls": turn["polls"]}
+
+
+def poll_until_done(turn: dict[str, Any]) -> dict[str, Any]:
+    while turn["decision"] == "WAIT":
+        turn = status_app.lambda_handler(turn, CTX)
+    return turn
 
 
 def run_job(state: dict[str, Any], max_polls: int = 200) -> dict[str, Any]:
@@ -64,14 +84,12 @@ def run_job(state: dict[str, Any], max_polls: int = 200) -> dict[str, Any]:
         poll = submit_app.lambda_handler(state, CTX)
         for _ in range(max_polls):
             poll = status_app.lambda_handler({**poll, "wait_seconds": 0}, CTX)
-            if poll["state"] in {"SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN", "TIMED_OUT"}:
+            if poll["decision"] != "WAIT":
                 break
             import time
 
             time.sleep(0.1)
-        if poll["state"] == "SUCCEEDED":
-            return finalize_app.lambda_handler({"job_id": state["job_id"], "poll": poll}, CTX)
-        return finalize_app.lambda_handler({**state, "action": "record_outcome", "poll": poll}, CTX)
+        return finalize_app.lambda_handler(outcome_event(poll), CTX)
     except Exception as exc:  # the ASL's Catch: States.ALL -> RecordFailure
         return record_failure(state, exc)
 
@@ -112,11 +130,9 @@ def test_retried_submit_creates_one_task(env: Any) -> None:
 
 
 def test_retried_finalize_gives_one_object_and_one_notification(env: Any) -> None:
-    poll = submit_app.lambda_handler(start_event("job-fin"), CTX)
-    while poll["state"] != "SUCCEEDED":
-        poll = status_app.lambda_handler(poll, CTX)
-    finalize_app.lambda_handler({"job_id": "job-fin", "poll": poll}, CTX)
-    again = finalize_app.lambda_handler({"job_id": "job-fin", "poll": poll}, CTX)
+    poll = poll_until_done(submit_app.lambda_handler(start_event("job-fin"), CTX))
+    finalize_app.lambda_handler(outcome_event(poll), CTX)
+    again = finalize_app.lambda_handler(outcome_event(poll), CTX)
     assert again["status"] == "SUCCEEDED"
     listing = boto3.client("s3").list_object_versions(Bucket=env.stack.bucket, Prefix="videos/job-fin.mp4")
     assert len(listing.get("Versions", [])) == 1
@@ -199,7 +215,8 @@ def test_query_throttling_waits_longer_and_keeps_polling(env: Any) -> None:
     poll = submit_app.lambda_handler(start_event("job-429"), CTX)
     env.emu.set_faults({"rules": [{"endpoint": "query", "kind": "error", "code": "Throttling", "times": 1}]})
     throttled = status_app.lambda_handler(poll, CTX)
-    assert throttled["state"] == "WAITING" and throttled["wait_seconds"] >= 2
+    assert throttled["decision"] == "WAIT" and throttled["wait_seconds"] >= 2
+    assert throttled["errors"] == 1 and throttled["task_status"] is None
     assert run_job(start_event("job-429"))["status"] == "SUCCEEDED"
 
 
@@ -207,8 +224,8 @@ def test_deadline_ends_timed_out(env: Any, monkeypatch: pytest.MonkeyPatch) -> N
     env.emu.config.pending_seconds = 30.0  # still PENDING at the last look
     poll = submit_app.lambda_handler(start_event("job-late"), CTX)
     late = status_app.lambda_handler({**poll, "deadline_at": "2000-01-01T00:00:00.000Z"}, CTX)
-    assert late["state"] == "TIMED_OUT"
-    finalize_app.lambda_handler({**start_event("job-late"), "action": "record_outcome", "poll": late}, CTX)
+    assert late["decision"] == "TIMED_OUT"
+    finalize_app.lambda_handler(outcome_event(late), CTX)
     assert env.stack.job("job-late")["status"] == "TIMED_OUT"
     assert env.stack.notifications()[0]["attributes"]["status"] == "TIMED_OUT"
 
@@ -216,16 +233,14 @@ def test_deadline_ends_timed_out(env: Any, monkeypatch: pytest.MonkeyPatch) -> N
 def test_download_from_a_host_outside_the_allowlist_is_refused(
     env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    poll = submit_app.lambda_handler(start_event("job-ssrf"), CTX)
-    while poll["state"] != "SUCCEEDED":
-        poll = status_app.lambda_handler(poll, CTX)
+    poll = poll_until_done(submit_app.lambda_handler(start_event("job-ssrf"), CTX))
     for url in (
         "http://169.254.169.254/latest/meta-data/",
         "https://evil.example.com/x.mp4",
         env.emu.video_url(poll["task_id"]).replace("127.0.0.1", "localhost"),
     ):
         with pytest.raises(DownloadRejectedError):
-            finalize_app.lambda_handler({"job_id": "job-ssrf", "poll": {**poll, "video_url": url}}, CTX)
+            finalize_app.lambda_handler(outcome_event(poll, video_url=url), CTX)
     assert "Contents" not in boto3.client("s3").list_objects_v2(Bucket=env.stack.bucket)
     uploads = boto3.client("s3").list_multipart_uploads(Bucket=env.stack.bucket)
     assert not uploads.get("Uploads")
@@ -234,25 +249,21 @@ def test_download_from_a_host_outside_the_allowlist_is_refused(
 def test_reset_mid_download_is_retryable_and_leaves_no_half_object(env: Any) -> None:
     from t2v.media import DownloadError
 
-    poll = submit_app.lambda_handler(start_event("job-reset"), CTX)
-    while poll["state"] != "SUCCEEDED":
-        poll = status_app.lambda_handler(poll, CTX)
+    poll = poll_until_done(submit_app.lambda_handler(start_event("job-reset"), CTX))
     env.emu.set_faults({"rules": [{"kind": "reset_mid_download", "reset_after_bytes": 2048, "times": 1}]})
     with pytest.raises(DownloadError):
-        finalize_app.lambda_handler({"job_id": "job-reset", "poll": poll}, CTX)
+        finalize_app.lambda_handler(outcome_event(poll), CTX)
     s3 = boto3.client("s3")
     assert "Contents" not in s3.list_objects_v2(Bucket=env.stack.bucket)
     assert not s3.list_multipart_uploads(Bucket=env.stack.bucket).get("Uploads")
-    assert finalize_app.lambda_handler({"job_id": "job-reset", "poll": poll}, CTX)["status"] == "SUCCEEDED"
+    assert finalize_app.lambda_handler(outcome_event(poll), CTX)["status"] == "SUCCEEDED"
 
 
 def test_unknown_task_ends_failed_as_unknown(env: Any) -> None:
     poll = submit_app.lambda_handler(start_event("job-unknown"), CTX)
     unknown = status_app.lambda_handler({**poll, "task_id": "no-such-task"}, CTX)
-    assert unknown["state"] == "UNKNOWN"
-    finalize_app.lambda_handler(
-        {**start_event("job-unknown"), "action": "record_outcome", "poll": unknown}, CTX
-    )
+    assert unknown["decision"] == "UNKNOWN"
+    finalize_app.lambda_handler(outcome_event(unknown), CTX)
     job = env.stack.job("job-unknown")
     assert (job["status"], job["error_code"]) == ("FAILED", "TaskUnknown")
 
@@ -272,7 +283,9 @@ def test_the_schedule_learns_run_times_and_counts_active_jobs_back_to_zero(env: 
     submit_app.lambda_handler(start_event("job-sched-2", prompt="fail-me please"), CTX)
     # While both run, the account's active count says so, and the first poll is booked ahead
     assert table.get_item(Key={"pk": "stats#active"})["Item"]["n"] == 2
-    assert first["slot"] >= int(first["submitted_at"]) and first["tier"] == "360P/5s/silent"
+    submitted = datetime.fromisoformat(first["submitted_at"]).timestamp()
+    assert first["slot"] >= int(submitted)
+    assert first["tier"] == {"resolution": "360P", "seconds": 5, "audio": False}
     # When both end
     assert run_job(start_event("job-sched"))["status"] == "SUCCEEDED"
     assert run_job(start_event("job-sched-2", prompt="fail-me please"))["status"] == "FAILED"
@@ -354,8 +367,7 @@ def test_two_announcers_at_once_publish_one_message(env: Any) -> None:
     # Given an invalid request whose rejection two deliveries of one trigger record at the same time
     from concurrent.futures import ThreadPoolExecutor
 
-    event = {**start_event("job-twice", size="999*999"), "action": "record_outcome"}
-    event["error"] = {"Error": "InvalidRequestError", "Cause": json.dumps({"errorMessage": "size: bad"})}
+    event = catch_event(start_event("job-twice", size="999*999"), "InvalidRequestError", "size: bad")
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: finalize_app.lambda_handler(event, CTX), range(4)))
@@ -368,19 +380,19 @@ def test_two_announcers_at_once_publish_one_message(env: Any) -> None:
 
 def test_announcer_that_died_after_claiming_is_replaced_once(env: Any) -> None:
     # Given an announcer that took the claim and died before publishing
-    from datetime import UTC, datetime, timedelta
-
     from t2v.adapters.jobs_repo import JobsRepository
     from t2v.config import FinalizeSettings
-    from t2v.pipeline import record_outcome
+    from t2v.contract import Ended
+    from t2v.jobs import JobStatus
+    from t2v.usecases.announce import end_job
 
-    deps = wiring.build_finalize_deps(FinalizeSettings.from_env())
+    deps = wiring.build_announce_deps(FinalizeSettings.from_env())
     deps.notify_claim_stale_seconds = 0.5
-    event = {**start_event("job-dead"), "action": "record_outcome", "poll": {"state": "FAILED", "code": "X"}}
+    failed = Ended(status=JobStatus.FAILED, code="X", message="x")
     repo = JobsRepository(FinalizeSettings.from_env().jobs_table)
     repo.create_if_absent(
         "job-dead",
-        request=event["request"],
+        request=start_event("job-dead")["request"],
         source="test",
         origin={},
         now=datetime.now(UTC),
@@ -391,8 +403,8 @@ def test_announcer_that_died_after_claiming_is_replaced_once(env: Any) -> None:
     )
 
     # When the retry comes: it waits for the claim to go stale, then announces; a further retry does not
-    record_outcome(event, deps)
-    record_outcome(event, deps)
+    end_job("job-dead", failed, deps)
+    end_job("job-dead", failed, deps)
 
     assert len(env.stack.notifications()) == 1
     assert env.stack.job("job-dead")["notify_attempts"] == 2
@@ -402,9 +414,8 @@ def test_unanswered_create_never_adopts_a_task_another_unanswered_create_may_hav
     env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given another job whose create was sent and never answered, and a task nobody owns yet (theirs)
-    from datetime import UTC, datetime, timedelta
-
-    from t2v.adapters.jobs_repo import JobsRepository, iso
+    from t2v.adapters.jobs_repo import JobsRepository
+    from t2v.times import iso
 
     monkeypatch.setenv("CREATE_CLAIM_STALE_SECONDS", "1")
     wiring.provider_deps.cache_clear()
@@ -457,9 +468,9 @@ def test_a_failed_task_two_unanswered_creates_may_have_made_goes_to_the_likelies
     # Given another job with an unanswered create, and a FAILED task nobody owns (a FAILED task shows
     # no prompt) made while both creates were in flight; our create timed out before making anything
     import time
-    from datetime import UTC, datetime, timedelta
 
-    from t2v.adapters.jobs_repo import CONTESTED, JobsRepository, iso
+    from t2v.adapters.jobs_repo import CONTESTED, JobsRepository
+    from t2v.times import iso
 
     monkeypatch.setenv("CREATE_CLAIM_STALE_SECONDS", "1")
     wiring.provider_deps.cache_clear()
@@ -632,7 +643,7 @@ def test_at_the_deadline_the_provider_is_asked_once_before_timing_out(env: Any) 
     late = status_app.lambda_handler({**poll, "deadline_at": "2000-01-01T00:00:00.000Z"}, CTX)
 
     # Then it looked once and took the result instead of giving up
-    assert late["state"] == "SUCCEEDED"
+    assert late["decision"] == "SUCCEEDED"
     assert len([r for r in env.emu.requests() if r["endpoint"] == "query"]) == queries + 1
 
 
@@ -640,7 +651,7 @@ def test_at_the_deadline_a_task_still_running_ends_timed_out_after_one_look(env:
     env.emu.config.pending_seconds = 30.0
     poll = submit_app.lambda_handler(start_event("job-late-running"), CTX)
     late = status_app.lambda_handler({**poll, "deadline_at": "2000-01-01T00:00:00.000Z"}, CTX)
-    assert late["state"] == "TIMED_OUT"
+    assert late["decision"] == "TIMED_OUT"
     assert len([r for r in env.emu.requests() if r["endpoint"] == "query"]) == 1
 
 
@@ -649,7 +660,7 @@ def test_a_key_rotated_while_polling_is_read_again_and_polling_goes_on(env: Any)
     old = env.stack.api_key
     poll = submit_app.lambda_handler(start_event("job-rotate"), CTX)
     first = status_app.lambda_handler({**poll, "wait_seconds": 0}, CTX)
-    assert first["state"] in {"PENDING", "RUNNING", "SUCCEEDED"}
+    assert first["task_status"] in {"PENDING", "RUNNING", "SUCCEEDED"}
 
     # When the key is rotated: the provider takes only the new one, the secret holds it
     env.emu.config.api_keys = ("sk-rotated-key",)
@@ -659,7 +670,7 @@ def test_a_key_rotated_while_polling_is_read_again_and_polling_goes_on(env: Any)
     after = status_app.lambda_handler({**first, "wait_seconds": 0}, CTX)
 
     # Then the refused cached key is replaced at once and the task is seen
-    assert after["state"] in {"PENDING", "RUNNING", "SUCCEEDED"}, after
+    assert after["task_status"] in {"PENDING", "RUNNING", "SUCCEEDED"}, after
     assert old != "sk-rotated-key"
 
 
@@ -672,10 +683,10 @@ def test_a_key_refused_even_after_a_refresh_keeps_polling_until_the_deadline(env
     waiting = status_app.lambda_handler({**poll, "wait_seconds": 0}, CTX)
 
     # Then the job is not failed: it waits and polls again (its paid task keeps running)
-    assert waiting["state"] == "WAITING", waiting
+    assert (waiting["decision"], waiting["task_status"]) == ("WAIT", None), waiting
     assert env.stack.job("job-revoked")["status"] not in {"FAILED", "CANCELED", "TIMED_OUT"}
     assert "InvalidApiKey" in env.stack.job("job-revoked")["last_error"]
 
     # And once the key is fixed, polling finds the task
     env.emu.config.api_keys = None
-    assert status_app.lambda_handler({**waiting, "wait_seconds": 0}, CTX)["state"] != "WAITING"
+    assert status_app.lambda_handler({**waiting, "wait_seconds": 0}, CTX)["task_status"] is not None

@@ -13,12 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from t2v.adapters.jobs_repo import Job, iso
-from t2v.api_service import ApiDeps, ApiSettings
+from t2v.adapters.jobs_repo import Job
+from t2v.api_service import ApiDeps, ApiSettings, Caller, scoped_key
 from t2v.config import ConfigError
 from t2v.errors import ProviderAuthError, RetryableProviderError, TerminalProviderError
 from t2v.jobs import JobStatus, can_move, derive_job_id
-from t2v.pipeline import FinalizeDeps
+from t2v.times import iso
+from t2v.usecases.announce import AnnounceDeps
 
 from tests.conftest import ROOT, lambda_context, load_event
 
@@ -56,6 +57,7 @@ class FakeRepo:
         now: datetime,
         deadline_at: datetime,
         execution: str | None = None,
+        owner: str | None = None,
     ) -> tuple[Job, bool]:
         if job_id in self.items:
             return self.get(job_id), False  # type: ignore[return-value]
@@ -72,6 +74,7 @@ class FakeRepo:
             "deadline_at": iso(deadline_at),
             "polls": 0,
             "request_ids": [],
+            **({"owner": owner} if owner else {}),
         }
         return self.get(job_id), True  # type: ignore[return-value]
 
@@ -80,10 +83,18 @@ class FakeRepo:
         return True
 
     def transition(
-        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        new: JobStatus,
+        *,
+        now: datetime,
+        fields: dict[str, Any] | None = None,
+        expect: dict[str, str | None] | None = None,
     ) -> bool:
         item = self.items[job_id]
         if not can_move(JobStatus(item["status"]), new):
+            return False
+        if any(item.get(key) != seen for key, seen in (expect or {}).items()):
             return False
         item.update(status=new.value, updated_at=iso(now), **(fields or {}))
         item["history"].append({"status": new.value, "at": iso(now)})
@@ -109,11 +120,11 @@ class FakeRepo:
         return True
 
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, owner: str | None = None
     ) -> tuple[list[Job], str | None]:
         # Like DynamoDB: `limit` items are evaluated, then filtered, so a page may come back short.
         ordered = sorted(
-            (i for i in self.items.values() if i.get("kind") == "job"),
+            (i for i in self.items.values() if i.get("kind") == "job" and owner in (None, i.get("owner"))),
             key=lambda i: i["created_at"],
             reverse=True,
         )
@@ -206,14 +217,7 @@ class World:
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     settings = ApiSettings.from_env(ENV)
     repo, executions, provider, notifier = FakeRepo(), FakeExecutions(), FakeProvider(), FakeNotifier()
-    outcomes = FinalizeDeps(
-        repo=repo,
-        store=FakeStore(),
-        downloader=None,
-        notifier=notifier,  # type: ignore[arg-type]
-        settings=settings,
-        clock=lambda: NOW,
-    )
+    outcomes = AnnounceDeps(repo=repo, notifier=notifier, clock=lambda: NOW)  # type: ignore[arg-type]
     deps = ApiDeps(
         repo=repo,
         executions=executions,
@@ -272,11 +276,13 @@ def seed_job(repo: FakeRepo, job_id: str, status: str = "ACCEPTED", minutes: int
         origin={},
         now=NOW + timedelta(minutes=minutes),
         deadline_at=NOW + timedelta(hours=2),
+        owner=CALLER,
     )
     repo.items[job_id].update(status=status, **fields)
 
 
 GOOD = {"prompt": "一只小猫在月光下奔跑", "size": "640*360", "duration": 5}
+CALLER = "arn:aws:iam::123456789012:user/video-client"  # the event corpus's caller
 
 
 # -- POST /videos ------------------------------------------------------------------------------
@@ -285,7 +291,7 @@ GOOD = {"prompt": "一只小猫在月光下奔跑", "size": "640*360", "duration
 def test_post_records_the_job_and_starts_one_execution(world: World) -> None:
     status, headers, body = post(GOOD, key="k-1")
 
-    job_id = derive_job_id("api", "k-1")
+    job_id = derive_job_id("api", scoped_key(Caller(CALLER), "k-1"))
     assert status == 202
     assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/videos/{job_id}"}}
     assert headers["Location"] == f"/videos/{job_id}"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from t2v.errors import PipelineError
+from t2v.errors import CreateInProgressError, NotificationInProgressError, PipelineError
 from t2v.media import DownloadError
-from t2v.pipeline import CreateInProgressError, NotificationInProgressError
 
 from tests.conftest import ROOT
 

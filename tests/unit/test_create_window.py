@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from t2v.adapters.jobs_repo import Job, iso
-from t2v.pipeline import CLOCK_SKEW_SECONDS, CREATE_MAX_SECONDS, _create_window
+from t2v.adapters.jobs_repo import Job
+from t2v.times import iso
+from t2v.usecases.reconcile import CREATE_MAX_SECONDS, create_window
+
+CLOCK_SKEW_SECONDS = 1.0
 
 SENT = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 
 
 def window(**fields: object) -> tuple[float, float] | None:
-    return _create_window(Job({"pk": "job-w", "status": "ACCEPTED", **fields}))
+    return create_window(Job({"pk": "job-w", "status": "ACCEPTED", **fields}), CLOCK_SKEW_SECONDS)
 
 
 def test_no_create_sent_means_no_task_can_be_ours() -> None:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from t2v.schedule import (
     SLOT_MARGIN,
+    GenerationTier,
     MemoryPollStats,
     Observation,
     Policy,
@@ -27,7 +28,6 @@ from t2v.schedule import (
     queue_and_run,
     reserve_slot,
     slot_check,
-    tier_key,
 )
 
 pytestmark = pytest.mark.unit
@@ -39,6 +39,8 @@ histories = st.builds(
     queue=st.lists(st.floats(0, 600, allow_nan=False), max_size=40).map(tuple),
     run=st.lists(st.floats(1, 900, allow_nan=False), max_size=40).map(tuple),
 )
+
+T720 = GenerationTier(resolution="720P", seconds=5, audio=False)
 
 
 @st.composite
@@ -173,7 +175,7 @@ def test_an_uncertain_tier_widens_the_spacing_instead_of_adding_queries() -> Non
 
 
 def test_many_active_jobs_stretch_every_wait_to_share_the_budget() -> None:
-    history = default_history("720P/5s/silent")
+    history = default_history(T720)
     obs = Observation(now=1100.0, submitted_at=1000.0, deadline=99000.0, active_jobs=1000)
     assert next_wait(obs, history, POLICY) >= 1000 / 16
 
@@ -185,11 +187,15 @@ def test_a_task_still_queued_is_expected_no_sooner_than_a_full_run_from_now() ->
 
 
 def test_tiers_and_defaults() -> None:
-    assert tier_key("1920*1080", 8, True) == "1080P/8s/audio"
-    assert tier_key("640*360", 5, False) == "360P/5s/silent"
-    slow, quick = default_history("1080P/8s/audio"), default_history("360P/5s/silent")
+    assert GenerationTier.of("1920*1080", 8, True).key == "1080P/8s/audio"
+    assert GenerationTier.of("640*360", 5, False).key == "360P/5s/silent"
+    assert GenerationTier.of_request({"prompt": "p"}) == T720
+    slow, quick = (
+        default_history(GenerationTier.of("1920*1080", 8, True)),
+        default_history(GenerationTier.of("640*360", 5, False)),
+    )
     assert min(slow.run) > max(quick.run)
-    assert default_history("720P/5s/silent", scale=0.1).run[2] == pytest.approx(3.0)
+    assert default_history(T720, scale=0.1).run[2] == pytest.approx(3.0)
     assert 0 <= phase_of("job-1") < 1 and phase_of("job-1") != phase_of("job-2")
 
 

@@ -342,7 +342,9 @@ class Emulator:
         page_no = _positive_int(query, "page_no", 1)
         page_size = _positive_int(query, "page_size", 10)
         if page_size > MAX_PAGE_SIZE:
-            raise ApiError(400, "InvalidParameter", f"page_size must be at most {MAX_PAGE_SIZE}, got {page_size}")
+            raise ApiError(
+                400, "InvalidParameter", f"page_size must be at most {MAX_PAGE_SIZE}, got {page_size}"
+            )
         with self._lock:
             tasks = [t for t in self._tasks.values() if now < t.created + t.ttl_seconds]
         items = [
@@ -515,7 +517,9 @@ class _Handler(BaseHTTPRequestHandler):
         if task is None:
             self._json(200, {"output": {"task_id": task_id, "task_status": "UNKNOWN"}})
             return
-        body = task.query_body(self.emulator.now(), self._rec.request_id or "", self.emulator.video_url(task_id))
+        body = task.query_body(
+            self.emulator.now(), self._rec.request_id or "", self.emulator.video_url(task_id)
+        )
         body.pop("request_id")
         self._json(200, body)
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from t2v.schedule import (
+    GenerationTier,
     MemoryPollStats,
     Observation,
     Policy,
@@ -60,7 +61,7 @@ FINALIZE_SECONDS = 0.0  # the download is the same for every poller; this benchm
 class SimJob:
     index: int
     job_id: str
-    tier: str
+    tier: GenerationTier
     typical: float
     submit: float
     queue: float
@@ -76,8 +77,6 @@ class SimJob:
 def make_jobs(n: int, *, sigma: float, arrivals: float, rng: random.Random) -> list[SimJob]:
     """`n` jobs arriving uniformly over `arrivals` seconds, tiers round-robin, run-time noise `sigma`
     (lognormal), queue time lognormal around 3 s."""
-    from t2v.schedule import tier_key
-
     jobs = []
     for i in range(n):
         size, duration, audio, typical = TIERS[i % len(TIERS)]
@@ -85,7 +84,7 @@ def make_jobs(n: int, *, sigma: float, arrivals: float, rng: random.Random) -> l
             SimJob(
                 index=i,
                 job_id=f"sim-{i:06d}",
-                tier=tier_key(size, duration, audio),
+                tier=GenerationTier.of(size, duration, audio),
                 typical=typical,
                 submit=rng.uniform(0, arrivals),
                 queue=3.0 * rng.lognormvariate(0, 0.5),

@@ -20,8 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from t2v.pipeline import parse_ts
 from t2v.schedule import Policy
+from t2v.times import parse_ts
 
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}
 

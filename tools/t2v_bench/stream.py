@@ -64,7 +64,7 @@ def _part_size() -> int:
 
 
 def _real(s3: Any, url: str, origin: str, key: str) -> int:
-    """Exactly the download + upload of `finalize_job` (t2v.pipeline), with its settings' defaults."""
+    """Exactly the download + upload of `finalize_job` (t2v.usecases.finalize), with its settings' defaults."""
     from t2v.adapters.download import VideoDownloader
     from t2v.adapters.storage import VideoStore
     from t2v.config import FinalizeSettings

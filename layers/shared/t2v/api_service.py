@@ -22,21 +22,15 @@ from pydantic import BaseModel, Field, field_validator
 
 from t2v.adapters.jobs_repo import Job, JobsRepository
 from t2v.config import FinalizeSettings
+from t2v.contract import ExecutionInput
 from t2v.dashscope import DEFAULT_BASE_URL
-from t2v.errors import PipelineError, TerminalProviderError
+from t2v.errors import CreateInProgressError, PipelineError, TerminalProviderError
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.jsontext import loads
-from t2v.pipeline import (
-    CLAIM_STALE_SECONDS,
-    CreateInProgressError,
-    FinalizeDeps,
-    ProviderClient,
-    Repo,
-    announce_job,
-    parse_ts,
-    utcnow,
-)
 from t2v.request import FieldError, InvalidRequestError, VideoRequest, parse_request
+from t2v.times import parse_ts, utcnow
+from t2v.usecases.announce import AnnounceDeps, announce_once
+from t2v.usecases.ports import ProviderClient, Repo, job_or_fail
 
 SOURCE: Final = "api"
 MAX_IDEMPOTENCY_KEY_CHARS: Final = 255
@@ -63,6 +57,8 @@ class ApiSettings(FinalizeSettings):
     dashscope_workspace: str | None = None
     deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
     presign_seconds: int = Field(default=900, ge=60, le=3600)
+    # The same as submit's: a younger create claim means a create may be on its way to the provider.
+    create_claim_stale_seconds: int = Field(default=60, ge=1, le=3600)
     admin_principals: str = Field(
         default="",
         description="Comma-separated IAM ARNs whose callers see, read and cancel every job (the admin right)",
@@ -305,7 +301,12 @@ def scoped_key(caller: Caller, idempotency_key: str) -> str:
 
 class ApiRepo(Repo, Protocol):
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, owner: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[Job], str | None]: ...
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str: ...
 
@@ -327,7 +328,7 @@ class ApiDeps:
     executions: Executions
     store: Presigner
     provider: Callable[[], ProviderClient]
-    outcomes: FinalizeDeps
+    outcomes: AnnounceDeps
     settings: ApiSettings
     clock: Callable[[], datetime] = utcnow
 
@@ -372,16 +373,10 @@ def accept_video(
         )
     if job.status == JobStatus.ACCEPTED:
         # Also on a retry: heals a first attempt that recorded the job but died before starting it.
-        deps.executions.start(
-            job_id,
-            {
-                "job_id": job_id,
-                "request": job.request,
-                "source": SOURCE,
-                "origin": job.get("origin") or origin,
-                "start_delay_seconds": 0,
-            },
+        execution = ExecutionInput(
+            job_id=job_id, request=job.request, source=SOURCE, origin=job.get("origin") or origin
         )
+        deps.executions.start(job_id, execution.model_dump(mode="json"))
     return Accepted(job_id=job_id, links=_links(job_id))
 
 
@@ -438,7 +433,7 @@ def cancel_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobView:
             raise NotCancelableError(f"job {job_id} already ended {job.status.value}")
         if job.task_id:
             _cancel_task(job.task_id, deps)
-        elif _create_unresolved(job, deps.clock()):
+        elif _create_unresolved(job, deps.clock(), deps.settings.create_claim_stale_seconds):
             # Canceling now would orphan the task being created (billed, never tracked).
             raise CreateInProgressError(
                 f"job {job_id}: the provider task is being created; retry in a few seconds"
@@ -453,8 +448,10 @@ def cancel_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobView:
         if canceled:
             break
     else:
-        raise CreateInProgressError(f"job {job_id} kept changing while being canceled; retry in a few seconds")
-    announce_job(job_id, deps.outcomes)
+        raise CreateInProgressError(
+            f"job {job_id} kept changing while being canceled; retry in a few seconds"
+        )
+    announce_once(job_or_fail(deps.repo, job_id), deps.outcomes)
     deps.executions.stop(job_id, cause="canceled by the user")
     return job_view(_job(job_id, caller, deps))
 
@@ -474,13 +471,13 @@ def _cancel_task(task_id: str, deps: ApiDeps) -> None:
             ) from None
 
 
-def _create_unresolved(job: Job, now: datetime) -> bool:
+def _create_unresolved(job: Job, now: datetime, stale_seconds: int) -> bool:
     """A create is in flight (a live claim), or a dead one was sent and may have made a task that
     reconciliation has not found yet."""
     claimed = job.create_claimed_at
     if not claimed:
         return False
-    live = now - parse_ts(str(claimed)) < timedelta(seconds=CLAIM_STALE_SECONDS)
+    live = now - parse_ts(str(claimed)) < timedelta(seconds=stale_seconds)
     return live or bool(job.get("create_sent_at"))
 
 
@@ -512,7 +509,7 @@ def build_api_deps() -> ApiDeps:
     """Everything the API needs, from the environment; clients are built lazily."""
     from t2v.adapters.storage import VideoStore
     from t2v.adapters.workflow import Workflow
-    from t2v.wiring import build_finalize_deps, provider_client_factory
+    from t2v.wiring import build_announce_deps, provider_client_factory
 
     settings = ApiSettings.from_env()
     repo = JobsRepository(settings.jobs_table)
@@ -522,7 +519,7 @@ def build_api_deps() -> ApiDeps:
         base_url=settings.dashscope_base_url,
         workspace=settings.dashscope_workspace,
     )
-    outcomes = build_finalize_deps(settings, repo=repo, store=store)
+    outcomes = build_announce_deps(settings, repo=repo)
     return ApiDeps(
         repo=repo,
         executions=Workflow(settings.state_machine_arn),

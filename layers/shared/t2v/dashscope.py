@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
-from enum import StrEnum
 from types import TracebackType
 from typing import Annotated, Any, Final, NoReturn, Self
 from urllib.parse import quote
@@ -37,6 +36,7 @@ from t2v.errors import (
     TaskFailedError,
     classify_http_error,
 )
+from t2v.jobs import TaskStatus
 from t2v.request import VideoRequest
 
 DEFAULT_BASE_URL: Final = "https://dashscope.aliyuncs.com/api/v1"
@@ -59,16 +59,6 @@ _MAX_ERROR_TEXT: Final = 300
 
 # Failures where httpx never handed the request to the server: retrying a create is safe.
 _NOT_SENT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-class TaskStatus(StrEnum):
-    PENDING = "PENDING"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELED = "CANCELED"
-    UNKNOWN = "UNKNOWN"
-    SUSPENDED = "SUSPENDED"
 
 
 # UNKNOWN is final: the provider answers it for expired (>24 h) or unknown ids, and it never changes.

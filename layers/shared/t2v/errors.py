@@ -119,6 +119,32 @@ class IncompleteListError(RetryableProviderError):
     code = "IncompleteList"
 
 
+class CreateInProgressError(PipelineError):
+    """Another invocation is creating this job's task right now; retry shortly."""
+
+    code = "CreateInProgress"
+    retryable = True
+
+
+class NotificationInProgressError(PipelineError):
+    """Another invocation holds a live claim on announcing this job's outcome; retry shortly."""
+
+    code = "NotificationInProgress"
+    retryable = True
+
+
+class JobAlreadyFinishedError(PipelineError):
+    """The job already reached a terminal status; nothing to submit."""
+
+    code = "JobAlreadyFinished"
+
+
+class BudgetExceededError(PipelineError):
+    """The request would take the day's billed seconds over the configured cap."""
+
+    code = "BudgetExceeded"
+
+
 class TaskFailedError(PipelineError):
     """The provider's task ended FAILED (or SUCCEEDED without a video, which is the same to a user)."""
 

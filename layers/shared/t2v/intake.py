@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
-from t2v.jobs import derive_job_id
+from t2v.contract import Ended, ExecutionInput
+from t2v.jobs import JobStatus, derive_job_id
 from t2v.jsontext import loads
 from t2v.request import InvalidRequestError, VideoRequest, parse_request
+from t2v.usecases.announce import FirstRecord
 
 MAX_PROMPT_FILE_BYTES = 1024 * 1024
 MAX_JSONL_LINES = 1000
@@ -104,7 +106,7 @@ class Starter(Protocol):
 
 
 class Recorder(Protocol):
-    def __call__(self, job_id: str, payload: dict[str, Any]) -> bool:
+    def __call__(self, execution: ExecutionInput) -> bool:
         """Record the ACCEPTED job; False when it was recorded before (a repeated trigger)."""
         ...
 
@@ -113,7 +115,7 @@ class Recorder(Protocol):
 class IntakeDeps:
     starter: Starter
     record: Recorder
-    reject: Callable[[dict[str, Any]], Any]  # records a FAILED job and announces it (record_outcome)
+    reject: Callable[[str, Ended, FirstRecord], Any]  # ends the job FAILED and announces it (end_job)
     read_object: Callable[[str, str, str | None], bytes]
     defaults: dict[str, Any]
     input_prefix: str = "prompts/"
@@ -129,29 +131,26 @@ class IntakeReport:
         return {"started": self.started, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
-def _job_payload(
+def _execution(
     job_id: str, request: VideoRequest, source: str, origin: dict[str, Any], delay: int
-) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "request": request.model_dump(exclude_none=True),
-        "source": source,
-        "origin": origin,
-        "start_delay_seconds": delay,
-    }
+) -> ExecutionInput:
+    return ExecutionInput(
+        job_id=job_id,
+        request=request.model_dump(exclude_none=True),
+        source=source,
+        origin=origin,
+        start_delay_seconds=delay,
+    )
 
 
 def _reject(
     deps: IntakeDeps, job_id: str, *, message: str, raw: Any, source: str, origin: dict[str, Any]
 ) -> None:
+    request = raw if isinstance(raw, dict) else {"raw": str(raw)[:4096]} if raw is not None else {}
     deps.reject(
-        {
-            "job_id": job_id,
-            "error": {"Error": InvalidRequestError.__name__, "Cause": json.dumps({"errorMessage": message})},
-            "request": raw if isinstance(raw, dict) else {"raw": str(raw)[:4096]} if raw is not None else {},
-            "source": source,
-            "origin": origin,
-        }
+        job_id,
+        Ended(status=JobStatus.FAILED, code=InvalidRequestError.code, message=message),
+        FirstRecord(request=request, source=source, origin=origin),
     )
 
 
@@ -182,7 +181,7 @@ def handle_s3_records(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
                 continue
             delay = valid_index // JSONL_STARTS_PER_SECOND
             valid_index += 1
-            _start(deps, report, _job_payload(job_id, item.request, "s3", origin, delay))
+            _start(deps, report, _execution(job_id, item.request, "s3", origin, delay))
     return report
 
 
@@ -206,13 +205,12 @@ def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
         )
         report.rejected.append(job_id)
         return report
-    _start(deps, report, _job_payload(job_id, request, "eventbridge", origin, 0))
+    _start(deps, report, _execution(job_id, request, "eventbridge", origin, 0))
     return report
 
 
-def _start(deps: IntakeDeps, report: IntakeReport, payload: dict[str, Any]) -> None:
+def _start(deps: IntakeDeps, report: IntakeReport, execution: ExecutionInput) -> None:
     """Record, then start. Both are idempotent, so a crash in between is healed by the redelivery."""
-    job_id = str(payload["job_id"])
-    new = deps.record(job_id, payload)
-    started = deps.starter.start(job_id, payload)
-    (report.started if new and started else report.duplicates).append(job_id)
+    new = deps.record(execution)
+    started = deps.starter.start(execution.job_id, execution.model_dump(mode="json"))
+    (report.started if new and started else report.duplicates).append(execution.job_id)

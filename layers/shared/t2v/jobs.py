@@ -27,7 +27,6 @@ class JobStatus(StrEnum):
 
 
 TERMINAL: Final = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT})
-ACTIVE: Final = frozenset(set(JobStatus) - TERMINAL)
 
 # Forward moves only; any active status may end in FAILED, CANCELED or TIMED_OUT.
 _ORDER: Final = [
@@ -58,11 +57,23 @@ def statuses_that_may_move_to(new: JobStatus) -> list[JobStatus]:
     return [s for s in JobStatus if s != new and can_move(s, new)]
 
 
+class TaskStatus(StrEnum):
+    """The provider's vocabulary for a task (DashScope `task_status`)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    UNKNOWN = "UNKNOWN"
+    SUSPENDED = "SUSPENDED"
+
+
 # Provider task status -> job status while the job is still being generated.
 PROVIDER_TO_JOB: Final = {
-    "PENDING": JobStatus.PENDING,
-    "SUSPENDED": JobStatus.PENDING,
-    "RUNNING": JobStatus.RUNNING,
+    TaskStatus.PENDING: JobStatus.PENDING,
+    TaskStatus.SUSPENDED: JobStatus.PENDING,
+    TaskStatus.RUNNING: JobStatus.RUNNING,
 }
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from t2v.request import SIZES, Tier
 
 # Seeds for a tier's history until real jobs have finished: run seconds of a 5 s, silent video
@@ -44,16 +46,31 @@ ZONE: Final = (0.25, 0.55)
 PollState = Literal["SUBMITTED", "PENDING", "RUNNING"]
 
 
-def tier_key(size: str, duration: int, audio: bool) -> str:
-    """The history bucket of a request: generation time depends on these three only."""
-    spec = SIZES.get(size)
-    tier = spec.tier if spec else "720P"
-    return f"{tier}/{int(duration)}s/{'audio' if audio else 'silent'}"
+class GenerationTier(BaseModel):
+    """The history bucket of a request: generation time depends on resolution, duration and audio only."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-def tier_of(request: Mapping[str, Any]) -> str:
-    """`tier_key` of a stored request (a job record's `request`)."""
-    return tier_key(str(request.get("size", "")), int(request.get("duration", 5)), bool(request.get("audio")))
+    resolution: Tier
+    seconds: int = Field(ge=1)
+    audio: bool
+
+    @classmethod
+    def of(cls, size: str, duration: int, audio: bool) -> GenerationTier:
+        spec = SIZES.get(size)
+        return cls(resolution=spec.tier if spec else "720P", seconds=int(duration), audio=bool(audio))
+
+    @classmethod
+    def of_request(cls, request: Mapping[str, Any]) -> GenerationTier:
+        """The tier of a stored request (a job record's `request`)."""
+        return cls.of(
+            str(request.get("size", "")), int(request.get("duration", 5)), bool(request.get("audio"))
+        )
+
+    @property
+    def key(self) -> str:
+        """Where the tier's history is kept, e.g. `720P/5s/silent`."""
+        return f"{self.resolution}/{self.seconds}s/{'audio' if self.audio else 'silent'}"
 
 
 @dataclass(frozen=True)
@@ -97,13 +114,10 @@ class TierHistory:
         )
 
 
-def default_history(key: str, scale: float = 1.0) -> TierHistory:
+def default_history(tier: GenerationTier, scale: float = 1.0) -> TierHistory:
     """The prior for a tier nobody has used yet."""
-    tier_name, seconds, audio = [*key.split("/"), "", "", ""][:3]
-    runs: dict[str, float] = {str(k): v for k, v in DEFAULT_RUN_SECONDS.items()}
-    base = runs.get(tier_name, runs["720P"])
-    duration = int(seconds.rstrip("s")) if seconds.rstrip("s").isdigit() else 5
-    run = base * (duration / 5) * (AUDIO_FACTOR if audio == "audio" else 1.0) * scale
+    base = DEFAULT_RUN_SECONDS[tier.resolution]
+    run = base * (tier.seconds / 5) * (AUDIO_FACTOR if tier.audio else 1.0) * scale
     return TierHistory(
         queue=tuple(DEFAULT_QUEUE_SECONDS * scale * f for f in SEED_SPREAD),
         run=tuple(run * f for f in SEED_SPREAD),
@@ -343,16 +357,16 @@ class MemoryPollStats:
     def __init__(self, *, active: int = 1, default_scale: float = 1.0) -> None:
         self.active = active
         self.default_scale = default_scale
-        self.histories: dict[str, TierHistory] = {}
+        self.histories: dict[GenerationTier, TierHistory] = {}
         self.slots: dict[int, int] = {}
 
     def active_jobs(self) -> int:
         return max(1, self.active)
 
-    def history(self, tier: str) -> TierHistory:
+    def history(self, tier: GenerationTier) -> TierHistory:
         return self.histories.get(tier) or default_history(tier, self.default_scale)
 
-    def record_timing(self, tier: str, *, queue: float, run: float, limit: int) -> None:
+    def record_timing(self, tier: GenerationTier, *, queue: float, run: float, limit: int) -> None:
         self.histories[tier] = self.histories.get(tier, TierHistory()).add(queue=queue, run=run, limit=limit)
 
     def take(self, second: int, limit: int) -> bool:

@@ -24,8 +24,12 @@ from pydantic import Field
 
 from t2v.adapters.jobs_repo import Job
 from t2v.config import FinalizeSettings
-from t2v.errors import PipelineError
-from t2v.pipeline import FinalizeDeps, ProviderClient, announce_job, record_outcome, utcnow
+from t2v.contract import Ended, ExecutionInput
+from t2v.jobs import JobStatus
+from t2v.times import utcnow
+from t2v.usecases.announce import AnnounceDeps, announce_once, end_job
+from t2v.usecases.ports import ProviderClient, job_or_fail
+from t2v.usecases.submit import cancel_orphan
 
 RUNNING = "RUNNING"
 
@@ -56,7 +60,7 @@ class SweepDeps:
     repo: SweepRepo
     executions: Executions
     provider: Callable[[], ProviderClient]
-    outcomes: FinalizeDeps
+    outcomes: AnnounceDeps
     settings: SweeperSettings
     clock: Callable[[], datetime] = utcnow
 
@@ -80,14 +84,14 @@ def sweep(deps: SweepDeps) -> SweepReport:
     )
     for job in candidates:
         if job.status.is_terminal:
-            announce_job(job.job_id, deps.outcomes)
+            announce_once(job_or_fail(deps.outcomes.repo, job.job_id), deps.outcomes)
             report.announced.append(job.job_id)
             continue
         execution = deps.executions.status(job.job_id)
         if execution == RUNNING:
             continue
-        if execution is None and job.status.value == "ACCEPTED":
-            deps.executions.start(job.job_id, start_payload(job))
+        if execution is None and job.status == JobStatus.ACCEPTED:
+            deps.executions.start(job.job_id, start_input(job).model_dump(mode="json"))
             report.started.append(job.job_id)
             continue
         if _end(job, execution, deps):
@@ -95,15 +99,14 @@ def sweep(deps: SweepDeps) -> SweepReport:
     return report
 
 
-def start_payload(job: Job) -> dict[str, Any]:
-    """The execution input of a job, as the API and intake start it."""
-    return {
-        "job_id": job.job_id,
-        "request": job.request,
-        "source": job.get("source") or "unknown",
-        "origin": job.get("origin") or {},
-        "start_delay_seconds": 0,
-    }
+def start_input(job: Job) -> ExecutionInput:
+    """The execution input of a recorded job, as the API and intake start it."""
+    return ExecutionInput(
+        job_id=job.job_id,
+        request=job.request,
+        source=str(job.get("source") or "unknown"),
+        origin=dict(job.get("origin") or {}),
+    )
 
 
 def _end(job: Job, execution: str | None, deps: SweepDeps) -> bool:
@@ -111,16 +114,10 @@ def _end(job: Job, execution: str | None, deps: SweepDeps) -> bool:
     if current is None or current.status.is_terminal:
         return False
     if current.task_id:
-        try:
-            deps.provider().cancel_task(current.task_id)  # a task nobody polls must not run on, billed
-        except PipelineError:
-            pass  # past PENDING (or unreachable): its outcome is lost to this job either way
+        cancel_orphan(deps.provider(), current.task_id)  # a task nobody polls must not run on, billed
     why = "never started" if execution is None else f"ended {execution}"
-    record_outcome(
-        {
-            "job_id": job.job_id,
-            "error": {"Error": "WorkflowEnded", "Cause": f"the job's workflow {why} before the job did"},
-        },
-        deps.outcomes,
+    ended = Ended(
+        status=JobStatus.FAILED, code="WorkflowEnded", message=f"the job's workflow {why} before the job did"
     )
+    end_job(job.job_id, ended, deps.outcomes)
     return True

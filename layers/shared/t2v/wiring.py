@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.notifier import Notifier
@@ -14,9 +13,13 @@ from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import Workflow
 from t2v.config import FinalizeSettings, IntakeSettings, ProviderSettings
+from t2v.contract import ExecutionInput
 from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
 from t2v.media import HostAllowlist
-from t2v.pipeline import FinalizeDeps, ProviderDeps, record_outcome
+from t2v.times import utcnow
+from t2v.usecases.announce import AnnounceDeps, end_job
+from t2v.usecases.finalize import FinalizeDeps
+from t2v.usecases.ports import ProviderDeps
 
 if TYPE_CHECKING:
     from t2v.dashscope import DashScopeClient
@@ -55,20 +58,27 @@ def provider_client_factory(secret_id: str, *, base_url: str, workspace: str | N
     return ProviderClients(secret_id, base_url=base_url, workspace=workspace)
 
 
+def build_announce_deps(settings: FinalizeSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
+    """What ending a job and announcing it needs: the jobs and the notifier."""
+    return AnnounceDeps(
+        repo=repo or JobsRepository(settings.jobs_table),
+        notifier=Notifier(
+            topic_arn=settings.topic_arn,
+            event_bus_name=settings.event_bus_name,
+            event_source=settings.event_source,
+        ),
+    )
+
+
 def build_finalize_deps(
     settings: FinalizeSettings, *, repo: JobsRepository | None = None, store: VideoStore | None = None
 ) -> FinalizeDeps:
     from t2v.adapters.download import VideoDownloader  # httpx: only finalize downloads
 
     return FinalizeDeps(
-        repo=repo or JobsRepository(settings.jobs_table),
+        announce=build_announce_deps(settings, repo=repo),
         store=store or VideoStore(),
         downloader=VideoDownloader(HostAllowlist(settings.allowlist), max_bytes=settings.max_video_bytes),
-        notifier=Notifier(
-            topic_arn=settings.topic_arn,
-            event_bus_name=settings.event_bus_name,
-            event_source=settings.event_source,
-        ),
         settings=settings,
         stats=PollStats(settings.jobs_table),
     )
@@ -88,8 +98,6 @@ def provider_deps() -> ProviderDeps:
         refresh_key=client.refresh,
         settings=settings,
         stats=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
-        claim_stale_seconds=settings.create_claim_stale_seconds,
-        clock_skew_seconds=settings.provider_clock_skew_seconds,
     )
 
 
@@ -101,23 +109,23 @@ def finalize_deps() -> FinalizeDeps:
 @cache
 def intake_deps() -> IntakeDeps:
     settings = IntakeSettings.from_env()
-    final = finalize_deps()
     store = VideoStore()
 
     def read_object(bucket: str, key: str, version: str | None) -> bytes:
         return store.read_capped(bucket=bucket, key=key, version=version, cap=MAX_PROMPT_FILE_BYTES)
 
     repo = JobsRepository(settings.jobs_table)
+    announce = build_announce_deps(settings, repo=repo)
 
-    def record(job_id: str, payload: dict[str, Any]) -> bool:
-        now = datetime.now(UTC)
+    def record(execution: ExecutionInput) -> bool:
+        now = utcnow()
         _, new = repo.create_if_absent(
-            job_id,
-            request=payload["request"],
-            source=payload["source"],
-            origin=payload["origin"],
+            execution.job_id,
+            request=execution.request,
+            source=execution.source,
+            origin=execution.origin,
             now=now,
-            deadline_at=now + timedelta(seconds=settings.deadline_seconds + payload["start_delay_seconds"]),
+            deadline_at=now + timedelta(seconds=settings.deadline_seconds + execution.start_delay_seconds),
             owner=settings.job_owner,
         )
         return new
@@ -125,7 +133,7 @@ def intake_deps() -> IntakeDeps:
     return IntakeDeps(
         starter=Workflow(settings.state_machine_arn),
         record=record,
-        reject=lambda event: record_outcome(event, final),
+        reject=lambda job_id, outcome, first: end_job(job_id, outcome, announce, first=first),
         read_object=read_object,
         defaults={"size": settings.default_size, "duration": settings.default_duration},
         input_prefix=settings.input_prefix,
@@ -146,6 +154,6 @@ def sweep_deps() -> SweepDeps:
             base_url=settings.dashscope_base_url,
             workspace=settings.dashscope_workspace,
         ),
-        outcomes=build_finalize_deps(settings, repo=repo),
+        outcomes=build_announce_deps(settings, repo=repo),
         settings=settings,
     )

@@ -14,33 +14,21 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from t2v.adapters import DynamoTable
 from t2v.adapters.poll_stats import ACTIVE_KEY
-from t2v.errors import PipelineError
+from t2v.errors import BudgetExceededError
 from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
-
-if TYPE_CHECKING:
-    pass
+from t2v.times import iso
 
 JOB_TTL_DAYS = 90
 CONTESTED = "contested"  # owner of a provider task that more than one job could have made
 FOREIGN = "foreign"  # owner of a provider task shown to come from another client's request
-
-
-class BudgetExceededError(PipelineError):
-    """The request would take the day's billed seconds over the configured cap."""
-
-    code = "BudgetExceeded"
-
-
-def iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _plain(value: Any) -> Any:
@@ -110,7 +98,12 @@ class JobsRepository(DynamoTable):
         return str(item["job_id"]) if item else None
 
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, owner: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[Job], str | None]:
         """Most recent first; only `owner`'s jobs when given (GSI `by_owner`), else every job.
         `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey)."""

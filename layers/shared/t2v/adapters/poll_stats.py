@@ -13,15 +13,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
 from t2v.adapters import DynamoTable
-from t2v.schedule import TierHistory, default_history
-
-if TYPE_CHECKING:
-    pass
+from t2v.schedule import GenerationTier, TierHistory, default_history
 
 ACTIVE_KEY: Final = "stats#active"
 ACTIVE_CACHE_SECONDS: Final = 5.0
@@ -56,26 +53,26 @@ class PollStats(DynamoTable):
             self._active = (now, max(1, int(item.get("n", 0))))  # type: ignore[arg-type]
         return self._active[1]
 
-    def history(self, tier: str) -> TierHistory:
+    def history(self, tier: GenerationTier) -> TierHistory:
         now = self._monotonic()
-        cached = self._histories.get(tier)
+        cached = self._histories.get(tier.key)
         if cached is None or now - cached[0] > HISTORY_CACHE_SECONDS:
-            item = self._table.get_item(Key={"pk": f"stats#tier#{tier}"}).get("Item")
+            item = self._table.get_item(Key={"pk": f"stats#tier#{tier.key}"}).get("Item")
             history = _history_of(item) if item else default_history(tier, self._default_scale)
-            self._histories[tier] = cached = (now, history)
+            self._histories[tier.key] = cached = (now, history)
         return cached[1]
 
-    def record_timing(self, tier: str, *, queue: float, run: float, limit: int) -> None:
+    def record_timing(self, tier: GenerationTier, *, queue: float, run: float, limit: int) -> None:
         """Append one finished task's times to its tier (optimistic, versioned; best effort)."""
         for _ in range(HISTORY_WRITE_ATTEMPTS):
-            item = self._table.get_item(Key={"pk": f"stats#tier#{tier}"}, ConsistentRead=True).get("Item")
+            item = self._table.get_item(Key={"pk": f"stats#tier#{tier.key}"}, ConsistentRead=True).get("Item")
             current = _history_of(item) if item else TierHistory()
             version = int(item.get("version", 0)) if item else 0  # type: ignore[arg-type]
             updated = current.add(queue=queue, run=run, limit=limit)
             try:
                 self._table.put_item(
                     Item={
-                        "pk": f"stats#tier#{tier}",
+                        "pk": f"stats#tier#{tier.key}",
                         "queue": [Decimal(str(round(v, 3))) for v in updated.queue],
                         "run": [Decimal(str(round(v, 3))) for v in updated.run],
                         "version": version + 1,
@@ -87,7 +84,7 @@ class PollStats(DynamoTable):
                 if _is_conditional_failure(exc):
                     continue  # another finalize wrote first: re-read and try again
                 raise
-            self._histories.pop(tier, None)
+            self._histories.pop(tier.key, None)
             return
 
     def take(self, second: int, limit: int) -> bool:

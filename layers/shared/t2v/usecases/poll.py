@@ -1,0 +1,258 @@
+"""Poll: one provider query per turn of the loop, and when to look next (see `t2v.schedule`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from t2v.adapters.jobs_repo import Job
+from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, Succeeded
+from t2v.errors import ProviderAuthError, ProviderThrottledError, RetryableProviderError
+from t2v.jobs import PROVIDER_TO_JOB, JobStatus, TaskStatus
+from t2v.request import parse_request
+from t2v.schedule import (
+    DISPATCH_LATENCY,
+    GenerationTier,
+    Observation,
+    book_query,
+    claim_now,
+    estimate_latency,
+    first_wait,
+    next_wait,
+    phase_of,
+    queue_and_run,
+    slot_check,
+)
+from t2v.times import iso, parse_ts
+from t2v.usecases.ports import ProviderDeps, job_or_fail
+from t2v.usecases.reconcile import foreign
+
+THROTTLE_FACTOR = 2.0
+MAX_BACKOFF_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class _Booked:
+    wait_seconds: int
+    slot: int | None  # None tells the next turn it holds no slot and must not query
+    latency: float
+    returned_at: datetime
+
+
+def first_turn(job: Job, deps: ProviderDeps) -> PollTurn:
+    """The loop's first turn, for a job whose task is bound: when to look first."""
+    now = deps.clock()
+    tier = GenerationTier.of_request(job.request)
+    submitted = job.get("submitted_at")
+    submitted_at = parse_ts(str(submitted)) if submitted else now
+    deadline_at = job.get("deadline_at")
+    deadline = (
+        parse_ts(str(deadline_at)) if deadline_at else now + timedelta(seconds=deps.settings.deadline_seconds)
+    )
+    obs = Observation(
+        now=now.timestamp(),
+        submitted_at=submitted_at.timestamp(),
+        deadline=deadline.timestamp(),
+        active_jobs=deps.stats.active_jobs(),
+    )
+    policy = deps.settings.poll_policy()
+    wait = first_wait(obs, deps.stats.history(tier), policy, phase=phase_of(job.job_id))
+    booked = _book(wait, deadline=deadline, deps=deps)
+    return PollTurn(
+        job_id=job.job_id,
+        task_id=str(job.task_id),
+        tier=tier,
+        submitted_at=submitted_at,
+        deadline_at=deadline,
+        polls=int(job.get("polls", 0)),
+        **vars(booked),
+    )
+
+
+def _book(
+    wait: float, *, deadline: datetime, deps: ProviderDeps, latency: float = DISPATCH_LATENCY
+) -> _Booked:
+    """Book the next query's slot in the shared ledger, and line the return up with it."""
+    now = deps.clock().timestamp()  # now, not at entry: the work since then shifts the landing
+    booking = book_query(
+        deps.stats,
+        wait,
+        now=now,
+        deadline=deadline.timestamp(),
+        active_jobs=deps.stats.active_jobs(),
+        policy=deps.settings.poll_policy(),
+        latency=latency,
+    )
+    deps.sleep(booking.pause)  # under a second: lines the query up with the start of its slot
+    return _Booked(
+        wait_seconds=booking.wait_seconds,
+        slot=booking.slot,
+        latency=round(latency, 3),
+        returned_at=datetime.fromtimestamp(round(now + booking.pause, 3), UTC),
+    )
+
+
+def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
+    """One provider query (when a slot is booked): map the provider state and book the next query."""
+    now = deps.clock()
+    latency = estimate_latency(
+        turn.latency, returned_at=turn.returned_at.timestamp(), waited=turn.wait_seconds, now=now.timestamp()
+    )
+    turn = turn.model_copy(update={"polls": turn.polls + 1, "latency": round(latency, 3)})
+    if now >= turn.deadline_at or turn.polls > deps.settings.max_polls:
+        reason = "deadline" if now >= turn.deadline_at else f"{deps.settings.max_polls} polls"
+        return _last_look(turn, reason, deps, now)
+    policy = deps.settings.poll_policy()
+    pause = slot_check(turn.slot, now.timestamp())
+    if pause is None:  # off its booking: the current second may still have room
+        pause = claim_now(deps.stats, deps.clock().timestamp(), policy)
+    if pause is None:
+        # Every query needs a booked second: book a later one rather than risk a full one.
+        deps.repo.update_fields(turn.job_id, {"polls": turn.polls}, now=now)
+        return _waiting(turn, policy.min_wait, deps, task_status=None)
+    deps.sleep(pause)  # under a second: the booked second has not begun yet
+    try:
+        info = _query(turn.task_id, deps)
+    except (RetryableProviderError, ProviderAuthError) as exc:
+        # No news is not a failure: keep polling until the deadline, more slowly after a 429. A key the
+        # provider refuses even when read afresh is no reason to abandon the paid task either.
+        factor = THROTTLE_FACTOR if isinstance(exc, ProviderThrottledError) else 1.0
+        wait = min(
+            MAX_BACKOFF_SECONDS, deps.settings.poll_interval_seconds * factor * (1.5 ** min(turn.errors, 6))
+        )
+        wait = wait * (1 + deps.rng.random() * 0.2)
+        deps.repo.update_fields(turn.job_id, {"polls": turn.polls, "last_error": str(exc)}, now=now)
+        return _waiting(turn.model_copy(update={"errors": turn.errors + 1}), wait, deps, task_status=None)
+    deps.repo.update_fields(turn.job_id, {"polls": turn.polls, "last_polled_at": iso(now)}, now=now)
+    turn = turn.model_copy(update={"errors": 0, "request_id": info.request_id or turn.request_id})
+    return _map_task(info, turn, deps=deps, now=now)
+
+
+def _query(task_id: str, deps: ProviderDeps) -> Any:
+    """One task query; a refused key (401/403: rotated within its cache) is read afresh and tried once more."""
+    try:
+        return deps.client().get_task(task_id)
+    except ProviderAuthError:
+        deps.refresh_key()
+        return deps.client().get_task(task_id)
+
+
+def _last_look(turn: PollTurn, reason: str, deps: ProviderDeps, now: datetime) -> PollTurn:
+    """Out of time: ask the provider once more, and give up only if the task has not finished."""
+    timed_out = Ended(
+        status=JobStatus.TIMED_OUT, code="Timeout", message=f"no result before the {reason} limit"
+    )
+    try:
+        info = _query(turn.task_id, deps)
+    except (RetryableProviderError, ProviderAuthError):
+        return _final(turn, PollDecision.TIMED_OUT, timed_out, now)
+    deps.repo.update_fields(turn.job_id, {"polls": turn.polls, "last_polled_at": iso(now)}, now=now)
+    if str(info.status) in PROVIDER_TO_JOB:
+        return _final(turn, PollDecision.TIMED_OUT, timed_out, now)
+    return _map_task(info, turn.model_copy(update={"errors": 0}), deps=deps, now=now)
+
+
+def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTurn | None:
+    """A task adopted without proof shows its request now: if it is not ours (another client on the
+    account made it), release it and create the job's own task. None: deliver this task."""
+    from t2v.contract import SubmitInput
+    from t2v.usecases.submit import submit_job  # submit books its first turn here: imported late
+
+    job = job_or_fail(deps.repo, turn.job_id)
+    if not job.get("adopted_unproven") or job.task_id != str(info.task_id):
+        return None
+    request = parse_request(job.request, defaults={"model": deps.settings.model_name})
+    if not foreign(info, request):
+        deps.repo.update_fields(turn.job_id, {"adopted_unproven": False}, now=deps.clock())
+        return None
+    deps.repo.release_task(turn.job_id, task_id=str(info.task_id), now=deps.clock())
+    resubmit = SubmitInput(
+        job_id=turn.job_id,
+        request=job.request,
+        source=str(job.get("source") or "unknown"),
+        origin=dict(job.get("origin") or {}),
+    )
+    return submit_job(resubmit, deps).model_copy(update={"polls": turn.polls})
+
+
+def _waiting(turn: PollTurn, wait: float, deps: ProviderDeps, *, task_status: TaskStatus | None) -> PollTurn:
+    booked = _book(wait, deadline=turn.deadline_at, latency=turn.latency, deps=deps)
+    return turn.model_copy(update={"decision": PollDecision.WAIT, "task_status": task_status, **vars(booked)})
+
+
+def _final(turn: PollTurn, decision: PollDecision, outcome: Succeeded | Ended, now: datetime) -> PollTurn:
+    return turn.model_copy(
+        update={"decision": decision, "outcome": outcome, "wait_seconds": 0, "slot": None, "returned_at": now}
+    )
+
+
+def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -> PollTurn:
+    status = str(info.status)
+    if status in PROVIDER_TO_JOB:
+        task_status = TaskStatus(status)
+        deps.repo.transition(turn.job_id, PROVIDER_TO_JOB[task_status], now=now)
+        queued, _ = queue_and_run(_times(info).model_dump())
+        if queued is not None:
+            turn = turn.model_copy(update={"queued_seconds": round(queued, 3)})
+        obs = Observation(
+            now=now.timestamp(),
+            submitted_at=turn.submitted_at.timestamp(),
+            deadline=turn.deadline_at.timestamp(),
+            state="RUNNING" if task_status == TaskStatus.RUNNING else "PENDING",
+            queued_seconds=queued if queued is not None else turn.queued_seconds,
+            active_jobs=deps.stats.active_jobs(),
+        )
+        wait = next_wait(obs, deps.stats.history(turn.tier), deps.settings.poll_policy())
+        return _waiting(turn, wait, deps, task_status=task_status)
+    turn = turn.model_copy(update={"task_status": _task_status(status)})
+    if status == TaskStatus.SUCCEEDED:
+        return _succeeded(info, turn, deps=deps, now=now)
+    if status == TaskStatus.FAILED:
+        failed = Ended(
+            status=JobStatus.FAILED,
+            code=info.code or "TaskFailed",
+            message=info.message or "the provider reported the task FAILED",
+        )
+        return _final(turn, PollDecision.FAILED, failed, now)
+    if status == TaskStatus.CANCELED:
+        canceled = Ended(status=JobStatus.CANCELED, code="Canceled", message="the task was canceled")
+        return _final(turn, PollDecision.CANCELED, canceled, now)
+    unknown = Ended(
+        status=JobStatus.FAILED,
+        code="TaskUnknown",
+        message="the provider no longer knows the task (expired or never existed)",
+    )
+    return _final(turn, PollDecision.UNKNOWN, unknown, now)
+
+
+def _succeeded(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -> PollTurn:
+    resubmitted = _release_if_foreign(info, turn, deps)
+    if resubmitted is not None:
+        return resubmitted
+    if not info.video_url:
+        no_video = Ended(
+            status=JobStatus.FAILED,
+            code="NoVideo",
+            message="the provider reported SUCCEEDED without a video_url",
+        )
+        return _final(turn, PollDecision.FAILED, no_video, now)
+    succeeded = Succeeded(video_url=info.video_url, usage=_usage(info), provider_times=_times(info))
+    return _final(turn, PollDecision.SUCCEEDED, succeeded, now)
+
+
+def _task_status(status: str) -> TaskStatus | None:
+    return TaskStatus(status) if status in TaskStatus.__members__ else None
+
+
+def _usage(info: Any) -> dict[str, Any]:
+    usage = info.usage
+    if usage is None:
+        return {}
+    if hasattr(usage, "model_dump"):
+        return dict(usage.model_dump(exclude_none=True))
+    return dict(usage)
+
+
+def _times(info: Any) -> ProviderTimes:
+    return ProviderTimes(**{k: getattr(info, k, None) for k in ("submit_time", "scheduled_time", "end_time")})

@@ -1,0 +1,200 @@
+"""Reconcile a create whose answer was lost: find the task it made, never another job's.
+
+The provider's create has no idempotency key, so a create that timed out, or whose invocation
+died, may or may not have made a (billed) task. Before any second create, the provider's task list
+is searched for it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from t2v.adapters.jobs_repo import Job
+from t2v.errors import IncompleteListError
+from t2v.jobs import TaskStatus
+from t2v.request import VideoRequest, output_size
+from t2v.times import parse_ts
+from t2v.usecases.ports import ProviderDeps
+
+# The provider makes the task once it has the whole request, which the client's connect and write
+# timeouts (5 s + 10 s, dashscope.DEFAULT_TIMEOUT) bound; the read that follows creates nothing.
+CREATE_MAX_SECONDS = 16
+_UNFINISHED = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.SUSPENDED})
+
+
+class Reconciled(StrEnum):
+    ADOPTED = "ADOPTED"  # our lost create's task is found and now bound to the job
+    UNDECIDED = "UNDECIDED"  # unclaimed tasks are still running: one may be ours, it cannot be told yet
+    ABSENT = "ABSENT"  # no task can be ours: a new create is safe
+
+
+class Rivals(StrEnum):
+    NONE = "NONE"  # no other job's unanswered create can have made the task
+    OPEN = "OPEN"  # one can, and its create is still live or its death not yet noticed: wait
+    CLOSED = "CLOSED"  # one can, and its window is settled: the task cannot be told apart
+
+
+# (task id, status, request id, created at): an unowned task of our window that shows no prompt
+_Maybe = tuple[str, str, str | None, float | None]
+
+
+def create_window(job: Job, skew: float) -> tuple[float, float] | None:
+    """Epoch seconds between which the job's last create can have made a task (None: never sent).
+
+    `skew` is the margin for the provider's clock against ours (both NTP-synchronised).
+    """
+    sent = job.get("create_sent_at")
+    if not sent:
+        return None
+    start = parse_ts(str(sent)).timestamp()
+    ambiguous = job.get("create_ambiguous_at")
+    end = start + CREATE_MAX_SECONDS  # unknown (the invocation died): as long as a create can reach it
+    if ambiguous and parse_ts(str(ambiguous)).timestamp() >= start:  # else: an earlier create's answer
+        end = min(end, parse_ts(str(ambiguous)).timestamp())
+    return start - skew, end + skew
+
+
+def _created_at(listed: Any) -> float | None:
+    raw = getattr(listed, "raw", None) or {}
+    value = raw.get("gmt_create")
+    return value / 1000 if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconciled:
+    """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
+
+    Only the create's window (`create_window`, which holds the clock margin) is listed: a task made
+    outside it cannot be ours, however busy the account. A scan that cannot read the whole window is
+    UNDECIDED (try again later), never ABSENT: what it did not see may be ours.
+
+    A task is ours on proof: our ownership record, or the provider's `orig_prompt` (a query shows it
+    once the task SUCCEEDED) together with the request's parameters (its usage, `foreign`). Without
+    proof (a task still running, or FAILED), a task nobody owns is adopted only when it is the single
+    one the provider created while our create was in flight and no other job has an unanswered create
+    whose window holds it; such an adoption is checked again once the task shows its request (poll).
+    Otherwise the running ones are waited for until they show their prompt, never guessed, and
+    finished ones are marked contested so that no job adopts them later either (a duplicate task
+    beats a wrong one).
+    """
+    window = create_window(job, deps.settings.provider_clock_skew_seconds)
+    if window is None:
+        return Reconciled.ABSENT  # no create of ours was ever sent: no task can be ours
+    client = deps.client()
+    maybe: list[_Maybe] = []
+    try:
+        for listed in client.iter_tasks(
+            start_time=datetime.fromtimestamp(window[0], UTC),
+            end_time=datetime.fromtimestamp(window[1], UTC),
+            model_name=request.model,
+        ):
+            task_id = str(listed.task_id)
+            owner = deps.repo.owner_of_task(task_id)
+            if owner == job.job_id:  # a crash came between the two writes of record_task
+                if bind(job, task_id, None, deps):
+                    return Reconciled.ADOPTED
+                continue
+            if owner is not None:
+                continue
+            created = _created_at(listed)
+            if created is not None and not window[0] <= created <= window[1]:
+                continue  # made while no create of ours was in flight
+            info = client.get_task(task_id)
+            if info.orig_prompt is not None:
+                if not foreign(info, request) and bind(job, task_id, info.request_id, deps):
+                    return Reconciled.ADOPTED
+            else:
+                maybe.append((task_id, str(info.status), info.request_id, created))
+    except IncompleteListError:
+        return Reconciled.UNDECIDED
+    return _decide(job, maybe, deps)
+
+
+def foreign(info: Any, request: VideoRequest) -> bool:
+    """Whether a task that shows its request (SUCCEEDED) was made from another request than ours:
+    another prompt, or a video of another size, length or sound (the provider's usage)."""
+    if info.orig_prompt is not None and info.orig_prompt != request.prompt:
+        return True
+    usage = info.usage
+    if usage is None:
+        return False
+    seen = {"size": usage.size, "duration": usage.duration, "audio": usage.audio}
+    want = {
+        "size": output_size(request.size, request.duration),
+        "duration": request.duration,
+        "audio": bool(request.audio),
+    }
+    return any(seen[k] is not None and seen[k] != want[k] for k in want)
+
+
+def _decide(job: Job, maybe: list[_Maybe], deps: ProviderDeps) -> Reconciled:
+    """What to do with the unowned tasks of our window that show no prompt."""
+    if len(maybe) == 1:
+        task_id, status, request_id, created = maybe[0]
+        rivals, others = _rivals(job, created, deps)
+        if rivals == Rivals.NONE and bind(job, task_id, request_id, deps, unproven=True):
+            return Reconciled.ADOPTED
+        if rivals == Rivals.OPEN:  # a rival's create is live or its invocation died unnoticed yet
+            return Reconciled.UNDECIDED
+        if rivals == Rivals.CLOSED and status not in _UNFINISHED and created is not None:
+            # One finished task that shows no prompt, several settled creates that may have made
+            # it. The provider makes a task the moment it has the request, so its maker is the
+            # create sent last before it appeared: every claimant works this out alike, the maker
+            # adopts it and the others create (their creates never arrived). Without this, the
+            # maker would create a second billed task.
+            if _likeliest_maker([job, *others], created) == job.job_id:
+                bound = bind(job, task_id, request_id, deps, unproven=True)
+                return Reconciled.ADOPTED if bound else Reconciled.ABSENT
+            return Reconciled.ABSENT
+    if any(m[1] in _UNFINISHED for m in maybe):
+        return Reconciled.UNDECIDED
+    for task_id, *_ in maybe:
+        # Finished without proof and claimable by others too: nobody may adopt it later, when the
+        # other claimants have moved on and one job looks like the only one left.
+        deps.repo.contest_task(task_id, job_id=job.job_id, now=deps.clock())
+    return Reconciled.ABSENT
+
+
+def _likeliest_maker(claimants: list[Job], created: float) -> str:
+    """The job whose create was sent last before `created` (ties: the smaller job id)."""
+
+    def sent(candidate: Job) -> float:
+        value = candidate.get("create_sent_at")
+        return parse_ts(str(value)).timestamp() if value else float("-inf")
+
+    before = [c for c in claimants if sent(c) <= created] or claimants
+    return max(before, key=lambda c: (sent(c), [-ord(ch) for ch in c.job_id])).job_id
+
+
+def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> tuple[Rivals, list[Job]]:
+    """Other jobs whose unanswered create may have made a task created at `created`."""
+    if created is None:
+        return Rivals.CLOSED, []
+    found, others = Rivals.NONE, []
+    for other in deps.repo.unbound_creates(since=deps.clock() - timedelta(days=1)):
+        window = create_window(other, deps.settings.provider_clock_skew_seconds)
+        if other.job_id == job.job_id or not window or not window[0] <= created <= window[1]:
+            continue
+        sent, answered = other.get("create_sent_at"), other.get("create_ambiguous_at")
+        if not answered or parse_ts(str(answered)) < parse_ts(str(sent)):
+            return Rivals.OPEN, []
+        found = Rivals.CLOSED
+        others.append(other)
+    return found, others
+
+
+def bind(
+    job: Job, task_id: str, request_id: str | None, deps: ProviderDeps, *, unproven: bool = False
+) -> bool:
+    """Bind a found task to the job (once; False when the job or the task is bound already).
+
+    `unproven`: nothing showed the task was made from our request yet, so poll checks its request
+    once the provider shows it, before its video is delivered (`foreign`).
+    """
+    if deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()):
+        deps.repo.update_fields(
+            job.job_id, {"reconciled": True, "adopted_unproven": unproven}, now=deps.clock()
+        )
+        return True
+    return False

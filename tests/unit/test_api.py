@@ -120,7 +120,12 @@ class FakeRepo:
         return True
 
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None, owner: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[Job], str | None]:
         # Like DynamoDB: `limit` items are evaluated, then filtered, so a page may come back short.
         ordered = sorted(

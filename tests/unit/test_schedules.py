@@ -8,7 +8,12 @@ from t2v_sandbox.schedules import period_seconds
 
 @pytest.mark.parametrize(
     ("expression", "seconds"),
-    [("rate(5 minutes)", 300.0), ("rate(1 minute)", 60.0), ("rate(2 hours)", 7200.0), ("rate(1 day)", 86400.0)],
+    [
+        ("rate(5 minutes)", 300.0),
+        ("rate(1 minute)", 60.0),
+        ("rate(2 hours)", 7200.0),
+        ("rate(1 day)", 86400.0),
+    ],
 )
 def test_rate_expressions_give_their_period(expression: str, seconds: float) -> None:
     assert period_seconds(expression) == seconds

@@ -118,7 +118,7 @@ class Scheduler:
                 self._client("lambda").invoke(
                     FunctionName=target["Arn"], InvocationType="Event", Payload=json.dumps(payload)
                 )
-            except Exception:  # noqa: BLE001 - a failed firing is retried by the next one, as on AWS
+            except Exception:
                 LOG.exception("schedule %s could not invoke %s", rule.name, target["Arn"])
                 continue
             self.fired += 1

@@ -10,6 +10,7 @@ emu.stop()
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -75,6 +76,9 @@ class RequestRecord:
     fault: str | None = None
     code: str | None = None
     prompt: str | None = None  # creates only: lets a test tell which request a create answer belongs to
+    api_key_id: str | None = (
+        None  # which client called (as the list endpoint names it), once its key is known
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,6 +94,7 @@ class RequestRecord:
             "fault": self.fault,
             "code": self.code,
             "prompt": self.prompt,
+            "api_key_id": self.api_key_id,
         }
 
 
@@ -370,6 +375,11 @@ class Emulator:
             self._stopping.wait(seconds)
 
 
+def api_key_id(key: str) -> str:
+    """The short id the provider shows for an API key (list items' `api_key_id`)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
 def _positive_int(query: dict[str, str], name: str, default: int) -> int:
     raw = query.get(name)
     if raw is None:
@@ -462,6 +472,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._rec.endpoint = endpoint
         self._rec.task_id = task_id
         key = self._api_key()
+        self._rec.api_key_id = api_key_id(key)
         if endpoint == "query" and self.emulator._throttled(key):
             raise ApiError(429, "Throttling", "Requests rate limit exceeded, please try again later.")
         if endpoint == "create":

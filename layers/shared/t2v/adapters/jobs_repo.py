@@ -224,6 +224,16 @@ class JobsRepository(DynamoTable):
             if not _is_conditional_failure(exc):
                 raise
 
+    def _query_all(self, kwargs: dict[str, Any]) -> list[Job]:
+        """Every job a query matches, page after page."""
+        jobs: list[Job] = []
+        while True:
+            page = self._table.query(**kwargs)
+            jobs.extend(Job(_plain(item)) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
     def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[Job]:
         """Jobs created after `since`, untouched since `untouched_since`, that are not terminal or not
         fully announced (no EventBridge event sent): what the sweeper looks at."""
@@ -238,13 +248,7 @@ class JobsRepository(DynamoTable):
             "ExpressionAttributeNames": {"#k": "kind", "#s": "status"},
             "ExpressionAttributeValues": values,
         }
-        jobs: list[Job] = []
-        while True:
-            page = self._table.query(**kwargs)
-            jobs.extend(Job(_plain(item)) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return jobs
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._query_all(kwargs)
 
     def unbound_creates(self, *, since: datetime) -> list[Job]:
         """Jobs created after `since` that sent a create and have no task bound yet: the jobs that
@@ -261,13 +265,7 @@ class JobsRepository(DynamoTable):
                 ":accepted": JobStatus.ACCEPTED.value,
             },
         }
-        jobs: list[Job] = []
-        while True:
-            page = self._table.query(**kwargs)
-            jobs.extend(Job(_plain(item)) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return jobs
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._query_all(kwargs)
 
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool:
         """Bind the provider task to the job, once. False when the job already has a task or the task

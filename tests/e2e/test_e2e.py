@@ -22,7 +22,14 @@ import av
 import httpx
 import pytest
 from t2v_sandbox.user_client import ApiClient, Target
-from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, config_for, topic_arn, wait_until
+from t2v_sandbox.user_sandbox import (
+    Subscriber,
+    UserSandbox,
+    config_for,
+    put_video_request,
+    topic_arn,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 # The real template; T2V_E2E_TEMPLATE points the tier at a variant (e.g. while reviewing a change).
@@ -122,21 +129,11 @@ def tasks_for(sb: UserSandbox, prompt: str) -> list[dict[str, Any]]:
     return [t for t in sb.emulator.tasks() if t["prompt"] == prompt]
 
 
-def put_request(sb: UserSandbox, detail: Any) -> str:
+def put_request(sb: UserSandbox, detail: Any, *, source: str | None = None) -> str:
     """`Video Generation Requested` on the stack's bus; returns the job id it maps to (by event id)."""
     from t2v.jobs import derive_job_id
 
-    bus = sb.stack.parameters.get("EventBusName", "default") if sb.stack else "default"
-    answer = sb.client("events").put_events(
-        Entries=[
-            {
-                "Source": "e2e.tests",
-                "DetailType": "Video Generation Requested",
-                "Detail": json.dumps(detail),
-                "EventBusName": bus,
-            }
-        ]
-    )
+    answer = put_video_request(sb, detail, source=source)
     assert answer["FailedEntryCount"] == 0, answer
     return derive_job_id("eventbridge", answer["Entries"][0]["EventId"])
 
@@ -186,6 +183,22 @@ def test_eventbridge_request_succeeds_with_video_and_one_notification(
     assert message["status"] == "SUCCEEDED"
     assert message["video"]["uri"] == f"s3://{record['s3_bucket']}/{record['s3_key']}"
     assert len(tasks_for(sb, prompt)) == 1
+
+
+def test_a_request_from_a_source_the_stack_does_not_name_starts_nothing(
+    sb: UserSandbox, outcomes: Subscriber
+) -> None:
+    # Given anyone allowed to put events on the bus, sending the right detail-type from their own source
+    prompt = unique("a forged request")
+    forged = put_request(sb, {"prompt": prompt, **SMALL}, source="someone.else")
+    # ... and, right behind it, a request from the source the stack names
+    genuine = put_request(sb, {"prompt": unique("a genuine request"), **SMALL})
+
+    assert wait_terminal(sb, genuine)["status"] == "SUCCEEDED"
+    # Then the forged one started no job, no provider task and no notification
+    assert job(sb, forged) is None
+    assert tasks_for(sb, prompt) == []
+    assert outcomes.for_job(forged) == []
 
 
 def test_same_event_delivered_twice_creates_one_provider_task(sb: UserSandbox, outcomes: Subscriber) -> None:

@@ -29,7 +29,14 @@ from botocore.credentials import Credentials
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from t2v_sandbox.user_client import ApiClient, Target
-from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, config_for, topic_arn, wait_until
+from t2v_sandbox.user_sandbox import (
+    Subscriber,
+    UserSandbox,
+    config_for,
+    put_video_request,
+    topic_arn,
+    wait_until,
+)
 
 from tests.hostile_hosts import MP4_HEAD, Host, close_delimited, redirect, send
 
@@ -114,17 +121,7 @@ def set_faults(sb: UserSandbox, rules: list[dict[str, Any]]) -> None:
 def put_request(sb: UserSandbox, detail: dict[str, Any]) -> str:
     from t2v.jobs import derive_job_id
 
-    bus = sb.stack.parameters.get("EventBusName", "default") if sb.stack else "default"
-    answer = sb.client("events").put_events(
-        Entries=[
-            {
-                "Source": "security.tests",
-                "DetailType": "Video Generation Requested",
-                "Detail": json.dumps(detail),
-                "EventBusName": bus,
-            }
-        ]
-    )
+    answer = put_video_request(sb, detail)
     assert answer["FailedEntryCount"] == 0, answer
     return derive_job_id("eventbridge", answer["Entries"][0]["EventId"])
 

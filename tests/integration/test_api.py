@@ -6,6 +6,7 @@ that moto never runs: these tests check what the API records, starts, stops and 
 
 from __future__ import annotations
 
+import base64
 import importlib
 import json
 import time
@@ -243,6 +244,34 @@ def test_list_filters_by_status_and_paginates(api: SimpleNamespace) -> None:
     assert seen == ["job-list-5", "job-list-3", "job-list-1"]
     assert request("GET", "/videos", {"status": "DONE"})[0] == 400
     assert len(request("GET", "/videos", {"limit": "100"})[2]["items"]) == 7
+
+
+def forged(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"pk": "job-x"},  # the table's key without the index's: DynamoDB refuses the start key
+        {"a": "b"},
+        {"pk": "job-x", "kind": "job", "created_at": "2026-01-01T00:00:00.000Z", "extra": "x"},
+        {"pk": "job-x", "kind": "budget", "created_at": "2026-01-01T00:00:00.000Z"},
+        {"pk": "", "kind": "job", "created_at": ""},
+    ],
+)
+def test_a_forged_cursor_is_a_400_naming_the_cursor(api: SimpleNamespace, key: dict[str, Any]) -> None:
+    api.repo.create_if_absent(
+        "job-cursor",
+        request=GOOD,
+        source="api",
+        origin={},
+        now=datetime.now(UTC),
+        deadline_at=datetime.now(UTC),
+    )
+    status, _, body = request("GET", "/videos", {"cursor": forged(key)})
+    assert status == 400, body
+    assert "cursor" in json.dumps(body)
 
 
 # -- DELETE --------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import copy
 import importlib.util
 import json
@@ -13,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from t2v.adapters.jobs_repo import Job
+from t2v.adapters.jobs_repo import Job, decode_cursor, encode_cursor
 from t2v.api_service import ApiDeps, ApiSettings, Caller, scoped_key
 from t2v.config import ConfigError
 from t2v.errors import ProviderAuthError, RetryableProviderError, TerminalProviderError
@@ -135,13 +134,15 @@ class FakeRepo:
         )
         start = 0
         if cursor:
-            last = json.loads(base64.urlsafe_b64decode(cursor))["pk"]
+            last = decode_cursor(cursor, owner=owner)["pk"]
             start = next(n for n, i in enumerate(ordered) if i["pk"] == last) + 1
         evaluated = ordered[start : start + limit]
         page = [Job(copy.deepcopy(i)) for i in evaluated if status in (None, i["status"])]
         more = start + limit < len(ordered)
-        token = base64.urlsafe_b64encode(json.dumps({"pk": evaluated[-1]["pk"]}).encode()).decode()
-        return page, token if more and evaluated else None
+        if not (more and evaluated):
+            return page, None
+        index = ("pk", "kind", "created_at") if owner is None else ("pk", "owner", "created_at")
+        return page, encode_cursor({k: evaluated[-1][k] for k in index})
 
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
         item = self.items.setdefault(f"idem#{key}", {"pk": f"idem#{key}", "job_id": job_id})

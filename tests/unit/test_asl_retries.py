@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from t2v.errors import CreateInProgressError, NotificationInProgressError, PipelineError
+from t2v.errors import CreateInProgressError, EventPublishError, NotificationInProgressError, PipelineError
 from t2v.media import DownloadError
 
 from tests.conftest import ROOT
@@ -29,6 +29,8 @@ def test_each_retryable_error_is_retried_where_it_can_be_raised() -> None:
     for state in ("Finalize", "RecordOutcome", "RecordFailure"):
         # A live announcer holds the claim: come back once it finished or went stale.
         assert NotificationInProgressError.__name__ in retried_names(state)
+        # EventBridge refused the outcome event (FailedEntryCount > 0): send it again, never drop it.
+        assert EventPublishError.__name__ in retried_names(state)
     everywhere = set().union(*(retried_names(s) for s in ASL["States"] if ASL["States"][s]["Type"] == "Task"))
     retryable = {cls.__name__ for cls in all_subclasses(PipelineError) if getattr(cls, "retryable", False)}
     assert retryable <= everywhere, retryable - everywhere

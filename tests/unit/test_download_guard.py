@@ -269,3 +269,57 @@ def test_an_unparsable_redirect_is_never_followed() -> None:
     with pytest.raises((DownloadRejectedError, DownloadError)):
         fetch(guard, "https://media.pixverseai.cn/a.mp4")
     assert len(host.requests) == 1
+
+
+V6 = "2606:4700:4700::1111"
+V4_SECOND = "8.8.8.8"
+
+
+def unreachable(*hosts: str) -> Callable[[httpx.Request], httpx.Response]:
+    """A video host whose listed addresses refuse connections (no route, as from a Lambda without IPv6)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host in hosts:
+            raise httpx.ConnectError("no route to host", request=request)
+        return body(MP4)
+
+    return answer
+
+
+def test_ipv4_addresses_are_dialled_before_ipv6() -> None:
+    # Given a host that resolves to IPv6 first (string order) and a network with no IPv6 route
+    guard, host, _ = downloader({"/a.mp4": unreachable(V6)}, {"cdn.oss.aliyuncs.com": [V6, PUBLIC]})
+
+    # When the video is fetched, Then it comes over IPv4, and the IPv6 address was never dialled
+    assert fetch(guard, "https://cdn.oss.aliyuncs.com/a.mp4") == MP4
+    assert [r.url.host for r in host.requests] == [PUBLIC]
+
+
+def test_every_checked_address_is_tried_until_one_connects() -> None:
+    guard, host, _ = downloader(
+        {"/a.mp4": unreachable(PUBLIC, V4_SECOND)}, {"cdn.oss.aliyuncs.com": [PUBLIC, V6, V4_SECOND]}
+    )
+
+    assert fetch(guard, "https://cdn.oss.aliyuncs.com/a.mp4") == MP4
+    assert [r.url.host for r in host.requests] == [PUBLIC, V4_SECOND, V6]
+    assert {r.headers["host"] for r in host.requests} == {"cdn.oss.aliyuncs.com"}
+    assert {r.extensions["sni_hostname"] for r in host.requests} == {"cdn.oss.aliyuncs.com"}
+
+
+def test_when_no_address_connects_the_download_fails_retryably() -> None:
+    guard, host, _ = downloader({"/a.mp4": unreachable(PUBLIC, V6)}, {"cdn.oss.aliyuncs.com": [V6, PUBLIC]})
+
+    with pytest.raises(DownloadError, match="ConnectError"):
+        fetch(guard, "https://cdn.oss.aliyuncs.com/a.mp4")
+    assert len(host.requests) == 2
+
+
+def test_an_address_that_answered_is_not_retried_on_another() -> None:
+    # A read failure after connecting is not a routing problem: no second address gets the request.
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    guard, host, _ = downloader({"/a.mp4": broken}, {"cdn.oss.aliyuncs.com": [PUBLIC, V4_SECOND]})
+    with pytest.raises(DownloadError, match="ReadTimeout"):
+        fetch(guard, "https://cdn.oss.aliyuncs.com/a.mp4")
+    assert len(host.requests) == 1

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from t2v_sandbox.user_client import ApiClient, Target
-from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, topic_arn
+from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, put_video_request, topic_arn
 
 LOG = logging.getLogger("t2v_sandbox.soak")
 DOORS: Final = ("api", "eventbridge", "s3")
@@ -204,7 +204,6 @@ class Submitter:
         self.rng = random.Random(config.seed)  # noqa: S311 - test timing, not crypto
         creds = sb.session.get_credentials().get_frozen_credentials()
         self.api = ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, creds))
-        self.bus = sb.stack.parameters.get("EventBusName", "default") if sb.stack else "default"
         self.bucket = str(sb.outputs["OutputBucketName"])
         self.prefix = sb.stack.parameters.get("InputPrefix", "prompts/") if sb.stack else "prompts/"
 
@@ -270,16 +269,7 @@ class Submitter:
     def event(self, job: PlannedJob) -> None:
         from t2v.jobs import derive_job_id
 
-        answer = self.sb.client("events").put_events(
-            Entries=[
-                {
-                    "Source": "t2v.soak",
-                    "DetailType": "Video Generation Requested",
-                    "Detail": json.dumps(job.body),
-                    "EventBusName": self.bus,
-                }
-            ]
-        )
+        answer = put_video_request(self.sb, job.body)
         if answer["FailedEntryCount"]:
             job.submit_error = json.dumps(answer["Entries"])
             return

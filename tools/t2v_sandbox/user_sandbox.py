@@ -110,6 +110,27 @@ class Subscriber:
         return wait_until(lambda: self.for_job(job_id), timeout=timeout, what=f"a notification for {job_id}")
 
 
+REQUESTED_DETAIL_TYPE: Final = "Video Generation Requested"
+DEFAULT_REQUEST_SOURCE: Final = "t2v.requests"  # template.yaml's RequestEventSource default
+
+
+def put_video_request(sandbox: Sandbox, detail: Any, *, source: str | None = None) -> dict[str, Any]:
+    """`Video Generation Requested` on the stack's bus, from the source the stack accepts unless
+    another is given; returns PutEvents' answer (its entry's EventId names the job)."""
+    params = sandbox.stack.parameters if sandbox.stack else {}
+    answer: dict[str, Any] = sandbox.client("events").put_events(
+        Entries=[
+            {
+                "Source": source or str(params.get("RequestEventSource", DEFAULT_REQUEST_SOURCE)),
+                "DetailType": REQUESTED_DETAIL_TYPE,
+                "Detail": json.dumps(detail),
+                "EventBusName": str(params.get("EventBusName", "default")),
+            }
+        ]
+    )
+    return answer
+
+
 def topic_arn(sandbox: Sandbox) -> str:
     arn = sandbox.outputs.get("OutcomeTopicArn")
     return str(arn) if arn else str(sandbox.physical_id("OutcomeTopic"))

@@ -20,7 +20,7 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, Field, field_validator
 
-from t2v.adapters.jobs_repo import Job, JobsRepository
+from t2v.adapters.jobs_repo import InvalidCursorError, Job, JobsRepository, decode_cursor
 from t2v.config import FinalizeSettings
 from t2v.contract import ExecutionInput
 from t2v.dashscope import DEFAULT_BASE_URL
@@ -402,16 +402,19 @@ def list_videos(
     """The caller's jobs (every job for an admin), most recent first. A status filter can leave
     DynamoDB pages short, so read on to fill `limit`."""
     if cursor is not None:
-        _check_cursor(cursor)
+        _check_cursor(cursor, caller)
     items: list[Job] = []
     for _ in range(MAX_LIST_ROUNDS):
         # Never read more than is still missing: the cursor then points right after the last item.
-        jobs, cursor = deps.repo.list_jobs(
-            status=status.value if status else None,
-            limit=limit - len(items),
-            cursor=cursor,
-            owner=None if caller.admin else caller.principal,
-        )
+        try:
+            jobs, cursor = deps.repo.list_jobs(
+                status=status.value if status else None,
+                limit=limit - len(items),
+                cursor=cursor,
+                owner=None if caller.admin else caller.principal,
+            )
+        except InvalidCursorError as exc:  # well-formed, yet DynamoDB refused it as a start key
+            raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
         items.extend(jobs)
         if cursor is None or len(items) >= limit:
             break
@@ -490,15 +493,11 @@ def _job(job_id: str, caller: Caller, deps: ApiDeps) -> Job:
     return job
 
 
-def _check_cursor(cursor: str) -> None:
+def _check_cursor(cursor: str, caller: Caller) -> None:
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
-        key = None
-    if not isinstance(key, dict) or not key or not all(isinstance(v, str) for v in key.values()):
-        raise InvalidRequestError(
-            [FieldError("cursor", "not a cursor this API returned (use next_cursor as is)")]
-        )
+        decode_cursor(cursor, owner=None if caller.admin else caller.principal)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -157,6 +157,14 @@ class TaskFailedError(PipelineError):
         super().__init__(f"{provider_code}: {message}" if provider_code else message)
 
 
+class EventPublishError(PipelineError):
+    """EventBridge answered PutEvents with failed entries (throttling, an internal failure): the event
+    was not sent. Retried like any transient failure; never taken for a delivered event."""
+
+    code = "EventPublishFailed"
+    retryable = True
+
+
 def classify_http_error(
     http_status: int, provider_code: str | None, message: str, request_id: str | None
 ) -> ProviderError:

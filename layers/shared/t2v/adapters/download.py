@@ -2,17 +2,19 @@
 
 Every hop is parsed once, by httpx, and that parse is what is checked and what is fetched (no
 parser differential). For an allowlisted host name the resolved addresses must all be public, and
-the connection goes to the address that was checked (Host header and TLS SNI keep the name, so the
+the connection goes to an address that was checked (Host header and TLS SNI keep the name, so the
 certificate is verified against it): a DNS answer that changes between check and connect cannot
-steer the request to a private address. Bodies are read raw with `Accept-Encoding: identity`, so
+steer the request to a private address. Each checked address is dialled in turn, IPv4 first, until
+one connects. Bodies are read raw with `Accept-Encoding: identity`, so
 the size cap counts the bytes on the wire and a compressed body cannot expand in memory.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +33,13 @@ def resolve(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise DownloadError(f"cannot resolve video host {host}: {exc.strerror}") from None
-    return sorted({str(info[4][0]) for info in infos})
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))  # getaddrinfo's order, once each
+
+
+def dialling_order(addresses: list[str]) -> list[str]:
+    """IPv4 before IPv6, each family in the resolver's order: a Lambda outside a dual-stack VPC has
+    no IPv6 route, so an IPv6 address first would fail every attempt there."""
+    return sorted(addresses, key=lambda a: ipaddress.ip_address(a.split("%", 1)[0]).version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +82,38 @@ class VideoDownloader:
         self._client = client
         self._resolver = resolver
 
-    def _hop(self, url: httpx.URL) -> Hop:
-        """Check one URL and say where to connect; raises DownloadRejectedError when it is not allowed."""
+    def _hops(self, url: httpx.URL) -> list[Hop]:
+        """Check one URL and say where to connect, each checked address in dialling order; raises
+        DownloadRejectedError when it is not allowed."""
         origin = self._allowlist.check(str(url))
         headers = {"Accept-Encoding": "identity"}
         if self._allowlist.is_explicit(origin):
-            return Hop(url, headers)
+            return [Hop(url, headers)]
         addresses = self._resolver(origin.host, origin.port)
         if not addresses or not all(is_public_address(a) for a in addresses):
             raise DownloadRejectedError(f"video host {origin.host} resolves to a non-public address")
         host_header = origin.host if url.port is None else f"{origin.host}:{url.port}"
-        pinned = url.copy_with(host=addresses[0])
-        return Hop(pinned, {**headers, "Host": host_header}, {"sni_hostname": origin.host})
+        return [
+            Hop(url.copy_with(host=address), {**headers, "Host": host_header}, {"sni_hostname": origin.host})
+            for address in dialling_order(addresses)
+        ]
+
+    @staticmethod
+    def _connect(client: httpx.Client, hops: list[Hop], stack: ExitStack) -> httpx.Response:
+        """The first hop that connects answers; only a failed connect moves on to the next address
+        (once a host answered, trying another could fetch the body twice)."""
+
+        def open_(hop: Hop) -> httpx.Response:
+            return stack.enter_context(
+                client.stream("GET", hop.url, headers=hop.headers, extensions=hop.extensions)
+            )
+
+        for hop in hops[:-1]:
+            try:
+                return open_(hop)
+            except (httpx.ConnectError, httpx.ConnectTimeout):
+                continue
+        return open_(hops[-1])
 
     @contextmanager
     def stream(self, url: str) -> Iterator[Iterator[bytes]]:
@@ -94,11 +122,10 @@ class VideoDownloader:
         try:
             current = _parse(url)
             for _ in range(MAX_REDIRECTS + 1):
-                hop = self._hop(current)
+                hops = self._hops(current)
                 try:
-                    with client.stream(
-                        "GET", hop.url, headers=hop.headers, extensions=hop.extensions
-                    ) as response:
+                    with ExitStack() as stack:
+                        response = self._connect(client, hops, stack)
                         if response.is_redirect and response.headers.get("location"):
                             current = _follow(current, response.headers["location"])
                             continue

@@ -12,6 +12,7 @@ Table layout (single table, hash key `pk`):
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,39 @@ def _dynamo(value: Any) -> Any:
 
 def _is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code", "") == "ConditionalCheckFailedException"
+
+
+class InvalidCursorError(ValueError):
+    """A list cursor this table never handed out (forged, truncated, or of another listing)."""
+
+
+# A cursor is DynamoDB's LastEvaluatedKey of the `by_created` index: the table's key and the index's.
+_CURSOR_KEYS = frozenset({"pk", "kind", "created_at"})  # a start key of GSI by_created (every job)
+_OWNER_CURSOR_KEYS = frozenset({"pk", "owner", "created_at"})  # a start key of GSI by_owner (one caller's)
+
+
+def encode_cursor(last_key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(_plain(last_key)).encode()).decode()
+
+
+def decode_cursor(cursor: str, *, owner: str | None = None) -> dict[str, str]:
+    """The start key a cursor stands for; raises InvalidCursorError unless it has the exact shape of
+    one `list_jobs` returned for the same listing (DynamoDB would refuse anything else, and that is no
+    server error): every job's (`owner` None), or `owner`'s own, never another caller's."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError):
+        key = None
+    expected = _CURSOR_KEYS if owner is None else _OWNER_CURSOR_KEYS
+    if (
+        not isinstance(key, dict)
+        or set(key) != expected
+        or key.get("kind", "job") != "job"
+        or key.get("owner", owner) != owner
+        or not all(isinstance(v, str) and v for v in key.values())
+    ):
+        raise InvalidCursorError("not a cursor this API returned (use next_cursor as is)")
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +161,16 @@ class JobsRepository(DynamoTable):
             kwargs["ExpressionAttributeNames"]["#s"] = "status"
             kwargs["ExpressionAttributeValues"][":status"] = status
         if cursor:
-            kwargs["ExclusiveStartKey"] = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        page = self._table.query(**kwargs)
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor, owner=owner)
+        try:
+            page = self._table.query(**kwargs)
+        except ClientError as exc:
+            if cursor and exc.response.get("Error", {}).get("Code") == "ValidationException":
+                raise InvalidCursorError("not a cursor this API returned (use next_cursor as is)") from None
+            raise
         jobs = [Job(_plain(item)) for item in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
-        next_cursor = base64.urlsafe_b64encode(json.dumps(_plain(last)).encode()).decode() if last else None
-        return jobs, next_cursor
+        return jobs, encode_cursor(last) if last else None
 
     # -- writes ------------------------------------------------------------------------------
     def create_if_absent(

@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from t2v.adapters import boto3_module
+from t2v.errors import EventPublishError
 
 if TYPE_CHECKING:
     from mypy_boto3_events.client import EventBridgeClient
@@ -63,10 +64,11 @@ class Notifier:
         return str(result["MessageId"])
 
     def put_event(self, message: dict[str, Any]) -> None:
-        """`Video Generation Succeeded` or `Video Generation Failed` on the bus."""
+        """`Video Generation Succeeded` or `Video Generation Failed` on the bus; EventPublishError when
+        EventBridge refused it."""
         succeeded = str(message["status"]) == "SUCCEEDED"
         events: Any = self._events or boto3_module().client("events")
-        events.put_events(
+        answer = events.put_events(
             Entries=[
                 {
                     "Source": self._source,
@@ -77,3 +79,12 @@ class Notifier:
                 }
             ]
         )
+        # PutEvents answers 200 even when it refused an entry; only FailedEntryCount tells.
+        if answer.get("FailedEntryCount"):
+            refused = [e for e in answer.get("Entries", []) if e.get("ErrorCode")]
+            reasons = "; ".join(
+                f"{e['ErrorCode']}: {e.get('ErrorMessage', '')}".rstrip(": ") for e in refused
+            )
+            raise EventPublishError(
+                f"EventBridge refused the outcome event of {message['job_id']}: {reasons}"
+            )

@@ -1,4 +1,4 @@
-"""Shared fixtures. Tiers are marked by folder: tests/unit, tests/integration, tests/e2e."""
+"""Shared fixtures. Tiers are marked by folder: tests/unit, tests/functional, tests/integration, tests/e2e."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ EVENTS = ROOT / "events"
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         tier = Path(str(item.fspath)).relative_to(ROOT / "tests").parts[0]
-        if tier in {"unit", "integration", "e2e"}:
+        if tier in {"unit", "functional", "integration", "e2e"}:
             item.add_marker(getattr(pytest.mark, tier))
 
 

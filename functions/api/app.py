@@ -15,31 +15,23 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from t2v.api_service import (
-    MAX_IDEMPOTENCY_KEY_CHARS,
-    Accepted,
-    Caller,
-    ErrorResponse,
+from t2v.api.checks import MAX_IDEMPOTENCY_KEY_CHARS, UnsupportedMediaTypeError, check_body, invalid_request
+from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView
+from t2v.errors import (
+    CreateInProgressError,
     ForbiddenError,
     IdempotencyConflictError,
     JobNotFoundError,
-    JobPage,
-    JobView,
     NotCancelableError,
-    UnsupportedMediaTypeError,
-    accept_video,
-    build_api_deps,
-    caller_from,
-    cancel_video,
-    check_body,
-    get_video,
-    invalid_request,
-    list_videos,
+    ProviderError,
+    RetryableProviderError,
+    TerminalProviderError,
 )
-from t2v.errors import CreateInProgressError, ProviderError, RetryableProviderError, TerminalProviderError
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
 from t2v.request import InvalidRequestError, VideoRequest, parse_request
+from t2v.usecases.videos import Caller, accept_video, caller_from, cancel_video, get_video, list_videos
+from t2v.wiring import build_api_deps
 
 logger = Logger()
 tracer = Tracer()

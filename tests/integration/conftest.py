@@ -111,10 +111,11 @@ class Stack:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
     def job(self, job_id: str) -> dict[str, Any] | None:
-        from t2v.adapters.jobs_repo import JobsRepository
+        """The job's item as stored (what a user of the table sees), numbers as ints and floats."""
+        from t2v.adapters.jobs_repo import plain
 
-        found = JobsRepository(self.table).get(job_id)
-        return found.item if found else None
+        item = boto3.resource("dynamodb").Table(self.table).get_item(Key={"pk": job_id}, ConsistentRead=True)
+        return plain(item["Item"]) if "Item" in item else None
 
 
 @pytest.fixture

@@ -20,10 +20,10 @@ import boto3
 import httpx
 import pytest
 from t2v.adapters.jobs_repo import JobsRepository
-from t2v.api_service import Caller, scoped_key
 from t2v.dashscope import DashScopeClient
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.request import VideoRequest
+from t2v.usecases.videos import Caller, scoped_key
 
 from tests.conftest import lambda_context, load_event
 

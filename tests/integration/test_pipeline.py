@@ -312,13 +312,23 @@ def other_jobs_unclaimed_task(env: Any, prompt: str) -> str:
         return client.create_task(parse_request({"prompt": prompt, "size": "640*360"})).task_id
 
 
+def wait_until_all_tasks_finished(env: Any, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while any(t["status"] in {"PENDING", "RUNNING"} for t in env.emu.tasks()):
+        assert time.monotonic() < deadline, env.emu.tasks()
+        time.sleep(0.1)
+
+
 def test_lost_create_never_adopts_another_jobs_unclaimed_task(
     env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given another job's task that nobody owns yet, and our create whose answer is lost
+    # Given another job's task that nobody owns yet, and our create whose answer is lost; both tasks
+    # run long enough that a loaded machine still reconciles while they run
     monkeypatch.setenv("PROVIDER_CLOCK_SKEW_SECONDS", "3")  # theirs falls in our window on a slow machine
     wiring.provider_deps.cache_clear()
-    env.emu.config.running_seconds = 2.0  # both still run when submit reconciles, even on a slow machine
+    env.emu.config.running_seconds = 5.0
     theirs = other_jobs_unclaimed_task(env, "their prompt")
     env.emu.set_faults(
         {"rules": [{"kind": "drop_after_accept", "prompt_contains": "our prompt", "times": 1}]}
@@ -331,9 +341,7 @@ def test_lost_create_never_adopts_another_jobs_unclaimed_task(
     assert env.stack.job("job-lost").get("task_id") is None
 
     # Then once the tasks show their prompts, the retry binds its own task, never theirs, and creates nothing
-    import time
-
-    time.sleep(2.5)
+    wait_until_all_tasks_finished(env)
     result = submit_app.lambda_handler(event, CTX)
     ours = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "our prompt"]
     assert result["task_id"] == ours[0] != theirs

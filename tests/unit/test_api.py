@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from t2v.adapters.jobs_repo import Job, decode_cursor, encode_cursor
-from t2v.api_service import ApiDeps, ApiSettings, Caller, scoped_key
-from t2v.config import ConfigError
-from t2v.errors import ProviderAuthError, RetryableProviderError, TerminalProviderError
-from t2v.jobs import JobStatus, can_move, derive_job_id
+from t2v.config import ApiSettings, ConfigError
+from t2v.errors import ProviderAuthError, RetryableProviderError
+from t2v.jobs import JobRecord, derive_job_id
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps
+from t2v.usecases.videos import ApiDeps, Caller, scoped_key
 
 from tests.conftest import ROOT, lambda_context, load_event
+from tests.fakes import FakeExecutions, FakeNotifier, FakeProvider, FakeRepo, FakeStore
 
 app_module = importlib.import_module("functions.api.app")
 
@@ -33,181 +31,6 @@ ENV = {
     "DASHSCOPE_SECRET_ID": "t2v/key",
 }
 CTX = lambda_context("api", request_id="req-unit")
-
-
-# -- fakes -------------------------------------------------------------------------------------
-
-
-@dataclass
-class FakeRepo:
-    items: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def get(self, job_id: str) -> Job | None:
-        item = self.items.get(job_id)
-        return Job(copy.deepcopy(item)) if item else None
-
-    def create_if_absent(
-        self,
-        job_id: str,
-        *,
-        request: dict[str, Any],
-        source: str,
-        origin: dict[str, Any],
-        now: datetime,
-        deadline_at: datetime,
-        execution: str | None = None,
-        owner: str | None = None,
-    ) -> tuple[Job, bool]:
-        if job_id in self.items:
-            return self.get(job_id), False  # type: ignore[return-value]
-        self.items[job_id] = {
-            "pk": job_id,
-            "kind": "job",
-            "status": "ACCEPTED",
-            "history": [{"status": "ACCEPTED", "at": iso(now)}],
-            "request": copy.deepcopy(request),
-            "source": source,
-            "origin": origin,
-            "created_at": iso(now),
-            "updated_at": iso(now),
-            "deadline_at": iso(deadline_at),
-            "polls": 0,
-            "request_ids": [],
-            **({"owner": owner} if owner else {}),
-        }
-        return self.get(job_id), True  # type: ignore[return-value]
-
-    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool:
-        self.items[job_id].update(task_id=task_id, status="SUBMITTED", submitted_at=iso(now))
-        return True
-
-    def transition(
-        self,
-        job_id: str,
-        new: JobStatus,
-        *,
-        now: datetime,
-        fields: dict[str, Any] | None = None,
-        expect: dict[str, str | None] | None = None,
-    ) -> bool:
-        item = self.items[job_id]
-        if not can_move(JobStatus(item["status"]), new):
-            return False
-        if any(item.get(key) != seen for key, seen in (expect or {}).items()):
-            return False
-        item.update(status=new.value, updated_at=iso(now), **(fields or {}))
-        item["history"].append({"status": new.value, "at": iso(now)})
-        if new.is_terminal:
-            item["finished_at"] = iso(now)
-        return True
-
-    def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None:
-        self.items[job_id].update(fields)
-
-    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> bool:
-        item = self.items[job_id]
-        claimed = item.get("notify_claimed_at")
-        if item.get("event_sent_at") or (claimed and claimed >= iso(stale_before)):
-            return False
-        item.update(notify_claim=token, notify_claimed_at=iso(now))
-        return True
-
-    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool:
-        if self.items[job_id].get("notified_at"):
-            return False
-        self.items[job_id].update(notified_at=iso(now), notification_id=message_id)
-        return True
-
-    def list_jobs(
-        self,
-        *,
-        status: str | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-        owner: str | None = None,
-    ) -> tuple[list[Job], str | None]:
-        # Like DynamoDB: `limit` items are evaluated, then filtered, so a page may come back short.
-        ordered = sorted(
-            (i for i in self.items.values() if i.get("kind") == "job" and owner in (None, i.get("owner"))),
-            key=lambda i: i["created_at"],
-            reverse=True,
-        )
-        start = 0
-        if cursor:
-            last = decode_cursor(cursor, owner=owner)["pk"]
-            start = next(n for n, i in enumerate(ordered) if i["pk"] == last) + 1
-        evaluated = ordered[start : start + limit]
-        page = [Job(copy.deepcopy(i)) for i in evaluated if status in (None, i["status"])]
-        more = start + limit < len(ordered)
-        if not (more and evaluated):
-            return page, None
-        index = ("pk", "kind", "created_at") if owner is None else ("pk", "owner", "created_at")
-        return page, encode_cursor({k: evaluated[-1][k] for k in index})
-
-    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
-        item = self.items.setdefault(f"idem#{key}", {"pk": f"idem#{key}", "job_id": job_id})
-        return str(item["job_id"])
-
-
-@dataclass
-class FakeExecutions:
-    started: dict[str, dict[str, Any]] = field(default_factory=dict)
-    stopped: list[str] = field(default_factory=list)
-
-    def start(self, job_id: str, payload: dict[str, Any]) -> bool:
-        if job_id in self.started:
-            return False
-        self.started[job_id] = payload
-        return True
-
-    def stop(self, job_id: str, *, cause: str) -> bool:
-        self.stopped.append(job_id)
-        return job_id in self.started
-
-
-@dataclass
-class FakeProvider:
-    """Cancels only PENDING tasks, like DashScope; `fail` makes every call raise."""
-
-    statuses: dict[str, str] = field(default_factory=dict)
-    fail: Exception | None = None
-    canceled: list[str] = field(default_factory=list)
-
-    def cancel_task(self, task_id: str) -> str:
-        if self.fail:
-            raise self.fail
-        if self.statuses.get(task_id) != "PENDING":
-            raise TerminalProviderError(
-                "Failed to cancel the task, please confirm if the task is in PENDING status.",
-                http_status=400,
-                provider_code="UnsupportedOperation",
-                request_id="r-1",
-            )
-        self.statuses[task_id] = "CANCELED"
-        self.canceled.append(task_id)
-        return "r-2"
-
-    def get_task(self, task_id: str) -> Any:
-        return SimpleNamespace(status=self.statuses.get(task_id, "UNKNOWN"))
-
-
-@dataclass
-class FakeNotifier:
-    messages: list[dict[str, Any]] = field(default_factory=list)
-
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def publish(self, message: dict[str, Any]) -> str:
-        self.messages.append(message)
-        return f"m-{len(self.messages)}"
-
-    def put_event(self, message: dict[str, Any]) -> None:
-        self.events.append(message)
-
-
-class FakeStore:
-    def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str:
-        return f"https://{bucket}.s3.example/{key}?X-Amz-Expires={expires_in}"
 
 
 @dataclass
@@ -507,7 +330,7 @@ def test_cancel_accepted_job_stops_the_execution_and_announces_once(world: World
 
 def test_cancel_pending_task_cancels_it_at_the_provider(world: World) -> None:
     seed_job(world.repo, "job-p", "PENDING", task_id="t-p")
-    world.provider.statuses["t-p"] = "PENDING"
+    world.provider.add_task("t-p", "PENDING")
 
     status, _, body = request("DELETE", "/videos/job-p")
 
@@ -517,7 +340,7 @@ def test_cancel_pending_task_cancels_it_at_the_provider(world: World) -> None:
 
 def test_cancel_running_task_is_409_and_changes_nothing(world: World) -> None:
     seed_job(world.repo, "job-r", "RUNNING", task_id="t-r")
-    world.provider.statuses["t-r"] = "RUNNING"
+    world.provider.add_task("t-r", "RUNNING")
 
     status, _, body = request("DELETE", "/videos/job-r")
 
@@ -531,7 +354,7 @@ def test_cancel_running_task_is_409_and_changes_nothing(world: World) -> None:
 
 def test_cancel_after_an_earlier_provider_cancel_still_finishes_the_job(world: World) -> None:
     seed_job(world.repo, "job-c", "PENDING", task_id="t-c")
-    world.provider.statuses["t-c"] = "CANCELED"  # canceled before, but the job was never updated
+    world.provider.add_task("t-c", "CANCELED")  # canceled before, but the job was never updated
     assert request("DELETE", "/videos/job-c")[2]["status"] == "CANCELED"
 
 
@@ -574,7 +397,7 @@ def test_cancel_terminal_job_is_409(world: World, status: str) -> None:
 def test_unexpected_errors_are_500_json_without_details(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def boom(job_id: str) -> Job:
+    def boom(job_id: str) -> JobRecord:
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(world.repo, "get", boom)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from t2v.adapters.jobs_repo import Job
+from t2v.jobs import JobRecord
 from t2v.times import iso
 from t2v.usecases.reconcile import CREATE_MAX_SECONDS, create_window
 
@@ -14,7 +14,9 @@ SENT = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
 
 
 def window(**fields: object) -> tuple[float, float] | None:
-    return create_window(Job({"pk": "job-w", "status": "ACCEPTED", **fields}), CLOCK_SKEW_SECONDS)
+    return create_window(
+        JobRecord.model_validate({"pk": "job-w", "status": "ACCEPTED", **fields}), CLOCK_SKEW_SECONDS
+    )
 
 
 def test_no_create_sent_means_no_task_can_be_ours() -> None:

@@ -24,7 +24,7 @@ FUNCTIONS = {
 }
 ADAPTERS = ROOT / "layers" / "shared" / "t2v" / "adapters"
 
-# What each function's code path calls on the jobs table (see t2v.wiring and t2v.api_service):
+# What each function's code path calls on the jobs table (see t2v.wiring and t2v.usecases):
 # Query only where jobs are listed (the API) or lost creates are reconciled (submit's `_rivals`).
 NEEDS: dict[str, dict[str, set[str]]] = {
     "SubmitFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},

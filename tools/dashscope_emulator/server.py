@@ -26,10 +26,10 @@ from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
-from t2v.request import DEFAULT_MODEL
 
 from dashscope_emulator.faults import FaultInjector, FaultPlan, FaultRule
 from dashscope_emulator.media import MediaStore, VideoSpec
+from dashscope_emulator.rules import MODELS
 from dashscope_emulator.tasks import Task, parse_list_time
 from dashscope_emulator.validation import ApiError, parse_create
 
@@ -310,7 +310,7 @@ class Emulator:
                     task_id=str(uuid.uuid4()),
                     request_id=str(uuid.uuid4()),
                     api_key=api_key,
-                    model=DEFAULT_MODEL,
+                    model=next(iter(MODELS)),
                     prompt=prompt,
                     render_prompt=prompt,
                     truncated=False,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final, Literal
 
-from t2v.request import SIZES, output_size
+from dashscope_emulator.rules import SIZE_TIERS, delivered_size
 
 # DashScope (Beijing region) prints times in China Standard Time.
 BEIJING: Final = timezone(timedelta(hours=8), "CST")
@@ -71,7 +71,7 @@ class Task:
 
     @property
     def delivered_size(self) -> str:
-        return output_size(self.size, self.duration)
+        return delivered_size(self.size, self.duration)
 
     @property
     def has_video(self) -> bool:
@@ -129,7 +129,7 @@ class Task:
             "fps": 24,
             "video_count": 1,
             "audio": self.audio,
-            "SR": SIZES[self.size].tier.removesuffix("P"),
+            "SR": SIZE_TIERS[self.size].removesuffix("P"),
         }
 
     def list_item(self, now: float) -> dict[str, Any]:

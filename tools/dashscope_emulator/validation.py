@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from t2v.request import DURATIONS, MAX_PROMPT_CHARS, MAX_SEED, SIZES, SUPPORTED_MODELS
+from dashscope_emulator.rules import MODELS, PROMPT_MAX_CHARS, SEED_MAX, SIZE_TIERS, TIER_DURATIONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,14 +28,14 @@ class CreateRequest:
 
     @property
     def truncated(self) -> bool:
-        return len(self.prompt) > MAX_PROMPT_CHARS
+        return len(self.prompt) > PROMPT_MAX_CHARS
 
     @property
     def render_prompt(self) -> str:
-        return self.prompt[:MAX_PROMPT_CHARS]
+        return self.prompt[:PROMPT_MAX_CHARS]
 
 
-_SIZE_LIST: Final = ", ".join(SIZES)
+_SIZE_LIST: Final = ", ".join(SIZE_TIERS)
 
 
 def _bad(message: str) -> ApiError:
@@ -50,7 +50,7 @@ def _model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if model is None or model == "":
         raise _missing("model", "BadRequest.EmptyModel")
-    if not isinstance(model, str) or model not in SUPPORTED_MODELS:
+    if not isinstance(model, str) or model not in MODELS:
         raise _bad("Model not exist.")
     return model
 
@@ -73,15 +73,15 @@ def _size_duration(params: dict[str, Any]) -> tuple[str, int]:
     size = params.get("size")
     if size is None:
         raise _bad("Field required: parameters.size")
-    if size not in SIZES:
+    if size not in SIZE_TIERS:
         raise _bad(f"The size is not match, parameters.size {size!r} must be one of: {_SIZE_LIST}")
     duration = params.get("duration")
     if duration is None:
         raise _bad("Field required: parameters.duration")
     if isinstance(duration, bool) or not isinstance(duration, int):
         raise _bad(f"parameters.duration must be an integer number of seconds, got {duration!r}")
-    tier = SIZES[size].tier
-    allowed = DURATIONS[tier]
+    tier = SIZE_TIERS[size]
+    allowed = TIER_DURATIONS[tier]
     if duration not in allowed:
         choices = ", ".join(str(d) for d in allowed)
         raise _bad(
@@ -103,9 +103,9 @@ def _seed(params: dict[str, Any]) -> int | None:
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise _bad(f"parameters.seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
-    if not 0 <= seed <= MAX_SEED:
-        raise _bad(f"parameters.seed {seed} is out of range [0, {MAX_SEED}]")
+        raise _bad(f"parameters.seed must be an integer in [0, {SEED_MAX}], got {seed!r}")
+    if not 0 <= seed <= SEED_MAX:
+        raise _bad(f"parameters.seed {seed} is out of range [0, {SEED_MAX}]")
     return seed
 
 

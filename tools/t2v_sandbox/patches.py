@@ -1,4 +1,4 @@
-"""Patches that close moto 5.2.5's gaps (see /work/shared/local-aws-facts.md), installed once per process.
+"""Patches that close moto 5.2.5's gaps against real AWS behaviour, installed once per process.
 
 Every patch delegates to the active `Runtime`; with no sandbox running, moto behaves as shipped.
 """

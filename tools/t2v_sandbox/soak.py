@@ -320,14 +320,14 @@ def submit_all(sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig) -> N
 
 
 def scan_jobs(sb: UserSandbox) -> list[dict[str, Any]]:
-    from t2v.adapters.jobs_repo import _plain
+    from t2v.adapters.jobs_repo import plain
 
     table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"ConsistentRead": True}
     while True:
         page = table.scan(**kwargs)
-        items.extend(_plain(i) for i in page["Items"] if i.get("kind") == "job")
+        items.extend(plain(i) for i in page["Items"] if i.get("kind") == "job")
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -7,8 +7,10 @@ code reads `os.environ`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
-from typing import Self
+from datetime import datetime, timedelta
+from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -41,12 +43,25 @@ class _EnvModel(BaseModel):
 
 class JobsSettings(_EnvModel):
     jobs_table: str
+    deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600, description="a job's whole life")
+
+    def deadline_from(self, now: datetime) -> datetime:
+        """When a job accepted at `now` times out."""
+        return now + timedelta(seconds=self.deadline_seconds)
 
 
-class ProviderSettings(JobsSettings):
+class DashScopeSettings(JobsSettings):
+    """What talking to DashScope and guarding its creates needs (submit, status and the API)."""
+
     dashscope_secret_id: str = Field(description="Secrets Manager secret holding the DashScope API key")
     dashscope_base_url: str = "https://dashscope.aliyuncs.com/api/v1"
     dashscope_workspace: str | None = None
+    # A create claim younger than this may have a create on its way to the provider. Longer than the
+    # submit function's timeout in production; a time-scaled sandbox scales it down.
+    create_claim_stale_seconds: int = Field(default=60, ge=1, le=3600)
+
+
+class ProviderSettings(DashScopeSettings):
     model_name: str = DEFAULT_MODEL
     poll_interval_seconds: int = Field(
         default=3, ge=1, le=3600, description="spacing of queries around a task's expected finish"
@@ -60,11 +75,8 @@ class ProviderSettings(JobsSettings):
         le=100,
         description="multiplies the default generation times until jobs teach real ones",
     )
-    deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
     max_polls: int = Field(default=1000, ge=1, le=2000)
     daily_budget_seconds: int = Field(default=0, ge=0, description="0 means no budget cap")
-    # Longer than the submit function's timeout in production; a time-scaled sandbox scales it down.
-    create_claim_stale_seconds: int = Field(default=60, ge=1, le=3600)
     # Margin for the provider's clock against ours when matching its task times with our stamps.
     provider_clock_skew_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
 
@@ -103,7 +115,6 @@ class IntakeSettings(FinalizeSettings):
     input_prefix: str = "prompts/"
     default_size: str = "1280*720"
     default_duration: int = 5
-    deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600)
     # The IAM identity that owns prompt-file and EventBridge jobs (who may read and cancel them).
     job_owner: str | None = None
 
@@ -121,3 +132,30 @@ class IntakeSettings(FinalizeSettings):
         ):
             raise ValueError("OUTPUT_PREFIX and INPUT_PREFIX must not overlap (recursive triggers)")
         return self
+
+
+_STATE_MACHINE_ARN: Final = re.compile(
+    r"^arn:(?P<partition>[\w-]+):states:(?P<region>[\w-]+):(?P<account>\d{12}):stateMachine:(?P<name>[\w-]{1,80})$"
+)
+
+
+class ApiSettings(FinalizeSettings, DashScopeSettings):
+    """The API's environment. A FinalizeSettings too: canceling records and announces the outcome."""
+
+    state_machine_arn: str
+    presign_seconds: int = Field(default=900, ge=60, le=3600)
+    admin_principals: str = Field(
+        default="",
+        description="Comma-separated IAM ARNs whose callers see, read and cancel every job (the admin right)",
+    )
+
+    @property
+    def admins(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.admin_principals.split(",") if a.strip())
+
+    @field_validator("state_machine_arn")
+    @classmethod
+    def _is_state_machine_arn(cls, value: str) -> str:
+        if not _STATE_MACHINE_ARN.match(value):
+            raise ValueError("must be arn:<partition>:states:<region>:<account>:stateMachine:<name>")
+        return value

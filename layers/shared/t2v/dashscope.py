@@ -33,7 +33,6 @@ from t2v.errors import (
     IncompleteListError,
     ProviderError,
     RetryableProviderError,
-    TaskFailedError,
     classify_http_error,
 )
 from t2v.jobs import TaskStatus
@@ -138,32 +137,6 @@ class TaskInfo(BaseModel):
     @property
     def succeeded(self) -> bool:
         return self.status == TaskStatus.SUCCEEDED
-
-    def video_url_or_raise(self) -> str:
-        """The video URL of a SUCCEEDED task; `TaskFailedError` for every other final outcome.
-
-        A SUCCEEDED task without video_url is a failure: the user gets nothing.
-        Raises ValueError when the task is not final yet (a caller bug: poll until `is_final`).
-        """
-        if self.status == TaskStatus.SUCCEEDED:
-            if self.video_url:
-                return self.video_url
-            raise TaskFailedError(
-                "task SUCCEEDED without a video_url", provider_code=self.code, task_id=self.task_id
-            )
-        if self.status == TaskStatus.FAILED:
-            raise TaskFailedError(
-                self.message or "task FAILED without a message", provider_code=self.code, task_id=self.task_id
-            )
-        if self.status == TaskStatus.CANCELED:
-            raise TaskFailedError("task was CANCELED", provider_code=self.code, task_id=self.task_id)
-        if self.status == TaskStatus.UNKNOWN:
-            raise TaskFailedError(
-                "task is UNKNOWN: expired (older than 24 h) or never existed",
-                provider_code=self.code,
-                task_id=self.task_id,
-            )
-        raise ValueError(f"task {self.task_id} is {self.status}, not final; poll until is_final")
 
 
 class TaskPage(BaseModel):

@@ -145,16 +145,26 @@ class BudgetExceededError(PipelineError):
     code = "BudgetExceeded"
 
 
-class TaskFailedError(PipelineError):
-    """The provider's task ended FAILED (or SUCCEEDED without a video, which is the same to a user)."""
+class ForbiddenError(PipelineError):
+    """The request carries no caller identity (the API is meant to run behind IAM authorization)."""
 
-    code = "TaskFailed"
+    code = "Forbidden"
 
-    def __init__(self, message: str, *, provider_code: str | None = None, task_id: str | None = None) -> None:
-        self.provider_code = provider_code
-        self.provider_message = message
-        self.task_id = task_id
-        super().__init__(f"{provider_code}: {message}" if provider_code else message)
+
+class JobNotFoundError(PipelineError):
+    code = "NotFound"
+
+
+class NotCancelableError(PipelineError):
+    """The job already ended, or the provider task has left PENDING."""
+
+    code = "NotCancelable"
+
+
+class IdempotencyConflictError(PipelineError):
+    """The Idempotency-Key was used before with a different request body."""
+
+    code = "IdempotencyKeyReused"
 
 
 class EventPublishError(PipelineError):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final, NamedTuple
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class JobStatus(StrEnum):
@@ -85,3 +87,67 @@ def derive_job_id(*parts: str) -> str:
     """
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return f"job-{digest[:32]}"
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: JobStatus
+    at: AwareDatetime
+
+
+class JobRecord(BaseModel):
+    """One job as the repository stores it, parsed once there (datetimes, enums)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True)
+
+    job_id: str = Field(alias="pk")
+    status: JobStatus
+    history: list[HistoryEntry] = Field(default_factory=list)
+    request: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = None
+    origin: dict[str, Any] = Field(default_factory=dict)
+    execution: str | None = None
+    created_at: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = None
+    deadline_at: AwareDatetime | None = None
+    submitted_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    polls: int = 0
+    last_polled_at: AwareDatetime | None = None
+    last_error: str | None = None
+    # the provider task
+    task_id: str | None = None
+    request_ids: list[str] = Field(default_factory=list)
+    create_claimed_at: AwareDatetime | None = None
+    create_sent_at: AwareDatetime | None = None
+    create_ambiguous_at: AwareDatetime | None = None
+    reconciled: bool = False
+    # adopted by listing before the task showed its request: checked once it does (usecases.poll)
+    adopted_unproven: bool = False
+    owner: str | None = None  # the IAM identity the job belongs to (API callers; see usecases.videos)
+    budget_day: str | None = None
+    # the end
+    error_code: str | None = None
+    error_message: str | None = None
+    error_request_id: str | None = None
+    usage: dict[str, Any] | None = None
+    s3_bucket: str | None = None
+    s3_key: str | None = None
+    metadata_key: str | None = None
+    sha256: str | None = None
+    bytes: int | None = None
+    # the announcement
+    notified_at: AwareDatetime | None = None
+    event_sent_at: AwareDatetime | None = None
+
+    @property
+    def notified(self) -> bool:
+        return self.notified_at is not None
+
+
+class Write(NamedTuple):
+    """A conditional write's result: whether it was made, and the job as it stands after it."""
+
+    done: bool
+    job: JobRecord

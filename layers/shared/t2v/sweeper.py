@@ -22,10 +22,9 @@ from typing import Any, Protocol
 
 from pydantic import Field
 
-from t2v.adapters.jobs_repo import Job
-from t2v.config import FinalizeSettings
+from t2v.config import DashScopeSettings, FinalizeSettings
 from t2v.contract import Ended, ExecutionInput
-from t2v.jobs import JobStatus
+from t2v.jobs import JobRecord, JobStatus
 from t2v.times import utcnow
 from t2v.usecases.announce import AnnounceDeps, announce_once, end_job
 from t2v.usecases.ports import ProviderClient, job_or_fail
@@ -34,11 +33,8 @@ from t2v.usecases.submit import cancel_orphan
 RUNNING = "RUNNING"
 
 
-class SweeperSettings(FinalizeSettings):
+class SweeperSettings(FinalizeSettings, DashScopeSettings):
     state_machine_arn: str
-    dashscope_secret_id: str = Field(description="Secrets Manager secret holding the DashScope API key")
-    dashscope_base_url: str = "https://dashscope.aliyuncs.com/api/v1"
-    dashscope_workspace: str | None = None
     # Longer than a healthy job goes untouched before its execution exists (the API starts it at once).
     sweep_grace_seconds: float = Field(default=300, ge=0, le=86400)
     # Longer than the longest deadline (23 h) plus the state machine's own retries.
@@ -46,8 +42,8 @@ class SweeperSettings(FinalizeSettings):
 
 
 class SweepRepo(Protocol):
-    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[Job]: ...
-    def get(self, job_id: str) -> Job | None: ...
+    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]: ...
+    def get(self, job_id: str) -> JobRecord | None: ...
 
 
 class Executions(Protocol):
@@ -99,17 +95,17 @@ def sweep(deps: SweepDeps) -> SweepReport:
     return report
 
 
-def start_input(job: Job) -> ExecutionInput:
+def start_input(job: JobRecord) -> ExecutionInput:
     """The execution input of a recorded job, as the API and intake start it."""
     return ExecutionInput(
         job_id=job.job_id,
         request=job.request,
-        source=str(job.get("source") or "unknown"),
-        origin=dict(job.get("origin") or {}),
+        source=job.source or "unknown",
+        origin=dict(job.origin),
     )
 
 
-def _end(job: Job, execution: str | None, deps: SweepDeps) -> bool:
+def _end(job: JobRecord, execution: str | None, deps: SweepDeps) -> bool:
     current = deps.repo.get(job.job_id)  # the execution may have finished the job since the scan
     if current is None or current.status.is_terminal:
         return False

@@ -12,7 +12,7 @@ from t2v.adapters.poll_stats import PollStats
 from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import Workflow
-from t2v.config import FinalizeSettings, IntakeSettings, ProviderSettings
+from t2v.config import ApiSettings, FinalizeSettings, IntakeSettings, ProviderSettings
 from t2v.contract import ExecutionInput
 from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
 from t2v.media import HostAllowlist
@@ -24,6 +24,7 @@ from t2v.usecases.ports import ProviderDeps
 if TYPE_CHECKING:
     from t2v.dashscope import DashScopeClient
     from t2v.sweeper import SweepDeps
+    from t2v.usecases.videos import ApiDeps
 
 
 class ProviderClients:
@@ -125,7 +126,7 @@ def intake_deps() -> IntakeDeps:
             source=execution.source,
             origin=execution.origin,
             now=now,
-            deadline_at=now + timedelta(seconds=settings.deadline_seconds + execution.start_delay_seconds),
+            deadline_at=settings.deadline_from(now) + timedelta(seconds=execution.start_delay_seconds),
             owner=settings.job_owner,
         )
         return new
@@ -137,6 +138,27 @@ def intake_deps() -> IntakeDeps:
         read_object=read_object,
         defaults={"size": settings.default_size, "duration": settings.default_duration},
         input_prefix=settings.input_prefix,
+    )
+
+
+def build_api_deps() -> ApiDeps:
+    """Everything the API needs, from the environment; clients are built lazily."""
+    from t2v.usecases.videos import ApiDeps  # the API's views and use cases: only the API loads them
+
+    settings = ApiSettings.from_env()
+    repo = JobsRepository(settings.jobs_table)
+    store = VideoStore()
+    return ApiDeps(
+        repo=repo,
+        executions=Workflow(settings.state_machine_arn),
+        store=store,
+        provider=provider_client_factory(
+            settings.dashscope_secret_id,
+            base_url=settings.dashscope_base_url,
+            workspace=settings.dashscope_workspace,
+        ),
+        outcomes=build_announce_deps(settings, repo=repo),
+        settings=settings,
     )
 
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from botocore.exceptions import ClientError
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.service_resource import Table
+
+
+def is_conditional_failure(exc: ClientError) -> bool:
+    """Whether a DynamoDB write was refused by its condition (as opposed to failing)."""
+    return exc.response.get("Error", {}).get("Code", "") == "ConditionalCheckFailedException"
 
 
 def boto3_module() -> ModuleType:

@@ -7,6 +7,10 @@ Table layout (single table, hash key `pk`):
 - `idem#<key>`        an API idempotency key and the job it started
 - `stats#…`, `slot#…` what the poll schedule shares (see `t2v.adapters.poll_stats`); this module
                       keeps `stats#active` in step with jobs gaining a task and ending
+
+Jobs come back as `JobRecord`s, parsed once here. A write whose caller needs the new state asks
+DynamoDB for it (`ReturnValues`, and `ReturnValuesOnConditionCheckFailure` for the state that
+refused the write) instead of reading the job again.
 """
 
 from __future__ import annotations
@@ -14,17 +18,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from t2v.adapters import DynamoTable
+from t2v.adapters import DynamoTable, is_conditional_failure
 from t2v.adapters.poll_stats import ACTIVE_KEY
-from t2v.errors import BudgetExceededError
-from t2v.jobs import TERMINAL, JobStatus, statuses_that_may_move_to
+from t2v.errors import BudgetExceededError, PipelineError
+from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
 from t2v.times import iso
 
 JOB_TTL_DAYS = 90
@@ -32,24 +35,20 @@ CONTESTED = "contested"  # owner of a provider task that more than one job could
 FOREIGN = "foreign"  # owner of a provider task shown to come from another client's request
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """DynamoDB gives numbers as Decimal; hand the rest of the code plain ints and floats."""
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def _dynamo(value: Any) -> Any:
-    """The inverse of `_plain`: DynamoDB refuses Python floats."""
+    """The inverse of `plain`: DynamoDB refuses Python floats."""
     return json.loads(json.dumps(value), parse_float=Decimal)
-
-
-def _is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code", "") == "ConditionalCheckFailedException"
 
 
 class InvalidCursorError(ValueError):
@@ -62,7 +61,7 @@ _OWNER_CURSOR_KEYS = frozenset({"pk", "owner", "created_at"})  # a start key of 
 
 
 def encode_cursor(last_key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(_plain(last_key)).encode()).decode()
+    return base64.urlsafe_b64encode(json.dumps(plain(last_key)).encode()).decode()
 
 
 def decode_cursor(cursor: str, *, owner: str | None = None) -> dict[str, str]:
@@ -85,47 +84,27 @@ def decode_cursor(cursor: str, *, owner: str | None = None) -> dict[str, str]:
     return key
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A read view of one job record."""
+def _record(item: dict[str, Any]) -> JobRecord:
+    return JobRecord.model_validate(plain(item))
 
-    item: dict[str, Any]
 
-    @property
-    def job_id(self) -> str:
-        return str(self.item["pk"])
+def _refusing_item(exc: ClientError) -> dict[str, Any] | None:
+    """The item that failed a write's condition (`ReturnValuesOnConditionCheckFailure=ALL_OLD`),
+    which the low-level error carries in DynamoDB's typed JSON."""
+    raw: Any = dict(exc.response).get("Item")
+    if not isinstance(raw, dict) or not raw:
+        return None
+    from boto3.dynamodb.types import TypeDeserializer  # boto3 is loaded by now: a client made the call
 
-    @property
-    def status(self) -> JobStatus:
-        return JobStatus(self.item["status"])
-
-    @property
-    def task_id(self) -> str | None:
-        value = self.item.get("task_id")
-        return str(value) if value else None
-
-    @property
-    def request(self) -> dict[str, Any]:
-        return dict(self.item.get("request") or {})
-
-    @property
-    def create_claimed_at(self) -> str | None:
-        value = self.item.get("create_claimed_at")
-        return str(value) if value else None
-
-    @property
-    def notified(self) -> bool:
-        return bool(self.item.get("notified_at"))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.item.get(key, default)
+    deserializer = TypeDeserializer()
+    return {key: deserializer.deserialize(value) for key, value in raw.items()}
 
 
 class JobsRepository(DynamoTable):
     # -- reads -------------------------------------------------------------------------------
-    def get(self, job_id: str) -> Job | None:
+    def get(self, job_id: str) -> JobRecord | None:
         item = self._table.get_item(Key={"pk": job_id}, ConsistentRead=True).get("Item")
-        return Job(_plain(item)) if item else None
+        return _record(item) if item and item.get("kind") == "job" else None
 
     def owner_of_task(self, task_id: str) -> str | None:
         item = self._table.get_item(Key={"pk": f"task#{task_id}"}, ConsistentRead=True).get("Item")
@@ -138,7 +117,7 @@ class JobsRepository(DynamoTable):
         limit: int = 20,
         cursor: str | None = None,
         owner: str | None = None,
-    ) -> tuple[list[Job], str | None]:
+    ) -> tuple[list[JobRecord], str | None]:
         """Most recent first; only `owner`'s jobs when given (GSI `by_owner`), else every job.
         `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey)."""
         kwargs: dict[str, Any] = {
@@ -168,7 +147,7 @@ class JobsRepository(DynamoTable):
             if cursor and exc.response.get("Error", {}).get("Code") == "ValidationException":
                 raise InvalidCursorError("not a cursor this API returned (use next_cursor as is)") from None
             raise
-        jobs = [Job(_plain(item)) for item in page.get("Items", [])]
+        jobs = [_record(item) for item in page.get("Items", [])]
         last = page.get("LastEvaluatedKey")
         return jobs, encode_cursor(last) if last else None
 
@@ -184,7 +163,7 @@ class JobsRepository(DynamoTable):
         deadline_at: datetime,
         execution: str | None = None,
         owner: str | None = None,
-    ) -> tuple[Job, bool]:
+    ) -> tuple[JobRecord, bool]:
         """Insert the ACCEPTED job unless it exists. Returns the stored job and whether it was new."""
         item: dict[str, Any] = {
             "pk": job_id,
@@ -206,41 +185,37 @@ class JobsRepository(DynamoTable):
         if owner:
             item["owner"] = owner  # who may see and cancel it (GSI by_owner)
         try:
-            self._table.put_item(Item=_dynamo(item), ConditionExpression="attribute_not_exists(pk)")
+            self._table.put_item(
+                Item=_dynamo(item),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            existing = _refusing_item(exc) if is_conditional_failure(exc) else None
+            if existing is None:
                 raise
-            existing = self.get(job_id)
-            if existing is None:  # deleted in between: vanishingly rare, let the caller retry
-                raise
-            return existing, False
-        return Job(item), True
+            return _record(existing), False
+        return _record(item), True
 
-    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> bool:
+    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write:
         """Take the right to call the provider's create for this job.
 
         Succeeds when nobody holds a claim, or when the previous claim is older than `stale_before`
         (its holder crashed or its answer was lost; the caller must reconcile before creating).
         """
-        try:
-            self._table.update_item(
-                Key={"pk": job_id},
-                UpdateExpression="SET create_claimed_at = :now, updated_at = :now ADD create_attempts :one",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND #s = :accepted "
-                "AND (attribute_not_exists(create_claimed_at) OR create_claimed_at < :stale)",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":now": iso(now),
-                    ":one": 1,
-                    ":stale": iso(stale_before),
-                    ":accepted": JobStatus.ACCEPTED.value,
-                },
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return self._update(
+            job_id,
+            UpdateExpression="SET create_claimed_at = :now, updated_at = :now ADD create_attempts :one",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND #s = :accepted "
+            "AND (attribute_not_exists(create_claimed_at) OR create_claimed_at < :stale)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":now": iso(now),
+                ":one": 1,
+                ":stale": iso(stale_before),
+                ":accepted": JobStatus.ACCEPTED.value,
+            },
+        )
 
     def release_claim(self, job_id: str) -> None:
         """The create surely did not reach the provider (refused or never sent): allow a new one."""
@@ -259,20 +234,20 @@ class JobsRepository(DynamoTable):
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
 
-    def _query_all(self, kwargs: dict[str, Any]) -> list[Job]:
+    def _query_all(self, kwargs: dict[str, Any]) -> list[JobRecord]:
         """Every job a query matches, page after page."""
-        jobs: list[Job] = []
+        jobs: list[JobRecord] = []
         while True:
             page = self._table.query(**kwargs)
-            jobs.extend(Job(_plain(item)) for item in page.get("Items", []))
+            jobs.extend(_record(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return jobs
             kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
-    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[Job]:
+    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]:
         """Jobs created after `since`, untouched since `untouched_since`, that are not terminal or not
         fully announced (no EventBridge event sent): what the sweeper looks at."""
         terminal = sorted(s.value for s in TERMINAL)
@@ -288,7 +263,7 @@ class JobsRepository(DynamoTable):
         }
         return self._query_all(kwargs)
 
-    def unbound_creates(self, *, since: datetime) -> list[Job]:
+    def unbound_creates(self, *, since: datetime) -> list[JobRecord]:
         """Jobs created after `since` that sent a create and have no task bound yet: the jobs that
         could own a provider task nobody owns. A rare path (a lost create), so a filtered query will do."""
         kwargs: dict[str, Any] = {
@@ -305,9 +280,11 @@ class JobsRepository(DynamoTable):
         }
         return self._query_all(kwargs)
 
-    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> bool:
-        """Bind the provider task to the job, once. False when the job already has a task or the task
-        already belongs to another job.
+    def record_task(
+        self, job_id: str, *, task_id: str, request_id: str | None, now: datetime
+    ) -> JobRecord | None:
+        """Bind the provider task to the job, once: the SUBMITTED job, or None when the job already has
+        a task or the task already belongs to another job.
 
         Ownership is written first: a crash between the two writes leaves the task owned by this job,
         which reconciliation recognises as ours.
@@ -319,33 +296,30 @@ class JobsRepository(DynamoTable):
                 ExpressionAttributeValues={":job": job_id},
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
+            if is_conditional_failure(exc):
+                return None
             raise
-        try:
-            self._table.update_item(
-                Key={"pk": job_id},
-                UpdateExpression="SET task_id = :task, #s = :status, submitted_at = :now, updated_at = :now, "
-                "history = list_append(if_not_exists(history, :empty), :h), "
-                "request_ids = list_append(if_not_exists(request_ids, :empty), :rid)",
-                ConditionExpression="attribute_not_exists(task_id) AND #s = :accepted",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":task": task_id,
-                    ":status": JobStatus.SUBMITTED.value,
-                    ":now": iso(now),
-                    ":h": [{"status": JobStatus.SUBMITTED.value, "at": iso(now)}],
-                    ":rid": [request_id] if request_id else [],
-                    ":empty": [],
-                    ":accepted": JobStatus.ACCEPTED.value,
-                },
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
+        bound = self._update(
+            job_id,
+            UpdateExpression="SET task_id = :task, #s = :status, submitted_at = :now, updated_at = :now, "
+            "history = list_append(if_not_exists(history, :empty), :h), "
+            "request_ids = list_append(if_not_exists(request_ids, :empty), :rid)",
+            ConditionExpression="attribute_not_exists(task_id) AND #s = :accepted",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={
+                ":task": task_id,
+                ":status": JobStatus.SUBMITTED.value,
+                ":now": iso(now),
+                ":h": [{"status": JobStatus.SUBMITTED.value, "at": iso(now)}],
+                ":rid": [request_id] if request_id else [],
+                ":empty": [],
+                ":accepted": JobStatus.ACCEPTED.value,
+            },
+        )
+        if not bound.done:
+            return None
         self._count_active(+1)
-        return True
+        return bound.job
 
     def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool:
         """Unbind a task shown not to be the job's (another client's), so that the job creates its own.
@@ -382,7 +356,7 @@ class JobsRepository(DynamoTable):
                 },
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 return False
             raise
         self._count_active(-1)  # counted when the task was bound; the job's own task counts again
@@ -402,12 +376,12 @@ class JobsRepository(DynamoTable):
         now: datetime,
         fields: dict[str, Any] | None = None,
         expect: dict[str, str | None] | None = None,
-    ) -> bool:
+    ) -> Write:
         """Move the job to `new` if the lifecycle allows it from its current status; set `fields`.
 
         `expect` makes the move conditional on what the caller checked: each attribute still holds the
-        value seen (None: still absent). Returns False (and changes nothing) when the move is not
-        allowed, e.g. the job already ended or an expected attribute changed meanwhile.
+        value seen (None: still absent). Not done (and nothing changed) when the move is not allowed,
+        e.g. the job already ended or an expected attribute changed meanwhile.
         """
         allowed = statuses_that_may_move_to(new)
         names = {"#s": "status"}
@@ -436,69 +410,51 @@ class JobsRepository(DynamoTable):
             else:
                 values[f":e{i}"] = seen
                 conditions.append(f"#e{i} = :e{i}")
-        try:
-            old = self._table.update_item(
-                Key={"pk": job_id},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=" AND ".join(conditions),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_dynamo(values),
-                ReturnValues="ALL_OLD",
-            ).get("Attributes", {})
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
-        if new in TERMINAL and old.get("task_id"):
+        moved = self._update(
+            job_id,
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=" AND ".join(conditions),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=_dynamo(values),
+        )
+        if moved.done and new in TERMINAL and moved.job.task_id:
             self._count_active(-1)  # counted when the task was bound; every terminal move happens once
-        return True
+        return moved
 
-    def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> None:
+    def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> JobRecord:
         """Set informational fields (polls, usage, request ids) without touching the status."""
         names = {f"#f{i}": key for i, key in enumerate(fields)}
         values = {f":f{i}": value for i, value in enumerate(fields.values())}
         values[":now"] = iso(now)
         sets = [f"#f{i} = :f{i}" for i in range(len(fields))] + ["updated_at = :now"]
-        self._table.update_item(
-            Key={"pk": job_id},
+        updated = self._update(
+            job_id,
             UpdateExpression="SET " + ", ".join(sets),
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=_dynamo(values),
         )
+        return updated.job
 
-    def append_request_id(self, job_id: str, request_id: str) -> None:
-        self._table.update_item(
-            Key={"pk": job_id},
-            UpdateExpression="SET request_ids = list_append(if_not_exists(request_ids, :empty), :rid)",
-            ExpressionAttributeValues={":rid": [request_id], ":empty": []},
-        )
-
-    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> bool:
+    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> Write:
         """Take the right to announce the job's outcome: not fully announced (the EventBridge event comes
         last) and nobody holds a live claim.
 
         A claim older than `stale_before` belongs to an invocation that died before it marked the job
         notified (it may or may not have published): taking it over re-publishes, at least once.
         """
-        try:
-            self._table.update_item(
-                Key={"pk": job_id},
-                UpdateExpression="SET notify_claim = :token, notify_claimed_at = :now ADD notify_attempts :one",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(event_sent_at) "
-                "AND (attribute_not_exists(notify_claimed_at) OR notify_claimed_at < :stale)",
-                ExpressionAttributeValues={
-                    ":token": token,
-                    ":now": iso(now),
-                    ":stale": iso(stale_before),
-                    ":one": 1,
-                },
-            )
-        except ClientError as exc:
-            if _is_conditional_failure(exc):
-                return False
-            raise
-        return True
+        return self._update(
+            job_id,
+            UpdateExpression="SET notify_claim = :token, notify_claimed_at = :now ADD notify_attempts :one",
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(event_sent_at) "
+            "AND (attribute_not_exists(notify_claimed_at) OR notify_claimed_at < :stale)",
+            ExpressionAttributeValues={
+                ":token": token,
+                ":now": iso(now),
+                ":stale": iso(stale_before),
+                ":one": 1,
+            },
+        )
 
     def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool:
         """Record that the outcome was announced (one write, right after the publish). False if it already was."""
@@ -515,10 +471,28 @@ class JobsRepository(DynamoTable):
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 return False
             raise
         return True
+
+    def _update(self, job_id: str, **kwargs: Any) -> Write:
+        """One conditional update of a job: the new job when made, the refusing one when not."""
+        try:
+            item = self._table.update_item(
+                Key={"pk": job_id},
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                **kwargs,
+            )["Attributes"]
+        except ClientError as exc:
+            current = _refusing_item(exc) if is_conditional_failure(exc) else None
+            if current is None:
+                if is_conditional_failure(exc):
+                    raise PipelineError(f"job {job_id} not found") from None
+                raise
+            return Write(False, _record(current))
+        return Write(True, _record(item))
 
     def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
         """Atomically add the job's billed seconds to the day's counter, at most once per job.
@@ -528,7 +502,7 @@ class JobsRepository(DynamoTable):
         Raises BudgetExceededError when the cap would be passed.
         """
         job = self.get(job_id)
-        if job is not None and job.get("budget_day"):
+        if job is not None and job.budget_day:
             return True
         if seconds > cap:
             raise BudgetExceededError(
@@ -542,7 +516,7 @@ class JobsRepository(DynamoTable):
                 ExpressionAttributeValues={":n": seconds, ":room": cap - seconds},
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 raise BudgetExceededError(
                     f"the daily budget of {cap} billed video seconds would be exceeded by this request's {seconds} s"
                 ) from None
@@ -555,7 +529,7 @@ class JobsRepository(DynamoTable):
                 ExpressionAttributeValues={":day": day, ":n": seconds, ":now": iso(now)},
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            if not is_conditional_failure(exc):
                 raise
             # A concurrent attempt of the same job charged first: give our charge back.
             self._table.update_item(
@@ -564,10 +538,6 @@ class JobsRepository(DynamoTable):
                 ExpressionAttributeValues={":n": -seconds},
             )
         return True
-
-    def budget_used(self, day: str) -> int:
-        item = self._table.get_item(Key={"pk": f"budget#{day}"}, ConsistentRead=True).get("Item")
-        return int(_plain(item).get("used_seconds", 0)) if item else 0
 
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
         """Bind an API Idempotency-Key to a job id; returns the job id bound first."""
@@ -580,10 +550,11 @@ class JobsRepository(DynamoTable):
                     "expires_at": int(now.timestamp()) + 86400,
                 },
                 ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
-            if not _is_conditional_failure(exc):
+            existing = _refusing_item(exc) if is_conditional_failure(exc) else None
+            if existing is None:
                 raise
-            item = self._table.get_item(Key={"pk": f"idem#{key}"}, ConsistentRead=True)["Item"]
-            return str(item["job_id"])
+            return str(existing["job_id"])
         return job_id

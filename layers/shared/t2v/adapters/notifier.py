@@ -32,11 +32,17 @@ class Notifier:
         self._sns = sns
         self._events = events
 
-    def announce(self, message: dict[str, Any]) -> str:
-        """Publish the outcome on SNS and on EventBridge. Returns the SNS message id."""
-        message_id = self.publish(message)
-        self.put_event(message)
-        return message_id
+    @property
+    def _sns_client(self) -> SNSClient:
+        if self._sns is None:  # one client per container, built on the first publish
+            self._sns = boto3_module().client("sns")
+        return self._sns
+
+    @property
+    def _events_client(self) -> EventBridgeClient:
+        if self._events is None:
+            self._events = boto3_module().client("events")
+        return self._events
 
     def publish(self, message: dict[str, Any]) -> str:
         """The SNS message (attributes `status`, `source` and `notification_id` for filtering and
@@ -47,8 +53,7 @@ class Notifier:
             if status == "SUCCEEDED"
             else f"Video generation {status}: {message['job_id']}"
         )
-        sns: Any = self._sns or boto3_module().client("sns")
-        result = sns.publish(
+        result = self._sns_client.publish(
             TopicArn=self._topic_arn,
             Subject=subject[:100],
             Message=json.dumps(message, ensure_ascii=False, sort_keys=True),
@@ -67,8 +72,7 @@ class Notifier:
         """`Video Generation Succeeded` or `Video Generation Failed` on the bus; EventPublishError when
         EventBridge refused it."""
         succeeded = str(message["status"]) == "SUCCEEDED"
-        events: Any = self._events or boto3_module().client("events")
-        answer = events.put_events(
+        answer = self._events_client.put_events(
             Entries=[
                 {
                     "Source": self._source,

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from t2v.adapters import DynamoTable
+from t2v.adapters import DynamoTable, is_conditional_failure
 from t2v.schedule import GenerationTier, TierHistory, default_history
 
 ACTIVE_KEY: Final = "stats#active"
@@ -25,10 +25,6 @@ ACTIVE_CACHE_SECONDS: Final = 5.0
 HISTORY_CACHE_SECONDS: Final = 60.0
 SLOT_TTL_SECONDS: Final = 3600
 HISTORY_WRITE_ATTEMPTS: Final = 3
-
-
-def _is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code", "") == "ConditionalCheckFailedException"
 
 
 class PollStats(DynamoTable):
@@ -81,7 +77,7 @@ class PollStats(DynamoTable):
                     ExpressionAttributeValues={":v": version},
                 )
             except ClientError as exc:
-                if _is_conditional_failure(exc):
+                if is_conditional_failure(exc):
                     continue  # another finalize wrote first: re-read and try again
                 raise
             self._histories.pop(tier.key, None)
@@ -97,7 +93,7 @@ class PollStats(DynamoTable):
                 ExpressionAttributeValues={":one": 1, ":limit": limit, ":exp": second + SLOT_TTL_SECONDS},
             )
         except ClientError as exc:
-            if _is_conditional_failure(exc):
+            if is_conditional_failure(exc):
                 return False
             raise
         return True

@@ -122,14 +122,6 @@ class VideoStore:
         body: bytes = client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read()
         return body
 
-    def head(self, *, bucket: str, key: str) -> dict[str, Any] | None:
-        try:
-            return dict(self._client.head_object(Bucket=bucket, Key=key))
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
-                return None
-            raise
-
     def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str:
         return str(
             self._client.generate_presigned_url(

@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from t2v.adapters.jobs_repo import Job
 from t2v.contract import Announced, Ended
 from t2v.errors import NotificationInProgressError
-from t2v.jobs import JobStatus
-from t2v.times import iso, utcnow
-from t2v.usecases.ports import NotifierLike, Repo, job_or_fail
+from t2v.jobs import JobRecord, JobStatus
+from t2v.times import iso, iso_or_none, utcnow
+from t2v.usecases.ports import NotifierLike, Repo
 
 # A live announcer publishes within a second; a claim this old belongs to an invocation that died.
 NOTIFY_CLAIM_STALE_SECONDS = 10
@@ -56,56 +55,54 @@ def end_job(
             deadline_at=now,
         )
     # Keep the provider's own code and message when submit already recorded them.
-    keep_recorded = outcome.status == JobStatus.FAILED and job.get("error_code")
+    keep_recorded = outcome.status == JobStatus.FAILED and job.error_code
     fields: dict[str, Any] = (
         {} if keep_recorded else {"error_code": outcome.code, "error_message": outcome.message}
     )
-    deps.repo.transition(job_id, outcome.status, now=now, fields=fields)
-    return announce_once(job_or_fail(deps.repo, job_id), deps)
+    return announce_once(deps.repo.transition(job_id, outcome.status, now=now, fields=fields).job, deps)
 
 
-def outcome_message(job: Job) -> dict[str, Any]:
+def outcome_message(job: JobRecord) -> dict[str, Any]:
     """What subscribers receive. A failure carries its reason and never a video location."""
     message: dict[str, Any] = {
         "job_id": job.job_id,
         # The same for every copy of this outcome: what a subscriber deduplicates on.
         "notification_id": f"{job.job_id}/{job.status.value}",
         "status": job.status.value,
-        "source": job.get("source"),
+        "source": job.source,
         "task_id": job.task_id,
         "request": job.request,
-        "created_at": job.get("created_at"),
-        "finished_at": job.get("finished_at"),
-        "polls": job.get("polls"),
+        "created_at": iso_or_none(job.created_at),
+        "finished_at": iso_or_none(job.finished_at),
+        "polls": job.polls,
     }
     if job.status == JobStatus.SUCCEEDED:
-        bucket, key = job.get("s3_bucket"), job.get("s3_key")
         message["video"] = {
-            "bucket": bucket,
-            "key": key,
-            "uri": f"s3://{bucket}/{key}",
-            "metadata_key": job.get("metadata_key"),
-            "sha256": job.get("sha256"),
-            "bytes": job.get("bytes"),
+            "bucket": job.s3_bucket,
+            "key": job.s3_key,
+            "uri": f"s3://{job.s3_bucket}/{job.s3_key}",
+            "metadata_key": job.metadata_key,
+            "sha256": job.sha256,
+            "bytes": job.bytes,
         }
-        message["usage"] = job.get("usage")
+        message["usage"] = job.usage
     else:
         message["error"] = {
-            "code": job.get("error_code"),
-            "message": job.get("error_message"),
-            "request_id": job.get("error_request_id"),
+            "code": job.error_code,
+            "message": job.error_message,
+            "request_id": job.error_request_id,
         }
     return message
 
 
-def announce_once(job: Job, deps: AnnounceDeps) -> Announced:
+def announce_once(job: JobRecord, deps: AnnounceDeps) -> Announced:
     """Announce the job's (terminal) status unless that was done already."""
-    if not (job.notified and job.get("event_sent_at")):
+    if not (job.notified and job.event_sent_at):
         _publish_once(job, deps)
     return Announced(job_id=job.job_id, status=job.status, notified=True, task_id=job.task_id)
 
 
-def _publish_once(job: Job, deps: AnnounceDeps) -> None:
+def _publish_once(job: JobRecord, deps: AnnounceDeps) -> None:
     """Claim, publish, mark: concurrent announcers (a trigger delivered twice, a cancel racing the
     workflow) never both publish, and a retry publishes again only when the claimer died unmarked.
 
@@ -119,8 +116,9 @@ def _publish_once(job: Job, deps: AnnounceDeps) -> None:
     give_up = deps.clock() + stale + timedelta(seconds=2)
     while True:
         now = deps.clock()
-        if deps.repo.claim_notification(job.job_id, token=token, now=now, stale_before=now - stale):
-            current = job_or_fail(deps.repo, job.job_id)
+        claim = deps.repo.claim_notification(job.job_id, token=token, now=now, stale_before=now - stale)
+        current = claim.job
+        if claim.done:
             message = outcome_message(current)
             if not current.notified:
                 message_id = deps.notifier.publish(message)
@@ -128,8 +126,7 @@ def _publish_once(job: Job, deps: AnnounceDeps) -> None:
             deps.notifier.put_event(message)
             deps.repo.update_fields(job.job_id, {"event_sent_at": iso(deps.clock())}, now=deps.clock())
             return
-        current = job_or_fail(deps.repo, job.job_id)
-        if current.notified and current.get("event_sent_at"):
+        if current.notified and current.event_sent_at:
             return  # the other announcer finished
         if now >= give_up:
             raise NotificationInProgressError(f"job {job.job_id}: another invocation is announcing it")

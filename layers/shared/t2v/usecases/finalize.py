@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from t2v.adapters.jobs_repo import Job
 from t2v.config import FinalizeSettings
 from t2v.contract import Announced, Succeeded
-from t2v.jobs import JobStatus
+from t2v.jobs import JobRecord, JobStatus
 from t2v.schedule import GenerationTier, Policy, queue_and_run
-from t2v.times import iso, utcnow
+from t2v.times import iso, iso_or_none, utcnow
 from t2v.usecases.announce import AnnounceDeps, announce_once
 from t2v.usecases.ports import PollStatsLike, job_or_fail
 
@@ -56,23 +55,23 @@ def finalize_job(job_id: str, succeeded: Succeeded, deps: FinalizeDeps) -> Annou
     metadata = {
         "job_id": job_id,
         "request": job.request,
-        "source": job.get("source"),
+        "source": job.source,
         "task_id": job.task_id,
-        "request_ids": job.get("request_ids", []),
+        "request_ids": job.request_ids,
         "usage": succeeded.usage,
         "provider_times": succeeded.provider_times.model_dump(),
         "timings": {
-            "accepted_at": job.get("created_at"),
-            "submitted_at": job.get("submitted_at"),
+            "accepted_at": iso_or_none(job.created_at),
+            "submitted_at": iso_or_none(job.submitted_at),
             "download_started_at": iso(started),
             "stored_at": iso(finished),
             "download_seconds": round((finished - started).total_seconds(), 3),
         },
-        "polls": job.get("polls"),
+        "polls": job.polls,
         "video": {"bucket": stored.bucket, "key": stored.key, "bytes": stored.size, "sha256": stored.sha256},
     }
     deps.store.put_json(bucket=deps.settings.output_bucket, key=metadata_key, data=metadata)
-    repo.transition(
+    stored_job = repo.transition(
         job_id,
         JobStatus.SUCCEEDED,
         now=finished,
@@ -84,13 +83,13 @@ def finalize_job(job_id: str, succeeded: Succeeded, deps: FinalizeDeps) -> Annou
             "bytes": stored.size,
             "usage": succeeded.usage,
         },
-    )
-    outcome = announce_once(job_or_fail(repo, job_id), deps.announce)
+    ).job
+    outcome = announce_once(stored_job, deps.announce)
     _learn_timing(job, succeeded, deps)  # after the announcement: learning never delays a user
     return outcome
 
 
-def _learn_timing(job: Job, succeeded: Succeeded, deps: FinalizeDeps) -> None:
+def _learn_timing(job: JobRecord, succeeded: Succeeded, deps: FinalizeDeps) -> None:
     queue, run = queue_and_run(succeeded.provider_times.model_dump())
     if deps.stats is None or queue is None or run is None:
         return

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from t2v.adapters.jobs_repo import Job
 from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, Succeeded
 from t2v.errors import ProviderAuthError, ProviderThrottledError, RetryableProviderError
-from t2v.jobs import PROVIDER_TO_JOB, JobStatus, TaskStatus
+from t2v.jobs import PROVIDER_TO_JOB, JobRecord, JobStatus, TaskStatus
 from t2v.request import parse_request
 from t2v.schedule import (
     DISPATCH_LATENCY,
@@ -24,7 +23,7 @@ from t2v.schedule import (
     queue_and_run,
     slot_check,
 )
-from t2v.times import iso, parse_ts
+from t2v.times import iso
 from t2v.usecases.ports import ProviderDeps, job_or_fail
 from t2v.usecases.reconcile import foreign
 
@@ -40,16 +39,12 @@ class _Booked:
     returned_at: datetime
 
 
-def first_turn(job: Job, deps: ProviderDeps) -> PollTurn:
+def first_turn(job: JobRecord, deps: ProviderDeps) -> PollTurn:
     """The loop's first turn, for a job whose task is bound: when to look first."""
     now = deps.clock()
     tier = GenerationTier.of_request(job.request)
-    submitted = job.get("submitted_at")
-    submitted_at = parse_ts(str(submitted)) if submitted else now
-    deadline_at = job.get("deadline_at")
-    deadline = (
-        parse_ts(str(deadline_at)) if deadline_at else now + timedelta(seconds=deps.settings.deadline_seconds)
-    )
+    submitted_at = job.submitted_at or now
+    deadline = job.deadline_at or deps.settings.deadline_from(now)
     obs = Observation(
         now=now.timestamp(),
         submitted_at=submitted_at.timestamp(),
@@ -65,7 +60,7 @@ def first_turn(job: Job, deps: ProviderDeps) -> PollTurn:
         tier=tier,
         submitted_at=submitted_at,
         deadline_at=deadline,
-        polls=int(job.get("polls", 0)),
+        polls=job.polls,
         **vars(booked),
     )
 
@@ -160,7 +155,7 @@ def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTu
     from t2v.usecases.submit import submit_job  # submit books its first turn here: imported late
 
     job = job_or_fail(deps.repo, turn.job_id)
-    if not job.get("adopted_unproven") or job.task_id != str(info.task_id):
+    if not job.adopted_unproven or job.task_id != str(info.task_id):
         return None
     request = parse_request(job.request, defaults={"model": deps.settings.model_name})
     if not foreign(info, request):
@@ -168,10 +163,7 @@ def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTu
         return None
     deps.repo.release_task(turn.job_id, task_id=str(info.task_id), now=deps.clock())
     resubmit = SubmitInput(
-        job_id=turn.job_id,
-        request=job.request,
-        source=str(job.get("source") or "unknown"),
-        origin=dict(job.get("origin") or {}),
+        job_id=turn.job_id, request=job.request, source=job.source or "unknown", origin=dict(job.origin)
     )
     return submit_job(resubmit, deps).model_copy(update={"polls": turn.polls})
 

@@ -11,11 +11,9 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from t2v.adapters.jobs_repo import Job
 from t2v.errors import IncompleteListError
-from t2v.jobs import TaskStatus
+from t2v.jobs import JobRecord, TaskStatus
 from t2v.request import VideoRequest, output_size
-from t2v.times import parse_ts
 from t2v.usecases.ports import ProviderDeps
 
 # The provider makes the task once it has the whole request, which the client's connect and write
@@ -40,19 +38,18 @@ class Rivals(StrEnum):
 _Maybe = tuple[str, str, str | None, float | None]
 
 
-def create_window(job: Job, skew: float) -> tuple[float, float] | None:
+def create_window(job: JobRecord, skew: float) -> tuple[float, float] | None:
     """Epoch seconds between which the job's last create can have made a task (None: never sent).
 
     `skew` is the margin for the provider's clock against ours (both NTP-synchronised).
     """
-    sent = job.get("create_sent_at")
-    if not sent:
+    if job.create_sent_at is None:
         return None
-    start = parse_ts(str(sent)).timestamp()
-    ambiguous = job.get("create_ambiguous_at")
+    start = job.create_sent_at.timestamp()
     end = start + CREATE_MAX_SECONDS  # unknown (the invocation died): as long as a create can reach it
-    if ambiguous and parse_ts(str(ambiguous)).timestamp() >= start:  # else: an earlier create's answer
-        end = min(end, parse_ts(str(ambiguous)).timestamp())
+    answered = job.create_ambiguous_at
+    if answered is not None and answered.timestamp() >= start:  # else: an earlier create's answer
+        end = min(end, answered.timestamp())
     return start - skew, end + skew
 
 
@@ -62,7 +59,7 @@ def _created_at(listed: Any) -> float | None:
     return value / 1000 if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def reconcile(job: Job, request: VideoRequest, deps: ProviderDeps) -> Reconciled:
+def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reconciled:
     """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
 
     Only the create's window (`create_window`, which holds the clock margin) is listed: a task made
@@ -128,7 +125,7 @@ def foreign(info: Any, request: VideoRequest) -> bool:
     return any(seen[k] is not None and seen[k] != want[k] for k in want)
 
 
-def _decide(job: Job, maybe: list[_Maybe], deps: ProviderDeps) -> Reconciled:
+def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconciled:
     """What to do with the unowned tasks of our window that show no prompt."""
     if len(maybe) == 1:
         task_id, status, request_id, created = maybe[0]
@@ -156,18 +153,17 @@ def _decide(job: Job, maybe: list[_Maybe], deps: ProviderDeps) -> Reconciled:
     return Reconciled.ABSENT
 
 
-def _likeliest_maker(claimants: list[Job], created: float) -> str:
+def _likeliest_maker(claimants: list[JobRecord], created: float) -> str:
     """The job whose create was sent last before `created` (ties: the smaller job id)."""
 
-    def sent(candidate: Job) -> float:
-        value = candidate.get("create_sent_at")
-        return parse_ts(str(value)).timestamp() if value else float("-inf")
+    def sent(candidate: JobRecord) -> float:
+        return candidate.create_sent_at.timestamp() if candidate.create_sent_at else float("-inf")
 
     before = [c for c in claimants if sent(c) <= created] or claimants
     return max(before, key=lambda c: (sent(c), [-ord(ch) for ch in c.job_id])).job_id
 
 
-def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> tuple[Rivals, list[Job]]:
+def _rivals(job: JobRecord, created: float | None, deps: ProviderDeps) -> tuple[Rivals, list[JobRecord]]:
     """Other jobs whose unanswered create may have made a task created at `created`."""
     if created is None:
         return Rivals.CLOSED, []
@@ -176,8 +172,8 @@ def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> tuple[Rivals
         window = create_window(other, deps.settings.provider_clock_skew_seconds)
         if other.job_id == job.job_id or not window or not window[0] <= created <= window[1]:
             continue
-        sent, answered = other.get("create_sent_at"), other.get("create_ambiguous_at")
-        if not answered or parse_ts(str(answered)) < parse_ts(str(sent)):
+        sent, answered = other.create_sent_at, other.create_ambiguous_at
+        if answered is None or sent is None or answered < sent:
             return Rivals.OPEN, []
         found = Rivals.CLOSED
         others.append(other)
@@ -185,16 +181,14 @@ def _rivals(job: Job, created: float | None, deps: ProviderDeps) -> tuple[Rivals
 
 
 def bind(
-    job: Job, task_id: str, request_id: str | None, deps: ProviderDeps, *, unproven: bool = False
+    job: JobRecord, task_id: str, request_id: str | None, deps: ProviderDeps, *, unproven: bool = False
 ) -> bool:
     """Bind a found task to the job (once; False when the job or the task is bound already).
 
     `unproven`: nothing showed the task was made from our request yet, so poll checks its request
     once the provider shows it, before its video is delivered (`foreign`).
     """
-    if deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()):
-        deps.repo.update_fields(
-            job.job_id, {"reconciled": True, "adopted_unproven": unproven}, now=deps.clock()
-        )
-        return True
-    return False
+    if deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()) is None:
+        return False
+    deps.repo.update_fields(job.job_id, {"reconciled": True, "adopted_unproven": unproven}, now=deps.clock())
+    return True

@@ -1,0 +1,247 @@
+"""The REST API's use cases: accept a video request, look jobs up, list them, cancel one."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final, Protocol
+
+from t2v.adapters.jobs_repo import InvalidCursorError
+from t2v.api.checks import check_cursor
+from t2v.api.views import Accepted, JobPage, JobView, VideoView, job_view, links
+from t2v.config import ApiSettings
+from t2v.contract import ExecutionInput
+from t2v.errors import (
+    CreateInProgressError,
+    ForbiddenError,
+    IdempotencyConflictError,
+    JobNotFoundError,
+    NotCancelableError,
+    TerminalProviderError,
+)
+from t2v.jobs import JobRecord, JobStatus, derive_job_id
+from t2v.request import FieldError, InvalidRequestError, VideoRequest
+from t2v.times import iso, utcnow
+from t2v.usecases.announce import AnnounceDeps, announce_once
+from t2v.usecases.ports import ProviderClient, Repo
+
+SOURCE: Final = "api"
+# The provider's answer when a task has left PENDING (DashScope: "please confirm ... PENDING status").
+PROVIDER_REFUSED_CANCEL: Final = frozenset({"UnsupportedOperation"})
+MAX_LIST_ROUNDS: Final = 10
+# A cancel re-reads the job when it changed between the check and the write; a create runs once per job.
+MAX_CANCEL_ROUNDS: Final = 3
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: the IAM identity API Gateway verified (its user or role ARN). A job belongs to the
+    caller that created it; only an admin (`ApiSettings.admin_principals`) sees every job."""
+
+    principal: str
+    admin: bool = False
+
+    def owns(self, job: JobRecord) -> bool:
+        return self.admin or job.owner == self.principal
+
+
+def caller_from(principal: str | None, settings: ApiSettings) -> Caller:
+    if not principal:
+        raise ForbiddenError("the request carries no IAM identity; call the API with SigV4-signed requests")
+    return Caller(principal, admin=principal in settings.admins)
+
+
+def scoped_key(caller: Caller, idempotency_key: str) -> str:
+    """An Idempotency-Key is the caller's own: the same key from two callers names two requests."""
+    return hashlib.sha256(f"{caller.principal}\x1f{idempotency_key}".encode()).hexdigest()
+
+
+class ApiRepo(Repo, Protocol):
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]: ...
+    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str: ...
+
+
+class Executions(Protocol):
+    """One execution per job, named by the job id (t2v.adapters.workflow.Workflow)."""
+
+    def start(self, job_id: str, payload: dict[str, Any]) -> bool: ...
+    def stop(self, job_id: str, *, cause: str) -> bool: ...
+
+
+class Presigner(Protocol):
+    def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str: ...
+
+
+@dataclass
+class ApiDeps:
+    repo: ApiRepo
+    executions: Executions
+    store: Presigner
+    provider: Callable[[], ProviderClient]
+    outcomes: AnnounceDeps  # canceling ends the job and announces it
+    settings: ApiSettings
+    clock: Callable[[], datetime] = utcnow
+
+
+def accept_video(
+    request: VideoRequest,
+    *,
+    idempotency_key: str | None,
+    origin: dict[str, Any],
+    caller: Caller,
+    deps: ApiDeps,
+) -> Accepted:
+    """Record the job (so GET works at once) and start its execution, at most once per caller's key.
+
+    Written, then started: a crash (or a 29 s gateway timeout) in between leaves an ACCEPTED job with
+    no execution, which a retry with the same key or the sweeper (t2v.sweeper) starts.
+    """
+    now = deps.clock()
+    if idempotency_key is not None:
+        key = scoped_key(caller, idempotency_key)
+        job_id = deps.repo.remember_idempotency_key(key, derive_job_id(SOURCE, key), now=now)
+    else:
+        job_id = derive_job_id(SOURCE, uuid.uuid4().hex)
+    body = request.model_dump(exclude_none=True)
+    job, created = deps.repo.create_if_absent(
+        job_id,
+        request=body,
+        source=SOURCE,
+        origin=origin,
+        now=now,
+        deadline_at=deps.settings.deadline_from(now),
+        owner=caller.principal,
+    )
+    if not created and job.request != body:
+        raise IdempotencyConflictError(
+            "this Idempotency-Key was already used with a different request body; "
+            "send the same body to retry, or use a new key for a new video"
+        )
+    if job.status == JobStatus.ACCEPTED:
+        # Also on a retry: heals a first attempt that recorded the job but died before starting it.
+        execution = ExecutionInput(
+            job_id=job_id, request=job.request, source=SOURCE, origin=job.origin or origin
+        )
+        deps.executions.start(job_id, execution.model_dump(mode="json"))
+    return Accepted(job_id=job_id, links=links(job_id))
+
+
+def get_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobView:
+    job = _job(job_id, caller, deps)
+    video = None
+    if job.status == JobStatus.SUCCEEDED and job.s3_bucket and job.s3_key:
+        expires = deps.settings.presign_seconds
+        video = VideoView(
+            uri=f"s3://{job.s3_bucket}/{job.s3_key}",
+            url=deps.store.presign(bucket=job.s3_bucket, key=job.s3_key, expires_in=expires),
+            expires_in=expires,
+            bytes=job.bytes,
+            sha256=job.sha256,
+        )
+    return job_view(job, video)
+
+
+def list_videos(
+    *, status: JobStatus | None, limit: int, cursor: str | None, caller: Caller, deps: ApiDeps
+) -> JobPage:
+    """The caller's jobs (every job for an admin), most recent first. A status filter can leave
+    DynamoDB pages short, so read on to fill `limit`."""
+    owner = None if caller.admin else caller.principal
+    if cursor is not None:
+        check_cursor(cursor, owner=owner)
+    items: list[JobRecord] = []
+    for _ in range(MAX_LIST_ROUNDS):
+        # Never read more than is still missing: the cursor then points right after the last item.
+        try:
+            jobs, cursor = deps.repo.list_jobs(
+                status=status.value if status else None, limit=limit - len(items), cursor=cursor, owner=owner
+            )
+        except InvalidCursorError as exc:  # well-formed, yet DynamoDB refused it as a start key
+            raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
+        items.extend(jobs)
+        if cursor is None or len(items) >= limit:
+            break
+    return JobPage(items=[job_view(j) for j in items], next_cursor=cursor)
+
+
+def cancel_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobView:
+    """Cancel a job: at the provider while its task is PENDING, then record CANCELED once.
+
+    CANCELED is written on condition that the job is still as checked (the same task or none, the same
+    create claim or none): a create that began meanwhile makes the write fail, and the job is read again
+    and acted on as it is now (its task canceled at the provider while PENDING; 409 once RUNNING, or
+    while its create is in flight). CANCELED is recorded and announced before the execution is
+    stopped: a crash in between leaves a finished job, whose execution then ends by itself.
+    """
+    for _ in range(MAX_CANCEL_ROUNDS):
+        job = _job(job_id, caller, deps)
+        if job.status.is_terminal:
+            raise NotCancelableError(f"job {job_id} already ended {job.status.value}")
+        if job.task_id:
+            _cancel_task(job.task_id, deps)
+        elif _create_unresolved(job, deps):
+            # Canceling now would orphan the task being created (billed, never tracked).
+            raise CreateInProgressError(
+                f"job {job_id}: the provider task is being created; retry in a few seconds"
+            )
+        claimed = iso(job.create_claimed_at) if job.create_claimed_at else None
+        canceled = deps.repo.transition(
+            job_id,
+            JobStatus.CANCELED,
+            now=deps.clock(),
+            fields={"error_code": "Canceled", "error_message": "canceled by the user"},
+            expect={"task_id": job.task_id, "create_claimed_at": claimed},
+        )
+        if canceled.done:
+            break
+    else:
+        raise CreateInProgressError(
+            f"job {job_id} kept changing while being canceled; retry in a few seconds"
+        )
+    announce_once(canceled.job, deps.outcomes)
+    deps.executions.stop(job_id, cause="canceled by the user")
+    return job_view(_job(job_id, caller, deps))
+
+
+def _cancel_task(task_id: str, deps: ApiDeps) -> None:
+    client = deps.provider()
+    try:
+        client.cancel_task(task_id)
+    except TerminalProviderError as exc:
+        if exc.provider_code not in PROVIDER_REFUSED_CANCEL:
+            raise
+        # Refused: fine if an earlier cancel went through, otherwise the task is past PENDING.
+        status = str(client.get_task(task_id).status)
+        if status != "CANCELED":
+            raise NotCancelableError(
+                f"the provider task is already {status}; only PENDING tasks can be canceled"
+            ) from None
+
+
+def _create_unresolved(job: JobRecord, deps: ApiDeps) -> bool:
+    """A create claim younger than submit's staleness bound (a create may be on its way), or a dead
+    create that was sent and may have made a task reconciliation has not found yet."""
+    claimed = job.create_claimed_at
+    if claimed is None:
+        return False
+    stale = timedelta(seconds=deps.settings.create_claim_stale_seconds)
+    return deps.clock() - claimed < stale or job.create_sent_at is not None
+
+
+def _job(job_id: str, caller: Caller, deps: ApiDeps) -> JobRecord:
+    # Only job items: the table also holds task#, budget# and idem# records. Another caller's job is
+    # answered like a missing one: its existence is not the caller's to learn.
+    job = None if "#" in job_id else deps.repo.get(job_id)
+    if job is None or not caller.owns(job):
+        raise JobNotFoundError(f"no job {job_id}")
+    return job

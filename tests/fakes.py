@@ -1,0 +1,397 @@
+"""In-memory fakes behind the same interfaces as the adapters, shared by the unit and functional tiers.
+
+`FakeRepo` keeps the DynamoDB items as plain dicts and applies the same conditions as
+`t2v.adapters.jobs_repo.JobsRepository`; `FakeProvider` behaves like DashScope (tasks move
+PENDING -> RUNNING -> a final status when told to; only PENDING tasks can be canceled).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from t2v.adapters.jobs_repo import decode_cursor, encode_cursor
+from t2v.dashscope import CreatedTask, TaskInfo
+from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProviderError
+from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
+from t2v.media import DownloadRejectedError
+from t2v.request import VideoRequest
+from t2v.times import iso
+
+# -- the jobs table ------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeRepo:
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    active: int = 0  # the `stats#active` counter
+    budget: dict[str, int] = field(default_factory=dict)
+
+    def _record(self, job_id: str) -> JobRecord:
+        return JobRecord.model_validate(copy.deepcopy(self.items[job_id]))
+
+    def _job_item(self, job_id: str) -> dict[str, Any] | None:
+        item = self.items.get(job_id)
+        return item if item is not None and item.get("kind") == "job" else None
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self._record(job_id) if self._job_item(job_id) else None
+
+    def owner_of_task(self, task_id: str) -> str | None:
+        item = self.items.get(f"task#{task_id}")
+        return str(item["job_id"]) if item else None
+
+    def create_if_absent(
+        self,
+        job_id: str,
+        *,
+        request: dict[str, Any],
+        source: str,
+        origin: dict[str, Any],
+        now: datetime,
+        deadline_at: datetime,
+        execution: str | None = None,
+        owner: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        if job_id in self.items:
+            return self._record(job_id), False
+        self.items[job_id] = {
+            "pk": job_id,
+            "kind": "job",
+            "status": "ACCEPTED",
+            "history": [{"status": "ACCEPTED", "at": iso(now)}],
+            "request": copy.deepcopy(request),
+            "source": source,
+            "origin": copy.deepcopy(origin),
+            "created_at": iso(now),
+            "updated_at": iso(now),
+            "deadline_at": iso(deadline_at),
+            "polls": 0,
+            "request_ids": [],
+            **({"execution": execution} if execution else {}),
+            **({"owner": owner} if owner else {}),
+        }
+        return self._record(job_id), True
+
+    def _write(self, job_id: str, allowed: bool, changes: dict[str, Any]) -> Write:
+        if job_id not in self.items:
+            raise KeyError(job_id)
+        if allowed:
+            self.items[job_id].update(copy.deepcopy(changes))
+        return Write(allowed, self._record(job_id))
+
+    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write:
+        item = self.items[job_id]
+        claimed = item.get("create_claimed_at")
+        allowed = (
+            "task_id" not in item
+            and item["status"] == "ACCEPTED"
+            and (claimed is None or claimed < iso(stale_before))
+        )
+        attempts = int(item.get("create_attempts", 0)) + 1
+        return self._write(
+            job_id,
+            allowed,
+            {"create_claimed_at": iso(now), "updated_at": iso(now), "create_attempts": attempts},
+        )
+
+    def release_claim(self, job_id: str) -> None:
+        item = self.items[job_id]
+        assert "task_id" not in item, "release_claim after a task was bound (DynamoDB refuses it)"
+        item.pop("create_claimed_at", None)
+        item.pop("create_sent_at", None)
+
+    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None:
+        self.items.setdefault(
+            f"task#{task_id}", {"pk": f"task#{task_id}", "job_id": "contested", "by": job_id}
+        )
+
+    def unbound_creates(self, *, since: datetime) -> list[JobRecord]:
+        return [
+            self._record(key)
+            for key, item in self.items.items()
+            if item.get("kind") == "job"
+            and item["created_at"] >= iso(since)
+            and "create_sent_at" in item
+            and "task_id" not in item
+            and item["status"] == "ACCEPTED"
+        ]
+
+    def record_task(
+        self, job_id: str, *, task_id: str, request_id: str | None, now: datetime
+    ) -> JobRecord | None:
+        owner = self.items.setdefault(f"task#{task_id}", {"pk": f"task#{task_id}", "job_id": job_id})
+        if owner["job_id"] != job_id:
+            return None
+        item = self.items[job_id]
+        if "task_id" in item or item["status"] != "ACCEPTED":
+            return None
+        item.update(task_id=task_id, status="SUBMITTED", submitted_at=iso(now), updated_at=iso(now))
+        item["history"].append({"status": "SUBMITTED", "at": iso(now)})
+        item["request_ids"] = [*item.get("request_ids", []), *([request_id] if request_id else [])]
+        self.active += 1
+        return self._record(job_id)
+
+    def transition(
+        self,
+        job_id: str,
+        new: JobStatus,
+        *,
+        now: datetime,
+        fields: dict[str, Any] | None = None,
+        expect: dict[str, str | None] | None = None,
+    ) -> Write:
+        item = self.items[job_id]
+        allowed = JobStatus(item["status"]) in statuses_that_may_move_to(new)
+        allowed = allowed and all(item.get(key) == seen for key, seen in (expect or {}).items())
+        changes = {"status": new.value, "updated_at": iso(now), **(fields or {})}
+        if new in TERMINAL:
+            changes["finished_at"] = iso(now)
+        changes["history"] = [*item.get("history", []), {"status": new.value, "at": iso(now)}]
+        moved = self._write(job_id, allowed, changes)
+        if moved.done and new in TERMINAL and moved.job.task_id:
+            self.active -= 1
+        return moved
+
+    def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> JobRecord:
+        return self._write(job_id, True, {**fields, "updated_at": iso(now)}).job
+
+    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> Write:
+        item = self.items[job_id]
+        claimed = item.get("notify_claimed_at")
+        allowed = "event_sent_at" not in item and (claimed is None or claimed < iso(stale_before))
+        attempts = int(item.get("notify_attempts", 0)) + 1
+        return self._write(
+            job_id,
+            allowed,
+            {"notify_claim": token, "notify_claimed_at": iso(now), "notify_attempts": attempts},
+        )
+
+    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool:
+        item = self.items[job_id]
+        if item.get("notified_at"):
+            return False
+        item.update(notified_at=iso(now), **({"notification_id": message_id} if message_id else {}))
+        return True
+
+    def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
+        item = self.items[job_id]
+        if item.get("budget_day"):
+            return True
+        if self.budget.get(day, 0) + seconds > cap:
+            raise BudgetExceededError(f"the daily budget of {cap} billed video seconds would be exceeded")
+        self.budget[day] = self.budget.get(day, 0) + seconds
+        item.update(budget_day=day, billed_seconds=seconds)
+        return True
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]:
+        # Like DynamoDB: `limit` items are evaluated, then filtered, so a page may come back short.
+        ordered = sorted(
+            (i for i in self.items.values() if i.get("kind") == "job" and owner in (None, i.get("owner"))),
+            key=lambda i: i["created_at"],
+            reverse=True,
+        )
+        start = 0
+        if cursor:
+            last = decode_cursor(cursor, owner=owner)["pk"]
+            start = next(n for n, i in enumerate(ordered) if i["pk"] == last) + 1
+        evaluated = ordered[start : start + limit]
+        page = [self._record(i["pk"]) for i in evaluated if status in (None, i["status"])]
+        more = start + limit < len(ordered)
+        if not (more and evaluated):
+            return page, None
+        index = ("pk", "kind", "created_at") if owner is None else ("pk", "owner", "created_at")
+        return page, encode_cursor({k: evaluated[-1][k] for k in index})
+
+    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
+        item = self.items.setdefault(f"idem#{key}", {"pk": f"idem#{key}", "job_id": job_id})
+        return str(item["job_id"])
+
+
+# -- DashScope -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeTask:
+    task_id: str
+    prompt: str
+    model: str
+    created: datetime
+    status: str = "PENDING"
+    code: str | None = None
+    message: str | None = None
+    video_url: str | None = None
+    times: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FakeProvider:
+    """DashScope in memory: `finish` moves a task on; `lose_next_answer` makes the next create
+    make its task and then lose the answer (an AmbiguousCreateError); `fail` makes every call raise."""
+
+    clock: Any = None  # () -> datetime; the task creation times (gmt_create) come from it
+    tasks: dict[str, FakeTask] = field(default_factory=dict)
+    creates: int = 0
+    queries: int = 0
+    lose_next_answer: bool = False
+    fail: Exception | None = None
+    canceled: list[str] = field(default_factory=list)
+
+    def _now(self) -> datetime:
+        return self.clock() if self.clock else datetime.now(UTC)
+
+    def create_task(self, request: VideoRequest) -> CreatedTask:
+        if self.fail:
+            raise self.fail
+        self.creates += 1
+        task = FakeTask(f"task-{self.creates}", request.prompt, request.model, self._now())
+        self.tasks[task.task_id] = task
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise AmbiguousCreateError("the create was sent and its answer lost")
+        return CreatedTask(task_id=task.task_id, task_status="PENDING", request_id=f"req-c{self.creates}")
+
+    def add_task(self, task_id: str, status: str, prompt: str = "p") -> None:
+        """A task made outside any create of the code under test."""
+        self.tasks[task_id] = FakeTask(task_id, prompt, "pixverse/pixverse-v5.6-t2v", self._now(), status)
+
+    def finish(self, task_id: str, status: str, **fields: Any) -> None:
+        task = self.tasks[task_id]
+        task.status = status
+        for key, value in fields.items():
+            setattr(task, key, value)
+
+    def get_task(self, task_id: str) -> TaskInfo:
+        if self.fail:
+            raise self.fail
+        self.queries += 1
+        task = self.tasks.get(task_id)
+        if task is None:
+            return TaskInfo(task_id=task_id, status="UNKNOWN")
+        done = task.status == "SUCCEEDED"
+        return TaskInfo(
+            task_id=task_id,
+            status=task.status,
+            request_id=f"req-q{self.queries}",
+            code=task.code,
+            message=task.message,
+            video_url=task.video_url,
+            orig_prompt=task.prompt if done else None,  # DashScope shows the prompt once SUCCEEDED
+            usage={"duration": 5, "video_count": 1} if done else None,
+            **task.times,
+        )
+
+    def cancel_task(self, task_id: str) -> str:
+        if self.fail:
+            raise self.fail
+        task = self.tasks.get(task_id)
+        if task is None or task.status != "PENDING":
+            raise TerminalProviderError(
+                "Failed to cancel the task, please confirm if the task is in PENDING status.",
+                http_status=400,
+                provider_code="UnsupportedOperation",
+                request_id="r-1",
+            )
+        task.status = "CANCELED"
+        self.canceled.append(task_id)
+        return "r-2"
+
+    def iter_tasks(
+        self, *, start_time: datetime, end_time: datetime, model_name: str | None = None
+    ) -> Iterable[TaskInfo]:
+        for task in self.tasks.values():
+            if start_time <= task.created <= end_time and model_name in (None, task.model):
+                raw = {"gmt_create": int(task.created.timestamp() * 1000)}
+                yield TaskInfo(task_id=task.task_id, status=task.status, raw=raw)
+
+
+# -- SNS/EventBridge, S3, downloads, Step Functions ------------------------------------------------
+
+
+@dataclass
+class FakeNotifier:
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def publish(self, message: dict[str, Any]) -> str:
+        self.messages.append(message)
+        return f"m-{len(self.messages)}"
+
+    def put_event(self, message: dict[str, Any]) -> None:
+        self.events.append(message)
+
+
+@dataclass(frozen=True)
+class FakeStored:
+    bucket: str
+    key: str
+    size: int
+    sha256: str
+
+
+@dataclass
+class FakeStore:
+    objects: dict[tuple[str, str], bytes] = field(default_factory=dict)
+
+    def upload_video(self, chunks: Iterable[bytes], *, bucket: str, key: str, part_size: int) -> FakeStored:
+        body = b"".join(chunks)
+        self.objects[(bucket, key)] = body
+        return FakeStored(bucket, key, len(body), hashlib.sha256(body).hexdigest())
+
+    def put_json(self, *, bucket: str, key: str, data: dict[str, Any]) -> None:
+        self.objects[(bucket, key)] = json.dumps(data, sort_keys=True).encode()
+
+    def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str:
+        return f"https://{bucket}.s3.example/{key}?X-Amz-Expires={expires_in}"
+
+
+@dataclass
+class FakeDownloader:
+    videos: dict[str, bytes] = field(default_factory=dict)
+
+    @contextmanager
+    def stream(self, url: str) -> Iterator[Iterator[bytes]]:
+        if url not in self.videos:
+            raise DownloadRejectedError(f"{url}: not a video this test serves")
+        body = self.videos[url]
+        yield iter([body[:1024], body[1024:]])
+
+
+@dataclass
+class FakeExecutions:
+    started: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stopped: list[str] = field(default_factory=list)
+
+    def start(self, job_id: str, payload: dict[str, Any]) -> bool:
+        if job_id in self.started:
+            return False
+        self.started[job_id] = payload
+        return True
+
+    def stop(self, job_id: str, *, cause: str) -> bool:
+        self.stopped.append(job_id)
+        return job_id in self.started
+
+
+@dataclass
+class FakeClock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 23, 20, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

@@ -1,0 +1,277 @@
+"""The pipeline's use cases end to end on in-memory fakes: what a user sees (job status, stored
+video, messages, provider tasks) for submit -> poll -> finalize, the failure paths and reconciliation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from t2v.config import FinalizeSettings, ProviderSettings
+from t2v.contract import Ended, PollDecision, PollTurn, SubmitInput, Succeeded
+from t2v.errors import AmbiguousCreateError, CreateInProgressError
+from t2v.jobs import JobStatus
+from t2v.schedule import MemoryPollStats
+from t2v.times import iso
+from t2v.usecases.announce import AnnounceDeps, end_job
+from t2v.usecases.finalize import FinalizeDeps, finalize_job
+from t2v.usecases.poll import poll_job
+from t2v.usecases.ports import ProviderDeps
+from t2v.usecases.submit import submit_job
+
+from tests.fakes import FakeClock, FakeDownloader, FakeNotifier, FakeProvider, FakeRepo, FakeStore
+
+VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
+URL = "https://media.pixverseai.cn/v.mp4"
+
+
+@dataclass
+class World:
+    clock: FakeClock
+    repo: FakeRepo
+    provider: FakeProvider
+    notifier: FakeNotifier
+    store: FakeStore
+    stats: MemoryPollStats
+    pipeline: ProviderDeps
+    finalize: FinalizeDeps
+
+    @property
+    def announce(self) -> AnnounceDeps:
+        return self.finalize.announce
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return self.repo.items[job_id]
+
+
+@pytest.fixture
+def world() -> World:
+    clock, repo, notifier, store, stats = (
+        FakeClock(),
+        FakeRepo(),
+        FakeNotifier(),
+        FakeStore(),
+        MemoryPollStats(),
+    )
+    provider = FakeProvider(clock=clock)
+    env = {"JOBS_TABLE": "jobs", "DASHSCOPE_SECRET_ID": "s", "OUTPUT_BUCKET": "videos", "TOPIC_ARN": "arn:t"}
+    pipeline = ProviderDeps(
+        repo=repo,
+        client=lambda: provider,
+        settings=ProviderSettings.from_env(env),
+        clock=clock,
+        rng=random.Random(7),
+        stats=stats,
+        sleep=clock.advance,
+    )
+    announce = AnnounceDeps(repo=repo, notifier=notifier, clock=clock, sleep=clock.advance)
+    finalize = FinalizeDeps(
+        announce=announce,
+        store=store,
+        downloader=FakeDownloader({URL: VIDEO}),
+        settings=FinalizeSettings.from_env(env),
+        stats=stats,
+        clock=clock,
+    )
+    return World(clock, repo, provider, notifier, store, stats, pipeline, finalize)
+
+
+def submit(world: World, job_id: str = "job-1", **request: Any) -> PollTurn:
+    event = SubmitInput(
+        job_id=job_id, request={"prompt": "a cat", "size": "640*360", **request}, source="test"
+    )
+    return submit_job(event, world.pipeline)
+
+
+def poll_until_decided(world: World, turn: PollTurn, *, limit: int = 50) -> PollTurn:
+    """The state machine's loop: wait the turn's seconds, poll, until the decision is not WAIT."""
+    for _ in range(limit):
+        world.clock.advance(turn.wait_seconds)
+        turn = poll_job(turn, world.pipeline)
+        if turn.decision != PollDecision.WAIT:
+            return turn
+    raise AssertionError(f"still waiting after {limit} turns: {turn}")
+
+
+def test_a_job_runs_from_submit_to_a_stored_video_announced_once(world: World) -> None:
+    # Given a submitted job whose task the provider finishes after a while
+    turn = submit(world)
+    task_id = turn.task_id
+    world.clock.advance(20)
+    times = {"submit_time": "2026-11-23 20:00:00.000", "scheduled_time": "2026-11-23 20:00:02.000"}
+    world.provider.finish(
+        task_id, "SUCCEEDED", video_url=URL, times={**times, "end_time": "2026-11-23 20:00:30.000"}
+    )
+
+    # When the loop polls and finalize runs on its outcome
+    done = poll_until_decided(world, turn)
+    assert done.decision == PollDecision.SUCCEEDED and isinstance(done.outcome, Succeeded)
+    result = finalize_job("job-1", done.outcome, world.finalize)
+
+    # Then the job SUCCEEDED with the video in S3, one message and one event, and one task was made
+    job = world.job("job-1")
+    assert (result.status, job["status"]) == (JobStatus.SUCCEEDED, "SUCCEEDED")
+    assert world.store.objects[("videos", "videos/job-1.mp4")] == VIDEO
+    assert job["sha256"] == hashlib.sha256(VIDEO).hexdigest()
+    metadata = json.loads(world.store.objects[("videos", "videos/job-1.json")])
+    assert (metadata["task_id"], metadata["video"]["bytes"]) == (task_id, len(VIDEO))
+    assert [m["status"] for m in world.notifier.messages] == ["SUCCEEDED"]
+    assert [e["status"] for e in world.notifier.events] == ["SUCCEEDED"]
+    assert world.notifier.messages[0]["video"]["uri"] == "s3://videos/videos/job-1.mp4"
+    assert world.provider.creates == 1 and world.repo.active == 0
+    # And the tier learned the provider's queue and run times
+    [learned] = world.stats.histories.values()
+    assert (learned.queue, learned.run) == ((2.0,), (28.0,))
+
+
+def test_finalize_and_its_retry_read_the_job_once_each(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    turn = submit(world)
+    world.provider.finish(turn.task_id, "SUCCEEDED", video_url=URL)
+    done = poll_until_decided(world, turn)
+    assert isinstance(done.outcome, Succeeded)
+    reads: list[str] = []
+    get = world.repo.get
+    monkeypatch.setattr(world.repo, "get", lambda job_id: reads.append(job_id) or get(job_id))
+
+    finalize_job("job-1", done.outcome, world.finalize)
+    again = finalize_job("job-1", done.outcome, world.finalize)
+
+    assert reads == ["job-1", "job-1"]  # the writes return the job they made
+    assert again.status == JobStatus.SUCCEEDED and len(world.notifier.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("provider_status", "fields", "decision", "status", "code"),
+    [
+        (
+            "FAILED",
+            {"code": "DataInspectionFailed", "message": "inappropriate"},
+            "FAILED",
+            "FAILED",
+            "DataInspectionFailed",
+        ),
+        ("SUCCEEDED", {}, "FAILED", "FAILED", "NoVideo"),
+        ("CANCELED", {}, "CANCELED", "CANCELED", "Canceled"),
+    ],
+)
+def test_a_task_that_ends_without_a_video_ends_the_job_with_the_reason(
+    world: World, provider_status: str, fields: dict[str, Any], decision: str, status: str, code: str
+) -> None:
+    turn = submit(world)
+    world.provider.finish(turn.task_id, provider_status, **fields)
+
+    done = poll_until_decided(world, turn)
+    assert done.decision == decision and isinstance(done.outcome, Ended)
+    end_job("job-1", done.outcome, world.announce)
+
+    job = world.job("job-1")
+    assert (job["status"], job["error_code"]) == (status, code)
+    [message] = world.notifier.messages
+    assert message["error"]["code"] == code and "video" not in message
+    assert world.store.objects == {} and world.repo.active == 0
+
+
+def test_a_task_past_the_deadline_ends_timed_out_without_another_query(world: World) -> None:
+    turn = submit(world)
+    queries = world.provider.queries
+    world.clock.advance(world.pipeline.settings.deadline_seconds + 1)
+
+    late = poll_job(turn, world.pipeline)
+
+    assert late.decision == PollDecision.TIMED_OUT and world.provider.queries == queries
+    assert isinstance(late.outcome, Ended)
+    end_job("job-1", late.outcome, world.announce)
+    assert world.job("job-1")["status"] == "TIMED_OUT"
+
+
+def test_a_lost_create_answer_is_reconciled_to_the_one_task_it_made(world: World) -> None:
+    # Given a create that made its task and lost the answer
+    world.provider.lose_next_answer = True
+
+    # When submit reconciles: the one task the provider made while our create was in flight
+    turn = submit(world)
+
+    # Then it is bound to the job, and no second (billed) task is created
+    assert turn.task_id == "task-1" and world.provider.creates == 1
+    assert world.job("job-1")["reconciled"] is True
+
+
+def test_a_lost_create_waits_while_another_jobs_create_may_have_made_the_task(world: World) -> None:
+    # Given another job whose create was sent a moment ago and is still unanswered
+    now = world.clock()
+    world.repo.create_if_absent(
+        "job-0", request={"prompt": "a dog"}, source="t", origin={}, now=now, deadline_at=now
+    )
+    world.repo.update_fields("job-0", {"create_sent_at": iso(now)}, now=now)
+    world.provider.lose_next_answer = True
+
+    # When our create's answer is lost, the task cannot be told apart yet: submit waits, creates nothing
+    with pytest.raises(AmbiguousCreateError):
+        submit(world)
+    assert world.provider.creates == 1 and "task_id" not in world.job("job-1")
+
+    # Then once the task shows its prompt (SUCCEEDED), the retry binds it on proof
+    world.provider.finish("task-1", "SUCCEEDED", video_url=URL)
+    world.clock.advance(120)  # our claim has gone stale
+    assert submit(world).task_id == "task-1" and world.provider.creates == 1
+
+
+def test_a_live_claim_keeps_a_second_submit_from_creating(world: World) -> None:
+    world.repo.create_if_absent(
+        "job-1",
+        request={"prompt": "a cat"},
+        source="test",
+        origin={},
+        now=world.clock(),
+        deadline_at=world.clock(),
+    )
+    world.repo.claim_create("job-1", now=world.clock(), stale_before=world.clock())
+    with pytest.raises(CreateInProgressError):
+        submit(world)
+    assert world.provider.creates == 0
+
+
+def test_a_job_canceled_while_polling_stays_canceled_when_its_video_arrives(world: World) -> None:
+    # Given a running job the user cancels (the API's path: end_job with CANCELED)
+    turn = submit(world)
+    end_job(
+        "job-1",
+        Ended(status=JobStatus.CANCELED, code="Canceled", message="canceled by the user"),
+        world.announce,
+    )
+    world.provider.finish(turn.task_id, "SUCCEEDED", video_url=URL)
+
+    # When the workflow's finalize runs anyway
+    done = poll_until_decided(world, turn)
+    assert isinstance(done.outcome, Succeeded)
+    result = finalize_job("job-1", done.outcome, world.finalize)
+
+    # Then nothing is stored and the one message says CANCELED
+    assert result.status == JobStatus.CANCELED
+    assert world.store.objects == {}
+    assert [m["status"] for m in world.notifier.messages] == ["CANCELED"]
+
+
+def test_ending_a_job_twice_announces_it_once(world: World) -> None:
+    failed = Ended(status=JobStatus.FAILED, code="InvalidRequest", message="size: bad")
+    end_job("job-x", failed, world.announce)
+    end_job("job-x", failed, world.announce)
+    assert len(world.notifier.messages) == 1 and len(world.notifier.events) == 1
+    assert world.job("job-x")["status"] == "FAILED"
+
+
+def test_a_throttled_query_waits_longer_and_keeps_the_job_running(world: World) -> None:
+    from t2v.errors import ProviderThrottledError
+
+    turn = submit(world)
+    world.provider.fail = ProviderThrottledError("slow down", http_status=429, provider_code="Throttling")
+    world.clock.advance(turn.wait_seconds)
+
+    throttled = poll_job(turn, world.pipeline)
+
+    assert (throttled.decision, throttled.errors) == (PollDecision.WAIT, 1)
+    assert throttled.wait_seconds >= 2 * world.pipeline.settings.poll_interval_seconds - 1
+    assert world.job("job-1")["status"] == "SUBMITTED"

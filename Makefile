@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 JOBS ?= 200
 
 .PHONY: help venv checkov-venv lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
-	bench-env bench-stream bench-coldstart bench-cost bench-polling bench-rate
+	bench-env bench-stream bench-coldstart bench-cost bench-polling bench-rate bench-push bench-push-rate
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -50,7 +50,12 @@ fmt: venv ## format the code
 
 templates: venv checkov-venv ## cfn-lint and checkov on template.yaml, statelint on the state machine
 	$(VENV)/bin/cfn-lint template.yaml
-	$(VENV)/bin/statelint statemachine/*.asl.json
+	@# statelint checks the machine as deployed: ${AfterSubmit} is the template's one state-name substitution.
+	@mkdir -p $(VENV)/.asl
+	for next in WaitForVideo ParkForPush; do \
+		sed "s/\$${AfterSubmit}/$$next/" statemachine/pipeline.asl.json > $(VENV)/.asl/pipeline-$$next.asl.json; \
+	done
+	$(VENV)/bin/statelint $(VENV)/.asl/*.asl.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
 test: lint templates ## lint, then every default test tier (unit, integration, e2e) with coverage
@@ -94,6 +99,13 @@ bench-polling: venv ## 1+2. lag and queries per job; account query rate at 1,000
 bench-rate: venv ## 2. 120 concurrent jobs through the sandbox at real time: queries/s seen by the emulator (~5 min)
 	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 16
 	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 4
+
+bench-push: venv ## issue 13: push on vs polling only, simulation (steady; 100 / 1,000 / 10,000 at once; 10% dropped, 5% duplicated)
+	$(PY) -m t2v_bench.push $(BENCH_ARGS)
+
+bench-push-rate: venv ## issue 13: 120 jobs from one .jsonl through the sandbox at real time, push on then off (~5 min)
+	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 16 --push on
+	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 16 --push off
 
 bench-stream: venv ## 3. finalize streaming: 10 MiB, 200 MiB, 1 GiB into S3 (moto and a discard sink)
 	$(PY) -m t2v_bench.stream $(BENCH_ARGS)

@@ -29,7 +29,7 @@ from t2v.errors import (
 )
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
-from t2v.request import InvalidRequestError, VideoRequest, parse_request
+from t2v.request import InvalidRequestError, VideoRequest
 from t2v.usecases.videos import Caller, accept_video, caller_from, cancel_video, get_video, list_videos
 from t2v.wiring import build_api_deps
 
@@ -86,10 +86,9 @@ def create_video(
         "request_id": app.current_event.request_context.request_id,
         "caller": identity.user_arn or identity.api_key_id or identity.source_ip,
     }
-    # The domain's parser has the last word: the resolver would take the first item of a JSON array.
-    request = parse_request(app.current_event.json_body)
+    # `body` is the one validation of the request (the resolver's, against the contract's model).
     accepted = accept_video(
-        request, idempotency_key=idempotency_key, origin=origin, caller=_caller(), deps=_deps()
+        body, idempotency_key=idempotency_key, origin=origin, caller=_caller(), deps=_deps()
     )
     return Response(202, content_types.APPLICATION_JSON, accepted, {"Location": accepted.links["self"]})
 
@@ -132,7 +131,7 @@ def cancel(job_id: str) -> JobView:
 
 def error_response(exc: Exception) -> Response[Any]:
     if isinstance(exc, RequestValidationError):
-        exc = invalid_request(exc.errors(), app.current_event.body)
+        exc = invalid_request(exc.errors())
     status, code = next(((s, c) for cls, s, c in HTTP_ERRORS if isinstance(exc, cls)), (None, None))
     if status is None and isinstance(exc, ServiceError):  # the resolver's own (e.g. unsupported media type)
         status, code = HTTPStatus(exc.status_code), HTTPStatus(exc.status_code).phrase.replace(" ", "")
@@ -173,7 +172,12 @@ app.exception_handler(Exception)(error_response)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Checked before routing: the resolver's form and multipart parsers would run first (and can crash).
     try:
-        check_body(event.get("headers"), event.get("body"), is_base64=bool(event.get("isBase64Encoded")))
+        check_body(
+            event.get("headers"),
+            event.get("body"),
+            is_base64=bool(event.get("isBase64Encoded")),
+            method=str(event.get("httpMethod") or ""),
+        )
     except (UnsupportedMediaTypeError, InvalidRequestError) as exc:
         return _refused(exc)
     return app.resolve(event, context)

@@ -16,6 +16,7 @@ from t2v.contract import (
     Ended,
     ExecutionInput,
     OutcomeInput,
+    ParkRequest,
     PollDecision,
     PollTurn,
     StepError,
@@ -55,7 +56,11 @@ TARGETS: dict[str, type[BaseModel]] = {
     "Finalize": OutcomeInput,
     "RecordOutcome": OutcomeInput,
     "RecordFailure": CatchInput,
+    "ParkForPush": ParkRequest,
 }
+# Tasks that wait for a task token: the function's result is not theirs, a SendTaskSuccess's is.
+CALLBACK_TASKS = {"ParkForPush"}
+CONTEXT_PATHS = {"$$.Execution.Name", "$$.Task.Token"}
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -111,7 +116,7 @@ def payload_of(state: dict[str, Any], document: dict[str, Any]) -> dict[str, Any
     payload: dict[str, Any] = {}
     for key, value in params["Payload"].items():
         if key.endswith(".$"):
-            context = {"Execution": {"Name": document["job_id"]}}
+            context = {"Execution": {"Name": document["job_id"]}, "Task": {"Token": "AQB-task-token"}}
             payload[key[:-2]] = (
                 resolve(context, "$" + value[2:]) if value.startswith("$$.") else resolve(document, value)
             )
@@ -152,15 +157,21 @@ def test_every_json_path_a_task_reads_is_a_field_and_every_key_it_sends_is_an_in
     state, target = STATES[name], TARGETS[name]
     for key, path in json_paths(state["Parameters"]):
         if path.startswith("$$."):
-            assert path == "$$.Execution.Name", path  # the execution is named by the job id
-            continue
-        field_at(StateDocument, path)
+            assert path in CONTEXT_PATHS, path  # the execution is named by the job id; a park's token
+        else:
+            field_at(StateDocument, path)
         if key != "Payload":
             assert key in target.model_fields, f"{name} sends {key!r}, which {target.__name__} does not take"
+    if name in CALLBACK_TASKS:
+        assert "ResultSelector" not in state and state["ResultPath"] is None  # the turn passes through
+        assert field_at(StateDocument, state["TimeoutSecondsPath"]) is int
+        return
     assert state["ResultSelector"] == {"Payload.$": "$.Payload"}
     assert state["ResultPath"] in {"$.status", "$.result"}
     for catch in state.get("Catch", []):
-        field_at(StateDocument, catch["ResultPath"]) if catch["ResultPath"] == "$.error" else None
+        # A failed step's error lands where RecordFailure reads it; RecordFailure's own goes aside.
+        expected = "$.notify_error" if name == "RecordFailure" else "$.error"
+        assert catch["ResultPath"] == expected, name
 
 
 def test_what_each_task_sends_validates_as_its_functions_input() -> None:
@@ -173,16 +184,23 @@ def test_what_each_task_sends_validates_as_its_functions_input() -> None:
     assert isinstance(ended, OutcomeInput) and ended.outcome == FAILED.outcome
     catch = FINALIZE_INPUT.validate_python(payload_of(STATES["RecordFailure"], waiting))
     assert isinstance(catch, CatchInput) and catch.error.message() == "size: bad"
+    park = ParkRequest.model_validate(payload_of(STATES["ParkForPush"], waiting))
+    assert (park.job_id, park.token) == (waiting["job_id"], "AQB-task-token")
 
 
 def test_the_loop_routes_on_the_decision_and_waits_on_the_turns_seconds() -> None:
     route = STATES["RouteByState"]
-    assert {c["Variable"] for c in route["Choices"]} == {"$.status.Payload.decision"}
+    decisions = [c for c in route["Choices"] if "Variable" in c]
+    assert {c["Variable"] for c in decisions} == {"$.status.Payload.decision"}
     assert field_at(StateDocument, "$.status.Payload.decision") is PollDecision
-    routed = {c["StringEquals"] for c in route["Choices"]}
+    # The one other rule parks a WAIT turn when push is on (tests/unit/test_asl_push.py).
+    [park] = [c for c in route["Choices"] if "And" in c]
+    assert {c["Variable"] for c in park["And"]} == {"$.status.Payload.park"}
+    assert field_at(StateDocument, "$.status.Payload.park") is bool
+    routed = {c["StringEquals"] for c in decisions}
     assert routed == {d.value for d in PollDecision} - {PollDecision.WAIT.value}
     assert route["Default"] == "WaitForVideo"
-    assert next(c["Next"] for c in route["Choices"] if c["StringEquals"] == "SUCCEEDED") == "Finalize"
+    assert next(c["Next"] for c in decisions if c["StringEquals"] == "SUCCEEDED") == "Finalize"
     assert field_at(StateDocument, STATES["WaitForVideo"]["SecondsPath"]) is int
     assert field_at(ExecutionInput, STATES["Stagger"]["SecondsPath"]) is int
 
@@ -200,3 +218,15 @@ def test_the_outcome_is_one_of_two_kinds() -> None:
         )
     turn = PollTurn.model_validate_json(FAILED.model_dump_json())
     assert turn.outcome == FAILED.outcome and turn.submitted_at == WAITING.submitted_at
+
+
+def test_the_events_corpus_speaks_the_contract() -> None:
+    # Given the sample events `sam local invoke -e` and the docs use
+    assert isinstance(SubmitInput.model_validate(load_event("submit.json")), SubmitInput)
+    assert PollTurn.model_validate(load_event("status.json")).decision == PollDecision.WAIT
+    finalize = FINALIZE_INPUT.validate_python(load_event("finalize.json"))
+    assert isinstance(finalize, OutcomeInput) and isinstance(finalize.outcome, Succeeded)
+    failure = FINALIZE_INPUT.validate_python(load_event("finalize_failure.json"))
+    assert isinstance(failure, OutcomeInput) and isinstance(failure.outcome, Ended)
+    catch = FINALIZE_INPUT.validate_python(load_event("finalize_catch.json"))
+    assert isinstance(catch, CatchInput) and "1080P" in catch.error.message()

@@ -35,6 +35,9 @@ NEEDS: dict[str, dict[str, set[str]]] = {
     "ApiFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
     # The sweeper reads and ends jobs it finds by querying; it never records a new one.
     "SweeperFunction": {"table": {"GetItem", "UpdateItem"}, "index": {"Query"}},
+    # Push completion: park stores the wait's token; the callback finds the task's owner, records the push.
+    "ParkFunction": {"table": {"UpdateItem"}, "index": set()},
+    "CallbackFunction": {"table": {"GetItem", "UpdateItem"}, "index": set()},
 }
 
 

@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-seed", type=int, default=0)
     p.add_argument("--faults", type=Path, default=None, help="JSON fault plan file")
     p.add_argument("--media-dir", type=Path, default=None)
+    p.add_argument("--push-url", default=None, help="POST every task-finished event here (default: no push)")
+    p.add_argument("--push-token", default="", help="sent in x-eventbridge-signature-token with each push")
     return p
 
 
@@ -49,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.fault_seed,
         faults=plan,
         media_dir=args.media_dir,
+        push_url=args.push_url,
+        push_token=args.push_token,
     )
     emu = Emulator(config).start(host=args.host, port=args.port)
     done = threading.Event()

@@ -17,7 +17,9 @@ JSON form (what `POST /admin/faults` and `--faults FILE.json` take)::
         {"kind": "task_failed", "prompt_contains": "forbidden",
          "code": "DataInspectionFailed", "message": "Input data may contain inappropriate content."},
         {"kind": "no_video_url", "times": 1},
-        {"kind": "video_url", "prompt_contains": "ssrf", "url": "http://169.254.169.254/latest/meta-data/"}
+        {"kind": "video_url", "prompt_contains": "ssrf", "url": "http://169.254.169.254/latest/meta-data/"},
+        {"kind": "push_dropped", "rate": 0.1},
+        {"kind": "push_early", "latency_seconds": 2.0, "rate": 0.05}
     ]}
 """
 
@@ -29,7 +31,7 @@ from typing import Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Endpoint = Literal["create", "query", "cancel", "list", "media", "task", "any"]
+Endpoint = Literal["create", "query", "cancel", "list", "media", "task", "push", "any"]
 Kind = Literal[
     "error",  # answer with HTTP `status` and {"code","message","request_id"}
     "timeout",  # hold the connection `hold_seconds`, then close it without an answer
@@ -39,6 +41,13 @@ Kind = Literal[
     "task_failed",  # task outcome: the task ends FAILED with `code` and `message`
     "no_video_url",  # task outcome: the task ends SUCCEEDED without a video_url
     "video_url",  # task outcome: the task ends SUCCEEDED with `url` as its video_url (SSRF drills)
+    # Task-finished pushes (see dashscope_emulator.push), one deciding rule per event:
+    "push_dropped",  # never sent
+    "push_duplicated",  # sent twice, the copy `latency_seconds` after the first (same event id)
+    "push_delayed",  # sent `latency_seconds` late
+    "push_reordered",  # held back until the next push has gone out
+    "push_early",  # sent `latency_seconds` before a query shows the task finished
+    "push_wrong_token",  # every attempt carries a wrong token
 ]
 
 # Known error codes and the HTTP status the real service gives them.
@@ -75,6 +84,12 @@ _DEFAULT_ENDPOINT: Final[dict[str, Endpoint]] = {
     "task_failed": "task",
     "no_video_url": "task",
     "video_url": "task",
+    "push_dropped": "push",
+    "push_duplicated": "push",
+    "push_delayed": "push",
+    "push_reordered": "push",
+    "push_early": "push",
+    "push_wrong_token": "push",
 }
 _OUTCOME_KINDS: Final = frozenset({"task_failed", "no_video_url", "video_url"})
 
@@ -127,7 +142,7 @@ class FaultRule(BaseModel):
         return DEFAULT_MESSAGES.get(self.code or "", f"Injected fault {self.code}.")
 
     def applies_to(self, endpoint: str, prompt: str | None) -> bool:
-        if self.endpoint != endpoint and not (self.endpoint == "any" and endpoint != "task"):
+        if self.endpoint != endpoint and not (self.endpoint == "any" and endpoint not in {"task", "push"}):
             return False
         if self.prompt_contains is not None:
             return prompt is not None and self.prompt_contains in prompt

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from dashscope_emulator.faults import FaultInjector, FaultPlan, FaultRule
 from dashscope_emulator.media import MediaStore, VideoSpec
+from dashscope_emulator.push import Pusher
 from dashscope_emulator.rules import MODELS
 from dashscope_emulator.tasks import Task, parse_list_time
 from dashscope_emulator.validation import ApiError, parse_create
@@ -61,6 +62,10 @@ class EmulatorConfig:
     # The provider's clock against the callers' (seconds added to every time the emulator reads): its
     # task creation times, list windows and task lifetimes all follow the skewed clock.
     clock_offset_seconds: float = 0.0
+    # Task-finished pushes (dashscope_emulator.push): off until a URL is set here or by POST /admin/push.
+    push_url: str | None = None
+    push_token: str = ""
+    push_retry_delays: tuple[float, ...] = (10.0, 15.0, 20.0)
 
 
 @dataclass
@@ -117,6 +122,9 @@ class Emulator:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.media = MediaStore(self.config.media_dir, workers=self.config.encode_workers)
+        self.pusher = Pusher(self._faults, retry_delays=self.config.push_retry_delays)
+        if self.config.push_url:
+            self.pusher.configure(self.config.push_url, self.config.push_token)
 
     # ----------------------------------------------------------------- lifecycle
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
@@ -141,6 +149,7 @@ class Emulator:
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self.pusher.stop()
         self.media.close()
 
     def __enter__(self) -> Emulator:
@@ -210,14 +219,23 @@ class Emulator:
         self._faults.replace(plan)
         return plan
 
+    def configure_push(self, url: str | None, token: str = "") -> None:
+        """Push every task's end to `url` with `token` in the EventBridge token header (None: off)."""
+        self.pusher.configure(url, token)
+
+    def pushes(self) -> list[dict[str, Any]]:
+        """Every push delivery attempt so far (and the dropped ones, with attempt 0 and no status)."""
+        return self.pusher.log()
+
     def reset(self) -> None:
-        """Forget tasks, the request log and the fault plan."""
+        """Forget tasks, the request log, the push log and the fault plan."""
         with self._lock:
             self._tasks.clear()
             self._log.clear()
             self._windows.clear()
             self._created = 0
         self.media.clear()
+        self.pusher.clear()
         self.set_faults(None)
 
     def wait_media(self, task_id: str, timeout: float | None = None) -> Path | None:
@@ -280,6 +298,7 @@ class Emulator:
         with self._lock:
             self._tasks[task.task_id] = task
             self._created += 1
+        self.pusher.task_ended(task, "FAILED" if task.outcome == "failed" else "SUCCEEDED", task.finished_at)
         if task.outcome == "succeeded":
             spec = VideoSpec(
                 task.render_prompt, task.delivered_size, task.duration, task.audio, task.watermark, task.seed
@@ -338,6 +357,7 @@ class Emulator:
             if task is None or task.status(self.now()) != "PENDING":
                 return False
             task.canceled_at = self.now()
+        self.pusher.task_ended(task, "CANCELED", task.canceled_at)
         self.media.discard(task_id)
         return True
 
@@ -609,6 +629,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(400, {"code": "InvalidFaultPlan", "message": str(exc)}, with_id=False)
                 return
             self._json(200, self._faults_body(), with_id=False)
+        elif method == "GET" and path == "/admin/pushes":
+            self._json(200, {"pushes": emu.pushes()}, with_id=False)
+        elif method == "POST" and path == "/admin/push":
+            config = json.loads(self._body or b"{}")
+            emu.configure_push(config.get("url"), str(config.get("token") or ""))
+            self._json(200, {"url": config.get("url")}, with_id=False)
         elif method == "POST" and path == "/admin/reset":
             emu.reset()
             self._json(200, {"ok": True}, with_id=False)

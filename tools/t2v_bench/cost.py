@@ -41,7 +41,15 @@ from t2v_bench.common import RESULTS_DIR, ROOT, machine, median, pyplot, table, 
 
 GOAL_TRANSITIONS = 20
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
-_FUNCTIONS = ("SubmitFunction", "StatusFunction", "FinalizeFunction", "IntakeFunction", "ApiFunction")
+_FUNCTIONS = (
+    "SubmitFunction",
+    "StatusFunction",
+    "FinalizeFunction",
+    "IntakeFunction",
+    "ApiFunction",
+    "ParkFunction",
+    "CallbackFunction",
+)
 # Lambda's own START/END/REPORT lines, which the sandbox does not write (about 330 bytes together).
 _PLATFORM_LOG_BYTES = 330
 # Durations closer to AWS than the sandbox's loopback ones: DashScope is across the Pacific from
@@ -193,6 +201,7 @@ class Settings:
     size: str = "640*360"
     duration: int = 5
     timeout: float = 300.0
+    push: bool = False  # PushCompletion: the emulator's pushes wake parked waits (issue 13)
 
 
 def _wait_done(sfn: Any, arns: list[str], timeout: float) -> None:
@@ -251,6 +260,7 @@ def measure(settings: Settings, template: Path = ROOT / "template.yaml") -> dict
             write_endpoints=False,
         )
         config.time_scale = scale
+        config.push = settings.push
         with UserSandbox(config) as sandbox, recording(sandbox) as recorder:
             parameters = dict(sandbox.stack.parameters) if sandbox.stack else {}
             sfn = sandbox.client("stepfunctions")
@@ -490,6 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--reprice", type=Path, help="re-price an earlier cost.json (after editing prices.py)"
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
+    parser.add_argument(
+        "--push",
+        choices=("on", "off"),
+        default="off",
+        help="PushCompletion (issue 13); on writes cost-push.*",
+    )
     args = parser.parse_args(argv)
     if args.reprice:
         earlier = json.loads(args.reprice.read_text())
@@ -502,8 +518,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pending_seconds=min(10.0, args.generation_seconds / 6),
         poll_interval=args.poll_interval,
         time_scale=args.time_scale,
+        push=args.push == "on",
     )
-    data = run(settings, args.out)
+    data = run(settings, args.out, "cost-push" if settings.push else "cost")
     ok = (
         data["measured"]["transitions_per_job"]["median"] <= GOAL_TRANSITIONS
         and not data["failed_executions"]

@@ -152,8 +152,9 @@ class OurPoller:
     learn: bool = True
     unbooked_turns: int = 0
     state: dict[int, dict[str, Any]] = field(default_factory=dict)
+    hinted: set[int] = field(default_factory=set)  # jobs whose push came before a query showed the finish
 
-    def _land(self, job: SimJob, now: float, wait: float) -> float:
+    def _land(self, job: SimJob, now: float, wait: float, *, hinted: bool = False) -> float:
         booking = book_query(
             self.stats,
             wait,
@@ -161,8 +162,11 @@ class OurPoller:
             deadline=job.submit + DEADLINE_SECONDS,
             active_jobs=self.stats.active_jobs(),
             policy=self.policy,
+            hinted=hinted,
+            phase=phase_of(job.job_id),
         )
         self.state[job.index]["slot"] = booking.slot
+        self.state[job.index]["due"] = now + booking.pause + booking.wait_seconds
         return now + booking.pause + booking.wait_seconds + self.rng.uniform(*self.latency)
 
     def first(self, job: SimJob, now: float) -> float:
@@ -179,9 +183,9 @@ class OurPoller:
         pause = slot_check(self.state[job.index].get("slot"), now)
         return pause if pause is not None else claim_now(self.stats, now, self.policy)
 
-    def rebook(self, job: SimJob, now: float) -> float:
+    def rebook(self, job: SimJob, now: float, *, hinted: bool = False) -> float:
         self.unbooked_turns += 1
-        return self._land(job, now, self.policy.min_wait)
+        return self._land(job, now, self.policy.min_wait, hinted=hinted)
 
     def after(self, job: SimJob, now: float) -> float | None:
         st = self.state[job.index]
@@ -197,8 +201,11 @@ class OurPoller:
             state=st["observed"],
             queued_seconds=st["queued"],
             active_jobs=self.stats.active_jobs(),
+            hinted=job.index in self.hinted,
         )
-        return self._land(job, now, next_wait(obs, self.stats.history(job.tier), self.policy))
+        self.hinted.discard(job.index)
+        wait = next_wait(obs, self.stats.history(job.tier), self.policy)
+        return self._land(job, now, wait, hinted=obs.hinted)
 
     def finished(self, job: SimJob, now: float) -> None:
         self.stats.active -= 1

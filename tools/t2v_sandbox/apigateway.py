@@ -65,6 +65,8 @@ def _auth_kind(security: list[dict[str, Any]], definitions: dict[str, Any], wher
     kinds = set()
     for requirement in security:
         for name in requirement:
+            if name == "NONE" and name not in definitions:
+                continue  # SAM's `Auth: {Authorizer: NONE}`: a public route under a default authorizer
             definition = definitions.get(name, {})
             if definition.get("x-amazon-apigateway-authtype") == "awsSigv4":
                 kinds.add("AWS_IAM")

@@ -36,6 +36,11 @@ def register(subparsers: Any) -> None:
     up.add_argument("--no-emulator", action="store_true", help="do not start the DashScope emulator")
     up.add_argument("--emulator-pending-seconds", type=float, default=2.0)
     up.add_argument("--emulator-running-seconds", type=float, default=5.0)
+    up.add_argument(
+        "--no-push",
+        action="store_true",
+        help="deploy with PushCompletion=Disabled: the emulator pushes nothing, polling alone finds finishes",
+    )
     up.set_defaults(func=run_up)
 
 
@@ -53,6 +58,7 @@ def run_up(args: argparse.Namespace) -> int:
         stack_name=args.stack_name,
         moto_port=args.moto_port,
         api_port=args.api_port,
+        push=not args.no_push,
     )
     stop = threading.Event()
 

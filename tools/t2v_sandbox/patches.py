@@ -213,7 +213,7 @@ def _patch_events() -> None:
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
-# --- Step Functions: Wait states and Retry intervals sleep `seconds * time_scale`.
+# --- Step Functions: Wait states, Retry intervals and task timeouts last `seconds * time_scale`.
 class _ScaledTime:
     """Stands in for the `time` module inside moto's retrier, scaling only `sleep`."""
 
@@ -228,9 +228,22 @@ class _ScaledTime:
 
 def _patch_stepfunctions_time() -> None:
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
     retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+
+    def _timeout_body(self: Any, env: Any) -> None:
+        # A task's TimeoutSeconds(Path) bounds both the task and a `.waitForTaskToken` wait for its
+        # token (moto 5.2.5 supports both, and SendTaskSuccess through its parser backend); the wait
+        # a push can cut short must shrink with the Wait states it replaces.
+        seconds = self._eval_seconds(env=env)
+        runtime = _State.runtime
+        if runtime is not None and not self.is_default_value():
+            seconds = seconds * runtime.time_scale
+        env.stack.append(seconds)
+
+    Timeout._eval_body = _timeout_body  # type: ignore[method-assign]
 
     def _wait_interval(self: Any, env: Any, wait_seconds: float) -> None:
         runtime = _State.runtime

@@ -62,6 +62,10 @@ class SandboxConfig:
     kill_seed: int = 0
     # Extra environment for every function (wins over the template's variables).
     function_environment: dict[str, str] = field(default_factory=dict)
+    # Push completion: the template's PushCompletion parameter (when it declares one and no override
+    # sets it), and the emulator pushing each task's end to the deployed callback route.
+    # T2V_PUSH=off runs every sandbox (tests, soak, demo) with push off.
+    push: bool = field(default_factory=lambda: os.environ.get("T2V_PUSH", "on").lower() != "off")
 
 
 def _free_port(host: str) -> int:
@@ -156,6 +160,7 @@ class Sandbox:
                 self.client, time_scale=self.config.time_scale, account=ACCOUNT_ID, region=self.config.region
             ).start()
             self._start_fronts()
+            self._wire_push()
             self.endpoints = self._endpoints()
             if self.config.write_endpoints:
                 self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -287,6 +292,8 @@ class Sandbox:
 
     def _parameter_overrides(self, declared: dict[str, Any]) -> dict[str, str]:
         overrides = dict(self.config.parameter_overrides)
+        if "PushCompletion" in declared:
+            overrides.setdefault("PushCompletion", "Enabled" if self.config.push else "Disabled")
         if self._emulator is not None:
             # Point the pipeline at the emulator, and let finalize download the emulator's (http) videos.
             if "DashScopeBaseUrl" in declared:
@@ -300,6 +307,27 @@ class Sandbox:
                     ),
                 )
         return overrides
+
+    @property
+    def push_enabled(self) -> bool:
+        return bool(self.stack and self.stack.parameters.get("PushCompletion") == "Enabled")
+
+    def callback_url(self) -> str | None:
+        """Where the emulator pushes: the deployed callback route on the sandbox's API front."""
+        if self.stack is None or "CallbackFunction" not in self.stack.resources:
+            return None
+        api_url = next(iter(self.api_urls.values()), None)
+        return f"{api_url}/callbacks/dashscope" if api_url else None
+
+    def _wire_push(self) -> None:
+        """Alibaba Cloud's side of push, played by the emulator: an HTTP target with the callback URL
+        and the token the stack generated."""
+        url = self.callback_url()
+        if self._emulator is None or not self.push_enabled or url is None:
+            return
+        secret_arn = self.physical_id("CallbackSecret")
+        token = self.client("secretsmanager").get_secret_value(SecretId=secret_arn)["SecretString"]
+        self._emulator.configure_push(url, token)
 
     def _store_api_key(self) -> None:
         assert self.stack is not None
@@ -374,6 +402,8 @@ class Sandbox:
             "api_urls": api_urls,
             "emulator_url": self._emulator.base_url if self._emulator else None,
             "emulator_root_url": self._emulator.root_url if self._emulator else None,
+            "push": self.push_enabled,
+            "callback_url": self.callback_url(),
             "dashscope": "emulator"
             if self._emulator
             else ("real" if os.environ.get("DASHSCOPE_API_KEY") else None),

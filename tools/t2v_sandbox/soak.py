@@ -118,7 +118,24 @@ def fault_plan(seed: int, *, background: bool = True) -> dict[str, Any]:
         {"kind": "task_failed", "prompt_contains": "#outinspect#", "code": "DataInspectionFailed"},
         {"kind": "no_video_url", "prompt_contains": "#novideo#"},
     ]
+    # Task-finished pushes (push on): each kind on a scenario's tag, so a small run sees them all.
+    rules += [
+        {"kind": "push_dropped", "prompt_contains": "#plain#"},
+        {"kind": "push_duplicated", "prompt_contains": "#c500#", "latency_seconds": 0.3},
+        {"kind": "push_delayed", "prompt_contains": "#c429#", "latency_seconds": 1.0},
+        {"kind": "push_early", "prompt_contains": "#q429#", "latency_seconds": 0.3},
+        {"kind": "push_wrong_token", "prompt_contains": "#q503#"},
+        {"kind": "push_reordered", "prompt_contains": "#reset#"},
+    ]
     if background:
+        rules += [
+            {"kind": "push_dropped", "rate": 0.10},
+            {"kind": "push_duplicated", "rate": 0.05, "latency_seconds": 0.5},
+            {"kind": "push_delayed", "rate": 0.05, "latency_seconds": 1.0},
+            {"kind": "push_early", "rate": 0.05, "latency_seconds": 0.3},
+            {"kind": "push_reordered", "rate": 0.03},
+            {"kind": "push_wrong_token", "rate": 0.02},
+        ]
         rules += [
             {**create_500, "rate": 0.03},
             {**create_429, "rate": 0.03},
@@ -580,6 +597,17 @@ def fault_totals(sb: UserSandbox) -> dict[str, int]:
     return dict(totals)
 
 
+def push_totals(sb: UserSandbox) -> dict[str, Any]:
+    """Whether push was on, and what the emulator's deliveries got back from the callback route."""
+    attempts = [p for p in sb.emulator.pushes() if p["fault"] != "push_dropped"]
+    return {
+        "push": sb.push_enabled,
+        "push_deliveries": len(attempts),
+        "push_accepted": sum(1 for p in attempts if p["http_status"] and 200 <= p["http_status"] < 300),
+        "push_refused": sum(1 for p in attempts if p["http_status"] == 401),
+    }
+
+
 def fault_table(sb: UserSandbox) -> list[str]:
     totals = fault_totals(sb)
     stats = sb.fault_stats()
@@ -648,6 +676,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         summary, verdicts = Judge(sb, jobs, subscriber).run()
         summary["seconds"] = round(time.monotonic() - started, 1)
         summary.update({k: v for k, v in sb.fault_stats().items() if k != "kills_by_function"})
+        summary.update(push_totals(sb))
         summary["faults"] = fault_totals(sb)
         details = config.work_dir / "soak-jobs.jsonl"
         details.parent.mkdir(parents=True, exist_ok=True)

@@ -79,6 +79,8 @@ class ProviderSettings(DashScopeSettings):
     daily_budget_seconds: int = Field(default=0, ge=0, description="0 means no budget cap")
     # Margin for the provider's clock against ours when matching its task times with our stamps.
     provider_clock_skew_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
+    # Task-finished pushes wake parked waits; polling becomes the safety net (issue 13).
+    push_completion: bool = False
 
     @field_validator("model_name")
     @classmethod
@@ -92,7 +94,17 @@ class ProviderSettings(DashScopeSettings):
             budget_qps=self.poll_budget_qps,
             dense_seconds=float(self.poll_interval_seconds),
             default_scale=self.generation_time_scale,
+            push=self.push_completion,
         )
+
+
+class PushSettings(JobsSettings):
+    """The callback and park functions: where the callback token lives and the state machine's ARN
+    prefix (wakes go to task tokens, which name no resource)."""
+
+    callback_secret_id: str | None = Field(
+        default=None, description="Secrets Manager secret holding the push token (callback only)"
+    )
 
 
 class FinalizeSettings(JobsSettings):

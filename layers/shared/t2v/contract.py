@@ -109,6 +109,16 @@ class PollTurn(_Contract):
     latency: float = Field(ge=0, description="seconds from a return to the next turn's start")
     returned_at: AwareDatetime
     outcome: Outcome | None = Field(default=None, description="set once `decision` is not WAIT")
+    park: bool = Field(
+        default=False, description="push on: wait in ParkForPush (a push can end it) rather than WaitForVideo"
+    )
+
+
+class ParkRequest(_Contract):
+    """What the ParkForPush state sends the park function: the job and the wait's task token."""
+
+    job_id: JobId
+    token: str = Field(min_length=1, max_length=2048, repr=False)
 
 
 class OutcomeInput(_Contract):

@@ -5,6 +5,7 @@ Pure domain: no I/O. Every validation error names the field and the rule it brok
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
@@ -196,17 +197,18 @@ class InvalidRequestError(ValueError):
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
-    errors: list[FieldError] = []
-    for err in exc.errors(include_url=False):
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    """pydantic's errors for a request as the contract's field errors: each names its field and rule."""
+    found: list[FieldError] = []
+    for err in errors:
         loc = ".".join(str(part) for part in err["loc"]) or "request"
         message = str(err["msg"]).removeprefix("Value error, ")
         if message.startswith("duration: "):
             loc, message = "duration", message.removeprefix("duration: ")
         elif err["type"] == "extra_forbidden":
             message = "unknown field; allowed: " + ", ".join(VideoRequest.model_fields)
-        errors.append(FieldError(loc, message))
-    return errors
+        found.append(FieldError(loc, message))
+    return found
 
 
 def parse_request(data: Any, defaults: dict[str, Any] | None = None) -> VideoRequest:
@@ -217,4 +219,4 @@ def parse_request(data: Any, defaults: dict[str, Any] | None = None) -> VideoReq
     try:
         return VideoRequest.model_validate(merged)
     except ValidationError as exc:
-        raise InvalidRequestError(_field_errors(exc)) from None
+        raise InvalidRequestError(field_errors(exc.errors(include_url=False))) from None

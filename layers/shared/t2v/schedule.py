@@ -37,6 +37,8 @@ SEED_SPREAD: Final = (0.85, 0.95, 1.0, 1.05, 1.2)  # a deliberately wide prior; 
 DISPATCH_LATENCY: Final = 0.25
 MAX_LATENCY: Final = 5.0
 
+# A look a push asked for that found no free second in its probes tries again this soon.
+HINTED_RETRY_SECONDS: Final = 30.0
 # A query must start this long before its slot ends to reach the provider inside it.
 SLOT_MARGIN: Final = 0.2
 # Where in its second a query should land at the expected latency: [0.25, 0.55), so that latency
@@ -85,12 +87,21 @@ class Policy:
     max_wait: float = 120.0
     history_limit: int = 32
     default_scale: float = 1.0  # multiplies the seeded defaults (the sandbox's emulator is quicker)
+    # Task-finished pushes wake the workflow: polling is only the safety net for a lost push, so it
+    # looks once just past the late quantile of the prediction and then backs off (see `fallback_wait`).
+    push: bool = False
+    push_max_wait: float = 900.0  # a safety-net look may wait longer than `max_wait`
+    # With push on, safety-net looks may fill only this share of any second's slots: the rest stays
+    # free for the looks pushes ask for, which are (almost) sure to find a finished task.
+    fallback_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.budget_qps <= 0 or self.dense_seconds <= 0 or self.min_wait <= 0:
             raise ValueError("budget_qps, dense_seconds and min_wait must be positive")
         if not 0 <= self.first_quantile < self.tail_quantile <= 1:
             raise ValueError("need 0 <= first_quantile < tail_quantile <= 1")
+        if not 0 < self.fallback_share <= 1:
+            raise ValueError("fallback_share must be in (0, 1]")
         if self.history_limit < 1 or self.max_dense_polls < 1:
             raise ValueError("history_limit and max_dense_polls must be at least 1")
 
@@ -98,6 +109,13 @@ class Policy:
     def slot_limit(self) -> int:
         """Queries the ledger admits in any one second."""
         return max(1, math.floor(self.budget_qps))
+
+    def booking_limit(self, *, hinted: bool = False) -> int:
+        """The fill of a second up to which a look may book it: the whole budget, except for the
+        safety-net looks of push mode, which leave room for looks a push asked for."""
+        if not self.push or hinted:
+            return self.slot_limit
+        return max(1, math.floor(self.slot_limit * self.fallback_share))
 
 
 @dataclass(frozen=True)
@@ -134,6 +152,7 @@ class Observation:
     state: PollState = "SUBMITTED"
     queued_seconds: float | None = None  # provider scheduled_time - submit_time, once RUNNING
     active_jobs: int = 1
+    hinted: bool = False  # a push said the task finished, yet this look did not show it finished
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -171,12 +190,30 @@ def desired_wait(obs: Observation, history: TierHistory, policy: Policy) -> floa
     return policy.dense_seconds + policy.backoff_ratio * overrun
 
 
+def fallback_wait(obs: Observation, history: TierHistory, policy: Policy) -> float:
+    """With push on: seconds until the next look that only a lost push makes necessary.
+
+    Almost every task finishes before the late (`tail_quantile`) quantile of its prediction, and its
+    push wakes the workflow then; so the safety net looks once at that quantile, then waits as long
+    again as the task has overrun it (looks about twice as far apart each time). A push the provider
+    sent before a query shows the task finished (`hinted`) is worth a second look a poll interval on.
+    """
+    if obs.hinted:
+        return policy.dense_seconds
+    tail = quantile(predicted_finishes(obs, history), policy.tail_quantile)
+    if obs.now < tail - policy.min_wait:
+        return tail - obs.now
+    return policy.dense_seconds + max(0.0, obs.now - tail)
+
+
 def budget_gap(active_jobs: int, policy: Policy) -> float:
     """The shortest interval between one job's queries that keeps the account under budget."""
     return max(1, active_jobs) / policy.budget_qps
 
 
 def _own_wait(obs: Observation, history: TierHistory, policy: Policy) -> float:
+    if policy.push:
+        return min(max(fallback_wait(obs, history, policy), policy.min_wait), policy.push_max_wait)
     return min(max(desired_wait(obs, history, policy), policy.min_wait), policy.max_wait)
 
 
@@ -216,12 +253,37 @@ def probe_offsets(max_probes: int) -> list[int]:
     return [i if i < 8 else 7 + 2 ** (i - 7) for i in range(max_probes)]
 
 
-def reserve_slot(ledger: SlotLedger, earliest: float, *, policy: Policy, max_probes: int = 20) -> int | None:
-    """Book the first free one-second slot at or after `earliest` among `probe_offsets`. None when
-    all were full: then the caller must not query, and tries again later."""
+def hinted_offsets(gap: float, max_probes: int = 20, phase: float = 0.0) -> list[int]:
+    """Probes for a look a push asked for: the next seconds one by one, then evenly over one budget
+    gap, shifted by the job's `phase`. When finishes arrive faster than the budget, the looks queue
+    up over that gap, as polling would spread them, instead of landing far out where the widening
+    strides reach."""
+    near = list(range(8))
+    spread = max_probes - len(near)
+    span = max(gap, 2.0 * len(near))
+    far = {len(near) + round(span * (k - phase % 1.0) / spread) for k in range(1, spread + 1)}
+    return near + sorted(far - set(near))
+
+
+def reserve_slot(
+    ledger: SlotLedger,
+    earliest: float,
+    *,
+    policy: Policy,
+    max_probes: int = 20,
+    hinted_gap: float | None = None,
+    phase: float = 0.0,
+) -> int | None:
+    """Book the first free one-second slot at or after `earliest` among `probe_offsets` (or, for a
+    look a push asked for, `hinted_offsets` over `hinted_gap`). None when all were full: then the
+    caller must not query, and tries again later."""
     first = math.ceil(earliest)
-    for offset in probe_offsets(max_probes):
-        if ledger.take(first + offset, policy.slot_limit):
+    hinted = hinted_gap is not None
+    offsets = (
+        hinted_offsets(hinted_gap, max_probes, phase) if hinted_gap is not None else probe_offsets(max_probes)
+    )
+    for offset in offsets:
+        if ledger.take(first + offset, policy.booking_limit(hinted=hinted)):
             return first + offset
     return None
 
@@ -263,15 +325,20 @@ def book_query(
     active_jobs: int,
     policy: Policy,
     latency: float = DISPATCH_LATENCY,
+    hinted: bool = False,
+    phase: float = 0.0,
 ) -> Booking:
-    """Turn a desired wait into a booked one-second slot and the way to land in it."""
+    """Turn a desired wait into a booked one-second slot and the way to land in it (`hinted`: a
+    look a push asked for, which may fill a second the safety-net looks must leave free)."""
     earliest = now + wait
     if earliest >= deadline:  # the next turn finds the deadline passed and never queries
         return Booking(0.0, max(1, math.ceil(deadline - now)), None)
-    slot = reserve_slot(ledger, earliest, policy=policy)
+    gap = budget_gap(active_jobs, policy)
+    slot = reserve_slot(ledger, earliest, policy=policy, hinted_gap=gap if hinted else None, phase=phase)
     if slot is None:
-        gap = max(policy.min_wait, budget_gap(active_jobs, policy))
-        return Booking(0.0, max(1, math.ceil(min(gap, deadline - now))), None)
+        # A hinted look tries again within the span its probes covered; the rest wait one gap.
+        retry = HINTED_RETRY_SECONDS if hinted else gap
+        return Booking(0.0, max(1, math.ceil(min(max(policy.min_wait, retry), deadline - now))), None)
     pause, wait_seconds = plan_wait(slot, now, latency)
     return Booking(pause, wait_seconds, slot)
 
@@ -298,6 +365,14 @@ def slot_check(slot: int | None, now: float) -> float | None:
     if slot is None or now >= slot + 1 - SLOT_MARGIN or slot - now > 1.0:
         return None
     return max(0.0, slot - now)
+
+
+def woken_early(returned_at: float | None, wait_seconds: float | None, now: float) -> bool:
+    """Whether a turn came more than a second before the wait its last turn set (`wait_seconds`
+    after it returned at `returned_at`) was over: a push woke it."""
+    if returned_at is None or wait_seconds is None:
+        return False
+    return returned_at + wait_seconds - now > 1.0
 
 
 def claim_now(ledger: SlotLedger, now: float, policy: Policy) -> float | None:
@@ -374,3 +449,7 @@ class MemoryPollStats:
             return False
         self.slots[second] = self.slots.get(second, 0) + 1
         return True
+
+    def release(self, second: int) -> None:
+        if self.slots.get(second, 0) > 0:
+            self.slots[second] -= 1

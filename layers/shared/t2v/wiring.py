@@ -11,11 +11,12 @@ from t2v.adapters.notifier import Notifier
 from t2v.adapters.poll_stats import PollStats
 from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.storage import VideoStore
-from t2v.adapters.workflow import Workflow
-from t2v.config import ApiSettings, FinalizeSettings, IntakeSettings, ProviderSettings
+from t2v.adapters.workflow import TaskTokens, Workflow
+from t2v.config import ApiSettings, FinalizeSettings, IntakeSettings, ProviderSettings, PushSettings
 from t2v.contract import ExecutionInput
 from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
 from t2v.media import HostAllowlist
+from t2v.push import PushDeps
 from t2v.times import utcnow
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.finalize import FinalizeDeps
@@ -99,6 +100,19 @@ def provider_deps() -> ProviderDeps:
         refresh_key=client.refresh,
         settings=settings,
         stats=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
+    )
+
+
+@cache
+def push_deps() -> PushDeps:
+    """The callback's and the park step's adapters; the token is read only when a push arrives."""
+    settings = PushSettings.from_env()
+    secret_id = settings.callback_secret_id
+    tokens = ApiKeyProvider(secret_id, fields=("token",), what="push token") if secret_id else None
+    return PushDeps(
+        repo=JobsRepository(settings.jobs_table),
+        waker=TaskTokens(),
+        token=tokens.get if tokens is not None else (lambda: ""),  # no secret: every push is refused
     )
 
 

@@ -2,7 +2,8 @@
 
 Table layout (single table, hash key `pk`):
 - `<job_id>`          a job (`kind = "job"`, GSI `by_created` on kind + created_at for listing)
-- `task#<task_id>`    which job owns a provider task (so reconciliation never adopts a task twice)
+- `task#<task_id>`    which job owns a provider task (so reconciliation never adopts a task twice,
+                      and a push finds its job)
 - `budget#<date>`     billed seconds used that UTC day
 - `idem#<key>`        an API idempotency key and the job it started
 - `stats#…`, `slot#…` what the poll schedule shares (see `t2v.adapters.poll_stats`); this module
@@ -18,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -31,6 +33,7 @@ from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_mo
 from t2v.times import iso
 
 JOB_TTL_DAYS = 90
+_TERMINAL_VALUES = frozenset(status.value for status in TERMINAL)
 CONTESTED = "contested"  # owner of a provider task that more than one job could have made
 FOREIGN = "foreign"  # owner of a provider task shown to come from another client's request
 
@@ -98,6 +101,23 @@ def _refusing_item(exc: ClientError) -> dict[str, Any] | None:
 
     deserializer = TypeDeserializer()
     return {key: deserializer.deserialize(value) for key, value in raw.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class HintRecorded:
+    """What recording a task-finished push found on the job (see t2v.push)."""
+
+    duplicate: bool  # this event id was recorded before (EventBridge delivered it again)
+    finished: bool  # the job already ended: nothing to wake
+    token: str | None  # the task token of the wait parked now, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """What parking a wait found on the job (see t2v.push)."""
+
+    hint_pending: bool  # a push came after the last status turn began: look now
+    finished: bool  # the job ended meanwhile (e.g. canceled): let the workflow see it now
 
 
 class JobsRepository(DynamoTable):
@@ -435,6 +455,47 @@ class JobsRepository(DynamoTable):
             ExpressionAttributeValues=_dynamo(values),
         )
         return updated.job
+
+    # -- push completion (see t2v.push: each write returns what the other side wrote) ---------
+    def record_hint(self, job_id: str, *, event_id: str, now: datetime) -> HintRecorded:
+        """Record a task-finished push on the job, once per event id; returns the parked token."""
+        try:
+            item = self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET hint_at = :now ADD push_events :ids, pushes :one",
+                ConditionExpression="attribute_exists(pk) AND NOT contains(push_events, :id)",
+                ExpressionAttributeValues={":now": iso(now), ":ids": {event_id}, ":id": event_id, ":one": 1},
+                ReturnValues="ALL_NEW",
+            ).get("Attributes", {})
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return HintRecorded(duplicate=True, finished=False, token=None)
+            raise
+        token = item.get("wait_token")
+        return HintRecorded(
+            duplicate=False,
+            finished=str(item.get("status")) in _TERMINAL_VALUES,
+            token=str(token) if token else None,
+        )
+
+    def park(self, job_id: str, *, token: str, now: datetime) -> Parked | None:
+        """Store the task token of the job's parked wait; None when the job does not exist."""
+        try:
+            item = self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET wait_token = :token, parked_at = :now",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":token": token, ":now": iso(now)},
+                ReturnValues="ALL_NEW",
+            ).get("Attributes", {})
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return None
+            raise
+        hint, checked = item.get("hint_at"), item.get("checked_at")
+        # ISO timestamps of one format compare as strings; a push at or after the turn's start is news.
+        pending = bool(hint) and (not checked or str(hint) >= str(checked))
+        return Parked(hint_pending=pending, finished=str(item.get("status")) in _TERMINAL_VALUES)
 
     def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> Write:
         """Take the right to announce the job's outcome: not fully announced (the EventBridge event comes

@@ -98,6 +98,19 @@ class PollStats(DynamoTable):
             raise
         return True
 
+    def release(self, second: int) -> None:
+        """Give back a booked second nobody will query in (a push woke its job earlier)."""
+        try:
+            self._table.update_item(
+                Key={"pk": f"slot#{second}"},
+                UpdateExpression="ADD n :minus",
+                ConditionExpression="n > :zero",
+                ExpressionAttributeValues={":minus": -1, ":zero": 0},
+            )
+        except ClientError as exc:
+            if not is_conditional_failure(exc):
+                raise
+
 
 def _history_of(item: dict[str, Any]) -> TierHistory:
     return TierHistory(

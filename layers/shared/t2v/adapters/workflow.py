@@ -58,3 +58,31 @@ class Workflow:
                 return False
             raise
         return True
+
+
+# A closed token: its task already ended (woken, timed out) or its execution stopped.
+_CLOSED_TOKEN_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
+
+
+class TaskTokens:
+    """Completes parked `.waitForTaskToken` tasks (the waits a push wakes)."""
+
+    def __init__(self, *, client: SFNClient | None = None) -> None:
+        self._client_obj = client
+
+    @property
+    def _client(self) -> SFNClient:
+        if self._client_obj is None:
+            self._client_obj = boto3_module().client("stepfunctions")
+        return self._client_obj
+
+    def wake(self, token: str) -> bool:
+        """End the parked wait now; False when its token is closed already (not an error: a
+        duplicate or late push, or a wait that timed out a moment before)."""
+        try:
+            self._client.send_task_success(taskToken=token, output=json.dumps({"woken": True}))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _CLOSED_TOKEN_CODES:
+                return False
+            raise
+        return True

@@ -12,7 +12,7 @@ from typing import Any, Final
 from t2v.adapters.jobs_repo import InvalidCursorError, decode_cursor
 from t2v.errors import PipelineError
 from t2v.jsontext import loads
-from t2v.request import FieldError, InvalidRequestError, parse_request
+from t2v.request import FieldError, InvalidRequestError, field_errors
 
 MAX_IDEMPOTENCY_KEY_CHARS: Final = 255
 
@@ -29,11 +29,14 @@ class UnsupportedMediaTypeError(PipelineError):
         )
 
 
-def check_body(headers: Mapping[str, Any] | None, body: str | None, *, is_base64: bool = False) -> None:
-    """Refuse a body that is not JSON text before any parser for its media type runs.
+def check_body(
+    headers: Mapping[str, Any] | None, body: str | None, *, is_base64: bool = False, method: str = "POST"
+) -> None:
+    """Refuse a body that is not a JSON object before any parser for its media type runs.
 
     No Content-Type, `application/json` (any parameters) and `+json` types are JSON; any other is
-    UnsupportedMediaTypeError. A base64 body (bytes that were not UTF-8) is InvalidRequestError.
+    UnsupportedMediaTypeError. A base64 body (bytes that were not UTF-8) is InvalidRequestError, and
+    so is a POST body that is JSON but no object (the resolver would take the first item of an array).
     """
     if not body:
         return
@@ -41,38 +44,47 @@ def check_body(headers: Mapping[str, Any] | None, body: str | None, *, is_base64
     media = content_type.split(";", 1)[0].strip().lower()
     if media and media != "application/json" and not media.endswith("+json"):
         raise UnsupportedMediaTypeError(content_type)
+    text = body
     if is_base64:
         try:
-            base64.b64decode(body, validate=True).decode("utf-8")
+            text = base64.b64decode(body, validate=True).decode("utf-8")
         except (binascii.Error, ValueError):
             raise InvalidRequestError([FieldError("body", "must be UTF-8 JSON text")]) from None
+    if method == "POST" and text.lstrip(" \t\r\n")[:1] != "{":
+        try:
+            loads(text)
+        except json.JSONDecodeError:
+            return  # the resolver reports where the JSON breaks
+        raise InvalidRequestError([NOT_AN_OBJECT])
 
 
-def invalid_request(errors: Sequence[Mapping[str, Any]], raw_body: str | None) -> InvalidRequestError:
-    """The HTTP layer's validation errors as the domain's field errors.
+NOT_AN_OBJECT: Final = FieldError("request", "must be a JSON object")
+# What the resolver reports at ("body",) for a body that is absent or no object.
+_NOT_AN_OBJECT_TYPES: Final = frozenset({"missing", "model_type", "model_attributes_type", "dict_type"})
 
-    Body errors are derived again by `parse_request`, so they read exactly like the contract's rules.
+
+def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
+    """The resolver's validation errors as the contract's field errors.
+
+    The resolver's body model is the contract's `VideoRequest`, so its validation is the one the
+    request gets; its errors are phrased here exactly as `parse_request` phrases them.
     """
     fields = [
         FieldError(str(e["loc"][-1]), str(e.get("msg", e["type"])).removeprefix("Value error, "))
         for e in errors
         if e["loc"][:1] != ("body",)
     ]
-    if len(fields) < len(errors):
-        fields.extend(_body_errors(raw_body))
+    body = [e for e in errors if e["loc"][:1] == ("body",)]
+    broken = next((e for e in body if e["type"] == "json_invalid"), None)
+    if broken is not None:
+        fields.append(
+            FieldError("body", f"not valid JSON: {(broken.get('ctx') or {}).get('error', broken['msg'])}")
+        )
+    elif any(tuple(e["loc"]) == ("body",) and e["type"] in _NOT_AN_OBJECT_TYPES for e in body):
+        fields.append(NOT_AN_OBJECT)
+    else:
+        fields.extend(field_errors({**e, "loc": tuple(e["loc"][1:])} for e in body))
     return InvalidRequestError(fields)
-
-
-def _body_errors(raw_body: str | None) -> list[FieldError]:
-    try:
-        data = loads(raw_body) if raw_body else None
-    except json.JSONDecodeError as exc:
-        return [FieldError("body", f"not valid JSON: {exc}")]
-    try:
-        parse_request(data)
-    except InvalidRequestError as exc:
-        return exc.errors
-    return [FieldError("body", "does not match the request schema")]
 
 
 def check_cursor(cursor: str, *, owner: str | None = None) -> None:

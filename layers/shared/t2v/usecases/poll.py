@@ -22,6 +22,7 @@ from t2v.schedule import (
     phase_of,
     queue_and_run,
     slot_check,
+    woken_early,
 )
 from t2v.times import iso
 from t2v.usecases.ports import ProviderDeps, job_or_fail
@@ -37,6 +38,7 @@ class _Booked:
     slot: int | None  # None tells the next turn it holds no slot and must not query
     latency: float
     returned_at: datetime
+    park: bool  # push on: wait in a parked task a push can wake (a task timeout needs at least 1 s)
 
 
 def first_turn(job: JobRecord, deps: ProviderDeps) -> PollTurn:
@@ -53,7 +55,7 @@ def first_turn(job: JobRecord, deps: ProviderDeps) -> PollTurn:
     )
     policy = deps.settings.poll_policy()
     wait = first_wait(obs, deps.stats.history(tier), policy, phase=phase_of(job.job_id))
-    booked = _book(wait, deadline=deadline, deps=deps)
+    booked = _book(wait, deadline=deadline, deps=deps, phase=phase_of(job.job_id))
     return PollTurn(
         job_id=job.job_id,
         task_id=str(job.task_id),
@@ -66,18 +68,28 @@ def first_turn(job: JobRecord, deps: ProviderDeps) -> PollTurn:
 
 
 def _book(
-    wait: float, *, deadline: datetime, deps: ProviderDeps, latency: float = DISPATCH_LATENCY
+    wait: float,
+    *,
+    deadline: datetime,
+    deps: ProviderDeps,
+    latency: float = DISPATCH_LATENCY,
+    hinted: bool = False,
+    phase: float = 0.0,
 ) -> _Booked:
-    """Book the next query's slot in the shared ledger, and line the return up with it."""
+    """Book the next query's slot in the shared ledger, and line the return up with it (`hinted`:
+    a look a push asked for, see `t2v.schedule.book_query`)."""
     now = deps.clock().timestamp()  # now, not at entry: the work since then shifts the landing
+    policy = deps.settings.poll_policy()
     booking = book_query(
         deps.stats,
         wait,
         now=now,
         deadline=deadline.timestamp(),
         active_jobs=deps.stats.active_jobs(),
-        policy=deps.settings.poll_policy(),
+        policy=policy,
         latency=latency,
+        hinted=hinted,
+        phase=phase,
     )
     deps.sleep(booking.pause)  # under a second: lines the query up with the start of its slot
     return _Booked(
@@ -85,27 +97,36 @@ def _book(
         slot=booking.slot,
         latency=round(latency, 3),
         returned_at=datetime.fromtimestamp(round(now + booking.pause, 3), UTC),
+        park=policy.push and booking.wait_seconds >= 1,
     )
 
 
 def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
     """One provider query (when a slot is booked): map the provider state and book the next query."""
     now = deps.clock()
-    latency = estimate_latency(
-        turn.latency, returned_at=turn.returned_at.timestamp(), waited=turn.wait_seconds, now=now.timestamp()
-    )
+    returned_at, waited = turn.returned_at.timestamp(), turn.wait_seconds
+    latency = estimate_latency(turn.latency, returned_at=returned_at, waited=waited, now=now.timestamp())
     turn = turn.model_copy(update={"polls": turn.polls + 1, "latency": round(latency, 3)})
     if now >= turn.deadline_at or turn.polls > deps.settings.max_polls:
         reason = "deadline" if now >= turn.deadline_at else f"{deps.settings.max_polls} polls"
         return _last_look(turn, reason, deps, now)
     policy = deps.settings.poll_policy()
-    pause = slot_check(turn.slot, now.timestamp())
+    # With push on, a turn well before its wait was over was woken by a task-finished push: its
+    # booked second goes back to the ledger and it claims the current one instead.
+    hinted = policy.push and woken_early(returned_at, waited, now.timestamp())
+    slot = turn.slot
+    if hinted and slot is not None and slot > now.timestamp() + 1:
+        deps.stats.release(slot)
+        slot = None
+    pause = slot_check(slot, now.timestamp())
     if pause is None:  # off its booking: the current second may still have room
         pause = claim_now(deps.stats, deps.clock().timestamp(), policy)
+    # `checked_at` is when this turn began: a push recorded after it is news to the next parked wait.
+    checked = {"polls": turn.polls, "checked_at": iso(now)}
     if pause is None:
         # Every query needs a booked second: book a later one rather than risk a full one.
-        deps.repo.update_fields(turn.job_id, {"polls": turn.polls}, now=now)
-        return _waiting(turn, policy.min_wait, deps, task_status=None)
+        deps.repo.update_fields(turn.job_id, checked, now=now)
+        return _waiting(turn, policy.min_wait, deps, task_status=None, hinted=hinted)
     deps.sleep(pause)  # under a second: the booked second has not begun yet
     try:
         info = _query(turn.task_id, deps)
@@ -117,11 +138,11 @@ def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
             MAX_BACKOFF_SECONDS, deps.settings.poll_interval_seconds * factor * (1.5 ** min(turn.errors, 6))
         )
         wait = wait * (1 + deps.rng.random() * 0.2)
-        deps.repo.update_fields(turn.job_id, {"polls": turn.polls, "last_error": str(exc)}, now=now)
+        deps.repo.update_fields(turn.job_id, {**checked, "last_error": str(exc)}, now=now)
         return _waiting(turn.model_copy(update={"errors": turn.errors + 1}), wait, deps, task_status=None)
-    deps.repo.update_fields(turn.job_id, {"polls": turn.polls, "last_polled_at": iso(now)}, now=now)
+    deps.repo.update_fields(turn.job_id, {**checked, "last_polled_at": iso(now)}, now=now)
     turn = turn.model_copy(update={"errors": 0, "request_id": info.request_id or turn.request_id})
-    return _map_task(info, turn, deps=deps, now=now)
+    return _map_task(info, turn, deps=deps, now=now, hinted=hinted)
 
 
 def _query(task_id: str, deps: ProviderDeps) -> Any:
@@ -145,7 +166,7 @@ def _last_look(turn: PollTurn, reason: str, deps: ProviderDeps, now: datetime) -
     deps.repo.update_fields(turn.job_id, {"polls": turn.polls, "last_polled_at": iso(now)}, now=now)
     if str(info.status) in PROVIDER_TO_JOB:
         return _final(turn, PollDecision.TIMED_OUT, timed_out, now)
-    return _map_task(info, turn.model_copy(update={"errors": 0}), deps=deps, now=now)
+    return _map_task(info, turn.model_copy(update={"errors": 0}), deps=deps, now=now, hinted=False)
 
 
 def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTurn | None:
@@ -168,18 +189,34 @@ def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTu
     return submit_job(resubmit, deps).model_copy(update={"polls": turn.polls})
 
 
-def _waiting(turn: PollTurn, wait: float, deps: ProviderDeps, *, task_status: TaskStatus | None) -> PollTurn:
-    booked = _book(wait, deadline=turn.deadline_at, latency=turn.latency, deps=deps)
+def _waiting(
+    turn: PollTurn, wait: float, deps: ProviderDeps, *, task_status: TaskStatus | None, hinted: bool = False
+) -> PollTurn:
+    booked = _book(
+        wait,
+        deadline=turn.deadline_at,
+        latency=turn.latency,
+        deps=deps,
+        hinted=hinted,
+        phase=phase_of(turn.job_id),
+    )
     return turn.model_copy(update={"decision": PollDecision.WAIT, "task_status": task_status, **vars(booked)})
 
 
 def _final(turn: PollTurn, decision: PollDecision, outcome: Succeeded | Ended, now: datetime) -> PollTurn:
     return turn.model_copy(
-        update={"decision": decision, "outcome": outcome, "wait_seconds": 0, "slot": None, "returned_at": now}
+        update={
+            "decision": decision,
+            "outcome": outcome,
+            "wait_seconds": 0,
+            "slot": None,
+            "returned_at": now,
+            "park": False,
+        }
     )
 
 
-def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -> PollTurn:
+def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime, hinted: bool) -> PollTurn:
     status = str(info.status)
     if status in PROVIDER_TO_JOB:
         task_status = TaskStatus(status)
@@ -194,9 +231,10 @@ def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -
             state="RUNNING" if task_status == TaskStatus.RUNNING else "PENDING",
             queued_seconds=queued if queued is not None else turn.queued_seconds,
             active_jobs=deps.stats.active_jobs(),
+            hinted=hinted,
         )
         wait = next_wait(obs, deps.stats.history(turn.tier), deps.settings.poll_policy())
-        return _waiting(turn, wait, deps, task_status=task_status)
+        return _waiting(turn, wait, deps, task_status=task_status, hinted=hinted)
     turn = turn.model_copy(update={"task_status": _task_status(status)})
     if status == TaskStatus.SUCCEEDED:
         return _succeeded(info, turn, deps=deps, now=now)

@@ -138,3 +138,19 @@ def test_every_publisher_to_the_encrypted_topic_may_use_its_key() -> None:
         )
         uses_key = any({"kms:GenerateDataKey", "kms:Decrypt"} <= set(actions(s)) for s in statements(props))
         assert publishes == uses_key, function
+
+
+def test_intake_may_invoke_itself_and_no_function_anything_else() -> None:
+    # Intake hands the rest of a long prompt file on to itself: it names itself, nothing wider.
+    for function, props in FUNCTIONS.items():
+        invokes = [s for s in statements(props) if "lambda:InvokeFunction" in actions(s)]
+        if function != "IntakeFunction":
+            assert not invokes, function
+            continue
+        [statement] = invokes
+        name = props["FunctionName"]["Fn::Sub"]
+        assert resources(statement) == [
+            {
+                "Fn::Sub": f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}"
+            }
+        ]

@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from t2v_sandbox import soak_hostile
 from t2v_sandbox.user_client import ApiClient, Target
-from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, put_video_request, topic_arn
+from t2v_sandbox.user_sandbox import EventTap, Subscriber, UserSandbox, put_video_request, topic_arn
 
 LOG = logging.getLogger("t2v_sandbox.soak")
 DOORS: Final = ("api", "eventbridge", "s3")
@@ -47,9 +48,13 @@ BAD_KEYS: Final = (
     "bad_video",
     "missing_notifications",
     "duplicate_notifications",
+    "missing_events",
+    "duplicate_events",
     "stuck",
     "cancelled_live_tasks",  # a job CANCELED while one of its provider tasks was not
     "foreign_adoptions",  # a job bound to (or delivering) another client's task
+    "lost_lines",
+    "unbounded_records",
 )
 SMALL: Final = {"size": "640*360", "duration": 5}
 # Create answers that end a job for good (the provider refused the request): never retried.
@@ -167,6 +172,14 @@ class SoakConfig:
     jsonl_lines: int = 4
     clock_skew_seconds: float = 0.6  # the emulator's clock ahead of the functions'
     twins: bool = True  # the second client on the account
+    hostile_files: bool = True  # oversized prompts, NaN, deep nesting, huge and many lines
+    many_lines: int | None = None  # lines of the long hostile file (default: a third of `jobs`, 20 at least)
+    # Intake's share of lines per invocation here (250 in the template): the long file is handed on.
+    intake_lines_per_invocation: int = 25
+
+    @property
+    def hostile_many_lines(self) -> int:
+        return self.many_lines if self.many_lines is not None else max(20, self.jobs // 3)
 
 
 @dataclass
@@ -191,9 +204,9 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)  # kept for bad jobs, to debug from
 
 
-def plan_jobs(count: int, seed: int) -> list[PlannedJob]:
+def plan_jobs(count: int, seed: int, *, run: str | None = None) -> list[PlannedJob]:
     rng = random.Random(seed)  # noqa: S311 - test data, not crypto
-    run = uuid.uuid4().hex[:6]
+    run = run or uuid.uuid4().hex[:6]
     jobs = []
     for index in range(count):
         # Every scenario early (a small run covers them all), and each door sees each scenario over time.
@@ -293,14 +306,36 @@ class Submitter:
         job.job_id = derive_job_id("eventbridge", answer["Entries"][0]["EventId"])
 
     def prompt_file(self, jobs: list[PlannedJob], name: str) -> None:
-        if len(jobs) == 1 and jobs[0].scenario != "invalid":
+        from t2v.jobs import derive_job_id
+
+        single = len(jobs) == 1 and jobs[0].scenario != "invalid"
+        if single:
             key, data = f"{self.prefix}soak/{name}.json", json.dumps(jobs[0].body)
         else:
             key, data = f"{self.prefix}soak/{name}.jsonl", "\n".join(json.dumps(j.body) for j in jobs)
-        self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data.encode())
+        answer = self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data.encode())
+        # A refused line's record keeps no prompt (a digest and a prefix): it is found by its job id.
+        version = str(answer.get("VersionId") or answer["ETag"].strip('"'))
+        for line, job in enumerate(jobs, start=1):
+            job.job_id = derive_job_id("s3", self.bucket, key, version, "0" if single else str(line))
 
 
-def submit_all(sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig) -> None:
+def plan_hostile(jobs: list[PlannedJob], config: SoakConfig, run: str) -> list[soak_hostile.HostileFile]:
+    """The hostile files; their valid lines are planned jobs too (door `s3-hostile`), appended to `jobs`."""
+    if not config.hostile_files:
+        return []
+    extra = soak_hostile.valid_lines_needed(config.hostile_many_lines)
+    for n in range(extra):
+        index = len(jobs)
+        prompt = f"soak {run} {index:04d} #plain# hostile neighbour {n}"
+        jobs.append(PlannedJob(index, soak_hostile.DOOR, "plain", prompt, {"prompt": prompt, **SMALL}))
+    valid = [j.prompt for j in jobs if j.door == soak_hostile.DOOR]
+    return soak_hostile.plan_files(run, valid, config.hostile_many_lines)
+
+
+def submit_all(
+    sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig, hostile: list[soak_hostile.HostileFile]
+) -> None:
     submitter = Submitter(sb, config)
     interval = 1.0 / config.submit_rate
     pending_s3: list[PlannedJob] = []
@@ -308,7 +343,9 @@ def submit_all(sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig) -> N
     started = time.monotonic()
     try:
         with ThreadPoolExecutor(4, "soak-submit") as pool, ThreadPoolExecutor(4, "soak-twins") as twins:
-            for n, job in enumerate(jobs):
+            if hostile:  # first, so the long file's hand-offs run while the other jobs arrive
+                pool.submit(soak_hostile.upload, sb, hostile, submitter.bucket, submitter.prefix).result()
+            for n, job in enumerate([j for j in jobs if j.door != soak_hostile.DOOR]):
                 # Keep a steady start rate: the machine is small and shared.
                 delay = started + n * interval - time.monotonic()
                 if delay > 0:
@@ -382,20 +419,28 @@ def by_prompt(items: list[dict[str, Any]], prompts: set[str]) -> dict[str, list[
     return found
 
 
-def settle(sb: UserSandbox, jobs: list[PlannedJob], timeout: float) -> float:
-    """Wait until every planned job has a terminal record and no execution runs; returns seconds waited."""
-    prompts = {j.prompt for j in jobs if not j.submit_error}
+def settle(
+    sb: UserSandbox, jobs: list[PlannedJob], timeout: float, job_ids: frozenset[str] = frozenset()
+) -> float:
+    """Wait until every planned job (and every job of `job_ids`) has a terminal record and no
+    execution runs; returns seconds waited."""
+    refused = {j.job_id for j in jobs if j.scenario == "invalid" and j.job_id}
+    job_ids = frozenset(job_ids | refused)
+    prompts = {j.prompt for j in jobs if not j.submit_error and j.job_id not in refused}
     started = time.monotonic()
     last_report = 0.0
     while True:
-        records = by_prompt(scan_jobs(sb), prompts)
+        items = scan_jobs(sb)
+        records = by_prompt(items, prompts)
         done = sum(1 for p in prompts if p in records and all(r["status"] in TERMINAL for r in records[p]))
+        done += sum(1 for i in items if i["pk"] in job_ids and i["status"] in TERMINAL)
         running = running_executions(sb)
         elapsed = time.monotonic() - started
-        if done == len(prompts) and not running:
+        if done == len(prompts) + len(job_ids) and not running:
             return elapsed
         if elapsed - last_report >= 10:
-            LOG.info("soak: %d/%d jobs ended, %d executions running", done, len(prompts), len(running))
+            total = len(prompts) + len(job_ids)
+            LOG.info("soak: %d/%d jobs ended, %d executions running", done, total, len(running))
             last_report = elapsed
         if elapsed >= timeout:
             LOG.warning("soak: gave up waiting after %.0f s", elapsed)
@@ -446,10 +491,14 @@ class Evidence:
     tasks: dict[str, list[dict[str, Any]]]
     creates: dict[str, list[dict[str, Any]]]
     messages: dict[str, list[dict[str, Any]]]
+    events: dict[str, list[dict[str, Any]]]  # EventBridge completion events by job id
+    by_id: dict[str, dict[str, Any]]  # every job record by job id
 
 
 class Judge:
-    def __init__(self, sb: UserSandbox, jobs: list[PlannedJob], subscriber: Subscriber) -> None:
+    def __init__(
+        self, sb: UserSandbox, jobs: list[PlannedJob], subscriber: Subscriber, tap: EventTap
+    ) -> None:
         self.sb = sb
         self.jobs = jobs
         self.emulator = sb.emulator
@@ -466,11 +515,14 @@ class Judge:
         messages: dict[str, list[dict[str, Any]]] = {}
         for message in subscriber.drain():
             messages.setdefault(str(message["message"].get("job_id")), []).append(message)
+        items = scan_jobs(sb)
         self.evidence = Evidence(
-            records=by_prompt(scan_jobs(sb), {j.prompt for j in jobs}),
+            records=by_prompt(items, {j.prompt for j in jobs}),
             tasks=tasks,
             creates=_create_answers([r for r in self.emulator.requests() if r.get("api_key_id") == ours]),
             messages=messages,
+            events=tap.by_job(),
+            by_id={str(i["pk"]): i for i in items},
         )
         self.counts: Counter[str] = Counter()
         self.s3 = sb.client("s3")
@@ -515,6 +567,8 @@ class Judge:
             # than guess: always one that ended without a video (a SUCCEEDED task shows its prompt).
             self.counts["contested_tasks"] += sum(1 for t in tasks if self.owner(t["task_id"]) == "contested")
         found = ev.records.get(job.prompt, [])
+        if not found and job.job_id in ev.by_id:  # a refused request: its record keeps no prompt
+            found = [ev.by_id[job.job_id]]
         if job.submit_error or not found:
             self.bad(
                 verdict, "lost", f"submit failed: {job.submit_error}" if job.submit_error else "no record"
@@ -581,6 +635,12 @@ class Judge:
             )
         if any(n["message"].get("status") != record["status"] for n in notes):
             self.bad(verdict, "wrong_status", "a notification's status differs from the record")
+        events = self.evidence.events.get(str(record["pk"]), [])
+        if len(events) != 1:
+            key = "missing_events" if not events else "duplicate_events"
+            self.bad(verdict, key, f"{len(events)} EventBridge completion events")
+        if any(e["detail"].get("status") != record["status"] for e in events):
+            self.bad(verdict, "wrong_status", "a completion event's status differs from the record")
 
 
 # --- report
@@ -651,9 +711,12 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
     # The functions' margin for the provider's clock must cover the skew the emulator is given.
     sandbox_config.function_environment = {
         **sandbox_config.function_environment,
+        "INTAKE_LINES_PER_INVOCATION": str(config.intake_lines_per_invocation),
         "PROVIDER_CLOCK_SKEW_SECONDS": str(round(config.clock_skew_seconds + 0.4, 3)),
     }
-    jobs = plan_jobs(config.jobs, config.seed)
+    run = uuid.uuid4().hex[:6]
+    jobs = plan_jobs(config.jobs, config.seed, run=run)
+    hostile = plan_hostile(jobs, config, run)
     with UserSandbox(sandbox_config) as sb:
         if sb.emulator is None:
             raise RuntimeError("the soak runs against the emulator only (unset DASHSCOPE_API_KEY)")
@@ -670,10 +733,20 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
                 spread_seconds=600,
             )
         subscriber = Subscriber.attach(sb, topic_arn(sb), name="t2v-soak-outcomes")
-        submit_all(sb, jobs, config)
-        settle(sb, jobs, config.settle_timeout)
+        tap = EventTap.attach(sb, name="t2v-soak-events")
+        submit_all(sb, jobs, config, hostile)
+        refused = frozenset(f.job_ids[line.number] for f in hostile for line in f.lines if line.reason)
+        settle(sb, jobs, config.settle_timeout, refused)
         time.sleep(1.0)  # a duplicate notification would follow right behind the first
-        summary, verdicts = Judge(sb, jobs, subscriber).run()
+        judge = Judge(sb, jobs, subscriber, tap)
+        summary, verdicts = judge.run()
+        lines = soak_hostile.judge(
+            hostile, judge.evidence.by_id, judge.evidence.messages, judge.evidence.events
+        )
+        for key, count in lines.counts.items():
+            summary[key] = summary.get(key, 0) + count
+        summary["events"] = sum(len(e) for e in judge.evidence.events.values())
+        summary["handoffs"] = soak_hostile.handoffs(config.work_dir)
         summary["seconds"] = round(time.monotonic() - started, 1)
         summary.update({k: v for k, v in sb.fault_stats().items() if k != "kills_by_function"})
         summary.update(push_totals(sb))
@@ -705,6 +778,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             *fault_table(sb),
             "",
             *[f"BAD {v.job.door} {v.job.prompt}: {'; '.join(v.problems)}" for v in verdicts if v.problems],
+            *[f"BAD s3-hostile {problem}" for problem in lines.problems],
         ]
     return summary
 

@@ -129,6 +129,10 @@ class IntakeSettings(FinalizeSettings):
     default_duration: int = 5
     # The IAM identity that owns prompt-file and EventBridge jobs (who may read and cancel them).
     job_owner: str | None = None
+    # Set by Lambda: the function hands the rest of a long prompt file on to itself.
+    aws_lambda_function_name: str | None = None
+    intake_lines_per_invocation: int = Field(default=250, ge=1, le=100_000)
+    intake_handoff_seconds: float = Field(default=20.0, ge=0.0, le=900.0)
 
     @field_validator("output_prefix")
     @classmethod

@@ -6,6 +6,7 @@ from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
+from t2v.adapters.invoker import AsyncInvoker
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.notifier import Notifier
 from t2v.adapters.poll_stats import PollStats
@@ -145,6 +146,7 @@ def intake_deps() -> IntakeDeps:
         )
         return new
 
+    function = settings.aws_lambda_function_name
     return IntakeDeps(
         starter=Workflow(settings.state_machine_arn),
         record=record,
@@ -152,6 +154,9 @@ def intake_deps() -> IntakeDeps:
         read_object=read_object,
         defaults={"size": settings.default_size, "duration": settings.default_duration},
         input_prefix=settings.input_prefix,
+        hand_on=AsyncInvoker(function) if function else None,
+        lines_per_invocation=settings.intake_lines_per_invocation,
+        handoff_margin_seconds=settings.intake_handoff_seconds,
     )
 
 

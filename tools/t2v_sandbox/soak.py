@@ -746,7 +746,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         for key, count in lines.counts.items():
             summary[key] = summary.get(key, 0) + count
         summary["events"] = sum(len(e) for e in judge.evidence.events.values())
-        summary["handoffs"] = soak_hostile.handoffs(config.work_dir)
+        summary["handoffs"] = soak_hostile.handoffs(config.work_dir, run)
         summary["seconds"] = round(time.monotonic() - started, 1)
         summary.update({k: v for k, v in sb.fault_stats().items() if k != "kills_by_function"})
         summary.update(push_totals(sb))

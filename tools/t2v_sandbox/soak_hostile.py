@@ -162,8 +162,9 @@ def judge(
     return HostileVerdict(counts, problems)
 
 
-def handoffs(work_dir: Path) -> int:
-    """How many times intake handed the rest of a file on, from its own log lines ("intake done")."""
+def handoffs(work_dir: Path, run: str) -> int:
+    """How many times intake handed the rest of one of this run's files on, from its own log lines
+    ("intake done"; the log files keep earlier runs too)."""
     count = 0
     for log in (work_dir / "logs").glob("*intake*.log"):
         for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -173,5 +174,5 @@ def handoffs(work_dir: Path) -> int:
                 entry = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            count += len(entry.get("handed_on") or [])
+            count += sum(1 for h in entry.get("handed_on") or [] if f"/{run}-" in str(h.get("key")))
     return count

@@ -19,6 +19,7 @@ from t2v.api.checks import MAX_IDEMPOTENCY_KEY_CHARS, UnsupportedMediaTypeError,
 from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView
 from t2v.errors import (
     CreateInProgressError,
+    ForbiddenError,
     IdempotencyConflictError,
     JobNotFoundError,
     NotCancelableError,
@@ -29,7 +30,7 @@ from t2v.errors import (
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
 from t2v.request import InvalidRequestError, VideoRequest
-from t2v.usecases.videos import accept_video, cancel_video, get_video, list_videos
+from t2v.usecases.videos import Caller, accept_video, caller_from, cancel_video, get_video, list_videos
 from t2v.wiring import build_api_deps
 
 logger = Logger()
@@ -41,6 +42,7 @@ _deps = cache(build_api_deps)
 # The one mapping of typed errors to HTTP statuses; the first matching class wins (None: its own code).
 HTTP_ERRORS: tuple[tuple[type[Exception], HTTPStatus, str | None], ...] = (
     (InvalidRequestError, HTTPStatus.BAD_REQUEST, None),
+    (ForbiddenError, HTTPStatus.FORBIDDEN, None),
     (NotFoundError, HTTPStatus.NOT_FOUND, "NotFound"),
     (JobNotFoundError, HTTPStatus.NOT_FOUND, None),
     (NotCancelableError, HTTPStatus.CONFLICT, None),
@@ -51,6 +53,11 @@ HTTP_ERRORS: tuple[tuple[type[Exception], HTTPStatus, str | None], ...] = (
     (RequestUnsupportedContentType, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
     (UnsupportedMediaTypeError, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, None),
 )
+
+
+def _caller() -> Caller:
+    """The IAM identity API Gateway verified (AWS_IAM authorization): whose jobs these are."""
+    return caller_from(app.current_event.request_context.identity.user_arn, _deps().settings)
 
 
 def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
@@ -80,22 +87,24 @@ def create_video(
         "caller": identity.user_arn or identity.api_key_id or identity.source_ip,
     }
     # `body` is the one validation of the request (the resolver's, against the contract's model).
-    accepted = accept_video(body, idempotency_key=idempotency_key, origin=origin, deps=_deps())
+    accepted = accept_video(
+        body, idempotency_key=idempotency_key, origin=origin, caller=_caller(), deps=_deps()
+    )
     return Response(202, content_types.APPLICATION_JSON, accepted, {"Location": accepted.links["self"]})
 
 
 @app.get(
     "/videos/<job_id>",
-    summary="Read a job",
-    responses={200: _doc("The job", JobView), 404: _doc("No such job")},
+    summary="Read one of the caller's jobs",
+    responses={200: _doc("The job", JobView), 404: _doc("No such job (or another caller's)")},
 )
 def read_video(job_id: str) -> JobView:
-    return get_video(job_id, _deps())
+    return get_video(job_id, _caller(), _deps())
 
 
 @app.get(
     "/videos",
-    summary="List recent jobs",
+    summary="List the caller's recent jobs (every caller's for an admin)",
     responses={200: _doc("Newest first", JobPage), 400: _doc("Bad query")},
 )
 def list_recent(
@@ -103,7 +112,7 @@ def list_recent(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> JobPage:
-    return list_videos(status=status, limit=limit, cursor=cursor, deps=_deps())
+    return list_videos(status=status, limit=limit, cursor=cursor, caller=_caller(), deps=_deps())
 
 
 @app.delete(
@@ -111,13 +120,13 @@ def list_recent(
     summary="Cancel a job (the provider cancels only PENDING tasks)",
     responses={
         200: _doc("Canceled", JobView),
-        404: _doc("No such job"),
-        409: _doc("The job already ended, or its provider task is past PENDING"),
+        404: _doc("No such job (or another caller's)"),
+        409: _doc("The job already ended, its provider task is past PENDING, or its create is in flight"),
         502: _doc("The provider answered with an error; `code` is the provider's"),
     },
 )
 def cancel(job_id: str) -> JobView:
-    return cancel_video(job_id, _deps())
+    return cancel_video(job_id, _caller(), _deps())
 
 
 def error_response(exc: Exception) -> Response[Any]:

@@ -28,10 +28,13 @@ ADAPTERS = ROOT / "layers" / "shared" / "t2v" / "adapters"
 # Query only where jobs are listed (the API) or lost creates are reconciled (submit's `_rivals`).
 NEEDS: dict[str, dict[str, set[str]]] = {
     "SubmitFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
-    "StatusFunction": {"table": {"GetItem", "UpdateItem"}, "index": set()},
+    # A task adopted without proof that shows another request is released and the job's own created.
+    "StatusFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
     "FinalizeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": set()},
     "IntakeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": set()},
     "ApiFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
+    # The sweeper reads and ends jobs it finds by querying; it never records a new one.
+    "SweeperFunction": {"table": {"GetItem", "UpdateItem"}, "index": {"Query"}},
     # Push completion: park stores the wait's token; the callback finds the task's owner, records the push.
     "ParkFunction": {"table": {"UpdateItem"}, "index": set()},
     "CallbackFunction": {"table": {"GetItem", "UpdateItem"}, "index": set()},

@@ -433,7 +433,8 @@ def event_rule(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Created:
         kwargs["EventPattern"] = _json(props["EventPattern"])
     if "ScheduleExpression" in props:
         kwargs["ScheduleExpression"] = props["ScheduleExpression"]
-        ctx.note(lid, "AWS::Events::Rule", f"schedule {props['ScheduleExpression']} is NOT fired locally")
+        if not str(props["ScheduleExpression"]).startswith("rate("):
+            ctx.note(lid, "AWS::Events::Rule", f"schedule {props['ScheduleExpression']} is NOT fired locally")
     events = ctx.client("events")
     arn = events.put_rule(**kwargs)["RuleArn"]
     if props.get("Targets"):

@@ -45,13 +45,15 @@ class ApiKeyProvider:
     def __repr__(self) -> str:
         return f"ApiKeyProvider(secret_id={self._secret_id!r})"
 
-    def get(self) -> str:
+    def get(self, *, fresh: bool = False) -> str:
+        """The key, from the cache unless it is older than its max age or `fresh` asks to read it again
+        (the provider refused the cached key: it may have been rotated)."""
         from aws_lambda_powertools.utilities.parameters import GetParameterError, SecretsProvider
 
         if self._provider is None:
             self._provider = SecretsProvider(boto3_client=self._client)
         try:
-            raw = self._provider.get(self._secret_id, max_age=self._max_age)
+            raw = self._provider.get(self._secret_id, max_age=self._max_age, force_fetch=fresh)
         except GetParameterError as exc:
             raise SecretError(f"secret {self._secret_id} could not be read: {exc}") from None
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")

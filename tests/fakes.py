@@ -57,6 +57,7 @@ class FakeRepo:
         now: datetime,
         deadline_at: datetime,
         execution: str | None = None,
+        owner: str | None = None,
     ) -> tuple[JobRecord, bool]:
         if job_id in self.items:
             return self._record(job_id), False
@@ -74,6 +75,7 @@ class FakeRepo:
             "polls": 0,
             "request_ids": [],
             **({"execution": execution} if execution else {}),
+            **({"owner": owner} if owner else {}),
         }
         return self._record(job_id), True
 
@@ -137,10 +139,17 @@ class FakeRepo:
         return self._record(job_id)
 
     def transition(
-        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        new: JobStatus,
+        *,
+        now: datetime,
+        fields: dict[str, Any] | None = None,
+        expect: dict[str, str | None] | None = None,
     ) -> Write:
         item = self.items[job_id]
         allowed = JobStatus(item["status"]) in statuses_that_may_move_to(new)
+        allowed = allowed and all(item.get(key) == seen for key, seen in (expect or {}).items())
         changes = {"status": new.value, "updated_at": iso(now), **(fields or {})}
         if new in TERMINAL:
             changes["finished_at"] = iso(now)
@@ -185,24 +194,30 @@ class FakeRepo:
         return self.budget.get(day, 0)
 
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
         # Like DynamoDB: `limit` items are evaluated, then filtered, so a page may come back short.
         ordered = sorted(
-            (i for i in self.items.values() if i.get("kind") == "job"),
+            (i for i in self.items.values() if i.get("kind") == "job" and owner in (None, i.get("owner"))),
             key=lambda i: i["created_at"],
             reverse=True,
         )
         start = 0
         if cursor:
-            last = decode_cursor(cursor)["pk"]
+            last = decode_cursor(cursor, owner=owner)["pk"]
             start = next(n for n, i in enumerate(ordered) if i["pk"] == last) + 1
         evaluated = ordered[start : start + limit]
         page = [self._record(i["pk"]) for i in evaluated if status in (None, i["status"])]
         more = start + limit < len(ordered)
         if not (more and evaluated):
             return page, None
-        return page, encode_cursor({k: evaluated[-1][k] for k in ("pk", "kind", "created_at")})
+        index = ("pk", "kind", "created_at") if owner is None else ("pk", "owner", "created_at")
+        return page, encode_cursor({k: evaluated[-1][k] for k in index})
 
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
         item = self.items.setdefault(f"idem#{key}", {"pk": f"idem#{key}", "job_id": job_id})

@@ -25,6 +25,7 @@ from t2v.api.checks import (
 from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView
 from t2v.errors import (
     CreateInProgressError,
+    ForbiddenError,
     IdempotencyConflictError,
     JobNotFoundError,
     NotCancelableError,
@@ -35,11 +36,19 @@ from t2v.errors import (
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
 from t2v.request import InvalidRequestError, VideoRequest
-from t2v.usecases.videos import DailyBudgetError, accept_video, cancel_video, get_video, list_videos
+from t2v.usecases.videos import (
+    Caller,
+    DailyBudgetError,
+    accept_video,
+    caller_from,
+    cancel_video,
+    get_video,
+    list_videos,
+)
 from t2v.wiring import build_api_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore", "httpx"])  # not patch_all: it imports sqlite3, http.client, ...
 # Any unreadable body (too-deep nesting, over-long numbers too) is a 400 naming "body", never a 500.
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=loads)
 _deps = cache(build_api_deps)
@@ -48,6 +57,7 @@ _deps = cache(build_api_deps)
 HTTP_ERRORS: tuple[tuple[type[Exception], HTTPStatus, str | None], ...] = (
     (DailyBudgetError, HTTPStatus.TOO_MANY_REQUESTS, None),
     (InvalidRequestError, HTTPStatus.BAD_REQUEST, None),
+    (ForbiddenError, HTTPStatus.FORBIDDEN, None),
     (NotFoundError, HTTPStatus.NOT_FOUND, "NotFound"),
     (JobNotFoundError, HTTPStatus.NOT_FOUND, None),
     (NotCancelableError, HTTPStatus.CONFLICT, None),
@@ -58,6 +68,11 @@ HTTP_ERRORS: tuple[tuple[type[Exception], HTTPStatus, str | None], ...] = (
     (RequestUnsupportedContentType, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType"),
     (UnsupportedMediaTypeError, HTTPStatus.UNSUPPORTED_MEDIA_TYPE, None),
 )
+
+
+def _caller() -> Caller:
+    """The IAM identity API Gateway verified (AWS_IAM authorization): whose jobs these are."""
+    return caller_from(app.current_event.request_context.identity.user_arn, _deps().settings)
 
 
 def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
@@ -76,7 +91,6 @@ def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
         429: _doc(
             "BudgetExceeded: the request cannot fit the day's remaining budget (DailyBudgetSeconds); "
             "`fields` names `duration`, Retry-After gives the seconds until 00:00 UTC"
-        ),
     },
 )
 def create_video(
@@ -92,23 +106,28 @@ def create_video(
     }
     # `body` is the one validation of the request (the resolver's, against the contract's model).
     accepted = accept_video(
-        body, idempotency_key=idempotency_key, origin=origin, deps=_deps(), base_path=_base_path()
+        body,
+        idempotency_key=idempotency_key,
+        origin=origin,
+        caller=_caller(),
+        deps=_deps(),
+        base_path=_base_path(),
     )
     return Response(202, content_types.APPLICATION_JSON, accepted, {"Location": accepted.links["self"]})
 
 
 @app.get(
     "/videos/<job_id>",
-    summary="Read a job",
-    responses={200: _doc("The job", JobView), 404: _doc("No such job")},
+    summary="Read one of the caller's jobs",
+    responses={200: _doc("The job", JobView), 404: _doc("No such job (or another caller's)")},
 )
 def read_video(job_id: str) -> JobView:
-    return get_video(job_id, _deps(), _base_path())
+    return get_video(job_id, _caller(), _deps(), _base_path())
 
 
 @app.get(
     "/videos",
-    summary="List recent jobs",
+    summary="List the caller's recent jobs (every caller's for an admin)",
     responses={200: _doc("Newest first", JobPage), 400: _doc("Bad query")},
 )
 def list_recent(
@@ -116,7 +135,9 @@ def list_recent(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> JobPage:
-    return list_videos(status=status, limit=limit, cursor=cursor, deps=_deps(), base_path=_base_path())
+    return list_videos(
+        status=status, limit=limit, cursor=cursor, caller=_caller(), deps=_deps(), base_path=_base_path()
+    )
 
 
 @app.delete(
@@ -124,13 +145,13 @@ def list_recent(
     summary="Cancel a job (the provider cancels only PENDING tasks)",
     responses={
         200: _doc("Canceled", JobView),
-        404: _doc("No such job"),
-        409: _doc("The job already ended, or its provider task is past PENDING"),
+        404: _doc("No such job (or another caller's)"),
+        409: _doc("The job already ended, its provider task is past PENDING, or its create is in flight"),
         502: _doc("The provider answered with an error; `code` is the provider's"),
     },
 )
 def cancel(job_id: str) -> JobView:
-    return cancel_video(job_id, _deps(), _base_path())
+    return cancel_video(job_id, _caller(), _deps(), _base_path())
 
 
 def _base_path() -> str:

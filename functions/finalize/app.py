@@ -19,7 +19,7 @@ from t2v.usecases.finalize import finalize_job
 from t2v.wiring import finalize_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore", "httpx"])  # not patch_all: it imports sqlite3, http.client, ...
 metrics = Metrics()
 
 

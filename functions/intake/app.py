@@ -7,11 +7,11 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from t2v.intake import handle_eventbridge, handle_s3_records
+from t2v.intake import CONTINUATION_KEY, handle_continuation, handle_eventbridge, handle_s3_records
 from t2v.wiring import intake_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # AWS calls only (patch_all would import httpx, sqlite3, ...)
 metrics = Metrics()
 
 
@@ -19,8 +19,13 @@ metrics = Metrics()
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" in event:
-        report = handle_s3_records(event, intake_deps())
+    def time_left() -> float:
+        return context.get_remaining_time_in_millis() / 1000
+
+    if CONTINUATION_KEY in event:  # the rest of a prompt file, handed on by an earlier invocation
+        report = handle_continuation(event, intake_deps(), time_left=time_left)
+    elif "Records" in event:
+        report = handle_s3_records(event, intake_deps(), time_left=time_left)
     else:
         logger.append_keys(event_id=event.get("id"))
         report = handle_eventbridge(event, intake_deps())

@@ -12,7 +12,7 @@ from t2v.usecases.submit import submit_job
 from t2v.wiring import provider_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore", "httpx"])  # not patch_all: it imports sqlite3, http.client, ...
 metrics = Metrics()
 
 

@@ -466,3 +466,37 @@ def test_cancel_while_pending_ends_canceled_and_second_cancel_is_409(
 
 def test_unknown_job_is_404(api: ApiClient) -> None:
     assert api.call("GET", "/videos/job-does-not-exist").status == 404
+
+
+# --- the sweeper (scheduled)
+
+
+def test_the_scheduled_sweeper_starts_a_job_recorded_but_never_started(
+    sb: UserSandbox, outcomes: Subscriber
+) -> None:
+    # Given a job the API recorded ten minutes ago and then died before starting (no execution)
+    from t2v.adapters.jobs_repo import JobsRepository
+
+    prompt = unique("orphan harbour")
+    job_id = f"job-e2e-orphan-{uuid.uuid4().hex[:12]}"
+    then = datetime.now(UTC) - timedelta(minutes=10)
+    repo = JobsRepository(
+        sb.outputs["JobsTableName"], resource=sb.session.resource("dynamodb", endpoint_url=sb.moto_url)
+    )
+    repo.create_if_absent(
+        job_id,
+        request={"prompt": prompt, **SMALL},
+        source="api",
+        origin={},
+        now=then,
+        deadline_at=then + timedelta(hours=2),
+    )
+
+    # When the template's schedule fires the sweeper
+    assert sb.fire_schedules() >= 1
+
+    # Then the job runs to its end through its own execution, announced once
+    record = wait_terminal(sb, job_id)
+    assert record["status"] == "SUCCEEDED"
+    assert one_notification(outcomes, job_id)["status"] == "SUCCEEDED"
+    assert len(tasks_for(sb, prompt)) == 1

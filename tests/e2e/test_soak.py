@@ -35,6 +35,8 @@ def test_small_soak_under_every_fault_ends_every_job_once_as_the_provider_says(t
         # download) could keep that job's own fault from ever firing in a run this small.
         background_faults=False,
         settle_timeout=200.0,
+        many_lines=8,  # 7 lines (one blank), 3 per intake invocation: handed on twice
+        intake_lines_per_invocation=3,
     )
 
     summary = run_soak(config)
@@ -48,6 +50,9 @@ def test_small_soak_under_every_fault_ends_every_job_once_as_the_provider_says(t
     assert summary["duplicate_deliveries"] > 0, report
     assert summary["kills"] > 0, report
     assert summary["creates"] == summary["jobs_with_task"], report
+    # Hostile prompt files: every line ended once; the long file was handed on between invocations.
+    assert summary["hostile_lines"] > 0 and summary["refused_lines"] > 0, report
+    assert summary["handoffs"] > 0, report
     for kind in (
         "create error InternalError",
         "create error Throttling",

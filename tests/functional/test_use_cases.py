@@ -174,14 +174,15 @@ def test_a_task_that_ends_without_a_video_ends_the_job_with_the_reason(
     assert world.store.objects == {} and world.repo.active == 0
 
 
-def test_a_task_past_the_deadline_ends_timed_out_without_another_query(world: World) -> None:
+def test_a_task_past_the_deadline_ends_timed_out_after_one_last_look(world: World) -> None:
+    # Given a task still unfinished at the deadline (issue 12, finding 7: look once before giving up)
     turn = submit(world)
     queries = world.provider.queries
     world.clock.advance(world.pipeline.settings.deadline_seconds + 1)
 
     late = poll_job(turn, world.pipeline)
 
-    assert late.decision == PollDecision.TIMED_OUT and world.provider.queries == queries
+    assert late.decision == PollDecision.TIMED_OUT and world.provider.queries == queries + 1
     assert isinstance(late.outcome, Ended)
     end_job("job-1", late.outcome, world.announce)
     assert world.job("job-1")["status"] == "TIMED_OUT"

@@ -23,6 +23,7 @@ from t2v.adapters.jobs_repo import JobsRepository
 from t2v.dashscope import DashScopeClient
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.request import VideoRequest
+from t2v.usecases.videos import Caller, scoped_key
 
 from tests.conftest import lambda_context, load_event
 
@@ -30,6 +31,10 @@ app_module = importlib.import_module("functions.api.app")
 
 CTX = lambda_context("api", request_id="req-int")
 GOOD = {"prompt": "一只小猫在月光下奔跑", "size": "640*360", "duration": 5}
+# The caller of the event corpus (requestContext.identity.userArn), and two more.
+CLIENT = "arn:aws:iam::123456789012:user/video-client"
+OTHER = "arn:aws:iam::123456789012:user/someone-else"
+ADMIN = "arn:aws:iam::123456789012:role/video-admin"
 
 
 @pytest.fixture
@@ -45,6 +50,7 @@ def api(stack: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     )["stateMachineArn"]
     monkeypatch.setenv("STATE_MACHINE_ARN", machine)
     monkeypatch.setenv("DASHSCOPE_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("ADMIN_PRINCIPALS", f"{ADMIN},arn:aws:iam::123456789012:role/another-admin")
     app_module._deps.cache_clear()
     yield SimpleNamespace(
         stack=stack, emu=emulator, sfn=sfn, machine=machine, repo=JobsRepository(stack.table)
@@ -58,10 +64,16 @@ def call(event: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, Any]]:
     return response["statusCode"], headers, json.loads(response["body"])
 
 
+def as_caller(event: dict[str, Any], caller: str | None) -> dict[str, Any]:
+    if caller is not None:
+        event["requestContext"]["identity"]["userArn"] = caller
+    return event
+
+
 def post(
-    body: Any = None, *, key: str | None = None, raw: str | None = None
+    body: Any = None, *, key: str | None = None, raw: str | None = None, caller: str | None = None
 ) -> tuple[int, dict[str, Any], Any]:
-    event = load_event("api_post_videos.json")
+    event = as_caller(load_event("api_post_videos.json"), caller)
     if body is not None or raw is not None:
         event["body"] = raw if raw is not None else json.dumps(body, ensure_ascii=False)
     for headers in (event["headers"], event["multiValueHeaders"]):
@@ -72,8 +84,10 @@ def post(
     return call(event)
 
 
-def request(method: str, path: str, query: dict[str, str] | None = None) -> tuple[int, dict[str, Any], Any]:
-    event = load_event("api_get_video.json")
+def request(
+    method: str, path: str, query: dict[str, str] | None = None, *, caller: str | None = None
+) -> tuple[int, dict[str, Any], Any]:
+    event = as_caller(load_event("api_get_video.json"), caller)
     event.update(
         httpMethod=method,
         path=path,
@@ -115,7 +129,8 @@ def job_with_task(
 def test_post_from_the_event_corpus_records_the_job_and_starts_one_execution(api: SimpleNamespace) -> None:
     status, headers, body = call(load_event("api_post_videos.json"))
 
-    job_id = derive_job_id("api", "3f1c2d9e-7a4b-4c59-9e2f-0b6a1d5c8e71")
+    # The key is the caller's own: the job id comes from the caller and its key.
+    job_id = derive_job_id("api", scoped_key(Caller(CLIENT), "3f1c2d9e-7a4b-4c59-9e2f-0b6a1d5c8e71"))
     assert status == 202
     # The corpus event came through the Prod stage: the links carry it, so following them works
     assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/Prod/videos/{job_id}"}}
@@ -180,7 +195,9 @@ def test_get_succeeded_job_gives_the_s3_location_and_a_working_presigned_url(api
     job_id = "job-succeeded-0001"
     key = f"videos/{job_id}.mp4"
     boto3.client("s3").put_object(Bucket=api.stack.bucket, Key=key, Body=b"\x00\x00\x00\x18ftypmp42video")
-    api.repo.create_if_absent(job_id, request=GOOD, source="api", origin={}, now=now, deadline_at=now)
+    api.repo.create_if_absent(
+        job_id, request=GOOD, source="api", origin={}, now=now, deadline_at=now, owner=CLIENT
+    )
     api.repo.record_task(job_id, task_id="task-1", request_id="rq-1", now=now)
     api.repo.transition(job_id, JobStatus.DOWNLOADING, now=now)
     api.repo.transition(
@@ -208,7 +225,7 @@ def test_list_filters_by_status_and_paginates(api: SimpleNamespace) -> None:
     for n in range(7):
         at = start + timedelta(seconds=n)
         api.repo.create_if_absent(
-            f"job-list-{n}", request=GOOD, source="api", origin={}, now=at, deadline_at=at
+            f"job-list-{n}", request=GOOD, source="api", origin={}, now=at, deadline_at=at, owner=CLIENT
         )
         if n % 2:
             api.repo.transition(f"job-list-{n}", JobStatus.FAILED, now=at)
@@ -311,3 +328,272 @@ def test_cancel_terminal_job_is_409(api: SimpleNamespace) -> None:
 
     assert (status, body["error"]["code"]) == (409, "NotCancelable")
     assert "FAILED" in body["error"]["message"]
+
+
+# -- issue 12: cancels racing a submit, crashes between writes, tenants ---------------------------
+
+submit_app = importlib.import_module("functions.submit.app")
+sweeper_app = importlib.import_module("functions.sweeper.app")
+
+
+class After:
+    """A real adapter, with another actor's step run right after the first call of one method: the
+    interleaving under test, through the real servers (no internals patched)."""
+
+    def __init__(self, inner: Any, method: str, step: Any) -> None:
+        self._inner, self._method, self._step, self.done = inner, method, step, False
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name != self._method or self.done:
+            return attr
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if not self.done:
+                self.done = True
+                self._step()
+            return result
+
+        return wrapped
+
+
+class Crashes:
+    """An adapter whose one method dies (a killed Lambda, a timeout) before doing anything."""
+
+    def __init__(self, inner: Any, method: str) -> None:
+        self._inner, self._method = inner, method
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._method:
+
+            def crash(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError(f"crashed in {name}")
+
+            return crash
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def submitting(api: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """The API and the submit function against the same stack and emulator."""
+    from t2v import wiring
+
+    monkeypatch.setenv("VIDEO_HOST_ALLOWLIST", api.emu.root_url)
+    wiring.provider_deps.cache_clear()
+    api.emu.config.pending_seconds = 60.0  # tasks stay PENDING: cancelable
+    yield api
+    wiring.provider_deps.cache_clear()
+
+
+def submit(job_id: str) -> dict[str, Any]:
+    record = JobsRepository(app_module._deps().settings.jobs_table).get(job_id)
+    assert record is not None
+    event = {"job_id": job_id, "request": record.request, "source": "api", "origin": {}, "execution": job_id}
+    return submit_app.lambda_handler(event, CTX)
+
+
+def provider_tasks(api: SimpleNamespace) -> list[dict[str, Any]]:
+    return [t for t in api.emu.tasks() if t["prompt"] == GOOD["prompt"]]
+
+
+def no_canceled_job_with_a_live_task(api: SimpleNamespace, job_id: str) -> None:
+    if api.stack.job(job_id)["status"] == "CANCELED":
+        assert all(t["status"] == "CANCELED" for t in provider_tasks(api)), provider_tasks(api)
+
+
+def test_cancel_that_checked_before_a_create_cancels_the_task_the_create_made(submitting: Any) -> None:
+    # Given a DELETE that read the job (no task, no claim), then a whole submit ran before it wrote
+    job_id = post(GOOD)[2]["job_id"]
+    deps = app_module._deps()
+    deps.repo = After(deps.repo, "get", lambda: submit(job_id))
+
+    # When the DELETE goes on
+    status, _, body = request("DELETE", f"/videos/{job_id}")
+
+    # Then it acted on what is there now: the PENDING task is canceled at the provider, then the job
+    [task] = provider_tasks(submitting)
+    assert (status, body["status"], task["status"]) == (200, "CANCELED", "CANCELED")
+    no_canceled_job_with_a_live_task(submitting, job_id)
+    assert [n["message"]["status"] for n in submitting.stack.notifications()] == ["CANCELED"]
+
+
+def test_cancel_while_the_create_is_in_flight_is_409_and_the_job_goes_on(submitting: Any) -> None:
+    # Given a DELETE that read the job, then a submit that claimed the create and is waiting for it
+    import threading
+
+    job_id = post(GOOD)[2]["job_id"]
+    submitting.emu.set_faults({"rules": [{"endpoint": "create", "kind": "latency", "latency_seconds": 1.5}]})
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(submit(job_id)))
+
+    def claimed() -> None:
+        worker.start()
+        deadline = time.monotonic() + 10
+        while not (submitting.stack.job(job_id) or {}).get("create_claimed_at"):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+
+    deps = app_module._deps()
+    deps.repo = After(deps.repo, "get", claimed)
+
+    # When the DELETE goes on
+    status, _, body = request("DELETE", f"/videos/{job_id}")
+    worker.join(timeout=30)
+
+    # Then it is refused (retry shortly), and the create's task is the job's, not orphaned
+    assert (status, body["error"]["code"]) == (409, "CreateInProgress")
+    [task] = provider_tasks(submitting)
+    job = submitting.stack.job(job_id)
+    assert (job["status"], job["task_id"]) == ("SUBMITTED", task["task_id"])
+    assert results and results[0]["task_id"] == task["task_id"]
+
+
+def test_cancel_before_the_claim_means_no_task_is_ever_created(submitting: Any) -> None:
+    job_id = post(GOOD)[2]["job_id"]
+    assert request("DELETE", f"/videos/{job_id}")[0] == 200
+
+    with pytest.raises(Exception, match="already ended CANCELED"):
+        submit(job_id)
+
+    assert submitting.emu.create_count() == 0
+
+
+def test_a_create_that_finds_its_job_canceled_cancels_its_new_task(submitting: Any) -> None:
+    # Given a submit whose create is on its way when something ends the job regardless of the claim
+    from t2v import wiring
+
+    job_id = post(GOOD)[2]["job_id"]
+    deps = wiring.provider_deps()
+    real = deps.repo
+    deps.repo = After(
+        real, "update_fields", lambda: real.transition(job_id, JobStatus.CANCELED, now=datetime.now(UTC))
+    )
+
+    # When the create answers and submit tries to bind the task
+    with pytest.raises(Exception, match="ended CANCELED"):
+        submit(job_id)
+
+    # Then the task it made is canceled at the provider instead of running on unseen
+    [task] = provider_tasks(submitting)
+    assert task["status"] == "CANCELED"
+    assert submitting.stack.job(job_id).get("task_id") is None
+
+
+def test_a_cancel_that_dies_before_stopping_the_execution_leaves_the_job_canceled_and_announced(
+    submitting: Any,
+) -> None:
+    job_id = post(GOOD)[2]["job_id"]
+    deps = app_module._deps()
+    deps.executions = Crashes(deps.executions, "stop")
+
+    status, _, _ = request("DELETE", f"/videos/{job_id}")
+
+    assert status == 500
+    assert submitting.stack.job(job_id)["status"] == "CANCELED"
+    assert [n["message"]["status"] for n in submitting.stack.notifications()] == ["CANCELED"]
+
+
+def sweep(monkeypatch: pytest.MonkeyPatch, api: SimpleNamespace) -> dict[str, Any]:
+    from t2v import wiring
+
+    monkeypatch.setenv("SWEEP_GRACE_SECONDS", "0")
+    monkeypatch.setenv("STATE_MACHINE_ARN", api.machine)
+    wiring.sweep_deps.cache_clear()
+    try:
+        return dict(
+            sweeper_app.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, CTX)
+        )
+    finally:
+        wiring.sweep_deps.cache_clear()
+
+
+def test_a_job_recorded_but_never_started_is_started_by_the_sweeper(
+    submitting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an API call that recorded the job and died before starting it (no Idempotency-Key to retry)
+    deps = app_module._deps()
+    deps.executions = Crashes(deps.executions, "start")
+    assert post(GOOD)[0] == 500
+    [job] = submitting.repo.list_jobs(limit=10)[0]
+    assert job.status == JobStatus.ACCEPTED and executions(submitting) == []
+
+    # When the sweeper runs
+    report = sweep(monkeypatch, submitting)
+
+    # Then the job's execution exists, started with the job's request
+    assert report["started"] == [job.job_id]
+    [execution] = executions(submitting)
+    assert execution["name"] == job.job_id
+    started = json.loads(submitting.sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert started["request"] == job.request
+    assert sweep(monkeypatch, submitting) == {"started": [], "ended": [], "announced": []}
+
+
+def test_a_job_whose_execution_ended_is_ended_by_the_sweeper_with_its_notification(
+    submitting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a job with a PENDING task whose execution ended without finishing it
+    job_id = post(GOOD)[2]["job_id"]
+    submit(job_id)
+    [execution] = executions(submitting)
+    submitting.sfn.stop_execution(executionArn=execution["executionArn"], cause="lost")
+
+    # When the sweeper runs
+    report = sweep(monkeypatch, submitting)
+
+    # Then the job ends FAILED with the reason, announced once, and its task no longer runs
+    assert report["ended"] == [job_id]
+    job = submitting.stack.job(job_id)
+    assert (job["status"], job["error_code"]) == ("FAILED", "WorkflowEnded")
+    assert [n["message"]["status"] for n in submitting.stack.notifications()] == ["FAILED"]
+    assert [t["status"] for t in provider_tasks(submitting)] == ["CANCELED"]
+
+
+def test_a_finished_job_never_announced_is_announced_by_the_sweeper(
+    submitting: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = post(GOOD)[2]["job_id"]
+    submitting.repo.transition(job_id, JobStatus.FAILED, now=datetime.now(UTC))  # the announcer died here
+
+    assert sweep(monkeypatch, submitting)["announced"] == [job_id]
+    assert sweep(monkeypatch, submitting)["announced"] == []
+    assert [n["message"]["status"] for n in submitting.stack.notifications()] == ["FAILED"]
+
+
+def test_callers_see_read_and_cancel_only_their_own_jobs(api: SimpleNamespace) -> None:
+    mine = post(GOOD)[2]["job_id"]
+    theirs = post(GOOD, caller=OTHER)[2]["job_id"]
+
+    assert request("GET", f"/videos/{theirs}")[0] == 404
+    assert request("DELETE", f"/videos/{theirs}")[0] == 404
+    assert [j["job_id"] for j in request("GET", "/videos")[2]["items"]] == [mine]
+    assert [j["job_id"] for j in request("GET", "/videos", caller=OTHER)[2]["items"]] == [theirs]
+    assert api.stack.job(theirs)["status"] == "ACCEPTED"
+
+
+def test_an_admin_sees_and_cancels_every_job(api: SimpleNamespace) -> None:
+    mine = post(GOOD)[2]["job_id"]
+    theirs = post(GOOD, caller=OTHER)[2]["job_id"]
+
+    listed = {j["job_id"] for j in request("GET", "/videos", caller=ADMIN)[2]["items"]}
+    assert listed == {mine, theirs}
+    assert request("GET", f"/videos/{theirs}", caller=ADMIN)[0] == 200
+    assert request("DELETE", f"/videos/{theirs}", caller=ADMIN)[2]["status"] == "CANCELED"
+
+
+def test_idempotency_keys_belong_to_their_caller(api: SimpleNamespace) -> None:
+    first = post(GOOD, key="shared-key")
+    other = post({**GOOD, "prompt": "another caller's video"}, key="shared-key", caller=OTHER)
+
+    assert (first[0], other[0]) == (202, 202)
+    assert first[2]["job_id"] != other[2]["job_id"]
+    assert api.stack.job(other[2]["job_id"])["request"]["prompt"] == "another caller's video"
+    assert post(GOOD, key="shared-key") == first
+
+
+def test_a_request_without_an_iam_identity_is_403(api: SimpleNamespace) -> None:
+    event = load_event("api_get_video.json")
+    event["requestContext"]["identity"]["userArn"] = None
+    status, _, body = call(event)
+    assert (status, body["error"]["code"]) == (403, "Forbidden")

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import importlib
 import json
 import threading
+from collections import Counter
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 import boto3
 import pytest
 from t2v import wiring
 from t2v.adapters.jobs_repo import JobsRepository
+from t2v.contract import ExecutionInput
 from t2v.errors import BudgetExceededError
+from t2v.intake import PromptFileIncompleteError, handle_continuation, handle_s3_records
+from t2v.jobs import derive_job_id
+from t2v.request import REFUSED_PREFIX_CHARS
 
 from tests.conftest import lambda_context, load_event
 
@@ -194,3 +201,182 @@ def test_budget_exceeded_ends_the_job_without_a_provider_call(
     with pytest.raises(BudgetExceededError):
         submit_app.lambda_handler(load_event("submit.json"), CTX)
     assert door.emu.create_count() == 0
+
+
+# -- hostile prompt files (issue 12): every line one job that ends, one notification, bounded records
+
+
+def put_file(door: Any, key: str, body: bytes) -> dict[str, Any]:
+    """Upload a prompt file to the versioned bucket and return the S3 event that names its version."""
+    s3 = boto3.client("s3")
+    s3.put_bucket_versioning(Bucket=door.stack.bucket, VersioningConfiguration={"Status": "Enabled"})
+    version = s3.put_object(Bucket=door.stack.bucket, Key=key, Body=body)["VersionId"]
+    return s3_event(door.stack.bucket, key, version)
+
+
+def line_job(door: Any, event: dict[str, Any], line: int) -> str:
+    obj = event["Records"][0]["s3"]["object"]
+    return derive_job_id("s3", door.stack.bucket, unquote_plus(obj["key"]), obj["versionId"], str(line))
+
+
+def notified_jobs(door: Any) -> Counter[str]:
+    return Counter(str(n["message"]["job_id"]) for n in door.stack.notifications())
+
+
+def assert_refused_once(door: Any, job_id: str, notes: Counter[str], reason: str) -> dict[str, Any]:
+    job = door.stack.job(job_id)
+    assert job is not None, f"no record for {job_id}"
+    assert job["status"] == "FAILED" and job["error_code"] == "InvalidRequest", job
+    assert reason in job["error_message"]
+    assert notes[job_id] == 1
+    # Bounded: a digest, a size and a prefix of what was refused, never the body itself.
+    assert set(job["request"]) == {"sha256", "bytes", "prefix"}
+    assert len(job["request"]["prefix"]) <= REFUSED_PREFIX_CHARS
+    assert len(json.dumps(job, default=str)) < 8 * 1024
+    return job
+
+
+@pytest.mark.parametrize("size", [300_000, 600_000])
+def test_an_oversized_txt_prompt_is_refused_once_and_announced(door: Any, size: int) -> None:
+    # Given a .txt file far over the prompt limit, yet under the 1 MiB file cap (SNS takes 256 KB,
+    # a DynamoDB item 400 KB: echoing the prompt lost the notification, then the record itself)
+    text = ("一只小猫在月光下奔跑 " * (size // 30 + 1))[: size // 3]
+    event = put_file(door, f"prompts/big-{size}.txt", text.encode())
+
+    report = intake_app.lambda_handler(event, CTX)
+
+    job_id = line_job(door, event, 0)
+    assert report["rejected"] == [job_id]
+    job = assert_refused_once(door, job_id, notified_jobs(door), "prompt has")
+    assert job["request"]["bytes"] == len(text.encode())
+    assert job["request"]["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_nan_and_infinity_are_invalid_json_and_the_lines_after_them_run(door: Any, constant: str) -> None:
+    body = "\n".join(
+        [
+            '{"prompt": "before", "size": "640*360"}',
+            f'{{"prompt": "bad number", "seed": {constant}}}',
+            '{"prompt": "after", "size": "640*360"}',
+        ]
+    )
+    event = put_file(door, "prompts/numbers.jsonl", body.encode())
+
+    report = intake_app.lambda_handler(event, CTX)
+
+    assert sorted(i["request"]["prompt"] for i in executions(door)) == ["after", "before"]
+    assert report["rejected"] == [line_job(door, event, 2)]
+    assert_refused_once(door, line_job(door, event, 2), notified_jobs(door), "invalid JSON")
+
+
+def test_a_huge_first_line_never_keeps_the_next_line_from_running(door: Any) -> None:
+    huge = json.dumps({"prompt": "x" * 350_000, "size": "640*360"})
+    event = put_file(door, "prompts/huge-first.jsonl", f'{huge}\n{{"prompt": "second"}}\n'.encode())
+
+    intake_app.lambda_handler(event, CTX)
+
+    assert [i["request"]["prompt"] for i in executions(door)] == ["second"]
+    assert_refused_once(door, line_job(door, event, 1), notified_jobs(door), "prompt has 350000 characters")
+
+
+def test_deep_nesting_is_refused_as_invalid_json_before_dynamodb_sees_it(door: Any) -> None:
+    deep = '{"prompt": "deep", "extra": ' + "[" * 40 + "]" * 40 + "}"
+    event = put_file(door, "prompts/deep.jsonl", f'{deep}\n{{"prompt": "flat"}}\n'.encode())
+
+    intake_app.lambda_handler(event, CTX)
+
+    assert [i["request"]["prompt"] for i in executions(door)] == ["flat"]
+    assert_refused_once(door, line_job(door, event, 1), notified_jobs(door), "nested more than 32 levels")
+
+
+def test_a_long_refused_value_is_not_echoed_into_the_record(door: Any) -> None:
+    line = json.dumps({"prompt": "ok", "size": "9" * 200_000, "x" * 100_000: 1})
+    event = put_file(door, "prompts/echo.jsonl", line.encode())
+
+    intake_app.lambda_handler(event, CTX)
+
+    job = assert_refused_once(door, line_job(door, event, 1), notified_jobs(door), "size")
+    assert len(job["error_message"]) <= 1000
+
+
+def deps_for(door: Any, **changes: Any) -> Any:
+    return dataclasses.replace(wiring.intake_deps(), **changes)
+
+
+def test_one_lines_failure_never_stops_the_others_and_the_retry_finishes_it(door: Any) -> None:
+    body = "\n".join(json.dumps({"prompt": f"p{n}", "size": "640*360"}) for n in range(1, 5))
+    event = put_file(door, "prompts/flaky.jsonl", body.encode())
+    real = wiring.intake_deps()
+    broken = line_job(door, event, 2)
+    calls: list[str] = []
+
+    def flaky_record(execution: ExecutionInput) -> bool:
+        calls.append(execution.job_id)
+        if execution.job_id == broken and calls.count(broken) == 1:
+            raise ConnectionError("DynamoDB went away for a moment")
+        return real.record(execution)
+
+    deps = deps_for(door, record=flaky_record)
+    with pytest.raises(PromptFileIncompleteError, match=broken):
+        handle_s3_records(event, deps)
+    assert sorted(i["request"]["prompt"] for i in executions(door)) == ["p1", "p3", "p4"]
+
+    again = handle_s3_records(event, deps)  # Lambda's retry of the failed invocation
+    assert again.started == [broken]
+    assert sorted(i["request"]["prompt"] for i in executions(door)) == ["p1", "p2", "p3", "p4"]
+
+
+@pytest.mark.parametrize(("share", "margin", "clock"), [(3, 0.0, None), (100, 5.0, [30.0, 30.0, 4.0])])
+def test_intake_hands_the_rest_of_a_file_on_and_every_line_ends_once(
+    door: Any, share: int, margin: float, clock: list[float] | None
+) -> None:
+    # Given a file of valid and refused lines, and an invocation that may do only part of it
+    # (its share of lines, or until the remaining time falls under the margin)
+    lines = [
+        json.dumps({"prompt": f"line {n}", "size": "640*360"})
+        if n % 3
+        else f'{{"prompt": "bad {n}", "seed": NaN}}'
+        for n in range(1, 9)
+    ]
+    event = put_file(door, "prompts/long.jsonl", "\n".join(lines).encode())
+    handed: list[dict[str, Any]] = []
+    deps = deps_for(door, hand_on=handed.append, lines_per_invocation=share, handoff_margin_seconds=margin)
+    remaining = list(clock or [])
+
+    def time_left() -> float:
+        return remaining.pop(0) if remaining else 60.0
+
+    # When the first invocation and each continuation it hands on run
+    reports = [handle_s3_records(event, deps, time_left=time_left)]
+    while handed:
+        reports.append(handle_continuation(handed.pop(0), deps, time_left=time_left))
+
+    # Then every line yields exactly one job and one notification for the refused ones
+    assert len(reports) > 1
+    started = [j for r in reports for j in r.started]
+    rejected = [j for r in reports for j in r.rejected]
+    assert sorted(started + rejected) == sorted(line_job(door, event, n) for n in range(1, 9))
+    assert len(set(started + rejected)) == 8
+    assert sorted(i["request"]["prompt"] for i in executions(door)) == sorted(
+        f"line {n}" for n in range(1, 9) if n % 3
+    )
+    notes = notified_jobs(door)
+    for job_id in rejected:
+        assert_refused_once(door, job_id, notes, "NaN")
+    # ... and the start delays are those of one uninterrupted pass (two starts a second, in line order)
+    delays = {i["origin"]["line"]: i["start_delay_seconds"] for i in executions(door)}
+    assert delays == {1: 0, 2: 0, 4: 1, 5: 1, 7: 2, 8: 2}
+
+
+def test_each_line_over_the_cap_is_refused_on_its_own(door: Any) -> None:
+    body = "\n".join(json.dumps({"prompt": f"n{n}", "size": "640*360"}) for n in range(1, 6))
+    event = put_file(door, "prompts/capped.jsonl", body.encode())
+
+    report = handle_s3_records(event, deps_for(door, max_lines=3))
+
+    assert len(report.started) == 3
+    assert report.rejected == [line_job(door, event, 4), line_job(door, event, 5)]
+    notes = notified_jobs(door)
+    for job_id in report.rejected:
+        assert_refused_once(door, job_id, notes, "over 3 requests per file")

@@ -221,6 +221,7 @@ def test_query_throttling_waits_longer_and_keeps_polling(env: Any) -> None:
 
 
 def test_deadline_ends_timed_out(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    env.emu.config.pending_seconds = 30.0  # still PENDING at the last look
     poll = submit_app.lambda_handler(start_event("job-late"), CTX)
     late = status_app.lambda_handler({**poll, "deadline_at": "2000-01-01T00:00:00.000Z"}, CTX)
     assert late["decision"] == "TIMED_OUT"
@@ -320,9 +321,13 @@ def wait_until_all_tasks_finished(env: Any, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def test_lost_create_never_adopts_another_jobs_unclaimed_task(env: Any) -> None:
+def test_lost_create_never_adopts_another_jobs_unclaimed_task(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given another job's task that nobody owns yet, and our create whose answer is lost; both tasks
     # run long enough that a loaded machine still reconciles while they run
+    monkeypatch.setenv("PROVIDER_CLOCK_SKEW_SECONDS", "3")  # theirs falls in our window on a slow machine
+    wiring.provider_deps.cache_clear()
     env.emu.config.running_seconds = 5.0
     theirs = other_jobs_unclaimed_task(env, "their prompt")
     env.emu.set_faults(
@@ -527,3 +532,173 @@ def test_a_failed_task_two_unanswered_creates_may_have_made_goes_to_the_likelies
     assert rival["task_id"] == theirs and repo.owner_of_task(theirs) == "job-rival2"
     assert env.emu.create_count() == creates
     assert CONTESTED != "job-rival2"
+
+
+# -- issue 12: big and shared accounts, deadlines, rotated keys -----------------------------------
+
+
+def test_reconcile_finds_its_task_among_more_than_a_thousand_on_the_account(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given our create whose answer is lost while another client's task was made at the same moment
+    # (two unowned tasks that show no prompt yet: submit cannot tell them apart and waits)
+    import time
+
+    monkeypatch.setenv("CREATE_CLAIM_STALE_SECONDS", "1")
+    monkeypatch.setenv("PROVIDER_CLOCK_SKEW_SECONDS", "3")  # theirs falls in our window on a slow machine
+    wiring.provider_deps.cache_clear()
+    env.emu.set_faults({"rules": [{"kind": "drop_after_accept", "prompt_contains": "needle", "times": 1}]})
+    env.emu.config.running_seconds = 2.0  # both still run when submit reconciles, even on a slow machine
+    event = start_event("job-needle", prompt="needle")
+    with wiring_client(env) as other:
+        other.create_task(_request("someone else's, at the same moment"))
+    with pytest.raises(AmbiguousCreateError):
+        submit_app.lambda_handler(event, CTX)
+    # and 1,100 tasks of that client made since, within the hour (listed newest first, before ours)
+    env.emu.add_tasks(1100, prompt="haystack", created=env.emu.now() + 5, spread_seconds=600)
+    time.sleep(2.5)  # our task has SUCCEEDED and shows its prompt; our claim has gone stale
+
+    # When submit runs again
+    result = submit_app.lambda_handler(event, CTX)
+
+    # Then it adopts the task its lost create made, and creates no second one
+    [ours] = [t for t in env.emu.tasks() if t["prompt"] == "needle"]
+    assert result["task_id"] == ours["task_id"]
+    assert len([r for r in env.emu.requests() if r["endpoint"] == "create" and r["prompt"] == "needle"]) == 1
+
+
+def wiring_client(env: Any) -> Any:
+    from t2v.dashscope import DashScopeClient
+
+    return DashScopeClient("sk-another-client", base_url=env.emu.base_url)
+
+
+def _request(prompt: str, **params: Any) -> Any:
+    from t2v.request import parse_request
+
+    return parse_request({"prompt": prompt, "size": "640*360", **params})
+
+
+def test_a_task_adopted_without_proof_is_released_when_it_shows_another_request(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another client's task made at the same moment as our create, which times out before the
+    # provider made anything: the lone unowned task of our window is adopted without proof
+    monkeypatch.setenv("PROVIDER_CLOCK_SKEW_SECONDS", "3")  # theirs falls in our window on a slow machine
+    wiring.provider_deps.cache_clear()
+    env.emu.config.pending_seconds, env.emu.config.running_seconds = 0.3, 1.5
+    env.emu.set_faults(
+        {
+            "rules": [
+                {
+                    "endpoint": "create",
+                    "kind": "timeout",
+                    "hold_seconds": 0.1,
+                    "prompt_contains": "mine",
+                    "times": 1,
+                }
+            ]
+        }
+    )
+    with wiring_client(env) as other:
+        theirs = other.create_task(_request("a foreign prompt")).task_id
+
+    # When the job runs to its end
+    result = run_job(start_event("job-adopted", prompt="mine"))
+
+    # Then the foreign task's video is never delivered: the job made its own task and stored its video
+    [mine] = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "mine"]
+    job = env.stack.job("job-adopted")
+    assert (result["status"], job["task_id"]) == ("SUCCEEDED", mine), result
+    assert job["task_id"] != theirs
+    stored = boto3.client("s3").get_object(Bucket=env.stack.bucket, Key=job["s3_key"])["Body"].read()
+    assert hashlib.sha256(stored).hexdigest() == job["sha256"]
+    media = env.emu.wait_media(mine, timeout=30)
+    assert media is not None and hashlib.sha256(media.read_bytes()).hexdigest() == job["sha256"]
+    [note] = env.stack.notifications()
+    assert note["message"]["task_id"] == mine
+
+
+def test_a_proof_by_prompt_also_needs_the_request_parameters(env: Any) -> None:
+    # Given another client's finished task with our prompt but another duration, made the moment our
+    # create was sent; our create times out before the provider made anything
+    env.emu.config.pending_seconds, env.emu.config.running_seconds = 0.0, 0.0
+    with wiring_client(env) as other:
+        theirs = other.create_task(_request("twin", duration=8)).task_id
+    env.emu.config.pending_seconds, env.emu.config.running_seconds = 0.2, 0.5
+    env.emu.set_faults(
+        {
+            "rules": [
+                {"endpoint": "create", "kind": "timeout", "hold_seconds": 0.1, "prompt_contains": "twin"},
+            ]
+        }
+    )
+
+    # When submit reconciles, the task shows our prompt
+    with pytest.raises(AmbiguousCreateError):
+        submit_app.lambda_handler(start_event("job-twin", prompt="twin"), CTX)
+
+    # Then its usage (8 s, not 5 s) shows it was another request: it is not taken
+    assert env.stack.job("job-twin").get("task_id") is None
+    assert theirs
+
+
+def test_at_the_deadline_the_provider_is_asked_once_before_timing_out(env: Any) -> None:
+    # Given a task that finished while the job waited past its deadline
+    import time
+
+    poll = submit_app.lambda_handler(start_event("job-last-look"), CTX)
+    time.sleep(1.0)
+    queries = len([r for r in env.emu.requests() if r["endpoint"] == "query"])
+
+    # When the poll after the deadline runs
+    late = status_app.lambda_handler({**poll, "deadline_at": "2000-01-01T00:00:00.000Z"}, CTX)
+
+    # Then it looked once and took the result instead of giving up
+    assert late["decision"] == "SUCCEEDED"
+    assert len([r for r in env.emu.requests() if r["endpoint"] == "query"]) == queries + 1
+
+
+def test_at_the_deadline_a_task_still_running_ends_timed_out_after_one_look(env: Any) -> None:
+    env.emu.config.pending_seconds = 30.0
+    poll = submit_app.lambda_handler(start_event("job-late-running"), CTX)
+    late = status_app.lambda_handler({**poll, "deadline_at": "2000-01-01T00:00:00.000Z"}, CTX)
+    assert late["decision"] == "TIMED_OUT"
+    assert len([r for r in env.emu.requests() if r["endpoint"] == "query"]) == 1
+
+
+def test_a_key_rotated_while_polling_is_read_again_and_polling_goes_on(env: Any) -> None:
+    # Given a job polling with the key cached by the status function
+    old = env.stack.api_key
+    poll = submit_app.lambda_handler(start_event("job-rotate"), CTX)
+    first = status_app.lambda_handler({**poll, "wait_seconds": 0}, CTX)
+    assert first["task_status"] in {"PENDING", "RUNNING", "SUCCEEDED"}
+
+    # When the key is rotated: the provider takes only the new one, the secret holds it
+    env.emu.config.api_keys = ("sk-rotated-key",)
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=env.stack.secret_id, SecretString="sk-rotated-key"
+    )
+    after = status_app.lambda_handler({**first, "wait_seconds": 0}, CTX)
+
+    # Then the refused cached key is replaced at once and the task is seen
+    assert after["task_status"] in {"PENDING", "RUNNING", "SUCCEEDED"}, after
+    assert old != "sk-rotated-key"
+
+
+def test_a_key_refused_even_after_a_refresh_keeps_polling_until_the_deadline(env: Any) -> None:
+    # Given a job polling, and then a key the provider refuses (revoked, the new one not stored yet)
+    poll = submit_app.lambda_handler(start_event("job-revoked"), CTX)
+    env.emu.config.api_keys = ("sk-not-stored-yet",)
+
+    # When it polls
+    waiting = status_app.lambda_handler({**poll, "wait_seconds": 0}, CTX)
+
+    # Then the job is not failed: it waits and polls again (its paid task keeps running)
+    assert (waiting["decision"], waiting["task_status"]) == ("WAIT", None), waiting
+    assert env.stack.job("job-revoked")["status"] not in {"FAILED", "CANCELED", "TIMED_OUT"}
+    assert "InvalidApiKey" in env.stack.job("job-revoked")["last_error"]
+
+    # And once the key is fixed, polling finds the task
+    env.emu.config.api_keys = None
+    assert status_app.lambda_handler({**waiting, "wait_seconds": 0}, CTX)["task_status"] is not None

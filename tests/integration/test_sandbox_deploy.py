@@ -174,3 +174,65 @@ def test_real_template_deploys(tmp_path: Path) -> None:
         assert sb.outputs["StateMachineArn"].startswith("arn:aws:states:")
         assert sb.stack is not None
         assert sb.stack.parameters["DashScopeBaseUrl"] == sb.endpoints["emulator_url"]
+
+
+# --- template guards (issue 15): what CloudFormation would refuse, the sandbox refuses too
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"InputPrefix": "videos/"},
+            "rule PrefixesDoNotOverlap: InputPrefix and OutputPrefix must be different",
+        ),
+        ({"OutputPrefix": "prompts/sub/"}, "OutputPrefix='prompts/sub/' does not match AllowedPattern"),
+        ({"InputPrefix": ""}, "InputPrefix='' does not match AllowedPattern"),
+    ],
+)
+def test_overlapping_or_nested_prefixes_fail_before_anything_is_created(
+    tmp_path: Path, overrides: dict[str, str], message: str
+) -> None:
+    config = SandboxConfig(
+        template=ROOT / "template.yaml", emulator=False, work_dir=tmp_path, parameter_overrides=overrides
+    )
+    with pytest.raises(DeployError, match=message.replace("(", r"\(")):
+        Sandbox(config).start()
+
+
+@pytest.mark.parametrize("stack_name", ["A-Very-Long-Stack-Name-With-Capitals-" + "x" * 90, "t2v"])
+def test_bucket_and_logs_do_not_depend_on_the_stack_name(tmp_path: Path, stack_name: str) -> None:
+    config = SandboxConfig(
+        template=ROOT / "template.yaml", emulator=False, work_dir=tmp_path, stack_name=stack_name[:128]
+    )
+    with Sandbox(config) as sb:
+        bucket = sb.outputs["OutputBucketName"]
+        # A valid S3 name for any stack name: lowercase, at most 63 characters, one per stack.
+        assert len(bucket) <= 63
+        assert bucket == bucket.lower()
+        assert bucket.startswith("t2v-123456789012-us-east-1-")
+        lifecycle = sb.client("s3").get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+        noncurrent = [r for r in lifecycle if r["ID"] == "ExpireNoncurrentVersions"]
+        assert noncurrent[0]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
+        # Every function logs into a log group of the stack (LoggingConfig), with retention.
+        logs = sb.client("logs")
+        for name in ("Submit", "Status", "Finalize", "Intake", "Api"):
+            group = sb.physical_id(f"{name}LogGroup")
+            described = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+            assert described[0]["retentionInDays"] == 30
+            function = sb.client("lambda").get_function_configuration(
+                FunctionName=sb.physical_id(f"{name}Function")
+            )
+            assert function["Environment"]["Variables"]["AWS_RETRY_MODE"] == "standard"
+
+
+def test_the_api_has_one_stage_v1_and_no_stray_stage() -> None:
+    # Given the real template translated as CloudFormation's SAM transform does it
+    packager = Packager(ROOT, "artifacts", lambda key, data: None)
+    params = {"InputPrefix": "prompts/", "OutputPrefix": "videos/"}
+    cfn = translate(prepare_sam(load_template(ROOT / "template.yaml"), ROOT, packager), params, "us-east-1")
+    resources = cfn["Resources"].values()
+    # Then the only stage is v1: no deployment creates SAM's implicit stage named "Stage"
+    stages = [r["Properties"]["StageName"] for r in resources if r["Type"] == "AWS::ApiGateway::Stage"]
+    deployments = [r["Properties"] for r in resources if r["Type"] == "AWS::ApiGateway::Deployment"]
+    assert stages == ["v1"]
+    assert deployments
+    assert all("StageName" not in d for d in deployments)

@@ -16,7 +16,7 @@ from t2v.jobs import JobRecord, derive_job_id
 from t2v.schedule import GenerationTier, MemoryPollStats, TierHistory
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps
-from t2v.usecases.videos import ApiDeps
+from t2v.usecases.videos import ApiDeps, Caller, scoped_key
 
 from tests.conftest import ROOT, lambda_context, load_event
 from tests.fakes import FakeExecutions, FakeNotifier, FakeProvider, FakeRepo, FakeStore
@@ -107,11 +107,13 @@ def seed_job(repo: FakeRepo, job_id: str, status: str = "ACCEPTED", minutes: int
         origin={},
         now=NOW + timedelta(minutes=minutes),
         deadline_at=NOW + timedelta(hours=2),
+        owner=CALLER,
     )
     repo.items[job_id].update(status=status, **fields)
 
 
 GOOD = {"prompt": "一只小猫在月光下奔跑", "size": "640*360", "duration": 5}
+CALLER = "arn:aws:iam::123456789012:user/video-client"  # the event corpus's caller
 
 
 # -- POST /videos ------------------------------------------------------------------------------
@@ -120,7 +122,7 @@ GOOD = {"prompt": "一只小猫在月光下奔跑", "size": "640*360", "duration
 def test_post_records_the_job_and_starts_one_execution(world: World) -> None:
     status, headers, body = post(GOOD, key="k-1")
 
-    job_id = derive_job_id("api", "k-1")
+    job_id = derive_job_id("api", scoped_key(Caller(CALLER), "k-1"))
     assert status == 202
     # Links carry the stage (the corpus event came through /Prod), so following them works
     assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/Prod/videos/{job_id}"}}

@@ -143,7 +143,8 @@ def test_the_template_environment_of_a_handler_resolves_parameters_and_adds_lamb
     env = coldstart.template_env("finalize")
     assert env["POWERTOOLS_SERVICE_NAME"] == "t2v"
     assert env["VIDEO_HOST_ALLOWLIST"] == "media.pixverseai.cn,*.aliyuncs.com"
-    assert env["OUTPUT_BUCKET"] == "t2v-123456789012-us-east-1-videos"
+    assert env["OUTPUT_BUCKET"] == "t2v-123456789012-us-east-1-0a1b2c3d4e5f"  # from the stack id
+    assert env["TOPIC_ARN"] == "bench-OutcomeTopic"
     assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
     assert env["LAMBDA_TASK_ROOT"].endswith("functions/finalize")
 

@@ -39,3 +39,28 @@ def test_importing_the_handlers_does_not_import_boto3() -> None:
     )
 
     assert json.loads(done.stdout) == {name: [] for name in HANDLERS}
+
+
+TRACED = """
+import json, sys
+sys.path[0:0] = [sys.argv[1], sys.argv[2]]
+import app
+print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & {"httpx", "sqlite3", "aws_xray_sdk"})))
+"""
+
+
+def test_intake_traced_as_in_lambda_patches_botocore_only() -> None:
+    # Given intake imported with the environment Lambda gives it (tracing on, as `Tracing: Active`)
+    from t2v_bench.coldstart import template_env
+
+    env = {"PATH": os.environ.get("PATH", ""), **template_env("intake")}
+    done = subprocess.run(
+        [sys.executable, "-c", TRACED, str(ROOT / "functions" / "intake"), str(ROOT / "layers" / "shared")],
+        cwd=ROOT / "functions" / "intake",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # Then X-Ray is loaded, but patch_all's extra modules (httpx, sqlite3) are not: intake calls neither
+    assert json.loads(done.stdout) == ["aws_xray_sdk"]

@@ -14,6 +14,7 @@ from t2v.dashscope import (
     DEFAULT_BASE_URL,
     DEFAULT_TIMEOUT,
     INTL_BASE_URL,
+    LIST_PAGE_SIZE,
     USER_AGENT,
     DashScopeClient,
     TaskStatus,
@@ -21,6 +22,7 @@ from t2v.dashscope import (
 )
 from t2v.errors import (
     AmbiguousCreateError,
+    IncompleteListError,
     ProviderAuthError,
     ProviderError,
     ProviderQuotaError,
@@ -625,11 +627,34 @@ def test_iter_tasks_without_total_stops_at_a_short_page() -> None:
         ]
     )
     with make_client(handler) as client:
-        assert len(list(client.iter_tasks(**WINDOW))) == 11
+        assert len(list(client.iter_tasks(**WINDOW, page_size=10))) == 11
     assert len(seen) == 2
 
 
-def test_iter_tasks_is_bounded_when_the_server_never_ends() -> None:
+def test_iter_tasks_asks_for_the_largest_page_the_provider_serves() -> None:
+    handler, seen = recorder([httpx.Response(200, json=_list_body(["a"]))])
+    with make_client(handler) as client:
+        list(client.iter_tasks(**WINDOW))
+    assert seen[0].url.params["page_size"] == str(LIST_PAGE_SIZE) == "100"
+
+
+def test_a_scan_that_runs_out_of_pages_is_incomplete_never_complete() -> None:
+    # Given a server with more pages than the scan may read
     full_page = _list_body([f"a{i}" for i in range(10)])
-    with make_client(answer(200, full_page)) as client:
-        assert len(list(client.iter_tasks(**WINDOW, max_pages=3))) == 30
+    seen: list[str] = []
+    with make_client(answer(200, full_page)) as client, pytest.raises(IncompleteListError):
+        # When the pages run out, the caller learns the scan is incomplete (not a silent end)
+        seen.extend(t.task_id for t in client.iter_tasks(**WINDOW, page_size=10, max_pages=3))
+    assert len(seen) == 30
+
+
+def test_the_end_of_a_list_window_rounds_up_to_the_next_whole_second() -> None:
+    handler, seen = recorder([httpx.Response(200, json={"tasks": []})])
+    with make_client(handler) as client:
+        client.list_tasks(
+            start_time=datetime(2026, 3, 20, 10, 0, 0, 900_000), end_time=datetime(2026, 3, 20, 10, 0, 5, 1)
+        )
+    assert (seen[0].url.params["start_time"], seen[0].url.params["end_time"]) == (
+        "20260320100000",
+        "20260320100006",
+    )

@@ -28,10 +28,13 @@ ADAPTERS = ROOT / "layers" / "shared" / "t2v" / "adapters"
 # Query only where jobs are listed (the API) or lost creates are reconciled (submit's `_rivals`).
 NEEDS: dict[str, dict[str, set[str]]] = {
     "SubmitFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
-    "StatusFunction": {"table": {"GetItem", "UpdateItem"}, "index": set()},
+    # A task adopted without proof that shows another request is released and the job's own created.
+    "StatusFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
     "FinalizeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": set()},
     "IntakeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": set()},
     "ApiFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
+    # The sweeper reads and ends jobs it finds by querying; it never records a new one.
+    "SweeperFunction": {"table": {"GetItem", "UpdateItem"}, "index": {"Query"}},
     # Push completion: park stores the wait's token; the callback finds the task's owner, records the push.
     "ParkFunction": {"table": {"UpdateItem"}, "index": set()},
     "CallbackFunction": {"table": {"GetItem", "UpdateItem"}, "index": set()},
@@ -135,3 +138,22 @@ def test_every_publisher_to_the_encrypted_topic_may_use_its_key() -> None:
         )
         uses_key = any({"kms:GenerateDataKey", "kms:Decrypt"} <= set(actions(s)) for s in statements(props))
         assert publishes == uses_key, function
+
+
+def test_intake_may_invoke_itself_and_no_function_anything_else() -> None:
+    # Intake hands the rest of a long prompt file on to itself: it names itself, nothing wider.
+    for function, props in FUNCTIONS.items():
+        invokes = [s for s in statements(props) if "lambda:InvokeFunction" in actions(s)]
+        if function != "IntakeFunction":
+            assert not invokes, function
+            continue
+        [statement] = invokes
+        name, names = props["FunctionName"]["Fn::Sub"]
+        assert resources(statement) == [
+            {
+                "Fn::Sub": [
+                    f"arn:${{AWS::Partition}}:lambda:${{AWS::Region}}:${{AWS::AccountId}}:function:{name}",
+                    names,
+                ]
+            }
+        ]

@@ -10,6 +10,7 @@ emu.stop()
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import socket
@@ -29,6 +30,7 @@ from pydantic import ValidationError
 from dashscope_emulator.faults import FaultInjector, FaultPlan, FaultRule
 from dashscope_emulator.media import MediaStore, VideoSpec
 from dashscope_emulator.push import Pusher
+from dashscope_emulator.rules import MODELS
 from dashscope_emulator.tasks import Task, parse_list_time
 from dashscope_emulator.validation import ApiError, parse_create
 
@@ -39,6 +41,9 @@ _CANCEL_PATH: Final = re.compile(rf"^{API}/tasks/([^/]+)/cancel$")
 _MEDIA_PATH: Final = re.compile(r"^/media/([^/]+)\.mp4$")
 _RANGE: Final = re.compile(r"^bytes=(\d*)-(\d*)$")
 DAY: Final = 86_400.0
+# The largest list page the emulator serves; a larger `page_size` is refused, as a bound the client must
+# respect (DashScope's list-tasks documents 10 as its default page size).
+MAX_PAGE_SIZE: Final = 100
 
 
 @dataclass
@@ -54,6 +59,9 @@ class EmulatorConfig:
     media_dir: Path | None = None  # default: a temporary directory removed on stop()
     encode_workers: int = 2
     media_wait_seconds: float = 120.0
+    # The provider's clock against the callers' (seconds added to every time the emulator reads): its
+    # task creation times, list windows and task lifetimes all follow the skewed clock.
+    clock_offset_seconds: float = 0.0
     # Task-finished pushes (dashscope_emulator.push): off until a URL is set here or by POST /admin/push.
     push_url: str | None = None
     push_token: str = ""
@@ -73,6 +81,9 @@ class RequestRecord:
     fault: str | None = None
     code: str | None = None
     prompt: str | None = None  # creates only: lets a test tell which request a create answer belongs to
+    api_key_id: str | None = (
+        None  # which client called (as the list endpoint names it), once its key is known
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,6 +99,7 @@ class RequestRecord:
             "fault": self.fault,
             "code": self.code,
             "prompt": self.prompt,
+            "api_key_id": self.api_key_id,
         }
 
 
@@ -171,13 +183,17 @@ class Emulator:
     def video_url(self, task_id: str) -> str:
         return f"{self.public_base}/media/{task_id}.mp4"
 
+    def now(self) -> float:
+        """The provider's clock: this machine's, shifted by `clock_offset_seconds`."""
+        return time.time() + self.config.clock_offset_seconds
+
     # ----------------------------------------------------------------- inspection
     def requests(self) -> list[dict[str, Any]]:
         with self._lock:
             return [r.as_dict() for r in self._log]
 
     def tasks(self) -> list[dict[str, Any]]:
-        now = time.time()
+        now = self.now()
         with self._lock:
             return [t.admin_view(now) for t in self._tasks.values()]
 
@@ -263,7 +279,7 @@ class Emulator:
             audio=req.audio,
             watermark=req.watermark,
             seed=req.seed if req.seed is not None else uuid.uuid4().int % 2_147_483_648,
-            created=time.time(),
+            created=self.now(),
             pending_seconds=cfg.pending_seconds,
             running_seconds=cfg.running_seconds,
             ttl_seconds=cfg.task_ttl_seconds,
@@ -290,21 +306,70 @@ class Emulator:
             self.media.submit(task.task_id, spec)
         return task
 
+    def add_tasks(
+        self,
+        count: int,
+        *,
+        prompt: str,
+        api_key: str = "sk-another-client",
+        created: float | None = None,
+        spread_seconds: float = 0.0,
+        outcome: str = "failed",
+        size: str = "640*360",
+        duration: int = 5,
+    ) -> list[str]:
+        """Put `count` tasks of another client on the account at once, without HTTP or media (a busy
+        account: a notebook or another stack on the same key). Ended `failed` by default, since their
+        videos are never fetched; `created` (provider clock) defaults to now, spread over `spread_seconds`."""
+        base = self.now() if created is None else created
+        made: list[Task] = []
+        for n in range(count):
+            made.append(
+                Task(
+                    task_id=str(uuid.uuid4()),
+                    request_id=str(uuid.uuid4()),
+                    api_key=api_key,
+                    model=next(iter(MODELS)),
+                    prompt=prompt,
+                    render_prompt=prompt,
+                    truncated=False,
+                    size=size,
+                    duration=duration,
+                    audio=False,
+                    watermark=False,
+                    seed=n,
+                    created=base + (spread_seconds * n / count if count else 0.0),
+                    pending_seconds=self.config.pending_seconds,
+                    running_seconds=self.config.running_seconds,
+                    ttl_seconds=self.config.task_ttl_seconds,
+                    outcome=outcome,  # type: ignore[arg-type]
+                    fail_code="InternalError.Algo" if outcome == "failed" else None,
+                    fail_message="Inference failed." if outcome == "failed" else None,
+                )
+            )
+        with self._lock:
+            self._tasks.update({t.task_id: t for t in made})
+        return [t.task_id for t in made]
+
     def _cancel(self, task_id: str) -> bool:
         with self._lock:
             task = self._tasks.get(task_id)
-            if task is None or task.status(time.time()) != "PENDING":
+            if task is None or task.status(self.now()) != "PENDING":
                 return False
-            task.canceled_at = time.time()
+            task.canceled_at = self.now()
         self.pusher.task_ended(task, "CANCELED", task.canceled_at)
         self.media.discard(task_id)
         return True
 
     def _list(self, query: dict[str, str], request_id: str) -> dict[str, Any]:
-        now = time.time()
+        now = self.now()
         start, end = _list_window(query, now)
         page_no = _positive_int(query, "page_no", 1)
         page_size = _positive_int(query, "page_size", 10)
+        if page_size > MAX_PAGE_SIZE:
+            raise ApiError(
+                400, "InvalidParameter", f"page_size must be at most {MAX_PAGE_SIZE}, got {page_size}"
+            )
         with self._lock:
             tasks = [t for t in self._tasks.values() if now < t.created + t.ttl_seconds]
         items = [
@@ -328,6 +393,11 @@ class Emulator:
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self._stopping.wait(seconds)
+
+
+def api_key_id(key: str) -> str:
+    """The short id the provider shows for an API key (list items' `api_key_id`)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
 def _positive_int(query: dict[str, str], name: str, default: int) -> int:
@@ -422,6 +492,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._rec.endpoint = endpoint
         self._rec.task_id = task_id
         key = self._api_key()
+        self._rec.api_key_id = api_key_id(key)
         if endpoint == "query" and self.emulator._throttled(key):
             raise ApiError(429, "Throttling", "Requests rate limit exceeded, please try again later.")
         if endpoint == "create":
@@ -477,7 +548,9 @@ class _Handler(BaseHTTPRequestHandler):
         if task is None:
             self._json(200, {"output": {"task_id": task_id, "task_status": "UNKNOWN"}})
             return
-        body = task.query_body(time.time(), self._rec.request_id or "", self.emulator.video_url(task_id))
+        body = task.query_body(
+            self.emulator.now(), self._rec.request_id or "", self.emulator.video_url(task_id)
+        )
         body.pop("request_id")
         self._json(200, body)
 
@@ -499,7 +572,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._rec.task_id = task_id
         task = self.emulator.task(task_id)
         rule = self._inject("media", task.prompt if task else None)
-        now = time.time()
+        now = self.emulator.now()
         if task is None or not task.has_video or now < task.finished_at:
             self._plain(404, b"NoSuchKey: The specified key does not exist.")
             return

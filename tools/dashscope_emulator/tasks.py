@@ -66,6 +66,10 @@ class Task:
         return self.created + self.pending_seconds + self.running_seconds
 
     @property
+    def api_key_id(self) -> str:
+        return hashlib.sha256(self.api_key.encode()).hexdigest()[:8]
+
+    @property
     def delivered_size(self) -> str:
         return delivered_size(self.size, self.duration)
 
@@ -131,9 +135,8 @@ class Task:
     def list_item(self, now: float) -> dict[str, Any]:
         """One entry of GET /tasks (the list endpoint), with millisecond epoch times."""
         status = self.lifecycle_status(now)
-        key_id = hashlib.sha256(self.api_key.encode()).hexdigest()[:8]
         item: dict[str, Any] = {
-            "api_key_id": key_id,
+            "api_key_id": self.api_key_id,
             "caller_parent_id": "1000000000000000",
             "caller_uid": "1000000000000000",
             "gmt_create": int(self.created * 1000),
@@ -154,6 +157,7 @@ class Task:
     def admin_view(self, now: float) -> dict[str, Any]:
         return {
             "task_id": self.task_id,
+            "api_key_id": self.api_key_id,  # which client made it
             "request_id": self.request_id,
             "prompt": self.prompt,
             "prompt_chars": len(self.prompt),

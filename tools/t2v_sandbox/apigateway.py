@@ -339,6 +339,14 @@ def _proxy_response(payload: dict[str, Any] | None, errored: bool) -> tuple[int,
 
 
 def _reply(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
+    try:
+        _send(request, status, headers, body)
+    except (BrokenPipeError, ConnectionResetError):
+        # The client gave up first (e.g. the emulator's push timed out): API Gateway drops it too.
+        LOG.debug("client closed the connection before the answer")
+
+
+def _send(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes) -> None:
     request.send_response(status)
     for key, value in headers.items():
         if key.lower() not in {"content-length", "connection"}:

@@ -13,11 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
-
-from rich.console import Console
-from rich.progress import BarColumn, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
+from typing import TYPE_CHECKING, Any, TextIO
 
 from t2v_sandbox.user_client import (
     DEFAULT_ENDPOINTS,
@@ -33,6 +29,10 @@ from t2v_sandbox.user_client import (
     sandbox_target,
     summary_line,
 )
+
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
 DEFAULT_TIMEOUT = 900.0
 NOTE_EVERY_SECONDS = 10.0
@@ -137,12 +137,21 @@ def guarded(body: Callable[[], int], err: TextIO | None = None) -> int:
         return 130
 
 
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401 - only whether the [console] extra is there
+    except ImportError:
+        return False
+    return True
+
+
 class Progress:
-    """Live progress on stderr: a rich progress bar on a terminal, one plain line per change otherwise."""
+    """Live progress on stderr: a rich progress bar on a terminal, one plain line per change otherwise
+    (and on a terminal without the [console] extra, which brings rich)."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.tty = self.stream.isatty() and _has_rich()
         self._last_key: object = None
         self._printed_at = 0.0
         self._bar: RichProgress | None = None
@@ -165,6 +174,10 @@ class Progress:
 
     def _draw(self, job: dict[str, Any], status: str, facts: ProgressFacts) -> None:
         if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as RichProgress
+
             self._bar = RichProgress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +77,10 @@ class Deployer:
             "AWS::AccountId": ctx.account,
             "AWS::Partition": "aws",
             "AWS::StackName": ctx.stack_name,
-            "AWS::StackId": ctx.arn("cloudformation", f"stack/{ctx.stack_name}/sandbox"),
+            # Shaped like CloudFormation's (…:stack/NAME/UUID), the UUID stable per stack name.
+            "AWS::StackId": ctx.arn(
+                "cloudformation", f"stack/{ctx.stack_name}/{uuid.uuid5(uuid.NAMESPACE_URL, ctx.stack_name)}"
+            ),
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NotificationARNs": [],
         }
@@ -104,7 +108,22 @@ class Deployer:
                 active[lid] = res
         return active
 
+    def check_rules(self) -> None:
+        """The template's Rules, as CloudFormation checks them: before anything is created."""
+        for name, rule in self.template.get("Rules", {}).items():
+            try:
+                if "RuleCondition" in rule and not self.resolver.resolve(rule["RuleCondition"]):
+                    continue
+                for assertion in rule.get("Assertions", []):
+                    if not self.resolver.resolve(assertion["Assert"]):
+                        raise DeployError(
+                            f"rule {name}: {assertion.get('AssertDescription', 'assertion failed')}"
+                        )
+            except IntrinsicError as exc:
+                raise DeployError(f"rule {name}: {exc}") from exc
+
     def deploy(self) -> Stack:
+        self.check_rules()
         resources = self._active_resources()
         check_supported(resources)
         try:

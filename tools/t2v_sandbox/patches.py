@@ -188,6 +188,18 @@ def _patch_s3_notifications() -> None:
     from moto.s3 import notifications
 
     original = notifications._invoke_awslambda
+    original_event = notifications._get_s3_event
+
+    def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict[str, Any]:
+        # S3 names the object's version in the event of a versioned bucket; moto 5.2.5 leaves it out.
+        event: dict[str, Any] = original_event(event_name, bucket, key, notification_id)
+        version = getattr(key, "version_id", None)
+        if getattr(bucket, "is_versioned", False) and version and version != "null":
+            for record in event["Records"]:
+                record["s3"]["object"]["versionId"] = version
+        return event
+
+    notifications._get_s3_event = _get_s3_event
 
     def _invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
         if _State.runtime is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable
@@ -47,7 +48,12 @@ class DeployContext:
         return self._clients[service]
 
     def name(self, logical_id: str, limit: int = 64, lower: bool = False) -> str:
-        value = f"{self.stack_name}-{logical_id}"[:limit]
+        value = f"{self.stack_name}-{logical_id}"
+        if len(value) > limit:
+            # Like CloudFormation: both parts shortened, and a suffix keeps names of one stack apart.
+            digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+            stack_part = min(len(self.stack_name), (limit - 10) // 2)
+            value = f"{self.stack_name[:stack_part]}-{logical_id[: limit - 10 - stack_part]}-{digest}"
         return value.lower() if lower else value
 
     def arn(self, service: str, resource: str) -> str:
@@ -119,6 +125,7 @@ _FUNCTION_KEYS = (
     "EphemeralStorage",
     "ReservedConcurrentExecutions",
     "DeadLetterConfig",
+    "LoggingConfig",
 )
 
 
@@ -241,12 +248,35 @@ def _cors_rules(cors: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 _BUCKET_NOT_ENFORCED = (
-    "LifecycleConfiguration",
+    "LifecycleConfiguration",  # stored in moto (so it is checked and readable), objects never expire
     "OwnershipControls",
     "LoggingConfiguration",
     "ObjectLockConfiguration",
     "IntelligentTieringConfigurations",
 )
+
+
+def _lifecycle_rules(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """CloudFormation's lifecycle rule shape → S3's API shape (the parts this project's template uses)."""
+    rules = []
+    for rule in config.get("Rules", []):
+        api: dict[str, Any] = {"ID": rule.get("Id", ""), "Status": rule["Status"]}
+        api["Filter"] = {"Prefix": rule.get("Prefix", "")}
+        expiration: dict[str, Any] = {}
+        if "ExpirationInDays" in rule:
+            expiration["Days"] = int(rule["ExpirationInDays"])
+        if "ExpiredObjectDeleteMarker" in rule:
+            expiration["ExpiredObjectDeleteMarker"] = bool(rule["ExpiredObjectDeleteMarker"])
+        if expiration:
+            api["Expiration"] = expiration
+        if "NoncurrentVersionExpiration" in rule:
+            days = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+            api["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+        if "AbortIncompleteMultipartUpload" in rule:
+            days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+            api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+        rules.append(api)
+    return rules
 
 
 def s3_bucket(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Created:
@@ -272,6 +302,10 @@ def s3_bucket(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Created:
     if "CorsConfiguration" in props:
         s3.put_bucket_cors(
             Bucket=name, CORSConfiguration={"CORSRules": _cors_rules(props["CorsConfiguration"])}
+        )
+    if "LifecycleConfiguration" in props:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name, LifecycleConfiguration={"Rules": _lifecycle_rules(props["LifecycleConfiguration"])}
         )
     if props.get("Tags"):
         s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": props["Tags"]})
@@ -399,7 +433,8 @@ def event_rule(ctx: DeployContext, lid: str, props: dict[str, Any]) -> Created:
         kwargs["EventPattern"] = _json(props["EventPattern"])
     if "ScheduleExpression" in props:
         kwargs["ScheduleExpression"] = props["ScheduleExpression"]
-        ctx.note(lid, "AWS::Events::Rule", f"schedule {props['ScheduleExpression']} is NOT fired locally")
+        if not str(props["ScheduleExpression"]).startswith("rate("):
+            ctx.note(lid, "AWS::Events::Rule", f"schedule {props['ScheduleExpression']} is NOT fired locally")
     events = ctx.client("events")
     arn = events.put_rule(**kwargs)["RuleArn"]
     if props.get("Targets"):

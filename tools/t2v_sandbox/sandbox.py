@@ -22,6 +22,7 @@ from t2v_sandbox.deployer import Deployer, DeployError, Stack, resolve_parameter
 from t2v_sandbox.eventbridge import EventDelivery
 from t2v_sandbox.lambda_runner import LambdaRunner, RunnerSettings, default_python
 from t2v_sandbox.provisioners import DeployContext
+from t2v_sandbox.schedules import Scheduler
 from t2v_sandbox.template import Packager, load_template, prepare_sam, translate
 
 LOG = logging.getLogger("t2v_sandbox")
@@ -98,6 +99,7 @@ class Sandbox:
         self._emulator: Any = None
         self._fronts: list[ApiFront] = []
         self._runtime: patches.Runtime | None = None
+        self._scheduler: Scheduler | None = None
         self._saved_env: dict[str, str | None] = {}
 
     # --- public API
@@ -121,7 +123,16 @@ class Sandbox:
             "duplicate_deliveries": runtime.stats["duplicate_deliveries"] if runtime else 0,
             "kills": runner.settings.stats["killed"] if runner else 0,
             "kills_by_function": dict(runner.settings.killed_by_function) if runner else {},
+            "scheduled_runs": self._scheduler.fired if self._scheduler else 0,
         }
+
+    def fire_schedules(self) -> int:
+        """Fire every scheduled rule now (as its timer would); returns how many rules fired."""
+        rules = self._scheduler.rules if self._scheduler else []
+        for rule in rules:
+            assert self._scheduler is not None
+            self._scheduler.fire(rule)
+        return len(rules)
 
     @property
     def api_urls(self) -> dict[str, str]:
@@ -147,6 +158,9 @@ class Sandbox:
             self._start_emulator()
             self.stack = self._deploy()
             self._store_api_key()
+            self._scheduler = Scheduler(
+                self.client, time_scale=self.config.time_scale, account=ACCOUNT_ID, region=self.config.region
+            ).start()
             self._start_fronts()
             self._wire_push()
             self.endpoints = self._endpoints()
@@ -159,6 +173,9 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
         for front in self._fronts:
             front.stop()
         self._fronts = []
@@ -246,7 +263,11 @@ class Sandbox:
         # Wall-clock timers inside the handlers shrink with the Step Functions time scale, or a retry
         # schedule squeezed into seconds would always run out before a create claim can go stale.
         scaled = max(1, round(60 * self.config.time_scale))
-        env = {"CREATE_CLAIM_STALE_SECONDS": str(scaled)}
+        env = {
+            "CREATE_CLAIM_STALE_SECONDS": str(scaled),
+            # The sweeper's grace shrinks with the schedule that fires it.
+            "SWEEP_GRACE_SECONDS": str(max(1, round(300 * self.config.time_scale))),
+        }
         if self.config.emulator:
             env["PROVIDER_CLOCK_SKEW_SECONDS"] = "0.05"  # the emulator shares this machine's clock
         return {**env, **self.config.function_environment}

@@ -4,6 +4,12 @@ The emulator injects create 5xx/429/timeouts/drops, query 429/503, connection re
 tasks that end FAILED (DataInspectionFailed among them) and SUCCEEDED without a video; the sandbox
 delivers S3 and EventBridge triggers twice and kills Lambda workers in the middle of handlers.
 
+The account is hostile too: users DELETE jobs at random moments (while the create is in flight
+among them); a second client on the same emulator account creates tasks with the same prompts
+(other parameters) the moment our creates go out; 1,200 more of its tasks lie in the hour the old
+reconciliation listed; and the emulator's clock runs ahead of the functions'. The sweeper runs on
+its (time-scaled) schedule throughout.
+
 The verdict never trusts the pipeline: the expected outcome of every job is derived from the
 emulator's own record (which creates it answered, which tasks it made and how each ended) and
 compared with what a user sees (the job record, the S3 object, the SNS messages, the executions).
@@ -26,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from t2v_sandbox import soak_hostile
 from t2v_sandbox.user_client import ApiClient, Target
-from t2v_sandbox.user_sandbox import Subscriber, UserSandbox, put_video_request, topic_arn
+from t2v_sandbox.user_sandbox import EventTap, Subscriber, UserSandbox, put_video_request, topic_arn
 
 LOG = logging.getLogger("t2v_sandbox.soak")
 DOORS: Final = ("api", "eventbridge", "s3")
@@ -41,7 +48,13 @@ BAD_KEYS: Final = (
     "bad_video",
     "missing_notifications",
     "duplicate_notifications",
+    "missing_events",
+    "duplicate_events",
     "stuck",
+    "cancelled_live_tasks",  # a job CANCELED while one of its provider tasks was not
+    "foreign_adoptions",  # a job bound to (or delivering) another client's task
+    "lost_lines",
+    "unbounded_records",
 )
 SMALL: Final = {"size": "640*360", "duration": 5}
 # Create answers that end a job for good (the provider refused the request): never retried.
@@ -63,7 +76,12 @@ SCENARIOS: Final = (
     "novideo",
     "createinspect",
     "invalid",
+    "cancel",  # the API door: DELETE at a random moment after the POST
 )
+OTHER_CLIENT_KEY: Final = "sk-soak-another-client"  # a second client on the same DashScope account
+# Every n-th job has a twin: the other client's task with the same prompt, made the moment ours is.
+TWIN_EVERY: Final = 3
+BUSY_ACCOUNT_TASKS: Final = 1200
 
 
 def fault_plan(seed: int, *, background: bool = True) -> dict[str, Any]:
@@ -81,6 +99,8 @@ def fault_plan(seed: int, *, background: bool = True) -> dict[str, Any]:
     reset = {"kind": "reset_mid_download"}
     rules: list[dict[str, Any]] = [
         {"endpoint": "any", "kind": "latency", "latency_seconds": 0.05, "rate": 0.05},
+        # Slow creates for jobs a user cancels: the DELETE often lands while the create is in flight.
+        {"endpoint": "create", "kind": "latency", "latency_seconds": 0.4, "prompt_contains": "#cancel#"},
         {
             "endpoint": "create",
             "kind": "error",
@@ -150,6 +170,16 @@ class SoakConfig:
     max_workers_per_function: int = 4
     settle_timeout: float = 900.0
     jsonl_lines: int = 4
+    clock_skew_seconds: float = 0.6  # the emulator's clock ahead of the functions'
+    twins: bool = True  # the second client on the account
+    hostile_files: bool = True  # oversized prompts, NaN, deep nesting, huge and many lines
+    many_lines: int | None = None  # lines of the long hostile file (default: a third of `jobs`, 20 at least)
+    # Intake's share of lines per invocation here (250 in the template): the long file is handed on.
+    intake_lines_per_invocation: int = 25
+
+    @property
+    def hostile_many_lines(self) -> int:
+        return self.many_lines if self.many_lines is not None else max(20, self.jobs // 3)
 
 
 @dataclass
@@ -161,6 +191,11 @@ class PlannedJob:
     body: dict[str, Any]
     job_id: str | None = None  # known at once for the API and EventBridge doors
     submit_error: str | None = None
+    cancel_status: int | None = None  # the DELETE's answer ("cancel" scenario)
+    # A DELETE whose answer was lost or a 5xx (a worker killed mid-call) may have canceled the job:
+    # a later DELETE then answers 409 "already ended", so CANCELED is a right outcome too.
+    cancel_maybe: bool = False
+    twin: bool = False  # the other client creates a task with this prompt when ours is created
 
 
 @dataclass
@@ -172,9 +207,9 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)  # kept for bad jobs, to debug from
 
 
-def plan_jobs(count: int, seed: int) -> list[PlannedJob]:
+def plan_jobs(count: int, seed: int, *, run: str | None = None) -> list[PlannedJob]:
     rng = random.Random(seed)  # noqa: S311 - test data, not crypto
-    run = uuid.uuid4().hex[:6]
+    run = run or uuid.uuid4().hex[:6]
     jobs = []
     for index in range(count):
         # Every scenario early (a small run covers them all), and each door sees each scenario over time.
@@ -182,11 +217,13 @@ def plan_jobs(count: int, seed: int) -> list[PlannedJob]:
         door = DOORS[(index + index // len(SCENARIOS)) % len(DOORS)]
         if scenario == "invalid" and door == "api":
             scenario = "plain"  # the API answers 400 and records nothing: no job to follow
+        if scenario == "cancel":
+            door = "api"  # users cancel through the API
         prompt = f"soak {run} {index:04d} #{scenario}# {rng.choice(['fox', 'kite', 'tide', 'moon'])}"
         body: dict[str, Any] = {"prompt": prompt, **SMALL}
         if scenario == "invalid":
             body = {"prompt": prompt, "size": "1920*1080", "duration": 10}
-        jobs.append(PlannedJob(index, door, scenario, prompt, body))
+        jobs.append(PlannedJob(index, door, scenario, prompt, body, twin=index % TWIN_EVERY == 1))
     return jobs
 
 
@@ -197,6 +234,7 @@ class Submitter:
     def __init__(self, sb: UserSandbox, config: SoakConfig) -> None:
         self.sb = sb
         self.config = config
+        self.rng = random.Random(config.seed)  # noqa: S311 - test timing, not crypto
         creds = sb.session.get_credentials().get_frozen_credentials()
         self.api = ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, creds))
         self.bucket = str(sb.outputs["OutputBucketName"])
@@ -219,12 +257,50 @@ class Submitter:
             else:
                 if answer.status == 202:
                     job.job_id = str(answer.body["job_id"])
+                    if job.scenario == "cancel":
+                        self.cancel(job)
                     return
                 last = f"HTTP {answer.status}: {answer.body}"
                 if answer.status < 500:
                     break
             time.sleep(0.2 * (attempt + 1))
         job.submit_error = last
+
+    def cancel(self, job: PlannedJob) -> None:
+        """A user who changes their mind at a random moment: before, during or after the create."""
+        time.sleep(self.rng.uniform(0.0, 1.2))
+        for _ in range(6):
+            try:
+                answer = self.api.call("DELETE", f"/videos/{job.job_id}")
+            except Exception:  # noqa: BLE001 - a lost answer: ask again, as a user would
+                job.cancel_maybe = True
+                time.sleep(0.3)
+                continue
+            job.cancel_status = answer.status
+            if answer.status >= 500:
+                job.cancel_maybe = True
+            code = (answer.body.get("error") or {}).get("code") if isinstance(answer.body, dict) else None
+            if answer.status != 409 or code != "CreateInProgress":
+                return
+            time.sleep(0.3)  # the create is in flight: the API asks to retry shortly
+
+    def twin(self, job: PlannedJob) -> None:
+        """The other client on the account creates a task with our prompt (but 8 s long) the moment our
+        job claims its create: inside our create's window, where a lost answer makes us look."""
+        from t2v.dashscope import DashScopeClient
+        from t2v.request import parse_request
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            record = next(iter(scan_job(self.sb, job)), None) if job.job_id else None
+            if record and (record.get("create_claimed_at") or record["status"] in TERMINAL):
+                break
+            time.sleep(0.05)
+        with DashScopeClient(OTHER_CLIENT_KEY, base_url=self.sb.emulator.base_url) as other:
+            try:
+                other.create_task(parse_request({**job.body, "duration": 8}))
+            except Exception:
+                LOG.debug("the other client's create failed", exc_info=True)
 
     def event(self, job: PlannedJob) -> None:
         from t2v.jobs import derive_job_id
@@ -236,26 +312,52 @@ class Submitter:
         job.job_id = derive_job_id("eventbridge", answer["Entries"][0]["EventId"])
 
     def prompt_file(self, jobs: list[PlannedJob], name: str) -> None:
-        if len(jobs) == 1 and jobs[0].scenario != "invalid":
+        from t2v.jobs import derive_job_id
+
+        single = len(jobs) == 1 and jobs[0].scenario != "invalid"
+        if single:
             key, data = f"{self.prefix}soak/{name}.json", json.dumps(jobs[0].body)
         else:
             key, data = f"{self.prefix}soak/{name}.jsonl", "\n".join(json.dumps(j.body) for j in jobs)
-        self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data.encode())
+        answer = self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data.encode())
+        # A refused line's record keeps no prompt (a digest and a prefix): it is found by its job id.
+        version = str(answer.get("VersionId") or answer["ETag"].strip('"'))
+        for line, job in enumerate(jobs, start=1):
+            job.job_id = derive_job_id("s3", self.bucket, key, version, "0" if single else str(line))
 
 
-def submit_all(sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig) -> None:
+def plan_hostile(jobs: list[PlannedJob], config: SoakConfig, run: str) -> list[soak_hostile.HostileFile]:
+    """The hostile files; their valid lines are planned jobs too (door `s3-hostile`), appended to `jobs`."""
+    if not config.hostile_files:
+        return []
+    extra = soak_hostile.valid_lines_needed(config.hostile_many_lines)
+    for n in range(extra):
+        index = len(jobs)
+        prompt = f"soak {run} {index:04d} #plain# hostile neighbour {n}"
+        jobs.append(PlannedJob(index, soak_hostile.DOOR, "plain", prompt, {"prompt": prompt, **SMALL}))
+    valid = [j.prompt for j in jobs if j.door == soak_hostile.DOOR]
+    return soak_hostile.plan_files(run, valid, config.hostile_many_lines)
+
+
+def submit_all(
+    sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig, hostile: list[soak_hostile.HostileFile]
+) -> None:
     submitter = Submitter(sb, config)
     interval = 1.0 / config.submit_rate
     pending_s3: list[PlannedJob] = []
     files = 0
     started = time.monotonic()
     try:
-        with ThreadPoolExecutor(4, "soak-submit") as pool:
-            for n, job in enumerate(jobs):
+        with ThreadPoolExecutor(4, "soak-submit") as pool, ThreadPoolExecutor(4, "soak-twins") as twins:
+            if hostile:  # first, so the long file's hand-offs run while the other jobs arrive
+                pool.submit(soak_hostile.upload, sb, hostile, submitter.bucket, submitter.prefix).result()
+            for n, job in enumerate([j for j in jobs if j.door != soak_hostile.DOOR]):
                 # Keep a steady start rate: the machine is small and shared.
                 delay = started + n * interval - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
+                if job.twin and config.twins and job.door != "s3":  # prompt files' job ids come later
+                    twins.submit(submitter.twin, job)
                 if job.door == "api":
                     pool.submit(submitter.api_post, job)
                 elif job.door == "eventbridge":
@@ -291,6 +393,17 @@ def scan_jobs(sb: UserSandbox) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def scan_job(sb: UserSandbox, job: PlannedJob) -> list[dict[str, Any]]:
+    """The job's record, by its id (known at once for the API and EventBridge doors)."""
+    from t2v.adapters.jobs_repo import _plain
+
+    if job.job_id is None:
+        return []
+    table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
+    item = table.get_item(Key={"pk": job.job_id}, ConsistentRead=True).get("Item")
+    return [_plain(item)] if item else []
+
+
 def running_executions(sb: UserSandbox) -> list[str]:
     sfn = sb.client("stepfunctions")
     names: list[str] = []
@@ -312,20 +425,28 @@ def by_prompt(items: list[dict[str, Any]], prompts: set[str]) -> dict[str, list[
     return found
 
 
-def settle(sb: UserSandbox, jobs: list[PlannedJob], timeout: float) -> float:
-    """Wait until every planned job has a terminal record and no execution runs; returns seconds waited."""
-    prompts = {j.prompt for j in jobs if not j.submit_error}
+def settle(
+    sb: UserSandbox, jobs: list[PlannedJob], timeout: float, job_ids: frozenset[str] = frozenset()
+) -> float:
+    """Wait until every planned job (and every job of `job_ids`) has a terminal record and no
+    execution runs; returns seconds waited."""
+    refused = {j.job_id for j in jobs if j.scenario == "invalid" and j.job_id}
+    job_ids = frozenset(job_ids | refused)
+    prompts = {j.prompt for j in jobs if not j.submit_error and j.job_id not in refused}
     started = time.monotonic()
     last_report = 0.0
     while True:
-        records = by_prompt(scan_jobs(sb), prompts)
+        items = scan_jobs(sb)
+        records = by_prompt(items, prompts)
         done = sum(1 for p in prompts if p in records and all(r["status"] in TERMINAL for r in records[p]))
+        done += sum(1 for i in items if i["pk"] in job_ids and i["status"] in TERMINAL)
         running = running_executions(sb)
         elapsed = time.monotonic() - started
-        if done == len(prompts) and not running:
+        if done == len(prompts) + len(job_ids) and not running:
             return elapsed
         if elapsed - last_report >= 10:
-            LOG.info("soak: %d/%d jobs ended, %d executions running", done, len(prompts), len(running))
+            total = len(prompts) + len(job_ids)
+            LOG.info("soak: %d/%d jobs ended, %d executions running", done, total, len(running))
             last_report = elapsed
         if elapsed >= timeout:
             LOG.warning("soak: gave up waiting after %.0f s", elapsed)
@@ -350,6 +471,8 @@ def expected_outcome(
     """(status, error code or None for "any", why) from what the provider did, never from the pipeline."""
     if job.scenario == "invalid":
         return "FAILED", "InvalidRequest", "invalid request: never sent"
+    if any(t["canceled"] for t in tasks) or (job.cancel_status == 200 and not tasks):
+        return "CANCELED", None, "canceled by the user (its task, if any, canceled at the provider)"
     if tasks:
         task = emulator.task(tasks[0]["task_id"])
         outcomes = {
@@ -374,25 +497,38 @@ class Evidence:
     tasks: dict[str, list[dict[str, Any]]]
     creates: dict[str, list[dict[str, Any]]]
     messages: dict[str, list[dict[str, Any]]]
+    events: dict[str, list[dict[str, Any]]]  # EventBridge completion events by job id
+    by_id: dict[str, dict[str, Any]]  # every job record by job id
 
 
 class Judge:
-    def __init__(self, sb: UserSandbox, jobs: list[PlannedJob], subscriber: Subscriber) -> None:
+    def __init__(
+        self, sb: UserSandbox, jobs: list[PlannedJob], subscriber: Subscriber, tap: EventTap
+    ) -> None:
         self.sb = sb
         self.jobs = jobs
         self.emulator = sb.emulator
-        self.all_tasks = self.emulator.tasks()
+        from dashscope_emulator.server import api_key_id
+
+        ours = api_key_id(sb.config.emulator_api_key)
+        every = self.emulator.tasks()
+        # Only the pipeline's own tasks count as its tasks; the other client's are what it must not take.
+        self.all_tasks = [t for t in every if t["api_key_id"] == ours]
+        self.foreign_tasks = {t["task_id"] for t in every if t["api_key_id"] != ours}
         tasks: dict[str, list[dict[str, Any]]] = {}
         for task in self.all_tasks:
             tasks.setdefault(task["prompt"], []).append(task)
         messages: dict[str, list[dict[str, Any]]] = {}
         for message in subscriber.drain():
             messages.setdefault(str(message["message"].get("job_id")), []).append(message)
+        items = scan_jobs(sb)
         self.evidence = Evidence(
-            records=by_prompt(scan_jobs(sb), {j.prompt for j in jobs}),
+            records=by_prompt(items, {j.prompt for j in jobs}),
             tasks=tasks,
-            creates=_create_answers(self.emulator.requests()),
+            creates=_create_answers([r for r in self.emulator.requests() if r.get("api_key_id") == ours]),
             messages=messages,
+            events=tap.by_job(),
+            by_id={str(i["pk"]): i for i in items},
         )
         self.counts: Counter[str] = Counter()
         self.s3 = sb.client("s3")
@@ -409,7 +545,9 @@ class Judge:
         }
         summary.update({key: self.counts[key] for key in BAD_KEYS})
         summary["contested_tasks"] = self.counts["contested_tasks"]
-        summary["creates"] = self.emulator.create_count()
+        summary["cancels"] = dict(Counter(str(j.cancel_status) for j in self.jobs if j.scenario == "cancel"))
+        summary["foreign_tasks"] = len(self.foreign_tasks)
+        summary["creates"] = len(self.all_tasks)  # each create that reached the provider made one task
         summary["jobs_with_task"] = sum(1 for j in self.jobs if self.evidence.tasks.get(j.prompt))
         return summary, verdicts
 
@@ -435,6 +573,8 @@ class Judge:
             # than guess: always one that ended without a video (a SUCCEEDED task shows its prompt).
             self.counts["contested_tasks"] += sum(1 for t in tasks if self.owner(t["task_id"]) == "contested")
         found = ev.records.get(job.prompt, [])
+        if not found and job.job_id in ev.by_id:  # a refused request: its record keeps no prompt
+            found = [ev.by_id[job.job_id]]
         if job.submit_error or not found:
             self.bad(
                 verdict, "lost", f"submit failed: {job.submit_error}" if job.submit_error else "no record"
@@ -447,10 +587,13 @@ class Judge:
         if record["status"] not in TERMINAL:
             self.bad(verdict, "lost", "never ended")
             return verdict
+        self.check_account(verdict, record, tasks)
         terminal = [h for h in record.get("history", []) if h["status"] in TERMINAL]
         if len(terminal) != 1:
             self.bad(verdict, "multiple_terminal", f"history has {len(terminal)} terminal entries")
-        if record["status"] != status or (code is not None and record.get("error_code") != code):
+        if record["status"] == "CANCELED" and job.cancel_maybe and not tasks:
+            verdict.expected += " or CANCELED (a DELETE whose answer was lost)"
+        elif record["status"] != status or (code is not None and record.get("error_code") != code):
             self.bad(verdict, "wrong_status", f"expected {verdict.expected}, got {verdict.actual}")
         if len(tasks) == 1 and record.get("task_id") != tasks[0]["task_id"]:
             self.bad(verdict, "wrong_status", f"bound to {record.get('task_id')}, not {tasks[0]['task_id']}")
@@ -469,6 +612,14 @@ class Judge:
                 "notifications": ev.messages.get(str(record["pk"]), []),
             }
         return verdict
+
+    def check_account(self, verdict: Verdict, record: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
+        """A canceled job leaves no task of its own running; no job takes another client's task."""
+        if record["status"] == "CANCELED" and any(t["status"] != "CANCELED" for t in tasks):
+            live = [t["task_id"] for t in tasks if t["status"] != "CANCELED"]
+            self.bad(verdict, "cancelled_live_tasks", f"CANCELED while its tasks {live} were not")
+        if record.get("task_id") in self.foreign_tasks:
+            self.bad(verdict, "foreign_adoptions", f"bound to {record['task_id']}, another client's task")
 
     def check_video(self, verdict: Verdict, record: dict[str, Any], task_id: str) -> None:
         media = self.emulator.wait_media(task_id, timeout=30)
@@ -492,6 +643,12 @@ class Judge:
             )
         if any(n["message"].get("status") != record["status"] for n in notes):
             self.bad(verdict, "wrong_status", "a notification's status differs from the record")
+        events = self.evidence.events.get(str(record["pk"]), [])
+        if len(events) != 1:
+            key = "missing_events" if not events else "duplicate_events"
+            self.bad(verdict, key, f"{len(events)} EventBridge completion events")
+        if any(e["detail"].get("status") != record["status"] for e in events):
+            self.bad(verdict, "wrong_status", "a completion event's status differs from the record")
 
 
 # --- report
@@ -559,16 +716,45 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
     sandbox_config.kill_rate = config.kill_rate
     sandbox_config.kill_seed = config.seed
     sandbox_config.max_workers_per_function = config.max_workers_per_function
-    jobs = plan_jobs(config.jobs, config.seed)
+    # The functions' margin for the provider's clock must cover the skew the emulator is given.
+    sandbox_config.function_environment = {
+        **sandbox_config.function_environment,
+        "INTAKE_LINES_PER_INVOCATION": str(config.intake_lines_per_invocation),
+        "PROVIDER_CLOCK_SKEW_SECONDS": str(round(config.clock_skew_seconds + 0.4, 3)),
+    }
+    run = uuid.uuid4().hex[:6]
+    jobs = plan_jobs(config.jobs, config.seed, run=run)
+    hostile = plan_hostile(jobs, config, run)
     with UserSandbox(sandbox_config) as sb:
         if sb.emulator is None:
             raise RuntimeError("the soak runs against the emulator only (unset DASHSCOPE_API_KEY)")
         sb.emulator.set_faults(fault_plan(config.seed, background=config.background_faults))
+        sb.emulator.config.clock_offset_seconds = config.clock_skew_seconds
+        if config.twins:
+            # A busy account: the other client's tasks, dated after every create of the run and within
+            # the hour the old reconciliation listed newest first, so they would have hidden ours.
+            sb.emulator.add_tasks(
+                BUSY_ACCOUNT_TASKS,
+                prompt="another client's busy hour",
+                api_key=OTHER_CLIENT_KEY,
+                created=sb.emulator.now() + 1500,
+                spread_seconds=600,
+            )
         subscriber = Subscriber.attach(sb, topic_arn(sb), name="t2v-soak-outcomes")
-        submit_all(sb, jobs, config)
-        settle(sb, jobs, config.settle_timeout)
+        tap = EventTap.attach(sb, name="t2v-soak-events")
+        submit_all(sb, jobs, config, hostile)
+        refused = frozenset(f.job_ids[line.number] for f in hostile for line in f.lines if line.reason)
+        settle(sb, jobs, config.settle_timeout, refused)
         time.sleep(1.0)  # a duplicate notification would follow right behind the first
-        summary, verdicts = Judge(sb, jobs, subscriber).run()
+        judge = Judge(sb, jobs, subscriber, tap)
+        summary, verdicts = judge.run()
+        lines = soak_hostile.judge(
+            hostile, judge.evidence.by_id, judge.evidence.messages, judge.evidence.events
+        )
+        for key, count in lines.counts.items():
+            summary[key] = summary.get(key, 0) + count
+        summary["events"] = sum(len(e) for e in judge.evidence.events.values())
+        summary["handoffs"] = soak_hostile.handoffs(config.work_dir, run)
         summary["seconds"] = round(time.monotonic() - started, 1)
         summary.update({k: v for k, v in sb.fault_stats().items() if k != "kills_by_function"})
         summary.update(push_totals(sb))
@@ -600,6 +786,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             *fault_table(sb),
             "",
             *[f"BAD {v.job.door} {v.job.prompt}: {'; '.join(v.problems)}" for v in verdicts if v.problems],
+            *[f"BAD s3-hostile {problem}" for problem in lines.problems],
         ]
     return summary
 

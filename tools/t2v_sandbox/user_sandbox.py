@@ -64,50 +64,96 @@ class UserSandbox(Sandbox):
         return self._emulator
 
 
+def _queue(sandbox: Sandbox, name: str) -> tuple[str, str]:
+    sqs = sandbox.client("sqs")
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]
+    return queue_url, attributes["QueueArn"]
+
+
+def _drain(sandbox: Sandbox, queue_url: str) -> list[Any]:
+    """Every message body queued so far (parsed JSON), deleted from the queue once read."""
+    sqs = sandbox.client("sqs")
+    bodies: list[Any] = []
+    while True:
+        got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = got.get("Messages", [])
+        if not messages:
+            return bodies
+        for raw in messages:
+            bodies.append(json.loads(raw["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=raw["ReceiptHandle"])
+
+
 @dataclass
-class Subscriber:
-    """An SQS queue subscribed to the outcome topic: every SNS message the stack publishes."""
+class _QueueReader:
+    """An SQS queue the sandbox's user reads what the stack sends (see `_drain`)."""
 
     sandbox: Sandbox
     queue_url: str = ""
     received: list[dict[str, Any]] = field(default_factory=list)
 
+
+@dataclass
+class Subscriber(_QueueReader):
+    """An SQS queue subscribed to the outcome topic: every SNS message the stack publishes."""
+
     @classmethod
     def attach(cls, sandbox: Sandbox, topic_arn: str, name: str = "t2v-user-outcomes") -> Subscriber:
-        sqs = sandbox.client("sqs")
-        queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        queue_url, queue_arn = _queue(sandbox, name)
         sandbox.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
         return cls(sandbox, queue_url)
 
     def drain(self) -> list[dict[str, Any]]:
         """Read everything queued so far into `received`; returns all messages received."""
-        sqs = self.sandbox.client("sqs")
-        while True:
-            got = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-            messages = got.get("Messages", [])
-            if not messages:
-                return self.received
-            for raw in messages:
-                envelope = json.loads(raw["Body"])
-                self.received.append(
-                    {
-                        "message": json.loads(envelope["Message"]),
-                        "subject": envelope.get("Subject"),
-                        "attributes": {
-                            k: v.get("Value") for k, v in (envelope.get("MessageAttributes") or {}).items()
-                        },
-                    }
-                )
-                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=raw["ReceiptHandle"])
+        for envelope in _drain(self.sandbox, self.queue_url):
+            self.received.append(
+                {
+                    "message": json.loads(envelope["Message"]),
+                    "subject": envelope.get("Subject"),
+                    "attributes": {
+                        k: v.get("Value") for k, v in (envelope.get("MessageAttributes") or {}).items()
+                    },
+                }
+            )
+        return self.received
 
     def for_job(self, job_id: str) -> list[dict[str, Any]]:
         return [m for m in self.drain() if m["message"].get("job_id") == job_id]
 
     def wait_for_job(self, job_id: str, timeout: float = 10.0) -> list[dict[str, Any]]:
         return wait_until(lambda: self.for_job(job_id), timeout=timeout, what=f"a notification for {job_id}")
+
+
+COMPLETION_DETAIL_TYPES: Final = ("Video Generation Succeeded", "Video Generation Failed")
+
+
+@dataclass
+class EventTap(_QueueReader):
+    """An SQS queue behind a rule on the stack's bus: every completion event the stack puts there."""
+
+    @classmethod
+    def attach(
+        cls, sandbox: Sandbox, *, name: str = "t2v-user-events", source: str = "t2v.pipeline"
+    ) -> EventTap:
+        queue_url, queue_arn = _queue(sandbox, name)
+        bus = str(sandbox.stack.parameters.get("EventBusName", "default")) if sandbox.stack else "default"
+        events = sandbox.client("events")
+        pattern = {"source": [source], "detail-type": list(COMPLETION_DETAIL_TYPES)}
+        events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
+        return cls(sandbox, queue_url)
+
+    def drain(self) -> list[dict[str, Any]]:
+        """Read every event queued so far into `received`; returns all events received."""
+        self.received.extend(_drain(self.sandbox, self.queue_url))
+        return self.received
+
+    def by_job(self) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for event in self.drain():
+            found.setdefault(str(event["detail"].get("job_id")), []).append(event)
+        return found
 
 
 REQUESTED_DETAIL_TYPE: Final = "Video Generation Requested"

@@ -132,6 +132,12 @@ class IntakeSettings(FinalizeSettings):
     input_prefix: str = "prompts/"
     default_size: str = "1280*720"
     default_duration: int = 5
+    # The IAM identity that owns prompt-file and EventBridge jobs (who may read and cancel them).
+    job_owner: str | None = None
+    # Set by Lambda: the function hands the rest of a long prompt file on to itself.
+    aws_lambda_function_name: str | None = None
+    intake_lines_per_invocation: int = Field(default=250, ge=1, le=100_000)
+    intake_handoff_seconds: float = Field(default=20.0, ge=0.0, le=900.0)
 
     @field_validator("output_prefix")
     @classmethod
@@ -159,6 +165,14 @@ class ApiSettings(FinalizeSettings, DashScopeSettings, ExpectationSettings):
 
     state_machine_arn: str
     presign_seconds: int = Field(default=900, ge=60, le=3600)
+    admin_principals: str = Field(
+        default="",
+        description="Comma-separated IAM ARNs whose callers see, read and cancel every job (the admin right)",
+    )
+
+    @property
+    def admins(self) -> frozenset[str]:
+        return frozenset(a.strip() for a in self.admin_principals.split(",") if a.strip())
 
     @field_validator("state_machine_arn")
     @classmethod

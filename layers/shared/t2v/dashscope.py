@@ -30,6 +30,7 @@ from pydantic import (
 
 from t2v.errors import (
     AmbiguousCreateError,
+    IncompleteListError,
     ProviderError,
     RetryableProviderError,
     classify_http_error,
@@ -48,6 +49,10 @@ DEFAULT_TIMEOUT: Final = httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=
 # Both regions run on UTC+8; aware datetimes are converted to it for the list-tasks window.
 PROVIDER_TZ: Final = timezone(timedelta(hours=8), "UTC+08:00")
 LIST_TIME_FORMAT: Final = "%Y%m%d%H%M%S"
+# The largest page of list-tasks the provider serves (its default is 10): fewer calls per window.
+LIST_PAGE_SIZE: Final = 100
+# Pages one scan reads at most (10,000 tasks, about 25 s at 250 ms a call, inside submit's timeout).
+LIST_MAX_PAGES: Final = 100
 # Longest provider text we copy into an exception; an HTML error page is not worth more.
 _MAX_ERROR_TEXT: Final = 300
 
@@ -157,10 +162,16 @@ class TaskPage(BaseModel):
         return len(self.tasks) >= self.page_size
 
 
-def format_list_time(value: datetime) -> str:
-    """`YYYYMMDDhhmmss` in provider time; naive datetimes are taken as provider time already."""
+def format_list_time(value: datetime, *, round_up: bool = False) -> str:
+    """`YYYYMMDDhhmmss` in provider time; naive datetimes are taken as provider time already.
+
+    The format has whole seconds: `round_up` moves a fractional end of a window to the next second,
+    so that the window never loses the tasks of its last second.
+    """
     if value.tzinfo is not None:
         value = value.astimezone(PROVIDER_TZ)
+    if round_up and value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
     return value.strftime(LIST_TIME_FORMAT)
 
 
@@ -260,7 +271,7 @@ class DashScopeClient:
         """One page of the account's tasks submitted in [start_time, end_time]."""
         params: dict[str, str | int] = {
             "start_time": format_list_time(start_time),
-            "end_time": format_list_time(end_time),
+            "end_time": format_list_time(end_time, round_up=True),
             "page_no": page_no,
             "page_size": page_size,
         }
@@ -279,10 +290,14 @@ class DashScopeClient:
         end_time: datetime,
         model_name: str | None = None,
         status: str | None = None,
-        page_size: int = 10,
-        max_pages: int = 100,
+        page_size: int = LIST_PAGE_SIZE,
+        max_pages: int = LIST_MAX_PAGES,
     ) -> Iterator[TaskInfo]:
-        """Every task of the window, page after page; `max_pages` bounds a server that never ends."""
+        """Every task of the window, page after page.
+
+        Raises `IncompleteListError` when `max_pages` pages still leave tasks unread: a caller that
+        looks for a task must never take a truncated scan for a complete one.
+        """
         for page_no in range(1, max_pages + 1):
             page = self.list_tasks(
                 start_time=start_time,
@@ -295,6 +310,9 @@ class DashScopeClient:
             yield from page.tasks
             if not page.has_next:
                 return
+        raise IncompleteListError(
+            f"list-tasks still had tasks after {max_pages} pages of {page_size}: the scan is incomplete"
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 

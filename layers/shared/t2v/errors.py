@@ -113,6 +113,12 @@ class AmbiguousCreateError(RetryableProviderError):
     code = "AmbiguousCreate"
 
 
+class IncompleteListError(RetryableProviderError):
+    """A list-tasks scan could not read every page: what it did not see may exist. Try again later."""
+
+    code = "IncompleteList"
+
+
 class CreateInProgressError(PipelineError):
     """Another invocation is creating this job's task right now; retry shortly."""
 
@@ -137,6 +143,12 @@ class BudgetExceededError(PipelineError):
     """The request would take the day's billed seconds over the configured cap."""
 
     code = "BudgetExceeded"
+
+
+class ForbiddenError(PipelineError):
+    """The request carries no caller identity (the API is meant to run behind IAM authorization)."""
+
+    code = "Forbidden"
 
 
 class JobNotFoundError(PipelineError):

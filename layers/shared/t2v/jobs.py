@@ -123,6 +123,9 @@ class JobRecord(BaseModel):
     create_sent_at: AwareDatetime | None = None
     create_ambiguous_at: AwareDatetime | None = None
     reconciled: bool = False
+    # adopted by listing before the task showed its request: checked once it does (usecases.poll)
+    adopted_unproven: bool = False
+    owner: str | None = None  # the IAM identity the job belongs to (API callers; see usecases.videos)
     budget_day: str | None = None
     queued_seconds: float | None = None  # the provider's own queue time, once the task ran
     # the end

@@ -5,6 +5,7 @@ Pure domain: no I/O. Every validation error names the field and the rule it brok
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
@@ -23,6 +24,20 @@ DEFAULT_MODEL: Final = "pixverse/pixverse-v5.6-t2v"
 SUPPORTED_MODELS: Final = frozenset({DEFAULT_MODEL})
 MAX_PROMPT_CHARS: Final = 2048
 MAX_SEED: Final = 2_147_483_647
+# What a refusal may quote of a value, and what is kept of a refused request's text.
+MAX_SHOWN_CHARS: Final = 40
+REFUSED_PREFIX_CHARS: Final = 200
+
+
+def bounded(text: str, limit: int) -> str:
+    """`text`, cut to at most `limit` characters (the cut marked with an ellipsis)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: str) -> str:
+    """A value quoted in an error message: never more than MAX_SHOWN_CHARS of it."""
+    return repr(bounded(value, MAX_SHOWN_CHARS))
+
 
 Tier = Literal["360P", "540P", "720P", "1080P"]
 
@@ -107,7 +122,7 @@ class VideoRequest(BaseModel):
     @classmethod
     def _size_rule(cls, value: str) -> str:
         if value not in SIZES:
-            raise ValueError(f"size {value!r} is not one of the 20 supported sizes: {', '.join(SIZES)}")
+            raise ValueError(f"size {shown(value)} is not one of the 20 supported sizes: {', '.join(SIZES)}")
         return value
 
     @field_validator("duration", mode="before")
@@ -142,7 +157,7 @@ class VideoRequest(BaseModel):
     @classmethod
     def _model_rule(cls, value: str) -> str:
         if value not in SUPPORTED_MODELS:
-            raise ValueError(f"model {value!r} is not supported; use {DEFAULT_MODEL!r}")
+            raise ValueError(f"model {shown(value)} is not supported; use {DEFAULT_MODEL!r}")
         return value
 
     @model_validator(mode="after")
@@ -181,6 +196,26 @@ class VideoRequest(BaseModel):
         return {"model": self.model, "input": {"prompt": self.prompt}, "parameters": parameters}
 
 
+class RefusedRequest(BaseModel):
+    """What is kept and announced of a refused request: enough to find it again (its digest, size
+    and first characters), never all of it, so no record or message outgrows its store."""
+
+    model_config = ConfigDict(frozen=True)
+
+    sha256: str = Field(description="SHA-256 of the request's text (UTF-8), hex")
+    bytes: int = Field(description="Size of the request's text in UTF-8 bytes")
+    prefix: str = Field(description=f"The first {REFUSED_PREFIX_CHARS} characters of the request's text")
+
+    @classmethod
+    def of(cls, text: str) -> RefusedRequest:
+        data = text.encode("utf-8", "surrogatepass")
+        # A lone surrogate (an escape in a JSON event) cannot be stored as text: keep it escaped.
+        prefix = (
+            text[:REFUSED_PREFIX_CHARS].encode("utf-8", "backslashreplace").decode()[:REFUSED_PREFIX_CHARS]
+        )
+        return cls(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data), prefix=prefix)
+
+
 @dataclass(frozen=True, slots=True)
 class FieldError:
     field: str
@@ -204,8 +239,9 @@ def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
     """pydantic's errors for a request as the contract's field errors: each names its field and rule."""
     found: list[FieldError] = []
     for err in errors:
-        loc = ".".join(str(part) for part in err["loc"]) or "request"
-        message = str(err["msg"]).removeprefix("Value error, ")
+        # An unknown field's name is the caller's text: quote a bounded piece of it.
+        loc = bounded(".".join(str(part) for part in err["loc"]), 100) or "request"
+        message = bounded(str(err["msg"]).removeprefix("Value error, "), 300)
         if message.startswith("duration: "):
             loc, message = "duration", message.removeprefix("duration: ")
         elif err["type"] == "extra_forbidden":

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
+from t2v.adapters.invoker import AsyncInvoker
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.notifier import Notifier
 from t2v.adapters.poll_stats import PollStats
@@ -25,28 +25,40 @@ from t2v.usecases.ports import ProviderDeps
 
 if TYPE_CHECKING:
     from t2v.dashscope import DashScopeClient
+    from t2v.sweeper import SweepDeps
     from t2v.usecases.videos import ApiDeps
 
 
-def provider_client_factory(
-    secret_id: str, *, base_url: str, workspace: str | None
-) -> Callable[[], DashScopeClient]:
-    """A DashScope client per container, rebuilt only when the secret's key changes."""
-    # Imported here, not at module level: httpx and the client's models cost ~40 ms of a cold
-    # import, and only submit, status and the API talk to DashScope.
-    from t2v.dashscope import DashScopeClient
+class ProviderClients:
+    """A DashScope client per container, rebuilt only when the secret's key changes.
 
-    keys = ApiKeyProvider(secret_id)
-    clients: dict[str, DashScopeClient] = {}
+    Calling it gives the client for the cached key; `refresh()` reads the secret again at once, for
+    when the provider refused the cached key (rotated within the cache's 300 s).
+    """
 
-    def client() -> DashScopeClient:
-        key = keys.get()  # cached; a rotated secret yields a new client
-        if key not in clients:
-            clients.clear()
-            clients[key] = DashScopeClient(key, base_url=base_url, workspace=workspace)
-        return clients[key]
+    def __init__(self, secret_id: str, *, base_url: str, workspace: str | None) -> None:
+        self._keys = ApiKeyProvider(secret_id)
+        self._base_url = base_url
+        self._workspace = workspace
+        self._clients: dict[str, DashScopeClient] = {}
 
-    return client
+    def __call__(self, *, fresh: bool = False) -> DashScopeClient:
+        # Imported here, not at module level: httpx and the client's models cost ~40 ms of a cold
+        # import, and only submit, status and the API talk to DashScope.
+        from t2v.dashscope import DashScopeClient
+
+        key = self._keys.get(fresh=fresh)  # cached; a rotated secret yields a new client
+        if key not in self._clients:
+            self._clients.clear()
+            self._clients[key] = DashScopeClient(key, base_url=self._base_url, workspace=self._workspace)
+        return self._clients[key]
+
+    def refresh(self) -> None:
+        self(fresh=True)
+
+
+def provider_client_factory(secret_id: str, *, base_url: str, workspace: str | None) -> ProviderClients:
+    return ProviderClients(secret_id, base_url=base_url, workspace=workspace)
 
 
 def build_announce_deps(settings: FinalizeSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
@@ -86,6 +98,7 @@ def provider_deps() -> ProviderDeps:
     return ProviderDeps(
         repo=JobsRepository(settings.jobs_table),
         client=client,
+        refresh_key=client.refresh,
         settings=settings,
         stats=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
     )
@@ -129,9 +142,11 @@ def intake_deps() -> IntakeDeps:
             origin=execution.origin,
             now=now,
             deadline_at=settings.deadline_from(now) + timedelta(seconds=execution.start_delay_seconds),
+            owner=settings.job_owner,
         )
         return new
 
+    function = settings.aws_lambda_function_name
     return IntakeDeps(
         starter=Workflow(settings.state_machine_arn),
         record=record,
@@ -139,6 +154,9 @@ def intake_deps() -> IntakeDeps:
         read_object=read_object,
         defaults={"size": settings.default_size, "duration": settings.default_duration},
         input_prefix=settings.input_prefix,
+        hand_on=AsyncInvoker(function) if function else None,
+        lines_per_invocation=settings.intake_lines_per_invocation,
+        handoff_margin_seconds=settings.intake_handoff_seconds,
     )
 
 
@@ -161,4 +179,23 @@ def build_api_deps() -> ApiDeps:
         outcomes=build_announce_deps(settings, repo=repo),
         settings=settings,
         timings=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
+    )
+
+
+@cache
+def sweep_deps() -> SweepDeps:
+    from t2v.sweeper import SweepDeps, SweeperSettings
+
+    settings = SweeperSettings.from_env()
+    repo = JobsRepository(settings.jobs_table)
+    return SweepDeps(
+        repo=repo,
+        executions=Workflow(settings.state_machine_arn),
+        provider=provider_client_factory(
+            settings.dashscope_secret_id,
+            base_url=settings.dashscope_base_url,
+            workspace=settings.dashscope_workspace,
+        ),
+        outcomes=build_announce_deps(settings, repo=repo),
+        settings=settings,
     )

@@ -35,6 +35,7 @@ from t2v.times import iso
 JOB_TTL_DAYS = 90
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL)
 CONTESTED = "contested"  # owner of a provider task that more than one job could have made
+FOREIGN = "foreign"  # owner of a provider task shown to come from another client's request
 
 
 def plain(value: Any) -> Any:
@@ -58,24 +59,28 @@ class InvalidCursorError(ValueError):
 
 
 # A cursor is DynamoDB's LastEvaluatedKey of the `by_created` index: the table's key and the index's.
-_CURSOR_KEYS = frozenset({"pk", "kind", "created_at"})
+_CURSOR_KEYS = frozenset({"pk", "kind", "created_at"})  # a start key of GSI by_created (every job)
+_OWNER_CURSOR_KEYS = frozenset({"pk", "owner", "created_at"})  # a start key of GSI by_owner (one caller's)
 
 
 def encode_cursor(last_key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain(last_key)).encode()).decode()
 
 
-def decode_cursor(cursor: str) -> dict[str, str]:
+def decode_cursor(cursor: str, *, owner: str | None = None) -> dict[str, str]:
     """The start key a cursor stands for; raises InvalidCursorError unless it has the exact shape of
-    one `list_jobs` returned (DynamoDB would refuse anything else, and that is no server error)."""
+    one `list_jobs` returned for the same listing (DynamoDB would refuse anything else, and that is no
+    server error): every job's (`owner` None), or `owner`'s own, never another caller's."""
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
     except (ValueError, binascii.Error, UnicodeError):
         key = None
+    expected = _CURSOR_KEYS if owner is None else _OWNER_CURSOR_KEYS
     if (
         not isinstance(key, dict)
-        or set(key) != _CURSOR_KEYS
-        or key["kind"] != "job"
+        or set(key) != expected
+        or key.get("kind", "job") != "job"
+        or key.get("owner", owner) != owner
         or not all(isinstance(v, str) and v for v in key.values())
     ):
         raise InvalidCursorError("not a cursor this API returned (use next_cursor as is)")
@@ -126,9 +131,15 @@ class JobsRepository(DynamoTable):
         return str(item["job_id"]) if item else None
 
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[JobRecord], str | None]:
-        """Most recent first. `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey)."""
+        """Most recent first; only `owner`'s jobs when given (GSI `by_owner`), else every job.
+        `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey)."""
         kwargs: dict[str, Any] = {
             "IndexName": "by_created",
             "KeyConditionExpression": "#k = :job",
@@ -137,12 +148,19 @@ class JobsRepository(DynamoTable):
             "ScanIndexForward": False,
             "Limit": limit,
         }
+        if owner is not None:
+            kwargs.update(
+                IndexName="by_owner",
+                KeyConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":owner": owner},
+            )
         if status:
             kwargs["FilterExpression"] = "#s = :status"
             kwargs["ExpressionAttributeNames"]["#s"] = "status"
             kwargs["ExpressionAttributeValues"][":status"] = status
         if cursor:
-            kwargs["ExclusiveStartKey"] = decode_cursor(cursor)
+            kwargs["ExclusiveStartKey"] = decode_cursor(cursor, owner=owner)
         try:
             page = self._table.query(**kwargs)
         except ClientError as exc:
@@ -164,6 +182,7 @@ class JobsRepository(DynamoTable):
         now: datetime,
         deadline_at: datetime,
         execution: str | None = None,
+        owner: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Insert the ACCEPTED job unless it exists. Returns the stored job and whether it was new."""
         item: dict[str, Any] = {
@@ -183,6 +202,8 @@ class JobsRepository(DynamoTable):
         }
         if execution:
             item["execution"] = execution
+        if owner:
+            item["owner"] = owner  # who may see and cancel it (GSI by_owner)
         try:
             self._table.put_item(
                 Item=_dynamo(item),
@@ -236,6 +257,32 @@ class JobsRepository(DynamoTable):
             if not is_conditional_failure(exc):
                 raise
 
+    def _query_all(self, kwargs: dict[str, Any]) -> list[JobRecord]:
+        """Every job a query matches, page after page."""
+        jobs: list[JobRecord] = []
+        while True:
+            page = self._table.query(**kwargs)
+            jobs.extend(_record(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return jobs
+            kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]:
+        """Jobs created after `since`, untouched since `untouched_since`, that are not terminal or not
+        fully announced (no EventBridge event sent): what the sweeper looks at."""
+        terminal = sorted(s.value for s in TERMINAL)
+        values: dict[str, Any] = {":job": "job", ":since": iso(since), ":before": iso(untouched_since)}
+        values.update({f":t{i}": status for i, status in enumerate(terminal)})
+        kwargs: dict[str, Any] = {
+            "IndexName": "by_created",
+            "KeyConditionExpression": "#k = :job AND created_at >= :since",
+            "FilterExpression": "updated_at < :before AND (attribute_not_exists(event_sent_at) "
+            f"OR NOT #s IN ({', '.join(f':t{i}' for i in range(len(terminal)))}))",
+            "ExpressionAttributeNames": {"#k": "kind", "#s": "status"},
+            "ExpressionAttributeValues": values,
+        }
+        return self._query_all(kwargs)
+
     def unbound_creates(self, *, since: datetime) -> list[JobRecord]:
         """Jobs created after `since` that sent a create and have no task bound yet: the jobs that
         could own a provider task nobody owns. A rare path (a lost create), so a filtered query will do."""
@@ -251,13 +298,7 @@ class JobsRepository(DynamoTable):
                 ":accepted": JobStatus.ACCEPTED.value,
             },
         }
-        jobs: list[JobRecord] = []
-        while True:
-            page = self._table.query(**kwargs)
-            jobs.extend(_record(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return jobs
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return self._query_all(kwargs)
 
     def record_task(
         self, job_id: str, *, task_id: str, request_id: str | None, now: datetime
@@ -300,6 +341,47 @@ class JobsRepository(DynamoTable):
         self._count_active(+1)
         return bound.job
 
+    def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool:
+        """Unbind a task shown not to be the job's (another client's), so that the job creates its own.
+
+        The task is marked foreign first: a crash before the job is unbound leaves a job bound to a task
+        nobody may adopt again, which the next check releases. The job goes back to ACCEPTED with no
+        create claim. False when the job no longer holds that task.
+        """
+        try:
+            self._table.put_item(
+                Item={"pk": f"task#{task_id}", "job_id": FOREIGN, "by": job_id, "created_at": iso(now)},
+                ConditionExpression="attribute_not_exists(pk) OR job_id IN (:job, :foreign)",
+                ExpressionAttributeValues={":job": job_id, ":foreign": FOREIGN},
+            )
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET #s = :accepted, updated_at = :now, released_tasks = "
+                "list_append(if_not_exists(released_tasks, :empty), :task), "
+                "history = list_append(if_not_exists(history, :empty), :h) "
+                "REMOVE task_id, create_claimed_at, create_sent_at, create_ambiguous_at, adopted_unproven",
+                ConditionExpression="task_id = :t AND NOT #s IN (:ok, :failed, :canceled, :timed_out)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":accepted": JobStatus.ACCEPTED.value,
+                    ":now": iso(now),
+                    ":task": [task_id],
+                    ":t": task_id,
+                    ":empty": [],
+                    ":h": [{"status": JobStatus.ACCEPTED.value, "at": iso(now)}],
+                    ":ok": JobStatus.SUCCEEDED.value,
+                    ":failed": JobStatus.FAILED.value,
+                    ":canceled": JobStatus.CANCELED.value,
+                    ":timed_out": JobStatus.TIMED_OUT.value,
+                },
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        self._count_active(-1)  # counted when the task was bound; the job's own task counts again
+        return True
+
     def _count_active(self, delta: int) -> None:
         """The account-wide count of running jobs the poll schedule shares its budget among."""
         self._table.update_item(
@@ -307,11 +389,19 @@ class JobsRepository(DynamoTable):
         )
 
     def transition(
-        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        new: JobStatus,
+        *,
+        now: datetime,
+        fields: dict[str, Any] | None = None,
+        expect: dict[str, str | None] | None = None,
     ) -> Write:
         """Move the job to `new` if the lifecycle allows it from its current status; set `fields`.
 
-        Not done (and nothing changed) when the move is not allowed, e.g. the job already ended.
+        `expect` makes the move conditional on what the caller checked: each attribute still holds the
+        value seen (None: still absent). Not done (and nothing changed) when the move is not allowed,
+        e.g. the job already ended or an expected attribute changed meanwhile.
         """
         allowed = statuses_that_may_move_to(new)
         names = {"#s": "status"}
@@ -332,10 +422,18 @@ class JobsRepository(DynamoTable):
         for i, status in enumerate(allowed):
             values[f":a{i}"] = status.value
             placeholders.append(f":a{i}")
+        conditions = ["attribute_exists(pk)", f"#s IN ({', '.join(placeholders)})"]
+        for i, (key, seen) in enumerate((expect or {}).items()):
+            names[f"#e{i}"] = key
+            if seen is None:
+                conditions.append(f"attribute_not_exists(#e{i})")
+            else:
+                values[f":e{i}"] = seen
+                conditions.append(f"#e{i} = :e{i}")
         moved = self._update(
             job_id,
             UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=f"attribute_exists(pk) AND #s IN ({', '.join(placeholders)})",
+            ConditionExpression=" AND ".join(conditions),
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=_dynamo(values),
         )

@@ -1,12 +1,15 @@
-"""Secrets Manager adapter: the DashScope API key, cached per container, never logged."""
+"""Secrets Manager adapter: the DashScope API key, cached per container, never logged.
+
+Powertools Parameters' SecretsProvider fetches and caches the secret (max_age); this adapter adds
+the key's two accepted formats and a typed error. Powertools' module imports boto3, so it is
+imported when the key is first needed, not when a handler is imported.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
-from t2v.adapters import boto3_module
 from t2v.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -28,26 +31,33 @@ class ApiKeyProvider:
         secret_id: str,
         *,
         client: SecretsManagerClient | None = None,
+        max_age_seconds: int = CACHE_SECONDS,
         fields: tuple[str, ...] = ("api_key", "DASHSCOPE_API_KEY"),
         what: str = "API key",
     ) -> None:
         self._secret_id = secret_id
         self._client = client
+        self._max_age = max_age_seconds
         self._fields = fields
         self._what = what
-        self._value: str | None = None
-        self._fetched_at = 0.0
+        self._provider: Any = None
 
     def __repr__(self) -> str:
         return f"ApiKeyProvider(secret_id={self._secret_id!r})"
 
-    def get(self) -> str:
-        if self._value is None or time.monotonic() - self._fetched_at > CACHE_SECONDS:
-            client: Any = self._client or boto3_module().client("secretsmanager")
-            raw = str(client.get_secret_value(SecretId=self._secret_id).get("SecretString") or "")
-            self._value = _extract_key(raw, self._secret_id, self._fields, self._what)
-            self._fetched_at = time.monotonic()
-        return self._value
+    def get(self, *, fresh: bool = False) -> str:
+        """The key, from the cache unless it is older than its max age or `fresh` asks to read it again
+        (the provider refused the cached key: it may have been rotated)."""
+        from aws_lambda_powertools.utilities.parameters import GetParameterError, SecretsProvider
+
+        if self._provider is None:
+            self._provider = SecretsProvider(boto3_client=self._client)
+        try:
+            raw = self._provider.get(self._secret_id, max_age=self._max_age, force_fetch=fresh)
+        except GetParameterError as exc:
+            raise SecretError(f"secret {self._secret_id} could not be read: {exc}") from None
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw or "")
+        return _extract_key(text, self._secret_id, self._fields, self._what)
 
 
 def _extract_key(

@@ -40,6 +40,16 @@ class Workflow:
         prefix, name = self._arn.split(":stateMachine:", 1)
         return f"{prefix}:execution:{name}:{job_id}"
 
+    def status(self, job_id: str) -> str | None:
+        """The job's execution status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED); None: never started."""
+        try:
+            answer = self._client.describe_execution(executionArn=self.execution_arn(job_id))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return None
+            raise
+        return str(answer["status"])
+
     def stop(self, job_id: str, *, cause: str) -> bool:
         try:
             self._client.stop_execution(executionArn=self.execution_arn(job_id), cause=cause)

@@ -87,10 +87,11 @@ def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
     return InvalidRequestError(fields)
 
 
-def check_cursor(cursor: str) -> None:
-    """A cursor is what `next_cursor` returned: exactly the shape of a list start key."""
+def check_cursor(cursor: str, *, owner: str | None = None) -> None:
+    """A cursor is what `next_cursor` returned: exactly the shape of a list start key (of `owner`'s
+    own listing, or of every job's when None)."""
     try:
-        decode_cursor(cursor)
+        decode_cursor(cursor, owner=owner)
     except InvalidCursorError as exc:
         raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
 

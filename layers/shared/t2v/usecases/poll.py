@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, Succeeded
-from t2v.errors import ProviderThrottledError, RetryableProviderError
+from t2v.errors import ProviderAuthError, ProviderThrottledError, RetryableProviderError
 from t2v.jobs import PROVIDER_TO_JOB, JobRecord, JobStatus, TaskStatus
+from t2v.request import parse_request
 from t2v.schedule import (
     DISPATCH_LATENCY,
     GenerationTier,
@@ -24,7 +25,8 @@ from t2v.schedule import (
     woken_early,
 )
 from t2v.times import iso
-from t2v.usecases.ports import ProviderDeps
+from t2v.usecases.ports import ProviderDeps, job_or_fail
+from t2v.usecases.reconcile import foreign
 
 THROTTLE_FACTOR = 2.0
 MAX_BACKOFF_SECONDS = 300
@@ -107,10 +109,7 @@ def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
     turn = turn.model_copy(update={"polls": turn.polls + 1, "latency": round(latency, 3)})
     if now >= turn.deadline_at or turn.polls > deps.settings.max_polls:
         reason = "deadline" if now >= turn.deadline_at else f"{deps.settings.max_polls} polls"
-        timed_out = Ended(
-            status=JobStatus.TIMED_OUT, code="Timeout", message=f"no result before the {reason} limit"
-        )
-        return _final(turn, PollDecision.TIMED_OUT, timed_out, now)
+        return _last_look(turn, reason, deps, now)
     policy = deps.settings.poll_policy()
     # With push on, a turn well before its wait was over was woken by a task-finished push: its
     # booked second goes back to the ledger and it claims the current one instead.
@@ -130,9 +129,10 @@ def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
         return _waiting(turn, policy.min_wait, deps, task_status=None, hinted=hinted)
     deps.sleep(pause)  # under a second: the booked second has not begun yet
     try:
-        info = deps.client().get_task(turn.task_id)
-    except RetryableProviderError as exc:
-        # No news is not a failure: keep polling until the deadline, more slowly after a 429.
+        info = _query(turn.task_id, deps)
+    except (RetryableProviderError, ProviderAuthError) as exc:
+        # No news is not a failure: keep polling until the deadline, more slowly after a 429. A key the
+        # provider refuses even when read afresh is no reason to abandon the paid task either.
         factor = THROTTLE_FACTOR if isinstance(exc, ProviderThrottledError) else 1.0
         wait = min(
             MAX_BACKOFF_SECONDS, deps.settings.poll_interval_seconds * factor * (1.5 ** min(turn.errors, 6))
@@ -143,6 +143,50 @@ def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
     deps.repo.update_fields(turn.job_id, {**checked, "last_polled_at": iso(now)}, now=now)
     turn = turn.model_copy(update={"errors": 0, "request_id": info.request_id or turn.request_id})
     return _map_task(info, turn, deps=deps, now=now, hinted=hinted)
+
+
+def _query(task_id: str, deps: ProviderDeps) -> Any:
+    """One task query; a refused key (401/403: rotated within its cache) is read afresh and tried once more."""
+    try:
+        return deps.client().get_task(task_id)
+    except ProviderAuthError:
+        deps.refresh_key()
+        return deps.client().get_task(task_id)
+
+
+def _last_look(turn: PollTurn, reason: str, deps: ProviderDeps, now: datetime) -> PollTurn:
+    """Out of time: ask the provider once more, and give up only if the task has not finished."""
+    timed_out = Ended(
+        status=JobStatus.TIMED_OUT, code="Timeout", message=f"no result before the {reason} limit"
+    )
+    try:
+        info = _query(turn.task_id, deps)
+    except (RetryableProviderError, ProviderAuthError):
+        return _final(turn, PollDecision.TIMED_OUT, timed_out, now)
+    deps.repo.update_fields(turn.job_id, {"polls": turn.polls, "last_polled_at": iso(now)}, now=now)
+    if str(info.status) in PROVIDER_TO_JOB:
+        return _final(turn, PollDecision.TIMED_OUT, timed_out, now)
+    return _map_task(info, turn.model_copy(update={"errors": 0}), deps=deps, now=now, hinted=False)
+
+
+def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTurn | None:
+    """A task adopted without proof shows its request now: if it is not ours (another client on the
+    account made it), release it and create the job's own task. None: deliver this task."""
+    from t2v.contract import SubmitInput
+    from t2v.usecases.submit import submit_job  # submit books its first turn here: imported late
+
+    job = job_or_fail(deps.repo, turn.job_id)
+    if not job.adopted_unproven or job.task_id != str(info.task_id):
+        return None
+    request = parse_request(job.request, defaults={"model": deps.settings.model_name})
+    if not foreign(info, request):
+        deps.repo.update_fields(turn.job_id, {"adopted_unproven": False}, now=deps.clock())
+        return None
+    deps.repo.release_task(turn.job_id, task_id=str(info.task_id), now=deps.clock())
+    resubmit = SubmitInput(
+        job_id=turn.job_id, request=job.request, source=job.source or "unknown", origin=dict(job.origin)
+    )
+    return submit_job(resubmit, deps).model_copy(update={"polls": turn.polls})
 
 
 def _waiting(
@@ -196,15 +240,7 @@ def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime, h
         return _waiting(turn, wait, deps, task_status=task_status, hinted=hinted)
     turn = turn.model_copy(update={"task_status": _task_status(status)})
     if status == TaskStatus.SUCCEEDED:
-        if not info.video_url:
-            no_video = Ended(
-                status=JobStatus.FAILED,
-                code="NoVideo",
-                message="the provider reported SUCCEEDED without a video_url",
-            )
-            return _final(turn, PollDecision.FAILED, no_video, now)
-        succeeded = Succeeded(video_url=info.video_url, usage=_usage(info), provider_times=_times(info))
-        return _final(turn, PollDecision.SUCCEEDED, succeeded, now)
+        return _succeeded(info, turn, deps=deps, now=now)
     if status == TaskStatus.FAILED:
         failed = Ended(
             status=JobStatus.FAILED,
@@ -221,6 +257,21 @@ def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime, h
         message="the provider no longer knows the task (expired or never existed)",
     )
     return _final(turn, PollDecision.UNKNOWN, unknown, now)
+
+
+def _succeeded(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -> PollTurn:
+    resubmitted = _release_if_foreign(info, turn, deps)
+    if resubmitted is not None:
+        return resubmitted
+    if not info.video_url:
+        no_video = Ended(
+            status=JobStatus.FAILED,
+            code="NoVideo",
+            message="the provider reported SUCCEEDED without a video_url",
+        )
+        return _final(turn, PollDecision.FAILED, no_video, now)
+    succeeded = Succeeded(video_url=info.video_url, usage=_usage(info), provider_times=_times(info))
+    return _final(turn, PollDecision.SUCCEEDED, succeeded, now)
 
 
 def _task_status(status: str) -> TaskStatus | None:

@@ -39,6 +39,7 @@ class Repo(Protocol):
         now: datetime,
         deadline_at: datetime,
         execution: str | None = None,
+        owner: str | None = None,
     ) -> tuple[JobRecord, bool]: ...
     def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write: ...
     def release_claim(self, job_id: str) -> None: ...
@@ -47,8 +48,15 @@ class Repo(Protocol):
     def record_task(
         self, job_id: str, *, task_id: str, request_id: str | None, now: datetime
     ) -> JobRecord | None: ...
+    def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool: ...
     def transition(
-        self, job_id: str, new: JobStatus, *, now: datetime, fields: dict[str, Any] | None = None
+        self,
+        job_id: str,
+        new: JobStatus,
+        *,
+        now: datetime,
+        fields: dict[str, Any] | None = None,
+        expect: dict[str, str | None] | None = None,
     ) -> Write: ...
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> JobRecord: ...
     def claim_notification(
@@ -82,6 +90,8 @@ class ProviderDeps:
     rng: random.Random = field(default_factory=random.Random)
     stats: PollStatsLike = field(default_factory=MemoryPollStats)
     sleep: Callable[[float], None] = time.sleep
+    # Reads the provider key again, past its cache (the provider refused the cached one).
+    refresh_key: Callable[[], None] = lambda: None
 
 
 def job_or_fail(repo: Repo, job_id: str) -> JobRecord:

@@ -7,15 +7,15 @@ is searched for it.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from t2v.errors import IncompleteListError
 from t2v.jobs import JobRecord, TaskStatus
-from t2v.request import VideoRequest
+from t2v.request import VideoRequest, output_size
 from t2v.usecases.ports import ProviderDeps
 
-RECONCILE_WINDOW = timedelta(hours=1)
 # The provider makes the task once it has the whole request, which the client's connect and write
 # timeouts (5 s + 10 s, dashscope.DEFAULT_TIMEOUT) bound; the read that follows creates nothing.
 CREATE_MAX_SECONDS = 16
@@ -62,37 +62,67 @@ def _created_at(listed: Any) -> float | None:
 def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reconciled:
     """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
 
+    Only the create's window (`create_window`, which holds the clock margin) is listed: a task made
+    outside it cannot be ours, however busy the account. A scan that cannot read the whole window is
+    UNDECIDED (try again later), never ABSENT: what it did not see may be ours.
+
     A task is ours on proof: our ownership record, or the provider's `orig_prompt` (a query shows it
-    once the task SUCCEEDED). Without proof (a task still running, or FAILED), a task nobody owns is
-    adopted only when it is the single one the provider created while our create was in flight
-    (`create_window`) and no other job has an unanswered create whose window holds it; otherwise the
-    running ones are waited for until they show their prompt, never guessed, and finished ones are
-    marked contested so that no job adopts them later either (a duplicate task beats a wrong one).
+    once the task SUCCEEDED) together with the request's parameters (its usage, `foreign`). Without
+    proof (a task still running, or FAILED), a task nobody owns is adopted only when it is the single
+    one the provider created while our create was in flight and no other job has an unanswered create
+    whose window holds it; such an adoption is checked again once the task shows its request (poll).
+    Otherwise the running ones are waited for until they show their prompt, never guessed, and
+    finished ones are marked contested so that no job adopts them later either (a duplicate task
+    beats a wrong one).
     """
-    client = deps.client()
-    claimed = job.create_claimed_at or deps.clock()
-    start, end = claimed - RECONCILE_WINDOW, deps.clock() + RECONCILE_WINDOW
     window = create_window(job, deps.settings.provider_clock_skew_seconds)
+    if window is None:
+        return Reconciled.ABSENT  # no create of ours was ever sent: no task can be ours
+    client = deps.client()
     maybe: list[_Maybe] = []
-    for listed in client.iter_tasks(start_time=start, end_time=end, model_name=request.model):
-        task_id = str(listed.task_id)
-        owner = deps.repo.owner_of_task(task_id)
-        if owner == job.job_id:  # a crash came between the two writes of record_task
-            if bind(job, task_id, None, deps):
-                return Reconciled.ADOPTED
-            continue
-        if owner is not None:
-            continue
-        created = _created_at(listed)
-        if window and created is not None and not window[0] <= created <= window[1]:
-            continue  # made while no create of ours was in flight
-        info = client.get_task(task_id)
-        if info.orig_prompt is not None:
-            if info.orig_prompt == request.prompt and bind(job, task_id, info.request_id, deps):
-                return Reconciled.ADOPTED
-        elif window is not None:  # without a create of ours on record, only proof counts
-            maybe.append((task_id, str(info.status), info.request_id, created))
+    try:
+        for listed in client.iter_tasks(
+            start_time=datetime.fromtimestamp(window[0], UTC),
+            end_time=datetime.fromtimestamp(window[1], UTC),
+            model_name=request.model,
+        ):
+            task_id = str(listed.task_id)
+            owner = deps.repo.owner_of_task(task_id)
+            if owner == job.job_id:  # a crash came between the two writes of record_task
+                if bind(job, task_id, None, deps):
+                    return Reconciled.ADOPTED
+                continue
+            if owner is not None:
+                continue
+            created = _created_at(listed)
+            if created is not None and not window[0] <= created <= window[1]:
+                continue  # made while no create of ours was in flight
+            info = client.get_task(task_id)
+            if info.orig_prompt is not None:
+                if not foreign(info, request) and bind(job, task_id, info.request_id, deps):
+                    return Reconciled.ADOPTED
+            else:
+                maybe.append((task_id, str(info.status), info.request_id, created))
+    except IncompleteListError:
+        return Reconciled.UNDECIDED
     return _decide(job, maybe, deps)
+
+
+def foreign(info: Any, request: VideoRequest) -> bool:
+    """Whether a task that shows its request (SUCCEEDED) was made from another request than ours:
+    another prompt, or a video of another size, length or sound (the provider's usage)."""
+    if info.orig_prompt is not None and info.orig_prompt != request.prompt:
+        return True
+    usage = info.usage
+    if usage is None:
+        return False
+    seen = {"size": usage.size, "duration": usage.duration, "audio": usage.audio}
+    want = {
+        "size": output_size(request.size, request.duration),
+        "duration": request.duration,
+        "audio": bool(request.audio),
+    }
+    return any(seen[k] is not None and seen[k] != want[k] for k in want)
 
 
 def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconciled:
@@ -100,7 +130,7 @@ def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconcil
     if len(maybe) == 1:
         task_id, status, request_id, created = maybe[0]
         rivals, others = _rivals(job, created, deps)
-        if rivals == Rivals.NONE and bind(job, task_id, request_id, deps):
+        if rivals == Rivals.NONE and bind(job, task_id, request_id, deps, unproven=True):
             return Reconciled.ADOPTED
         if rivals == Rivals.OPEN:  # a rival's create is live or its invocation died unnoticed yet
             return Reconciled.UNDECIDED
@@ -111,7 +141,8 @@ def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconcil
             # adopts it and the others create (their creates never arrived). Without this, the
             # maker would create a second billed task.
             if _likeliest_maker([job, *others], created) == job.job_id:
-                return Reconciled.ADOPTED if bind(job, task_id, request_id, deps) else Reconciled.ABSENT
+                bound = bind(job, task_id, request_id, deps, unproven=True)
+                return Reconciled.ADOPTED if bound else Reconciled.ABSENT
             return Reconciled.ABSENT
     if any(m[1] in _UNFINISHED for m in maybe):
         return Reconciled.UNDECIDED
@@ -149,9 +180,15 @@ def _rivals(job: JobRecord, created: float | None, deps: ProviderDeps) -> tuple[
     return found, others
 
 
-def bind(job: JobRecord, task_id: str, request_id: str | None, deps: ProviderDeps) -> bool:
-    """Bind a found task to the job (once; False when the job or the task is bound already)."""
+def bind(
+    job: JobRecord, task_id: str, request_id: str | None, deps: ProviderDeps, *, unproven: bool = False
+) -> bool:
+    """Bind a found task to the job (once; False when the job or the task is bound already).
+
+    `unproven`: nothing showed the task was made from our request yet, so poll checks its request
+    once the provider shows it, before its video is delivered (`foreign`).
+    """
     if deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()) is None:
         return False
-    deps.repo.update_fields(job.job_id, {"reconciled": True}, now=deps.clock())
+    deps.repo.update_fields(job.job_id, {"reconciled": True, "adopted_unproven": unproven}, now=deps.clock())
     return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from t2v.contract import PollTurn, SubmitInput
@@ -17,7 +18,7 @@ from t2v.jobs import JobRecord
 from t2v.request import VideoRequest, parse_request
 from t2v.times import iso
 from t2v.usecases.poll import first_turn
-from t2v.usecases.ports import ProviderDeps
+from t2v.usecases.ports import ProviderClient, ProviderDeps
 from t2v.usecases.reconcile import Reconciled, reconcile
 
 
@@ -117,7 +118,25 @@ def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> PollTu
     bound = deps.repo.record_task(
         job.job_id, task_id=created.task_id, request_id=created.request_id, now=deps.clock()
     )
-    return first_turn(bound or _reload(job.job_id, deps), deps)
+    if bound is not None:
+        return first_turn(bound, deps)
+    current = _reload(job.job_id, deps)
+    if current.task_id != created.task_id:
+        # Canceled (or bound to another task) while the create was in flight: a task nobody will
+        # ever poll must not run on, billed and unseen.
+        cancel_orphan(client, created.task_id)
+        if current.status.is_terminal or not current.task_id:
+            raise JobAlreadyFinishedError(
+                f"job {job.job_id} ended {current.status} while its task was created"
+            )
+    return first_turn(current, deps)
+
+
+def cancel_orphan(client: ProviderClient, task_id: str) -> None:
+    """Cancel a task no job will track; the provider cancels only PENDING tasks, so this is best
+    effort (past PENDING, or the provider unreachable: nothing more can be done about it here)."""
+    with contextlib.suppress(PipelineError):
+        client.cancel_task(task_id)
 
 
 def _reload(job_id: str, deps: ProviderDeps) -> JobRecord:

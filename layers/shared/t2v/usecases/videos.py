@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import uuid
 from collections.abc import Callable
@@ -22,9 +23,10 @@ from t2v.api.views import (
     links,
 )
 from t2v.config import ApiSettings
-from t2v.contract import Ended, ExecutionInput
+from t2v.contract import ExecutionInput
 from t2v.errors import (
     CreateInProgressError,
+    ForbiddenError,
     IdempotencyConflictError,
     JobNotFoundError,
     NotCancelableError,
@@ -32,14 +34,39 @@ from t2v.errors import (
 )
 from t2v.jobs import JobRecord, JobStatus, derive_job_id
 from t2v.request import FieldError, InvalidRequestError, VideoRequest
-from t2v.times import utcnow
-from t2v.usecases.announce import AnnounceDeps, end_job
+from t2v.times import iso, utcnow
+from t2v.usecases.announce import AnnounceDeps, announce_once
 from t2v.usecases.ports import ProviderClient, Repo
 
 SOURCE: Final = "api"
 # The provider's answer when a task has left PENDING (DashScope: "please confirm ... PENDING status").
 PROVIDER_REFUSED_CANCEL: Final = frozenset({"UnsupportedOperation"})
 MAX_LIST_ROUNDS: Final = 10
+# A cancel re-reads the job when it changed between the check and the write; a create runs once per job.
+MAX_CANCEL_ROUNDS: Final = 3
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls: the IAM identity API Gateway verified (its user or role ARN). A job belongs to the
+    caller that created it; only an admin (`ApiSettings.admin_principals`) sees every job."""
+
+    principal: str
+    admin: bool = False
+
+    def owns(self, job: JobRecord) -> bool:
+        return self.admin or job.owner == self.principal
+
+
+def caller_from(principal: str | None, settings: ApiSettings) -> Caller:
+    if not principal:
+        raise ForbiddenError("the request carries no IAM identity; call the API with SigV4-signed requests")
+    return Caller(principal, admin=principal in settings.admins)
+
+
+def scoped_key(caller: Caller, idempotency_key: str) -> str:
+    """An Idempotency-Key is the caller's own: the same key from two callers names two requests."""
+    return hashlib.sha256(f"{caller.principal}\x1f{idempotency_key}".encode()).hexdigest()
 
 
 class DailyBudgetError(InvalidRequestError):
@@ -66,7 +93,12 @@ class BudgetLedger(Protocol):
 
 class ApiRepo(Repo, BudgetLedger, Protocol):
     def list_jobs(
-        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
     ) -> tuple[list[JobRecord], str | None]: ...
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str: ...
 
@@ -102,19 +134,22 @@ def accept_video(
     *,
     idempotency_key: str | None,
     origin: dict[str, Any],
+    caller: Caller,
     deps: ApiDeps,
     base_path: str = "",
 ) -> Accepted:
-    """Record the job (so GET works at once) and start its execution, at most once per key.
+    """Record the job (so GET works at once) and start its execution, at most once per caller's key.
 
     A request that cannot fit the day's remaining budget is refused here; submit still charges the
     budget atomically, so a job that loses a race for the last seconds fails cleanly later.
+
+    Written, then started: a crash (or a 29 s gateway timeout) in between leaves an ACCEPTED job with
+    no execution, which a retry with the same key or the sweeper (t2v.sweeper) starts.
     """
     now = deps.clock()
     if idempotency_key is not None:
-        job_id = deps.repo.remember_idempotency_key(
-            idempotency_key, derive_job_id(SOURCE, idempotency_key), now=now
-        )
+        key = scoped_key(caller, idempotency_key)
+        job_id = deps.repo.remember_idempotency_key(key, derive_job_id(SOURCE, key), now=now)
         if deps.repo.get(job_id) is None:  # a retry of an accepted job is answered as before
             _check_budget(request, deps.repo, deps.settings.daily_budget_seconds, now)
     else:
@@ -128,6 +163,7 @@ def accept_video(
         origin=origin,
         now=now,
         deadline_at=deps.settings.deadline_from(now),
+        owner=caller.principal,
     )
     if not created and job.request != body:
         raise IdempotencyConflictError(
@@ -170,25 +206,32 @@ def _video_view(job: JobRecord, deps: ApiDeps) -> VideoView | None:
     )
 
 
-def get_video(job_id: str, deps: ApiDeps, base_path: str = "") -> JobView:
-    job = _job(job_id, deps)
+def get_video(job_id: str, caller: Caller, deps: ApiDeps, base_path: str = "") -> JobView:
+    job = _job(job_id, caller, deps)
     return job_view(job, deps.view_context(base_path), _video_view(job, deps))
 
 
 def list_videos(
-    *, status: JobStatus | None, limit: int, cursor: str | None, deps: ApiDeps, base_path: str = ""
+    *,
+    status: JobStatus | None,
+    limit: int,
+    cursor: str | None,
+    caller: Caller,
+    deps: ApiDeps,
+    base_path: str = "",
 ) -> JobPage:
-    """Most recent first, a SUCCEEDED job with its video (presigning is local: no call per item).
-
-    A status filter can leave DynamoDB pages short, so read on to fill `limit`."""
+    """The caller's jobs (every job for an admin), most recent first, a SUCCEEDED job with its video
+    (presigning is local: no call per item). A status filter can leave DynamoDB pages short, so read on
+    to fill `limit`."""
+    owner = None if caller.admin else caller.principal
     if cursor is not None:
-        check_cursor(cursor)
+        check_cursor(cursor, owner=owner)
     items: list[JobRecord] = []
     for _ in range(MAX_LIST_ROUNDS):
         # Never read more than is still missing: the cursor then points right after the last item.
         try:
             jobs, cursor = deps.repo.list_jobs(
-                status=status.value if status else None, limit=limit - len(items), cursor=cursor
+                status=status.value if status else None, limit=limit - len(items), cursor=cursor, owner=owner
             )
         except InvalidCursorError as exc:  # well-formed, yet DynamoDB refused it as a start key
             raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
@@ -199,22 +242,43 @@ def list_videos(
     return JobPage(items=[job_view(j, ctx, _video_view(j, deps)) for j in items], next_cursor=cursor)
 
 
-def cancel_video(job_id: str, deps: ApiDeps, base_path: str = "") -> JobView:
-    """Cancel at the provider (only PENDING tasks can be), stop the execution, record CANCELED once."""
-    job = _job(job_id, deps)
-    if job.status.is_terminal:
-        raise NotCancelableError(f"job {job_id} already ended {job.status.value}")
-    if job.task_id:
-        _cancel_task(job.task_id, deps)
-    elif _create_in_flight(job, deps):
-        # Canceling now would orphan the task being created (billed, never tracked).
-        raise CreateInProgressError(
-            f"job {job_id}: the provider task is being created; retry in a few seconds"
+def cancel_video(job_id: str, caller: Caller, deps: ApiDeps, base_path: str = "") -> JobView:
+    """Cancel a job: at the provider while its task is PENDING, then record CANCELED once.
+
+    CANCELED is written on condition that the job is still as checked (the same task or none, the same
+    create claim or none): a create that began meanwhile makes the write fail, and the job is read again
+    and acted on as it is now (its task canceled at the provider while PENDING; 409 once RUNNING, or
+    while its create is in flight). CANCELED is recorded and announced before the execution is
+    stopped: a crash in between leaves a finished job, whose execution then ends by itself.
+    """
+    for _ in range(MAX_CANCEL_ROUNDS):
+        job = _job(job_id, caller, deps)
+        if job.status.is_terminal:
+            raise NotCancelableError(f"job {job_id} already ended {job.status.value}")
+        if job.task_id:
+            _cancel_task(job.task_id, deps)
+        elif _create_unresolved(job, deps):
+            # Canceling now would orphan the task being created (billed, never tracked).
+            raise CreateInProgressError(
+                f"job {job_id}: the provider task is being created; retry in a few seconds"
+            )
+        claimed = iso(job.create_claimed_at) if job.create_claimed_at else None
+        canceled = deps.repo.transition(
+            job_id,
+            JobStatus.CANCELED,
+            now=deps.clock(),
+            fields={"error_code": "Canceled", "error_message": "canceled by the user"},
+            expect={"task_id": job.task_id, "create_claimed_at": claimed},
         )
+        if canceled.done:
+            break
+    else:
+        raise CreateInProgressError(
+            f"job {job_id} kept changing while being canceled; retry in a few seconds"
+        )
+    announce_once(canceled.job, deps.outcomes)
     deps.executions.stop(job_id, cause="canceled by the user")
-    canceled = Ended(status=JobStatus.CANCELED, code="Canceled", message="canceled by the user")
-    end_job(job_id, canceled, deps.outcomes)
-    return job_view(_job(job_id, deps), deps.view_context(base_path))
+    return job_view(_job(job_id, caller, deps), deps.view_context(base_path))
 
 
 def _cancel_task(task_id: str, deps: ApiDeps) -> None:
@@ -232,16 +296,20 @@ def _cancel_task(task_id: str, deps: ApiDeps) -> None:
             ) from None
 
 
-def _create_in_flight(job: JobRecord, deps: ApiDeps) -> bool:
-    """A create claim younger than submit's staleness bound: a create may be on its way."""
+def _create_unresolved(job: JobRecord, deps: ApiDeps) -> bool:
+    """A create claim younger than submit's staleness bound (a create may be on its way), or a dead
+    create that was sent and may have made a task reconciliation has not found yet."""
     claimed = job.create_claimed_at
+    if claimed is None:
+        return False
     stale = timedelta(seconds=deps.settings.create_claim_stale_seconds)
-    return claimed is not None and deps.clock() - claimed < stale
+    return deps.clock() - claimed < stale or job.create_sent_at is not None
 
 
-def _job(job_id: str, deps: ApiDeps) -> JobRecord:
-    # Only job items: the table also holds task#, budget# and idem# records.
+def _job(job_id: str, caller: Caller, deps: ApiDeps) -> JobRecord:
+    # Only job items: the table also holds task#, budget# and idem# records. Another caller's job is
+    # answered like a missing one: its existence is not the caller's to learn.
     job = None if "#" in job_id else deps.repo.get(job_id)
-    if job is None:
+    if job is None or not caller.owns(job):
         raise JobNotFoundError(f"no job {job_id}")
     return job

@@ -1,0 +1,119 @@
+"""The sweeper: no job stays unfinished, or finished and unannounced, for good.
+
+Run on a schedule (template.yaml, `SweeperFunction`). Each run reads the jobs of the look-back window
+that are not terminal, or terminal and not fully announced, and that nothing has touched for
+`sweep_grace_seconds`, and repairs what a crash (a killed Lambda, a 29 s gateway timeout, a lost
+start) can leave behind:
+
+- ACCEPTED and no execution: recorded, never started (the API or intake died in between): start it.
+- not terminal, its execution ended or never existed past ACCEPTED: nothing will ever finish it. End it
+  FAILED (`WorkflowEnded`), cancelling its provider task while that is still PENDING, and announce it.
+- terminal and not fully announced (the announcer died): announce it.
+
+Adapters are passed in (`SweepDeps`): the use case does no I/O of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import Field
+
+from t2v.config import DashScopeSettings, FinalizeSettings
+from t2v.contract import Ended, ExecutionInput
+from t2v.jobs import JobRecord, JobStatus
+from t2v.times import utcnow
+from t2v.usecases.announce import AnnounceDeps, announce_once, end_job
+from t2v.usecases.ports import ProviderClient, job_or_fail
+from t2v.usecases.submit import cancel_orphan
+
+RUNNING = "RUNNING"
+
+
+class SweeperSettings(FinalizeSettings, DashScopeSettings):
+    state_machine_arn: str
+    # Longer than a healthy job goes untouched before its execution exists (the API starts it at once).
+    sweep_grace_seconds: float = Field(default=300, ge=0, le=86400)
+    # Longer than the longest deadline (23 h) plus the state machine's own retries.
+    sweep_lookback_hours: int = Field(default=26, ge=1, le=24 * 14)
+
+
+class SweepRepo(Protocol):
+    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]: ...
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+
+class Executions(Protocol):
+    def start(self, job_id: str, payload: dict[str, Any]) -> bool: ...
+    def status(self, job_id: str) -> str | None: ...
+
+
+@dataclass
+class SweepDeps:
+    repo: SweepRepo
+    executions: Executions
+    provider: Callable[[], ProviderClient]
+    outcomes: AnnounceDeps
+    settings: SweeperSettings
+    clock: Callable[[], datetime] = utcnow
+
+
+@dataclass
+class SweepReport:
+    started: list[str]
+    ended: list[str]
+    announced: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"started": self.started, "ended": self.ended, "announced": self.announced}
+
+
+def sweep(deps: SweepDeps) -> SweepReport:
+    now = deps.clock()
+    report = SweepReport([], [], [])
+    candidates = deps.repo.sweep_candidates(
+        since=now - timedelta(hours=deps.settings.sweep_lookback_hours),
+        untouched_since=now - timedelta(seconds=deps.settings.sweep_grace_seconds),
+    )
+    for job in candidates:
+        if job.status.is_terminal:
+            announce_once(job_or_fail(deps.outcomes.repo, job.job_id), deps.outcomes)
+            report.announced.append(job.job_id)
+            continue
+        execution = deps.executions.status(job.job_id)
+        if execution == RUNNING:
+            continue
+        if execution is None and job.status == JobStatus.ACCEPTED:
+            deps.executions.start(job.job_id, start_input(job).model_dump(mode="json"))
+            report.started.append(job.job_id)
+            continue
+        if _end(job, execution, deps):
+            report.ended.append(job.job_id)
+    return report
+
+
+def start_input(job: JobRecord) -> ExecutionInput:
+    """The execution input of a recorded job, as the API and intake start it."""
+    return ExecutionInput(
+        job_id=job.job_id,
+        request=job.request,
+        source=job.source or "unknown",
+        origin=dict(job.origin),
+    )
+
+
+def _end(job: JobRecord, execution: str | None, deps: SweepDeps) -> bool:
+    current = deps.repo.get(job.job_id)  # the execution may have finished the job since the scan
+    if current is None or current.status.is_terminal:
+        return False
+    if current.task_id:
+        cancel_orphan(deps.provider(), current.task_id)  # a task nobody polls must not run on, billed
+    why = "never started" if execution is None else f"ended {execution}"
+    ended = Ended(
+        status=JobStatus.FAILED, code="WorkflowEnded", message=f"the job's workflow {why} before the job did"
+    )
+    end_job(job.job_id, ended, deps.outcomes)
+    return True

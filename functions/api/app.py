@@ -91,6 +91,7 @@ def _doc(description: str, model: type[Any] = ErrorResponse) -> OpenAPIResponse:
         429: _doc(
             "BudgetExceeded: the request cannot fit the day's remaining budget (DailyBudgetSeconds); "
             "`fields` names `duration`, Retry-After gives the seconds until 00:00 UTC"
+        ),
     },
 )
 def create_video(

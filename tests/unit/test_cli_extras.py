@@ -60,6 +60,8 @@ progress({"job_id": "j1", "status": "RUNNING", "polls": 1}, 1.0)
 progress.done()
 print(repr(out.getvalue()))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=False, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "RUNNING" in done.stdout

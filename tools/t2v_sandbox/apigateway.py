@@ -28,6 +28,10 @@ _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _LAMBDA_URI = re.compile(
     r"arn:aws[\w-]*:apigateway:[\w-]+:lambda:path/[\d-]+/functions/(?P<fn>.+)/invocations$"
 )
+# Who every signed request is in the sandbox (one user, whatever its access key): the identity API
+# Gateway would verify, and the owner of the sandbox's prompt-file and EventBridge jobs.
+SANDBOX_ACCOUNT = "123456789012"
+SANDBOX_USER_ARN = f"arn:aws:iam::{SANDBOX_ACCOUNT}:user/sandbox"
 _AUTH_HEADER = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<cred>[^,\s]+),\s*"
     r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]+)"
@@ -280,7 +284,7 @@ class ApiFront:
         access_key = ""
         if match := _AUTH_HEADER.match(headers.get("authorization", "")):
             access_key = match.group("cred").split("/")[0]
-        account = "123456789012"
+        account = SANDBOX_ACCOUNT
         return {
             "resource": route.resource,
             "path": path,
@@ -312,7 +316,7 @@ class ApiFront:
                     "accountId": account if access_key else None,
                     "caller": access_key or None,
                     "user": access_key or None,
-                    "userArn": f"arn:aws:iam::{account}:user/sandbox" if access_key else None,
+                    "userArn": SANDBOX_USER_ARN if access_key else None,
                     "apiKey": headers.get("x-api-key"),
                 },
             },

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import boto3
 
 from t2v_sandbox import patches
-from t2v_sandbox.apigateway import ApiFront, FrontSettings
+from t2v_sandbox.apigateway import SANDBOX_USER_ARN, ApiFront, FrontSettings
 from t2v_sandbox.deployer import Deployer, DeployError, Stack, resolve_parameters
 from t2v_sandbox.eventbridge import EventDelivery
 from t2v_sandbox.lambda_runner import LambdaRunner, RunnerSettings, default_python
@@ -296,6 +296,9 @@ class Sandbox:
         overrides = dict(self.config.parameter_overrides)
         if "PushCompletion" in declared:
             overrides.setdefault("PushCompletion", "Enabled" if self.config.push else "Disabled")
+        if "PromptJobOwner" in declared:
+            # The sandbox has one user: the prompt files it uploads are its own jobs (API, console).
+            overrides.setdefault("PromptJobOwner", SANDBOX_USER_ARN)
         if self._emulator is not None:
             # Point the pipeline at the emulator, and let finalize download the emulator's (http) videos.
             if "DashScopeBaseUrl" in declared:

@@ -238,6 +238,7 @@ class FakeTask:
     message: str | None = None
     video_url: str | None = None
     times: dict[str, str] = field(default_factory=dict)
+    key_id: str = "key-ours"  # the list's `api_key_id`: which API key made the task
 
 
 @dataclass
@@ -267,9 +268,11 @@ class FakeProvider:
             raise AmbiguousCreateError("the create was sent and its answer lost")
         return CreatedTask(task_id=task.task_id, task_status="PENDING", request_id=f"req-c{self.creates}")
 
-    def add_task(self, task_id: str, status: str, prompt: str = "p") -> None:
-        """A task made outside any create of the code under test."""
-        self.tasks[task_id] = FakeTask(task_id, prompt, "pixverse/pixverse-v5.6-t2v", self._now(), status)
+    def add_task(self, task_id: str, status: str, prompt: str = "p", *, key_id: str = "key-ours") -> None:
+        """A task made outside any create of the code under test (`key_id`: with which API key)."""
+        self.tasks[task_id] = FakeTask(
+            task_id, prompt, "pixverse/pixverse-v5.6-t2v", self._now(), status, key_id=key_id
+        )
 
     def finish(self, task_id: str, status: str, **fields: Any) -> None:
         task = self.tasks[task_id]
@@ -317,7 +320,7 @@ class FakeProvider:
     ) -> Iterable[TaskInfo]:
         for task in self.tasks.values():
             if start_time <= task.created <= end_time and model_name in (None, task.model):
-                raw = {"gmt_create": int(task.created.timestamp() * 1000)}
+                raw = {"gmt_create": int(task.created.timestamp() * 1000), "api_key_id": task.key_id}
                 yield TaskInfo(task_id=task.task_id, status=task.status, raw=raw)
 
 

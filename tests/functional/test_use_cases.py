@@ -220,6 +220,30 @@ def test_a_lost_create_waits_while_another_jobs_create_may_have_made_the_task(wo
     assert submit(world).task_id == "task-1" and world.provider.creates == 1
 
 
+def test_a_lost_create_is_told_apart_from_another_applications_twin_by_its_api_key(world: World) -> None:
+    """The soak's finding: another application on the account, with its own API key, made a task with
+    our prompt in the second our create's answer was lost. Two unowned tasks without proof (neither
+    shows its prompt before SUCCEEDED; a FAILED one never does): the job waited, and once both had
+    FAILED contested both and created a second billed task. The list says which key made each task:
+    a task another job of ours owns shows our key, so the twin (another key) is no candidate."""
+    now = world.clock()
+    world.repo.create_if_absent(
+        "job-0", request={"prompt": "a dog"}, source="t", origin={}, now=now, deadline_at=now
+    )
+    world.provider.add_task("task-ours-running", "RUNNING", prompt="a dog")
+    world.repo.record_task("job-0", task_id="task-ours-running", request_id="r-0", now=now)
+    world.provider.add_task("task-twin", "PENDING", prompt="a cat", key_id="key-another-app")
+    world.provider.lose_next_answer = True
+
+    # When submit reconciles: the twin (another key) is no candidate, ours is the one task left
+    turn = submit(world)
+
+    # Then ours is bound at once; no second (billed) task, and the twin is left alone
+    assert turn.task_id == "task-1"
+    assert world.provider.creates == 1
+    assert world.repo.owner_of_task("task-twin") is None  # not contested either: simply not ours
+
+
 def test_a_live_claim_keeps_a_second_submit_from_creating(world: World) -> None:
     world.repo.create_if_absent(
         "job-1",

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from t2v.adapters.jobs_repo import CONTESTED
 from t2v.errors import IncompleteListError
 from t2v.jobs import JobRecord, TaskStatus
 from t2v.request import VideoRequest, output_size
@@ -53,6 +54,12 @@ def create_window(job: JobRecord, skew: float) -> tuple[float, float] | None:
     return start - skew, end + skew
 
 
+def _key_id(listed: Any) -> str | None:
+    """The short id of the API key that made a listed task (`api_key_id`), None when not shown."""
+    value = (getattr(listed, "raw", None) or {}).get("api_key_id")
+    return str(value) if value not in (None, "") else None
+
+
 def _created_at(listed: Any) -> float | None:
     raw = getattr(listed, "raw", None) or {}
     value = raw.get("gmt_create")
@@ -65,6 +72,11 @@ def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reco
     Only the create's window (`create_window`, which holds the clock margin) is listed: a task made
     outside it cannot be ours, however busy the account. A scan that cannot read the whole window is
     UNDECIDED (try again later), never ABSENT: what it did not see may be ours.
+
+    The list shows every task of the account and which API key made it (`api_key_id`). The keys that
+    made the window's tasks we own are ours; an unowned task made by any other key (another
+    application on the account) is never ours and is not even looked at. When the window holds no task
+    we own, no key can be told ours and every unowned task stays a candidate.
 
     A task is ours on proof: our ownership record, or the provider's `orig_prompt` (a query shows it
     once the task SUCCEEDED) together with the request's parameters (its usage, `foreign`). Without
@@ -79,33 +91,52 @@ def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reco
     if window is None:
         return Reconciled.ABSENT  # no create of ours was ever sent: no task can be ours
     client = deps.client()
-    maybe: list[_Maybe] = []
     try:
-        for listed in client.iter_tasks(
-            start_time=datetime.fromtimestamp(window[0], UTC),
-            end_time=datetime.fromtimestamp(window[1], UTC),
-            model_name=request.model,
-        ):
-            task_id = str(listed.task_id)
-            owner = deps.repo.owner_of_task(task_id)
-            if owner == job.job_id:  # a crash came between the two writes of record_task
-                if bind(job, task_id, None, deps):
-                    return Reconciled.ADOPTED
-                continue
-            if owner is not None:
-                continue
-            created = _created_at(listed)
-            if created is not None and not window[0] <= created <= window[1]:
-                continue  # made while no create of ours was in flight
-            info = client.get_task(task_id)
-            if info.orig_prompt is not None:
-                if not foreign(info, request) and bind(job, task_id, info.request_id, deps):
-                    return Reconciled.ADOPTED
-            else:
-                maybe.append((task_id, str(info.status), info.request_id, created))
+        listed_tasks = list(
+            client.iter_tasks(
+                start_time=datetime.fromtimestamp(window[0], UTC),
+                end_time=datetime.fromtimestamp(window[1], UTC),
+                model_name=request.model,
+            )
+        )
     except IncompleteListError:
         return Reconciled.UNDECIDED
+    unowned = _unowned(job, listed_tasks, deps)
+    if unowned is None:
+        return Reconciled.ADOPTED
+    maybe: list[_Maybe] = []
+    for listed in unowned:
+        created = _created_at(listed)
+        if created is not None and not window[0] <= created <= window[1]:
+            continue  # made while no create of ours was in flight
+        task_id = str(listed.task_id)
+        info = client.get_task(task_id)
+        if info.orig_prompt is not None:
+            if not foreign(info, request) and bind(job, task_id, info.request_id, deps):
+                return Reconciled.ADOPTED
+        else:
+            maybe.append((task_id, str(info.status), info.request_id, created))
     return _decide(job, maybe, deps)
+
+
+def _unowned(job: JobRecord, listed_tasks: list[Any], deps: ProviderDeps) -> list[Any] | None:
+    """The window's tasks no job owns that our API key may have made (None: the job's own task was
+    found and bound). The keys of the tasks our jobs own are ours; with none owned, any key may be."""
+    unowned: list[Any] = []
+    our_keys: set[str] = set()
+    for listed in listed_tasks:
+        task_id = str(listed.task_id)
+        owner = deps.repo.owner_of_task(task_id)
+        if owner == job.job_id:  # a crash came between the two writes of record_task
+            if bind(job, task_id, None, deps):
+                return None
+            continue
+        if owner is None:
+            unowned.append(listed)
+        elif owner != CONTESTED and (key := _key_id(listed)) is not None:
+            our_keys.add(key)  # a task one of our jobs made: its key is ours
+    # A task made with another API key is another application's, never ours.
+    return [t for t in unowned if not our_keys or _key_id(t) in our_keys]
 
 
 def foreign(info: Any, request: VideoRequest) -> bool:

@@ -331,6 +331,28 @@ def test_cancel_accepted_job_stops_the_execution_and_announces_once(world: World
     assert again[2]["error"]["code"] == "NotCancelable"
 
 
+def test_cancel_whose_write_answer_was_lost_is_still_a_cancel_announced_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 300-job soak's finding: DynamoDB applied the CANCELED write, its answer was lost, and the
+    SDK's retry failed the condition. The API answered 409 "already ended CANCELED" to the user who had
+    just canceled the job, and nothing announced it until the sweeper came."""
+    seed_job(world.repo, "job-l")
+    transition = world.repo.transition
+
+    def lost_answer(job_id: str, new: Any, **kwargs: Any) -> Any:
+        transition(job_id, new, **kwargs)  # the first attempt applies
+        return transition(job_id, new, **kwargs)  # the retry's answer: condition failed
+
+    monkeypatch.setattr(world.repo, "transition", lost_answer)
+
+    status, _, body = request("DELETE", "/videos/job-l")
+
+    assert (status, body["status"]) == (200, "CANCELED")
+    assert [m["status"] for m in world.notifier.messages] == ["CANCELED"]
+    assert world.executions.stopped == ["job-l"]
+
+
 def test_cancel_pending_task_cancels_it_at_the_provider(world: World) -> None:
     seed_job(world.repo, "job-p", "PENDING", task_id="t-p")
     world.provider.add_task("t-p", "PENDING")

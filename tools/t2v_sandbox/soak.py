@@ -195,6 +195,7 @@ class PlannedJob:
     # A DELETE whose answer was lost or a 5xx (a worker killed mid-call) may have canceled the job:
     # a later DELETE then answers 409 "already ended", so CANCELED is a right outcome too.
     cancel_maybe: bool = False
+    cancel_answers: list[str] = field(default_factory=list)  # every DELETE's answer, as evidence
     twin: bool = False  # the other client creates a task with this prompt when ours is created
 
 
@@ -272,14 +273,16 @@ class Submitter:
         for _ in range(6):
             try:
                 answer = self.api.call("DELETE", f"/videos/{job.job_id}")
-            except Exception:  # noqa: BLE001 - a lost answer: ask again, as a user would
+            except Exception as exc:  # noqa: BLE001 - a lost answer: ask again, as a user would
                 job.cancel_maybe = True
+                job.cancel_answers.append(f"lost: {exc}")
                 time.sleep(0.3)
                 continue
             job.cancel_status = answer.status
             if answer.status >= 500:
                 job.cancel_maybe = True
             code = (answer.body.get("error") or {}).get("code") if isinstance(answer.body, dict) else None
+            job.cancel_answers.append(f"{answer.status} {code or ''}".strip())
             if answer.status != 409 or code != "CreateInProgress":
                 return
             time.sleep(0.3)  # the create is in flight: the API asks to retry shortly
@@ -779,6 +782,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
                         "expected": v.expected,
                         "actual": v.actual,
                         "problems": v.problems,
+                        **({"cancel_answers": v.job.cancel_answers} if v.job.cancel_answers else {}),
                         **({"evidence": v.evidence} if v.evidence else {}),
                     },
                     default=str,

@@ -270,7 +270,10 @@ def cancel_video(job_id: str, caller: Caller, deps: ApiDeps, base_path: str = ""
             fields={"error_code": "Canceled", "error_message": "canceled by the user"},
             expect={"task_id": job.task_id, "create_claimed_at": claimed},
         )
-        if canceled.done:
+        if canceled.done or canceled.job.status == JobStatus.CANCELED:
+            # Not done yet CANCELED: this very write applied and its answer was lost (the SDK's retry
+            # then fails the condition), or a concurrent DELETE won. The user's cancel holds either way;
+            # answering 409 "already ended" would also skip the announcement until the sweeper came.
             break
     else:
         raise CreateInProgressError(

@@ -92,7 +92,11 @@ templates: venv checkov-venv ## cfn-lint and checkov on template.yaml, statelint
 
 test: lint templates build browser ## lint, then every default test tier (unit, integration, e2e) with coverage
 	$(VENV)/bin/coverage erase
-	$(VENV)/bin/coverage run -m pytest -m "not slow" -p no:randomly $(PYTEST_ARGS)
+	@# Unit, functional and integration tests on both cores; the e2e tier (sandboxes, a browser,
+	@# timing-sensitive waits) alone, after them. One coverage report over both runs.
+	$(VENV)/bin/pytest -m "not slow" -p no:randomly -n 2 --cov --cov-report= \
+		tests/unit tests/functional tests/integration $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not slow" -p no:randomly --cov --cov-append --cov-report= tests/e2e $(PYTEST_ARGS)
 	$(VENV)/bin/coverage report
 
 test-unit: venv

@@ -304,11 +304,12 @@ def test_the_schedule_learns_run_times_and_counts_active_jobs_back_to_zero(env: 
 
 
 def other_jobs_unclaimed_task(env: Any, prompt: str) -> str:
-    """A task at the provider that no job has bound yet (its job's create answer is still in flight)."""
+    """A task at the provider that no job has bound yet (its job's create answer is still in flight):
+    made with the pipeline's own key, as another job of this stack would make it."""
     from t2v.dashscope import DashScopeClient
     from t2v.request import parse_request
 
-    with DashScopeClient("sk-other", base_url=env.emu.base_url) as client:
+    with DashScopeClient(env.stack.api_key, base_url=env.emu.base_url) as client:
         return client.create_task(parse_request({"prompt": prompt, "size": "640*360"})).task_id
 
 

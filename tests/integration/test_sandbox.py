@@ -310,6 +310,23 @@ def test_api_front_unknown_route_and_handler_error(sb: Sandbox) -> None:
     assert (status, body) == (502, {"message": "Internal server error"})
 
 
+def test_api_front_invokes_once_when_the_worker_dies(
+    sb: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a worker killed mid-invocation (API Gateway then answers 502 and never retries: a DELETE
+    # that did its write before dying must not run again behind the caller's back)
+    settings = sb.runner.settings  # type: ignore[union-attr]
+    monkeypatch.setattr(settings, "kill_rate", 1.0)
+    monkeypatch.setattr(settings, "kill_functions", (sb.physical_id("ApiFunction"),))
+    monkeypatch.setattr(settings, "kill_max_sends", 1)
+    tally = tmp_path / "tally"
+
+    status, _, body = call(signed_request(sb, "GET", f"{sb.endpoints['api_url']}/items/x?tally={tally}"))
+
+    assert (status, body) == (502, {"message": "Internal server error"})
+    assert len(tally.read_text().splitlines()) == 1
+
+
 def test_api_key_mode_requires_a_valid_x_api_key(sb: Sandbox) -> None:
     url = f"{sb.endpoints['api_urls']['KeyApi']}/ping/a/b"
     keys = sb.client("apigateway").get_api_keys(includeValues=True)["items"]

@@ -15,6 +15,8 @@ from types import TracebackType
 from typing import Any, ClassVar
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from t2v_sandbox import patches
 from t2v_sandbox.apigateway import SANDBOX_USER_ARN, ApiFront, FrontSettings
@@ -98,6 +100,7 @@ class Sandbox:
         self._server: Any = None
         self._emulator: Any = None
         self._fronts: list[ApiFront] = []
+        self._front_lambda: Any = None  # the API fronts' Lambda client (no retries)
         self._runtime: patches.Runtime | None = None
         self._scheduler: Scheduler | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -375,13 +378,20 @@ class Sandbox:
         return stack
 
     def _invoke_for_api(self, function_arn: str, event: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
-        response = self.client("lambda").invoke(FunctionName=function_arn, Payload=json.dumps(event))
+        # API Gateway invokes its Lambda integration once: a crashed invocation is a 502 to the
+        # caller, never retried behind its back (botocore would retry the Invoke API's 500).
+        try:
+            response = self._front_lambda.invoke(FunctionName=function_arn, Payload=json.dumps(event))
+        except ClientError as exc:  # the Invoke API's 500 (ServiceException): the worker died
+            LOG.info("API integration failed: %s", exc.response.get("Error", {}).get("Code"))
+            return None, True
         payload = json.loads(response["Payload"].read() or b"null")
         return payload, "FunctionError" in response
 
     def _start_fronts(self) -> None:
         assert self.stack is not None
         stack = self.stack
+        self._front_lambda = self.client("lambda", config=Config(retries={"total_max_attempts": 1}))
         settings = FrontSettings(
             region=self.config.region,
             credentials={ACCESS_KEY: SECRET_KEY},

@@ -122,7 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--running", type=float, default=30.0)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
-    parser.add_argument("--push", choices=("on", "off"), default="off", help="PushCompletion (issue 13)")
+    parser.add_argument(
+        "--push",
+        choices=("on", "off"),
+        default=None,
+        help="PushCompletion (issue 13); given, the result file says which (-push, -push-off)",
+    )
     args = parser.parse_args(argv)
     assert args.budget <= Policy().budget_qps * 2
     result = run(
@@ -134,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         push=args.push == "on",
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    suffix = "-push" if args.push == "on" else ""
+    suffix = {"on": "-push", "off": "-push-off", None: ""}[args.push]
     (args.out / f"sandbox-rate-{args.jobs}x{args.budget}{suffix}.json").write_text(
         json.dumps(result, indent=1)
     )

@@ -21,7 +21,7 @@ PROMPT ?= 一只小猫在月光下奔跑
 PYTEST_ARGS ?=
 JOBS ?= 200
 
-.PHONY: help venv checkov-venv sam-venv build deploy browser screenshots lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
+.PHONY: help venv checkov-venv sam-venv build deploy browser screenshots checks lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
 	bench-build bench-stream bench-coldstart bench-cost bench-polling bench-rate bench-push bench-push-rate
 
 help: ## list targets
@@ -90,7 +90,12 @@ templates: venv checkov-venv ## cfn-lint and checkov on template.yaml, statelint
 	$(VENV)/bin/statelint $(VENV)/.asl/*.asl.json
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation --file template.yaml
 
-test: lint templates build browser ## lint, then every default test tier (unit, integration, e2e) with coverage
+# What `make test` runs before the tests, three at a time: the venvs install side by side, then the
+# linters, the template checks and sam build (each target's output kept together).
+checks: lint templates build browser ## venvs, linters, template checks, sam build (what `make test` runs first)
+
+test: ## the checks (three at a time), then every default test tier (unit, integration, e2e) with coverage
+	@$(MAKE) --no-print-directory -j3 --output-sync=target checks
 	$(VENV)/bin/coverage erase
 	@# Unit, functional and integration tests on both cores; the e2e tier (sandboxes, a browser,
 	@# timing-sensitive waits) alone, after them. One coverage report over both runs.

@@ -13,7 +13,14 @@ from t2v.adapters.poll_stats import PollStats
 from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import TaskTokens, Workflow
-from t2v.config import ApiSettings, FinalizeSettings, IntakeSettings, ProviderSettings, PushSettings
+from t2v.config import (
+    ApiSettings,
+    DashScopeSettings,
+    FinalizeSettings,
+    IntakeSettings,
+    ProviderSettings,
+    PushSettings,
+)
 from t2v.contract import ExecutionInput
 from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
 from t2v.media import HostAllowlist
@@ -57,8 +64,12 @@ class ProviderClients:
         self(fresh=True)
 
 
-def provider_client_factory(secret_id: str, *, base_url: str, workspace: str | None) -> ProviderClients:
-    return ProviderClients(secret_id, base_url=base_url, workspace=workspace)
+def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
+    return ProviderClients(
+        settings.dashscope_secret_id,
+        base_url=settings.dashscope_base_url,
+        workspace=settings.dashscope_workspace,
+    )
 
 
 def build_announce_deps(settings: FinalizeSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
@@ -90,11 +101,7 @@ def build_finalize_deps(
 @cache
 def provider_deps() -> ProviderDeps:
     settings = ProviderSettings.from_env()
-    client = provider_client_factory(
-        settings.dashscope_secret_id,
-        base_url=settings.dashscope_base_url,
-        workspace=settings.dashscope_workspace,
-    )
+    client = provider_client_factory(settings)
     return ProviderDeps(
         repo=JobsRepository(settings.jobs_table),
         client=client,
@@ -171,11 +178,7 @@ def build_api_deps() -> ApiDeps:
         repo=repo,
         executions=Workflow(settings.state_machine_arn),
         store=store,
-        provider=provider_client_factory(
-            settings.dashscope_secret_id,
-            base_url=settings.dashscope_base_url,
-            workspace=settings.dashscope_workspace,
-        ),
+        provider=provider_client_factory(settings),
         outcomes=build_announce_deps(settings, repo=repo),
         settings=settings,
         timings=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
@@ -191,11 +194,7 @@ def sweep_deps() -> SweepDeps:
     return SweepDeps(
         repo=repo,
         executions=Workflow(settings.state_machine_arn),
-        provider=provider_client_factory(
-            settings.dashscope_secret_id,
-            base_url=settings.dashscope_base_url,
-            workspace=settings.dashscope_workspace,
-        ),
+        provider=provider_client_factory(settings),
         outcomes=build_announce_deps(settings, repo=repo),
         settings=settings,
     )

@@ -191,12 +191,20 @@ class PlannedJob:
     body: dict[str, Any]
     job_id: str | None = None  # known at once for the API and EventBridge doors
     submit_error: str | None = None
-    cancel_status: int | None = None  # the DELETE's answer ("cancel" scenario)
-    # A DELETE whose answer was lost or a 5xx (a worker killed mid-call) may have canceled the job:
-    # a later DELETE then answers 409 "already ended", so CANCELED is a right outcome too.
-    cancel_maybe: bool = False
-    cancel_answers: list[str] = field(default_factory=list)  # every DELETE's answer, as evidence
+    # Every DELETE's answer ("cancel" scenario): (HTTP status or None for a lost answer, detail).
+    cancel_answers: list[tuple[int | None, str]] = field(default_factory=list)
     twin: bool = False  # the other client creates a task with this prompt when ours is created
+
+    @property
+    def cancel_status(self) -> int | None:
+        """The last DELETE answer's status."""
+        return next((status for status, _ in reversed(self.cancel_answers) if status is not None), None)
+
+    @property
+    def cancel_maybe(self) -> bool:
+        """A DELETE whose answer was lost or a 5xx (a worker killed mid-call) may have canceled the
+        job: a later DELETE then answers 409 "already ended", so CANCELED is a right outcome too."""
+        return any(status is None or status >= 500 for status, _ in self.cancel_answers)
 
 
 @dataclass
@@ -274,15 +282,11 @@ class Submitter:
             try:
                 answer = self.api.call("DELETE", f"/videos/{job.job_id}")
             except Exception as exc:  # noqa: BLE001 - a lost answer: ask again, as a user would
-                job.cancel_maybe = True
-                job.cancel_answers.append(f"lost: {exc}")
+                job.cancel_answers.append((None, f"lost: {exc}"))
                 time.sleep(0.3)
                 continue
-            job.cancel_status = answer.status
-            if answer.status >= 500:
-                job.cancel_maybe = True
             code = (answer.body.get("error") or {}).get("code") if isinstance(answer.body, dict) else None
-            job.cancel_answers.append(f"{answer.status} {code or ''}".strip())
+            job.cancel_answers.append((answer.status, code or ""))
             if answer.status != 409 or code != "CreateInProgress":
                 return
             time.sleep(0.3)  # the create is in flight: the API asks to retry shortly

@@ -46,12 +46,17 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def _extra_of(exc: ModuleNotFoundError) -> tuple[str, str] | None:
+    """(extra, package) that brings the missing module, or None when no extra does."""
+    return EXTRAS.get((exc.name or "").split(".")[0])
+
+
 def missing_extra(exc: ModuleNotFoundError) -> str | None:
     """The message for a command that needs an extra, or None for any other missing module."""
-    top = (exc.name or "").split(".")[0]
-    if top not in EXTRAS:
+    found = _extra_of(exc)
+    if found is None:
         return None
-    extra, package = EXTRAS[top]
+    extra, package = found
     return (
         f"this command {EXTRA_PURPOSE[extra]}, which needs the [{extra}] extra ({package} is "
         f"not installed): pip install 't2v-pipeline[{extra}]' (or run `make venv` in the repository)"
@@ -74,11 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            message = missing_extra(exc)
-            if message is not None:
-                extra = EXTRAS[(exc.name or "").split(".")[0]][0]
+            found, message = _extra_of(exc), missing_extra(exc)
+            if found is not None and message is not None:
                 for command in EXTRA_COMMANDS.get(name, ()):
-                    stub = subparsers.add_parser(command, help=f"(needs the [{extra}] extra)", add_help=False)
+                    stub = subparsers.add_parser(
+                        command, help=f"(needs the [{found[0]}] extra)", add_help=False
+                    )
                     stub.set_defaults(func=_needs_extra(message), needs_extra=True)
                 continue
             if exc.name != name:

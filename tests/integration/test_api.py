@@ -133,8 +133,8 @@ def test_post_from_the_event_corpus_records_the_job_and_starts_one_execution(api
     job_id = derive_job_id("api", scoped_key(Caller(CLIENT), "3f1c2d9e-7a4b-4c59-9e2f-0b6a1d5c8e71"))
     assert status == 202
     # The corpus event came through the Prod stage: the links carry it, so following them works
-    assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/Prod/videos/{job_id}"}}
-    assert headers["Location"] == f"/Prod/videos/{job_id}"
+    assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/v1/videos/{job_id}"}}
+    assert headers["Location"] == f"/v1/videos/{job_id}"
     record = api.stack.job(job_id)
     assert record["status"] == "ACCEPTED"
     assert record["origin"]["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"

@@ -125,8 +125,8 @@ def test_post_records_the_job_and_starts_one_execution(world: World) -> None:
     job_id = derive_job_id("api", scoped_key(Caller(CALLER), "k-1"))
     assert status == 202
     # Links carry the stage (the corpus event came through /Prod), so following them works
-    assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/Prod/videos/{job_id}"}}
-    assert headers["Location"] == f"/Prod/videos/{job_id}"
+    assert body == {"job_id": job_id, "status": "ACCEPTED", "links": {"self": f"/v1/videos/{job_id}"}}
+    assert headers["Location"] == f"/v1/videos/{job_id}"
     assert world.repo.items[job_id]["status"] == "ACCEPTED"
     assert world.repo.items[job_id]["source"] == "api"
     payload = world.executions.started[job_id]
@@ -485,7 +485,7 @@ def test_a_job_shows_its_origin_file_and_line(world: World) -> None:
         "request_id": None,
         "caller": None,
     }
-    assert body["links"] == {"self": "/Prod/videos/job-file"}
+    assert body["links"] == {"self": "/v1/videos/job-file"}
 
 
 def test_an_api_job_shows_its_caller(world: World) -> None:
@@ -540,7 +540,7 @@ def test_the_list_carries_each_succeeded_jobs_video(world: World) -> None:
     videos = {item["job_id"]: item["video"] for item in page["items"]}
     assert videos["job-bad"] is None
     assert videos["job-ok"]["url"].startswith("https://b.s3.example/videos/job-ok.mp4")
-    assert all(item["links"]["self"].startswith("/Prod/videos/") for item in page["items"])
+    assert all(item["links"]["self"].startswith("/v1/videos/") for item in page["items"])
 
 
 def test_a_string_duration_is_400_naming_the_field(world: World) -> None:

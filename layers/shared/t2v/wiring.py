@@ -14,12 +14,14 @@ from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import TaskTokens, Workflow
 from t2v.config import (
+    AnnounceSettings,
     ApiSettings,
     DashScopeSettings,
     FinalizeSettings,
     IntakeSettings,
     ProviderSettings,
     PushSettings,
+    SweeperSettings,
 )
 from t2v.contract import ExecutionInput
 from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
@@ -72,7 +74,7 @@ def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
     )
 
 
-def build_announce_deps(settings: FinalizeSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
+def build_announce_deps(settings: AnnounceSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
     """What ending a job and announcing it needs: the jobs and the notifier."""
     return AnnounceDeps(
         repo=repo or JobsRepository(settings.jobs_table),
@@ -187,7 +189,7 @@ def build_api_deps() -> ApiDeps:
 
 @cache
 def sweep_deps() -> SweepDeps:
-    from t2v.sweeper import SweepDeps, SweeperSettings
+    from t2v.sweeper import SweepDeps
 
     settings = SweeperSettings.from_env()
     repo = JobsRepository(settings.jobs_table)

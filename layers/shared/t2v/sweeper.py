@@ -105,5 +105,5 @@ def _end(job: JobRecord, execution: str | None, deps: SweepDeps) -> bool:
     ended = Ended(
         status=JobStatus.FAILED, code="WorkflowEnded", message=f"the job's workflow {why} before the job did"
     )
-    end_job(job.job_id, ended, deps.outcomes)
+    end_job(job.job_id, ended, deps.outcomes, seen=current)
     return True

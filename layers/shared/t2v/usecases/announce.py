@@ -62,7 +62,7 @@ def end_job(
     recorded before (a write whose answer was lost, a concurrent caller) is announced.
     """
     now = deps.clock()
-    job = seen or deps.repo.get(job_id)
+    job = seen if seen is not None else deps.repo.get(job_id)
     if job is None:  # failed before the job was recorded (e.g. an invalid request)
         first = first or FirstRecord()
         raw = first.request

@@ -501,9 +501,7 @@ def sweep(monkeypatch: pytest.MonkeyPatch, api: SimpleNamespace) -> dict[str, An
     monkeypatch.setenv("STATE_MACHINE_ARN", api.machine)
     wiring.sweep_deps.cache_clear()
     try:
-        return dict(
-            sweeper_app.lambda_handler({"source": "aws.events", "detail-type": "Scheduled Event"}, CTX)
-        )
+        return dict(sweeper_app.lambda_handler(load_event("sweeper.json"), CTX))
     finally:
         wiring.sweep_deps.cache_clear()
 

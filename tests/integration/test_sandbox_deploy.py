@@ -198,10 +198,17 @@ def test_overlapping_or_nested_prefixes_fail_before_anything_is_created(
         Sandbox(config).start()
 
 
-@pytest.mark.parametrize("stack_name", ["A-Very-Long-Stack-Name-With-Capitals-" + "x" * 90, "t2v"])
-def test_bucket_and_logs_do_not_depend_on_the_stack_name(tmp_path: Path, stack_name: str) -> None:
+@pytest.mark.parametrize(
+    ("stack_name", "push"),
+    [("A-Very-Long-Stack-Name-With-Capitals-" + "x" * 90, "Enabled"), ("t2v", "Disabled")],
+)
+def test_bucket_and_logs_do_not_depend_on_the_stack_name(tmp_path: Path, stack_name: str, push: str) -> None:
     config = SandboxConfig(
-        template=ROOT / "template.yaml", emulator=False, work_dir=tmp_path, stack_name=stack_name[:128]
+        template=ROOT / "template.yaml",
+        emulator=False,
+        work_dir=tmp_path,
+        stack_name=stack_name[:128],
+        parameter_overrides={"PushCompletion": push},
     )
     with Sandbox(config) as sb:
         bucket = sb.outputs["OutputBucketName"]
@@ -212,9 +219,15 @@ def test_bucket_and_logs_do_not_depend_on_the_stack_name(tmp_path: Path, stack_n
         lifecycle = sb.client("s3").get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
         noncurrent = [r for r in lifecycle if r["ID"] == "ExpireNoncurrentVersions"]
         assert noncurrent[0]["NoncurrentVersionExpiration"]["NoncurrentDays"] == 7
-        # Every function logs into a log group of the stack (LoggingConfig), with retention.
+        # Every function logs into a log group of the stack (LoggingConfig), with retention; the
+        # callback and its group exist only with push on (no empty group when it is off).
         logs = sb.client("logs")
-        for name in ("Submit", "Status", "Finalize", "Intake", "Api"):
+        names = ["Submit", "Status", "Finalize", "Intake", "Api", "Park", "Sweeper"]
+        if push == "Enabled":
+            names.append("Callback")
+        else:
+            assert {"CallbackFunction", "CallbackLogGroup"}.isdisjoint(sb.stack.resources)
+        for name in names:
             group = sb.physical_id(f"{name}LogGroup")
             described = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
             assert described[0]["retentionInDays"] == 30
@@ -222,6 +235,22 @@ def test_bucket_and_logs_do_not_depend_on_the_stack_name(tmp_path: Path, stack_n
                 FunctionName=sb.physical_id(f"{name}Function")
             )
             assert function["Environment"]["Variables"]["AWS_RETRY_MODE"] == "standard"
+        # Every log group of the template is one of these functions' or the state machine's.
+        groups = {k for k, r in sb.stack.resources.items() if r.get("Type") == "AWS::Logs::LogGroup"}
+        assert groups == {f"{name}LogGroup" for name in names} | {"StateMachineLogGroup"}
+
+
+def test_every_function_logs_into_a_group_of_its_own_that_exists_exactly_when_it_does() -> None:
+    # moto does not echo a function's LoggingConfig, so this reads the template itself
+    resources = load_template(ROOT / "template.yaml")["Resources"]
+    functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    groups = {k for k, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert len(functions) == 8
+    for lid, function in functions.items():
+        group = lid.removesuffix("Function") + "LogGroup"
+        assert function["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": group}, lid
+        assert resources[group].get("Condition") == function.get("Condition"), group
+    assert groups == {f.removesuffix("Function") + "LogGroup" for f in functions} | {"StateMachineLogGroup"}
 
 
 def test_the_api_has_one_stage_v1_and_no_stray_stage() -> None:

@@ -47,6 +47,38 @@ def test_the_console_without_its_extra_says_which_extra_to_install() -> None:
     assert "Traceback" not in done.stderr
 
 
+EMULATOR_WITHOUT_EXTRA = """
+import sys
+sys.modules.update(dict.fromkeys(["av", "t2v"]))  # no encoder; and the emulator needs no pipeline code
+from dashscope_emulator.cli import main
+main(sys.argv[1:])
+"""
+
+
+def dashscope_emulator(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", EMULATOR_WITHOUT_EXTRA, *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_the_emulator_without_the_extra_says_which_extra_to_install() -> None:
+    done = dashscope_emulator("--port", "0")
+    assert done.returncode == 2, done.stderr
+    assert "this command runs the DashScope emulator" in done.stderr
+    assert "pip install 't2v-pipeline[sandbox]'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_emulators_help_needs_no_extra() -> None:
+    done = dashscope_emulator("--help")
+    assert done.returncode == 0, done.stderr
+    assert "--pending-seconds" in done.stdout
+
+
 def test_progress_on_a_terminal_without_rich_prints_plain_lines() -> None:
     script = """
 import io, sys

@@ -9,6 +9,7 @@ import typing
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, EventBridgeModel
 from pydantic import BaseModel, ValidationError
 from t2v.contract import (
     FINALIZE_INPUT,
@@ -24,6 +25,8 @@ from t2v.contract import (
     Succeeded,
 )
 from t2v.jobs import JobStatus
+from t2v.push import TOKEN_HEADER, parse_push
+from t2v_sandbox.template import load_template
 
 from tests.conftest import ROOT, load_event
 
@@ -230,3 +233,35 @@ def test_the_events_corpus_speaks_the_contract() -> None:
     assert isinstance(failure, OutcomeInput) and isinstance(failure.outcome, Ended)
     catch = FINALIZE_INPUT.validate_python(load_event("finalize_catch.json"))
     assert isinstance(catch, CatchInput) and "1080P" in catch.error.message()
+    # the ParkForPush state's payload, for the job the status sample polls
+    park = ParkRequest.model_validate(load_event("park.json"))
+    assert park.job_id == WAITING.job_id
+
+
+def test_the_push_and_schedule_samples_are_what_their_routes_deliver() -> None:
+    template = load_template(ROOT / "template.yaml")["Resources"]
+    # The callback's sample is an API Gateway proxy event on its public route, with the token header
+    # and a task-finished push for the task the status sample polls.
+    route = template["CallbackFunction"]["Properties"]["Events"]["DashScopePush"]["Properties"]
+    callback = APIGatewayProxyEventModel.model_validate(load_event("callback.json"))
+    assert (callback.httpMethod, callback.resource) == (route["Method"], route["Path"])
+    assert callback.headers is not None and callback.headers[TOKEN_HEADER]
+    assert callback.requestContext.identity.userArn is None  # public: EventBridge cannot sign
+    push = parse_push(str(callback.body).encode())
+    assert (push.task_id, push.task_status, push.type) == (
+        WAITING.task_id,
+        "SUCCEEDED",
+        "dashscope:System:AsyncTaskFinish",
+    )
+    # The sweeper's sample is what its Schedule rule sends.
+    assert template["SweeperFunction"]["Properties"]["Events"]["Sweep"]["Type"] == "Schedule"
+    sweep = EventBridgeModel.model_validate(load_event("sweeper.json"))
+    assert (sweep.source, sweep.detail_type, sweep.detail) == ("aws.events", "Scheduled Event", {})
+
+
+def test_every_function_has_a_sample_event() -> None:
+    functions = sorted(d.name for d in (ROOT / "functions").iterdir() if (d / "app.py").is_file())
+    events = {e.name for e in (ROOT / "events").glob("*.json")}
+    assert len(functions) == 8
+    for name in functions:
+        assert any(e == f"{name}.json" or e.startswith(f"{name}_") for e in events), name

@@ -11,7 +11,10 @@ from pathlib import Path
 from types import FrameType
 
 from dashscope_emulator.faults import FaultPlan
-from dashscope_emulator.server import Emulator, EmulatorConfig
+
+# The server's video encoder (av) comes with the [sandbox] extra: imported in main, so that a plain
+# `pip install t2v-pipeline` gets a message naming the extra instead of a traceback.
+PURPOSE = "runs the DashScope emulator"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +39,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
+    try:
+        from dashscope_emulator.server import Emulator, EmulatorConfig
+    except ModuleNotFoundError as exc:
+        # The same message as `t2v`'s commands (t2v_sandbox.cli holds the map of extras; stdlib only).
+        from t2v_sandbox.cli import missing_extra
+
+        message = missing_extra(exc, purpose=PURPOSE)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
     plan = None
     if args.faults is not None:
         raw = json.loads(args.faults.read_text(encoding="utf-8"))

@@ -51,14 +51,17 @@ def _extra_of(exc: ModuleNotFoundError) -> tuple[str, str] | None:
     return EXTRAS.get((exc.name or "").split(".")[0])
 
 
-def missing_extra(exc: ModuleNotFoundError) -> str | None:
-    """The message for a command that needs an extra, or None for any other missing module."""
+def missing_extra(exc: ModuleNotFoundError, *, purpose: str | None = None) -> str | None:
+    """The message for a command that needs an extra, or None for any other missing module.
+
+    `purpose`: what the command does, when the extra's own wording does not say it (the emulator's).
+    """
     found = _extra_of(exc)
     if found is None:
         return None
     extra, package = found
     return (
-        f"this command {EXTRA_PURPOSE[extra]}, which needs the [{extra}] extra ({package} is "
+        f"this command {purpose or EXTRA_PURPOSE[extra]}, which needs the [{extra}] extra ({package} is "
         f"not installed): pip install 't2v-pipeline[{extra}]' (or run `make venv` in the repository)"
     )
 

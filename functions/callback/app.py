@@ -17,7 +17,7 @@ from t2v.push import MAX_BODY_BYTES, TOKEN_HEADER, PushError, receive_push
 from t2v.wiring import push_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # not patch_all: it imports sqlite3, http.client, ...
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:

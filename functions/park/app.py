@@ -12,7 +12,7 @@ from t2v.push import park_wait
 from t2v.wiring import push_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore"])  # not patch_all: it imports sqlite3, http.client, ...
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -11,7 +11,7 @@ from t2v.sweeper import sweep
 from t2v.wiring import sweep_deps
 
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=["botocore", "httpx"])  # not patch_all: it imports sqlite3, http.client, ...
 
 
 @logger.inject_lambda_context(clear_state=True)

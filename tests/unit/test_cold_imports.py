@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = ("submit", "status", "finalize", "intake", "api")
+HANDLERS = ("submit", "status", "finalize", "intake", "api", "park", "callback", "sweeper")
 # A fresh interpreter (this one has boto3 loaded already) imports each handler file in turn.
 PROBE = """
 import importlib.util, json, sys
@@ -64,3 +66,67 @@ def test_intake_traced_as_in_lambda_patches_botocore_only() -> None:
     )
     # Then X-Ray is loaded, but patch_all's extra modules (httpx, sqlite3) are not: intake calls neither
     assert json.loads(done.stdout) == ["aws_xray_sdk"]
+
+
+LOADED = """
+import json, sys
+sys.path[0:0] = [sys.argv[1], sys.argv[2]]
+import app
+print(json.dumps(sorted(sys.modules)))
+"""
+# What a handler must not load: other doors' and steps' modules (wiring imports them only in the
+# builder that needs them), and what patch_all would add (sqlite3; httpx where no DashScope or
+# video download happens).
+NOT_LOADED = {
+    "submit": {
+        "sqlite3",
+        "t2v.intake",
+        "t2v.push",
+        "t2v.usecases.finalize",
+        "t2v.usecases.announce",
+        "t2v.api",
+    },
+    "status": {
+        "sqlite3",
+        "t2v.intake",
+        "t2v.push",
+        "t2v.usecases.finalize",
+        "t2v.usecases.submit",
+        "t2v.api",
+    },
+    "finalize": {"sqlite3", "t2v.intake", "t2v.push", "t2v.usecases.submit", "t2v.usecases.poll", "t2v.api"},
+    "intake": {
+        "sqlite3",
+        "httpx",
+        "t2v.dashscope",
+        "t2v.push",
+        "t2v.usecases.finalize",
+        "t2v.usecases.poll",
+        "t2v.api",
+    },
+    "api": {"sqlite3", "t2v.intake", "t2v.push", "t2v.usecases.finalize", "t2v.usecases.submit"},
+    "park": {"sqlite3", "httpx", "t2v.intake", "t2v.usecases", "t2v.api", "t2v.dashscope"},
+    "callback": {"sqlite3", "httpx", "t2v.intake", "t2v.usecases", "t2v.api", "t2v.dashscope"},
+    "sweeper": {"sqlite3", "t2v.intake", "t2v.push", "t2v.usecases.finalize", "t2v.api"},
+}
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_a_handler_traced_as_in_lambda_loads_only_its_own_modules(handler: str) -> None:
+    # Given the handler imported with the environment Lambda gives it (tracing on)
+    from t2v_bench.coldstart import template_env
+
+    env = {"PATH": os.environ.get("PATH", ""), **template_env(handler)}
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED, str(ROOT / "functions" / handler), str(ROOT / "layers" / "shared")],
+        cwd=ROOT / "functions" / handler,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    # Then X-Ray is loaded, and nothing that belongs to another function is
+    loaded = set(json.loads(done.stdout))
+    assert "aws_xray_sdk" in loaded
+    assert loaded & NOT_LOADED[handler] == set()

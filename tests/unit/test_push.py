@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from t2v.adapters.jobs_repo import CONTESTED, HintRecorded, Parked
 from t2v.contract import ParkRequest, ParkResult
+from t2v.jobs import CONTESTED, HintRecorded, Parked
 from t2v.push import (
     MAX_BODY_BYTES,
     PushDeps,

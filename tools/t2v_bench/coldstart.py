@@ -34,7 +34,7 @@ from typing import Any
 
 from t2v_bench.common import RESULTS_DIR, ROOT, median, pyplot, table, write_json
 
-HANDLERS = ("submit", "status", "finalize", "intake", "api")
+HANDLERS = ("submit", "status", "finalize", "intake", "api", "park", "callback", "sweeper")
 GOAL_RATIO = 0.35  # the slowest handler's import, as a share of `import dashscope` shipped the same way
 _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 _PSEUDO = {

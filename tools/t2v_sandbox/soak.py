@@ -27,7 +27,7 @@ import random
 import time
 import uuid
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -55,6 +55,7 @@ BAD_KEYS: Final = (
     "foreign_adoptions",  # a job bound to (or delivering) another client's task
     "lost_lines",
     "unbounded_records",
+    "harness_errors",  # the soak's own submitting threads crashed: a fault or door it meant to take was not
 )
 SMALL: Final = {"size": "640*360", "duration": 5}
 # Create answers that end a job for good (the provider refused the request): never retried.
@@ -194,6 +195,7 @@ class PlannedJob:
     # Every DELETE's answer ("cancel" scenario): (HTTP status or None for a lost answer, detail).
     cancel_answers: list[tuple[int | None, str]] = field(default_factory=list)
     twin: bool = False  # the other client creates a task with this prompt when ours is created
+    twin_created: bool = False  # ... and it did (the emulator accepted the other client's create)
 
     @property
     def cancel_status(self) -> int | None:
@@ -306,8 +308,10 @@ class Submitter:
         with DashScopeClient(OTHER_CLIENT_KEY, base_url=self.sb.emulator.base_url) as other:
             try:
                 other.create_task(parse_request({**job.body, "duration": 8}))
-            except Exception:
+            except Exception:  # an injected fault: the twin is simply not made
                 LOG.debug("the other client's create failed", exc_info=True)
+            else:
+                job.twin_created = True
 
     def event(self, job: PlannedJob) -> None:
         from t2v.jobs import derive_job_id
@@ -348,9 +352,11 @@ def plan_hostile(jobs: list[PlannedJob], config: SoakConfig, run: str) -> list[s
 
 def submit_all(
     sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig, hostile: list[soak_hostile.HostileFile]
-) -> None:
+) -> list[str]:
+    """Sends every job through its door; returns the crashes of the submitting threads."""
     submitter = Submitter(sb, config)
     interval = 1.0 / config.submit_rate
+    futures: list[Future[None]] = []
     pending_s3: list[PlannedJob] = []
     files = 0
     started = time.monotonic()
@@ -364,23 +370,29 @@ def submit_all(
                 if delay > 0:
                     time.sleep(delay)
                 if job.twin and config.twins and job.door != "s3":  # prompt files' job ids come later
-                    twins.submit(submitter.twin, job)
+                    futures.append(twins.submit(submitter.twin, job))
                 if job.door == "api":
-                    pool.submit(submitter.api_post, job)
+                    futures.append(pool.submit(submitter.api_post, job))
                 elif job.door == "eventbridge":
-                    pool.submit(submitter.event, job)
+                    futures.append(pool.submit(submitter.event, job))
                 else:
                     pending_s3.append(job)
                     # Alternate single .json files and small .jsonl batches.
                     size = 1 if files % 2 == 0 else config.jsonl_lines
                     if len(pending_s3) >= size:
-                        pool.submit(submitter.prompt_file, list(pending_s3), f"f{files:04d}")
+                        futures.append(pool.submit(submitter.prompt_file, list(pending_s3), f"f{files:04d}"))
                         pending_s3.clear()
                         files += 1
             if pending_s3:
-                pool.submit(submitter.prompt_file, list(pending_s3), f"f{files:04d}")
+                futures.append(pool.submit(submitter.prompt_file, list(pending_s3), f"f{files:04d}"))
     finally:
         submitter.close()
+    # A crash in the soak's own threads would silently skip what it meant to do (a door, a twin):
+    # each one is a bad count, with its traceback in the log.
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    for error in errors:
+        LOG.error("a soak submitting thread crashed", exc_info=error)
+    return [f"{type(e).__name__}: {e}" for e in errors]
 
 
 # --- observation
@@ -402,13 +414,13 @@ def scan_jobs(sb: UserSandbox) -> list[dict[str, Any]]:
 
 def scan_job(sb: UserSandbox, job: PlannedJob) -> list[dict[str, Any]]:
     """The job's record, by its id (known at once for the API and EventBridge doors)."""
-    from t2v.adapters.jobs_repo import _plain
+    from t2v.adapters.jobs_repo import plain
 
     if job.job_id is None:
         return []
     table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
     item = table.get_item(Key={"pk": job.job_id}, ConsistentRead=True).get("Item")
-    return [_plain(item)] if item else []
+    return [plain(item)] if item else []
 
 
 def running_executions(sb: UserSandbox) -> list[str]:
@@ -756,7 +768,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             )
         subscriber = Subscriber.attach(sb, topic_arn(sb), name="t2v-soak-outcomes")
         tap = EventTap.attach(sb, name="t2v-soak-events")
-        submit_all(sb, jobs, config, hostile)
+        harness_errors = submit_all(sb, jobs, config, hostile)
         refused = frozenset(f.job_ids[line.number] for f in hostile for line in f.lines if line.reason)
         settle(sb, jobs, config.settle_timeout, refused)
         time.sleep(1.0)  # a duplicate notification would follow right behind the first
@@ -767,6 +779,8 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         )
         for key, count in lines.counts.items():
             summary[key] = summary.get(key, 0) + count
+        summary["harness_errors"] = len(harness_errors)
+        summary["twins"] = sum(1 for j in jobs if j.twin_created)
         summary["events"] = sum(len(e) for e in judge.evidence.events.values())
         summary["handoffs"] = soak_hostile.handoffs(config.work_dir, run)
         summary["seconds"] = round(time.monotonic() - started, 1)
@@ -802,6 +816,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             "",
             *[f"BAD {v.job.door} {v.job.prompt}: {'; '.join(v.problems)}" for v in verdicts if v.problems],
             *[f"BAD s3-hostile {problem}" for problem in lines.problems],
+            *[f"BAD harness {error}" for error in harness_errors],
         ]
     return summary
 

@@ -193,3 +193,7 @@ def classify_http_error(
     if http_status in (401, 403):
         return ProviderAuthError(message, **kwargs)  # type: ignore[arg-type]
     return TerminalProviderError(message, **kwargs)  # type: ignore[arg-type]
+
+
+class InvalidCursorError(ValueError):
+    """A list cursor this table never handed out (forged, truncated, or of another listing)."""

@@ -6,6 +6,7 @@ Pure domain: no I/O. The DynamoDB adapter enforces these rules with conditional 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, NamedTuple
 
@@ -147,8 +148,30 @@ class JobRecord(BaseModel):
         return self.notified_at is not None
 
 
+# Owners of a provider task's ownership record other than a job id (see t2v.usecases.reconcile).
+CONTESTED = "contested"  # owner of a provider task that more than one job could have made
+FOREIGN = "foreign"  # owner of a provider task shown to come from another client's request
+
+
 class Write(NamedTuple):
     """A conditional write's result: whether it was made, and the job as it stands after it."""
 
     done: bool
     job: JobRecord
+
+
+@dataclass(frozen=True, slots=True)
+class HintRecorded:
+    """What recording a task-finished push found on the job (see t2v.push)."""
+
+    duplicate: bool  # this event id was recorded before (EventBridge delivered it again)
+    finished: bool  # the job already ended: nothing to wake
+    token: str | None  # the task token of the wait parked now, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    """What parking a wait found on the job (see t2v.push)."""
+
+    hint_pending: bool  # a push came after the last status turn began: look now
+    finished: bool  # the job ended meanwhile (e.g. canceled): let the workflow see it now

@@ -25,9 +25,9 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from t2v.adapters.jobs_repo import CONTESTED, HintRecorded, Parked
 from t2v.contract import ParkRequest, ParkResult
 from t2v.errors import PipelineError
+from t2v.jobs import CONTESTED, HintRecorded, Parked
 
 TOKEN_HEADER: Final = "x-eventbridge-signature-token"  # noqa: S105 - a header name
 EVENT_SOURCE: Final = "acs.dashscope"

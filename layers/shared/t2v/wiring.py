@@ -6,12 +6,9 @@ from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
-from t2v.adapters.invoker import AsyncInvoker
 from t2v.adapters.jobs_repo import JobsRepository
-from t2v.adapters.notifier import Notifier
 from t2v.adapters.poll_stats import PollStats
 from t2v.adapters.secrets import ApiKeyProvider
-from t2v.adapters.storage import VideoStore
 from t2v.adapters.workflow import TaskTokens, Workflow
 from t2v.config import (
     AnnounceSettings,
@@ -23,18 +20,21 @@ from t2v.config import (
     PushSettings,
     SweeperSettings,
 )
-from t2v.contract import ExecutionInput
-from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
-from t2v.media import HostAllowlist
-from t2v.push import PushDeps
-from t2v.times import utcnow
-from t2v.usecases.announce import AnnounceDeps, end_job
-from t2v.usecases.finalize import FinalizeDeps
-from t2v.usecases.ports import ProviderDeps
 
+# Each handler imports this module but builds only its own dependencies: what only some handlers
+# use (the intake door, push, finalize's downloader, the announcer, S3) is imported inside the
+# builder that needs it, so a handler's cold start does not pay for the others' modules
+# (docs/benchmarks.md, section 4).
 if TYPE_CHECKING:
+    from t2v.adapters.storage import VideoStore
+    from t2v.contract import ExecutionInput
     from t2v.dashscope import DashScopeClient
+    from t2v.intake import IntakeDeps
+    from t2v.push import PushDeps
     from t2v.sweeper import SweepDeps
+    from t2v.usecases.announce import AnnounceDeps
+    from t2v.usecases.finalize import FinalizeDeps
+    from t2v.usecases.ports import ProviderDeps
     from t2v.usecases.videos import ApiDeps
 
 
@@ -76,6 +76,9 @@ def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
 
 def build_announce_deps(settings: AnnounceSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
     """What ending a job and announcing it needs: the jobs and the notifier."""
+    from t2v.adapters.notifier import Notifier
+    from t2v.usecases.announce import AnnounceDeps
+
     return AnnounceDeps(
         repo=repo or JobsRepository(settings.jobs_table),
         notifier=Notifier(
@@ -90,6 +93,9 @@ def build_finalize_deps(
     settings: FinalizeSettings, *, repo: JobsRepository | None = None, store: VideoStore | None = None
 ) -> FinalizeDeps:
     from t2v.adapters.download import VideoDownloader  # httpx: only finalize downloads
+    from t2v.adapters.storage import VideoStore
+    from t2v.media import HostAllowlist
+    from t2v.usecases.finalize import FinalizeDeps
 
     return FinalizeDeps(
         announce=build_announce_deps(settings, repo=repo),
@@ -102,6 +108,8 @@ def build_finalize_deps(
 
 @cache
 def provider_deps() -> ProviderDeps:
+    from t2v.usecases.ports import ProviderDeps
+
     settings = ProviderSettings.from_env()
     client = provider_client_factory(settings)
     return ProviderDeps(
@@ -116,6 +124,8 @@ def provider_deps() -> ProviderDeps:
 @cache
 def push_deps() -> PushDeps:
     """The callback's and the park step's adapters; the token is read only when a push arrives."""
+    from t2v.push import PushDeps
+
     settings = PushSettings.from_env()
     secret_id = settings.callback_secret_id
     tokens = ApiKeyProvider(secret_id, fields=("token",), what="push token") if secret_id else None
@@ -133,6 +143,12 @@ def finalize_deps() -> FinalizeDeps:
 
 @cache
 def intake_deps() -> IntakeDeps:
+    from t2v.adapters.invoker import AsyncInvoker
+    from t2v.adapters.storage import VideoStore
+    from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
+    from t2v.times import utcnow
+    from t2v.usecases.announce import end_job
+
     settings = IntakeSettings.from_env()
     store = VideoStore()
 
@@ -171,6 +187,7 @@ def intake_deps() -> IntakeDeps:
 
 def build_api_deps() -> ApiDeps:
     """Everything the API needs, from the environment; clients are built lazily."""
+    from t2v.adapters.storage import VideoStore
     from t2v.usecases.videos import ApiDeps  # the API's views and use cases: only the API loads them
 
     settings = ApiSettings.from_env()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -28,14 +27,22 @@ from botocore.exceptions import ClientError
 
 from t2v.adapters import DynamoTable, is_conditional_failure
 from t2v.adapters.poll_stats import ACTIVE_KEY
-from t2v.errors import BudgetExceededError, PipelineError
-from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
+from t2v.errors import BudgetExceededError, InvalidCursorError, PipelineError
+from t2v.jobs import (
+    CONTESTED,
+    FOREIGN,
+    TERMINAL,
+    HintRecorded,
+    JobRecord,
+    JobStatus,
+    Parked,
+    Write,
+    statuses_that_may_move_to,
+)
 from t2v.times import iso
 
 JOB_TTL_DAYS = 90
 _TERMINAL_VALUES = frozenset(status.value for status in TERMINAL)
-CONTESTED = "contested"  # owner of a provider task that more than one job could have made
-FOREIGN = "foreign"  # owner of a provider task shown to come from another client's request
 
 
 def plain(value: Any) -> Any:
@@ -52,10 +59,6 @@ def plain(value: Any) -> Any:
 def _dynamo(value: Any) -> Any:
     """The inverse of `plain`: DynamoDB refuses Python floats."""
     return json.loads(json.dumps(value), parse_float=Decimal)
-
-
-class InvalidCursorError(ValueError):
-    """A list cursor this table never handed out (forged, truncated, or of another listing)."""
 
 
 # A cursor is DynamoDB's LastEvaluatedKey of the `by_created` index: the table's key and the index's.
@@ -101,23 +104,6 @@ def _refusing_item(exc: ClientError) -> dict[str, Any] | None:
 
     deserializer = TypeDeserializer()
     return {key: deserializer.deserialize(value) for key, value in raw.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class HintRecorded:
-    """What recording a task-finished push found on the job (see t2v.push)."""
-
-    duplicate: bool  # this event id was recorded before (EventBridge delivered it again)
-    finished: bool  # the job already ended: nothing to wake
-    token: str | None  # the task token of the wait parked now, if any
-
-
-@dataclass(frozen=True, slots=True)
-class Parked:
-    """What parking a wait found on the job (see t2v.push)."""
-
-    hint_pending: bool  # a push came after the last status turn began: look now
-    finished: bool  # the job ended meanwhile (e.g. canceled): let the workflow see it now
 
 
 class JobsRepository(DynamoTable):

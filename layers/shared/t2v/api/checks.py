@@ -9,8 +9,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from t2v.adapters.jobs_repo import InvalidCursorError, decode_cursor
-from t2v.errors import PipelineError
+from t2v.adapters.jobs_repo import decode_cursor
+from t2v.errors import InvalidCursorError, PipelineError
 from t2v.jsontext import loads
 from t2v.request import FieldError, InvalidRequestError, field_errors
 

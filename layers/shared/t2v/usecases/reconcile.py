@@ -11,9 +11,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from t2v.adapters.jobs_repo import CONTESTED
 from t2v.errors import IncompleteListError
-from t2v.jobs import JobRecord, TaskStatus
+from t2v.jobs import CONTESTED, JobRecord, TaskStatus
 from t2v.request import VideoRequest, output_size
 from t2v.usecases.ports import ProviderDeps
 

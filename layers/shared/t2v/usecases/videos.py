@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final, Protocol
 
-from t2v.adapters.jobs_repo import InvalidCursorError
 from t2v.api.checks import check_cursor
 from t2v.api.views import (
     Accepted,
@@ -28,6 +27,7 @@ from t2v.errors import (
     CreateInProgressError,
     ForbiddenError,
     IdempotencyConflictError,
+    InvalidCursorError,
     JobNotFoundError,
     NotCancelableError,
     TerminalProviderError,

@@ -245,7 +245,7 @@ def test_every_function_logs_into_a_group_of_its_own_that_exists_exactly_when_it
     resources = load_template(ROOT / "template.yaml")["Resources"]
     functions = {k: r for k, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
     groups = {k for k, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
-    assert len(functions) == 8
+    assert {"SubmitFunction", "ParkFunction", "CallbackFunction", "SweeperFunction"} <= set(functions)
     for lid, function in functions.items():
         group = lid.removesuffix("Function") + "LogGroup"
         assert function["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": group}, lid

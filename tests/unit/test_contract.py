@@ -262,6 +262,6 @@ def test_the_push_and_schedule_samples_are_what_their_routes_deliver() -> None:
 def test_every_function_has_a_sample_event() -> None:
     functions = sorted(d.name for d in (ROOT / "functions").iterdir() if (d / "app.py").is_file())
     events = {e.name for e in (ROOT / "events").glob("*.json")}
-    assert len(functions) == 8
+    assert {"submit", "status", "finalize", "intake", "api", "park", "callback", "sweeper"} <= set(functions)
     for name in functions:
         assert any(e == f"{name}.json" or e.startswith(f"{name}_") for e in events), name

@@ -123,20 +123,22 @@ class FakeRepo:
             and item["status"] == "ACCEPTED"
         ]
 
-    def record_task(
-        self, job_id: str, *, task_id: str, request_id: str | None, now: datetime
-    ) -> JobRecord | None:
+    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> Write:
         owner = self.items.setdefault(f"task#{task_id}", {"pk": f"task#{task_id}", "job_id": job_id})
-        if owner["job_id"] != job_id:
-            return None
         item = self.items[job_id]
-        if "task_id" in item or item["status"] != "ACCEPTED":
-            return None
-        item.update(task_id=task_id, status="SUBMITTED", submitted_at=iso(now), updated_at=iso(now))
-        item["history"].append({"status": "SUBMITTED", "at": iso(now)})
-        item["request_ids"] = [*item.get("request_ids", []), *([request_id] if request_id else [])]
-        self.active += 1
-        return self._record(job_id)
+        allowed = owner["job_id"] == job_id and "task_id" not in item and item["status"] == "ACCEPTED"
+        changes = {
+            "task_id": task_id,
+            "status": "SUBMITTED",
+            "submitted_at": iso(now),
+            "updated_at": iso(now),
+            "history": [*item.get("history", []), {"status": "SUBMITTED", "at": iso(now)}],
+            "request_ids": [*item.get("request_ids", []), *([request_id] if request_id else [])],
+        }
+        bound = self._write(job_id, allowed, changes)
+        if bound.done:
+            self.active += 1
+        return bound
 
     def transition(
         self,
@@ -180,10 +182,12 @@ class FakeRepo:
         item.update(notified_at=iso(now), **({"notification_id": message_id} if message_id else {}))
         return True
 
-    def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
-        item = self.items[job_id]
-        if item.get("budget_day"):
+    def charge_budget(self, job: JobRecord, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
+        if job.budget_day:
             return True
+        item = self.items[job.job_id]
+        if item.get("budget_day"):
+            return True  # a concurrent attempt charged it after `job` was read: nothing is added
         if self.budget.get(day, 0) + seconds > cap:
             raise BudgetExceededError(f"the daily budget of {cap} billed video seconds would be exceeded")
         self.budget[day] = self.budget.get(day, 0) + seconds

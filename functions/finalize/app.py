@@ -33,7 +33,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     polls = 0
     if isinstance(parsed, CatchInput):
         first = FirstRecord(request=parsed.request, source=parsed.source, origin=parsed.origin)
-        result = end_job(parsed.job_id, ended_by(parsed.error), deps.announce, first=first)
+        result = end_job(parsed.job_id, ended_by(parsed.error), deps.announce, first=first).announced
         metrics.add_metric(name="VideosFailed", unit=MetricUnit.Count, value=1)
     elif isinstance(parsed.outcome, Succeeded):
         polls, usage = parsed.polls, parsed.outcome.usage
@@ -44,7 +44,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     else:
         polls = parsed.polls
-        result = end_job(parsed.job_id, parsed.outcome, deps.announce)
+        result = end_job(parsed.job_id, parsed.outcome, deps.announce).announced
         metrics.add_metric(name="VideosFailed", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="PollsPerJob", unit=MetricUnit.Count, value=float(polls))
     logger.append_keys(task_id=result.task_id)

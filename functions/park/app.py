@@ -21,5 +21,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     request = ParkRequest.model_validate(event)
     logger.append_keys(job_id=request.job_id)
     result = park_wait(request, push_deps())
-    logger.info("parked" if result["parked"] else "woken at once")
-    return result
+    logger.info("parked" if result.parked else "woken at once")
+    return result.model_dump(mode="json")

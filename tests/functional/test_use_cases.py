@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from t2v.config import FinalizeSettings, ProviderSettings
 from t2v.contract import Ended, PollDecision, PollTurn, SubmitInput, Succeeded
-from t2v.errors import AmbiguousCreateError, CreateInProgressError
-from t2v.jobs import JobStatus
+from t2v.errors import AmbiguousCreateError, CreateInProgressError, JobAlreadyFinishedError
+from t2v.jobs import JobRecord, JobStatus
 from t2v.schedule import MemoryPollStats
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps, end_job
@@ -96,6 +96,23 @@ def poll_until_decided(world: World, turn: PollTurn, *, limit: int = 50) -> Poll
     raise AssertionError(f"still waiting after {limit} turns: {turn}")
 
 
+def record(world: World, job_id: str = "job-1", prompt: str = "a cat") -> JobRecord:
+    """A job recorded now (ACCEPTED), as a door records it."""
+    now = world.clock()
+    job, _ = world.repo.create_if_absent(
+        job_id, request={"prompt": prompt}, source="test", origin={}, now=now, deadline_at=now
+    )
+    return job
+
+
+def count_reads(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The job ids the use cases read (FakeRepo.get), in order."""
+    reads: list[str] = []
+    get = world.repo.get
+    monkeypatch.setattr(world.repo, "get", lambda job_id: reads.append(job_id) or get(job_id))
+    return reads
+
+
 def test_a_job_runs_from_submit_to_a_stored_video_announced_once(world: World) -> None:
     # Given a submitted job whose task the provider finishes after a while
     turn = submit(world)
@@ -132,9 +149,7 @@ def test_finalize_and_its_retry_read_the_job_once_each(world: World, monkeypatch
     world.provider.finish(turn.task_id, "SUCCEEDED", video_url=URL)
     done = poll_until_decided(world, turn)
     assert isinstance(done.outcome, Succeeded)
-    reads: list[str] = []
-    get = world.repo.get
-    monkeypatch.setattr(world.repo, "get", lambda job_id: reads.append(job_id) or get(job_id))
+    reads = count_reads(world, monkeypatch)
 
     finalize_job("job-1", done.outcome, world.finalize)
     again = finalize_job("job-1", done.outcome, world.finalize)
@@ -200,12 +215,73 @@ def test_a_lost_create_answer_is_reconciled_to_the_one_task_it_made(world: World
     assert world.job("job-1")["reconciled"] is True
 
 
+def lost_create(world: World, *, claimed_ago: float, answered: bool) -> None:
+    """job-1 as a create left it `claimed_ago` seconds ago: sent, its task made, the answer lost
+    (`answered`: the loss was recorded; else the invocation died waiting)."""
+    sent = record(world).created_at
+    world.repo.claim_create("job-1", now=sent, stale_before=sent)
+    world.repo.update_fields("job-1", {"create_sent_at": iso(sent)}, now=sent)
+    world.provider.add_task("task-lost", "PENDING", prompt="a cat")
+    world.clock.advance(1)
+    if answered:
+        world.repo.update_fields("job-1", {"create_ambiguous_at": iso(world.clock())}, now=world.clock())
+    world.clock.advance(claimed_ago - 1)
+
+
+@pytest.mark.parametrize(
+    ("claimed_ago", "answered", "task_id"),
+    [
+        (0, False, "task-1"),  # this submit's own create loses its answer
+        (5, True, "task-lost"),  # another invocation's create lost its answer; its claim is live
+        (120, False, "task-lost"),  # the invocation that sent the create died; its claim went stale
+    ],
+)
+def test_submit_adopting_a_lost_creates_task_reads_the_job_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, claimed_ago: float, answered: bool, task_id: str
+) -> None:
+    # Given a create whose task exists and whose answer was lost (or is about to be)
+    if claimed_ago:
+        lost_create(world, claimed_ago=claimed_ago, answered=answered)
+    else:
+        world.provider.lose_next_answer = True
+    reads = count_reads(world, monkeypatch)
+
+    # When submit reconciles and adopts the task
+    turn = submit(world)
+
+    # Then the turn comes from the job the binding wrote: read once, when submit began
+    assert reads == ["job-1"]
+    assert turn.task_id == task_id and world.job("job-1")["task_id"] == task_id
+    assert world.provider.creates == (1 if task_id == "task-1" else 0)
+
+
+def test_a_job_canceled_while_its_task_is_created_gets_the_task_canceled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a user who cancels the job while the provider creates its task
+    create = world.provider.create_task
+
+    def create_while_canceled(request: Any) -> Any:
+        world.repo.transition("job-1", JobStatus.CANCELED, now=world.clock())
+        return create(request)
+
+    monkeypatch.setattr(world.provider, "create_task", create_while_canceled)
+    reads = count_reads(world, monkeypatch)
+
+    # When submit binds the task it created, the binding is refused
+    with pytest.raises(JobAlreadyFinishedError):
+        submit(world)
+
+    # Then the task nobody will poll is canceled, and the job read only when submit began
+    assert world.provider.canceled == ["task-1"]
+    assert world.job("job-1")["status"] == "CANCELED" and "task_id" not in world.job("job-1")
+    assert reads == ["job-1"]
+
+
 def test_a_lost_create_waits_while_another_jobs_create_may_have_made_the_task(world: World) -> None:
     # Given another job whose create was sent a moment ago and is still unanswered
     now = world.clock()
-    world.repo.create_if_absent(
-        "job-0", request={"prompt": "a dog"}, source="t", origin={}, now=now, deadline_at=now
-    )
+    record(world, "job-0", "a dog")
     world.repo.update_fields("job-0", {"create_sent_at": iso(now)}, now=now)
     world.provider.lose_next_answer = True
 
@@ -227,9 +303,7 @@ def test_a_lost_create_is_told_apart_from_another_applications_twin_by_its_api_k
     FAILED contested both and created a second billed task. The list says which key made each task:
     a task another job of ours owns shows our key, so the twin (another key) is no candidate."""
     now = world.clock()
-    world.repo.create_if_absent(
-        "job-0", request={"prompt": "a dog"}, source="t", origin={}, now=now, deadline_at=now
-    )
+    record(world, "job-0", "a dog")
     world.provider.add_task("task-ours-running", "RUNNING", prompt="a dog")
     world.repo.record_task("job-0", task_id="task-ours-running", request_id="r-0", now=now)
     world.provider.add_task("task-twin", "PENDING", prompt="a cat", key_id="key-another-app")
@@ -245,14 +319,7 @@ def test_a_lost_create_is_told_apart_from_another_applications_twin_by_its_api_k
 
 
 def test_a_live_claim_keeps_a_second_submit_from_creating(world: World) -> None:
-    world.repo.create_if_absent(
-        "job-1",
-        request={"prompt": "a cat"},
-        source="test",
-        origin={},
-        now=world.clock(),
-        deadline_at=world.clock(),
-    )
+    record(world)
     world.repo.claim_create("job-1", now=world.clock(), stale_before=world.clock())
     with pytest.raises(CreateInProgressError):
         submit(world)
@@ -277,6 +344,34 @@ def test_a_job_canceled_while_polling_stays_canceled_when_its_video_arrives(worl
     # Then nothing is stored and the one message says CANCELED
     assert result.status == JobStatus.CANCELED
     assert world.store.objects == {}
+    assert [m["status"] for m in world.notifier.messages] == ["CANCELED"]
+
+
+CANCELED = Ended(status=JobStatus.CANCELED, code="Canceled", message="canceled by the user")
+
+
+def test_a_conditional_end_of_a_job_that_changed_since_it_was_read_changes_nothing(world: World) -> None:
+    # Given a job read before its task was bound
+    seen = record(world)
+    world.repo.record_task("job-1", task_id="task-9", request_id=None, now=world.clock())
+
+    # When it is ended on condition that it still has no task
+    ending = end_job("job-1", CANCELED, world.announce, seen=seen, expect={"task_id": None})
+
+    # Then nothing is written or announced, and the caller sees the job as it is now
+    assert not ending.announced.notified
+    assert (ending.job.status, ending.job.task_id) == (JobStatus.SUBMITTED, "task-9")
+    assert world.job("job-1")["status"] == "SUBMITTED" and world.notifier.messages == []
+
+
+def test_a_conditional_end_that_holds_answers_with_the_announced_job(world: World) -> None:
+    seen = record(world)
+
+    ending = end_job("job-1", CANCELED, world.announce, seen=seen, expect={"task_id": None})
+
+    assert ending.announced.notified and ending.announced.status == JobStatus.CANCELED
+    assert ending.job == world.repo.get("job-1")  # the job as its announcement left it
+    assert ending.job.notified and ending.job.event_sent_at is not None
     assert [m["status"] for m in world.notifier.messages] == ["CANCELED"]
 
 

@@ -118,8 +118,8 @@ def job_with_task(
     wait_for(client, created.task_id, "RUNNING" if running else "PENDING")
     job_id = post(GOOD)[2]["job_id"]
     now = datetime.now(UTC)
-    assert api.repo.record_task(job_id, task_id=created.task_id, request_id=created.request_id, now=now)
-    assert api.repo.transition(job_id, status, now=now)
+    assert api.repo.record_task(job_id, task_id=created.task_id, request_id=created.request_id, now=now).done
+    assert api.repo.transition(job_id, status, now=now).done
     return job_id, created.task_id, client
 
 

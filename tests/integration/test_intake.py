@@ -160,13 +160,15 @@ def test_budget_refuses_exactly_at_its_limit_under_concurrency(door: Any) -> Non
 
     now = datetime.now(UTC)
     ids = [f"job-budget-{i}" for i in range(12)]
-    for job_id in ids:
-        repo.create_if_absent(job_id, request={}, source="t", origin={}, now=now, deadline_at=now)
+    jobs = {
+        job_id: repo.create_if_absent(job_id, request={}, source="t", origin={}, now=now, deadline_at=now)[0]
+        for job_id in ids
+    }
     outcomes: dict[str, str] = {}
 
     def charge(job_id: str) -> None:
         try:
-            repo.charge_budget(job_id, day="2026-11-23", seconds=5, cap=30, now=now)
+            repo.charge_budget(jobs[job_id], day="2026-11-23", seconds=5, cap=30, now=now)
             outcomes[job_id] = "ok"
         except BudgetExceededError:
             outcomes[job_id] = "refused"
@@ -183,14 +185,11 @@ def test_budget_refuses_exactly_at_its_limit_under_concurrency(door: Any) -> Non
         return int(item["used_seconds"])  # type: ignore[arg-type]
 
     assert used() == 30
-    repo.charge_budget(
-        ids[0] if outcomes[ids[0]] == "ok" else next(j for j in ids if outcomes[j] == "ok"),
-        day="2026-11-23",
-        seconds=5,
-        cap=30,
-        now=now,
-    )  # charging a job twice is a no-op
-    assert used() == 30
+    charged = next(j for j in ids if outcomes[j] == "ok")
+    repo.charge_budget(jobs[charged], day="2026-11-23", seconds=5, cap=30, now=now)
+    assert used() == 30  # charging a job again with the job as read before its charge is a no-op
+    repo.charge_budget(repo.get(charged), day="2026-11-23", seconds=5, cap=30, now=now)  # type: ignore[arg-type]
+    assert used() == 30  # and so is charging it as read after
 
 
 def test_budget_exceeded_ends_the_job_without_a_provider_call(

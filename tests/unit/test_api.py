@@ -353,6 +353,24 @@ def test_cancel_whose_write_answer_was_lost_is_still_a_cancel_announced_at_once(
     assert world.executions.stopped == ["job-l"]
 
 
+def test_cancel_reads_the_job_once_and_answers_with_the_job_it_ended(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_job(world.repo, "job-o", "PENDING", task_id="t-o")
+    world.provider.add_task("t-o", "PENDING")
+    reads: list[str] = []
+    get = world.repo.get
+    monkeypatch.setattr(world.repo, "get", lambda job_id: reads.append(job_id) or get(job_id))
+
+    status, _, body = request("DELETE", "/videos/job-o")
+
+    # The answer is the job as the cancel's writes left it (ended, then announced), with no read after them
+    assert reads == ["job-o"]
+    assert (status, body["status"], body["error"]["code"]) == (200, "CANCELED", "Canceled")
+    assert body == request("GET", "/videos/job-o")[2]
+    assert [m["status"] for m in world.notifier.messages] == ["CANCELED"]
+
+
 def test_cancel_pending_task_cancels_it_at_the_provider(world: World) -> None:
     seed_job(world.repo, "job-p", "PENDING", task_id="t-p")
     world.provider.add_task("t-p", "PENDING")

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from t2v.config import ConfigError, FinalizeSettings, IntakeSettings, ProviderSettings
+from t2v.config import (
+    ApiSettings,
+    ConfigError,
+    FinalizeSettings,
+    IntakeSettings,
+    ProviderSettings,
+    PushSettings,
+    SweeperSettings,
+)
 from t2v.errors import (
     ProviderAuthError,
     ProviderQuotaError,
@@ -21,6 +29,7 @@ from t2v.errors import (
 from t2v.intake import parse_prompt_file
 from t2v.jobs import TERMINAL, JobStatus, can_move, derive_job_id
 from t2v.media import DownloadRejectedError, HostAllowlist, is_public_address, looks_like_mp4
+from t2v_sandbox.template import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULTS = {"size": "1280*720", "duration": 5}
@@ -167,6 +176,34 @@ def test_configuration_errors_name_the_variable() -> None:
         )
     settings = FinalizeSettings.from_env({"JOBS_TABLE": "t", "OUTPUT_BUCKET": "b", "TOPIC_ARN": "arn"})
     assert settings.allowlist == ["media.pixverseai.cn", "*.aliyuncs.com"]
+
+
+# The settings each function reads its environment with (t2v.wiring).
+FUNCTION_SETTINGS = {
+    "SubmitFunction": ProviderSettings,
+    "StatusFunction": ProviderSettings,
+    "FinalizeFunction": FinalizeSettings,
+    "IntakeFunction": IntakeSettings,
+    "ApiFunction": ApiSettings,
+    "ParkFunction": PushSettings,
+    "CallbackFunction": PushSettings,
+    "SweeperFunction": SweeperSettings,
+}
+
+
+def test_every_functions_environment_holds_what_its_settings_require() -> None:
+    template = load_template(ROOT / "template.yaml")
+    common = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    functions = {
+        name: resource["Properties"]
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert set(functions) == set(FUNCTION_SETTINGS)
+    for name, settings in FUNCTION_SETTINGS.items():
+        env = common | set(functions[name].get("Environment", {}).get("Variables", {}))
+        required = {field.upper() for field, info in settings.model_fields.items() if info.is_required()}
+        assert required <= env, f"{name} lacks {sorted(required - env)} ({settings.__name__})"
 
 
 def test_outputs_never_land_under_the_input_prefix() -> None:

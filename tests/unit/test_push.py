@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from t2v.contract import ParkRequest
+from t2v.contract import ParkRequest, ParkResult
 from t2v.jobs import CONTESTED, HintRecorded, Parked
 from t2v.push import (
     MAX_BODY_BYTES,
@@ -22,6 +23,10 @@ from t2v.push import (
     token_matches,
 )
 
+from tests.conftest import lambda_context
+
+# Imported at collection: building its X-Ray recorder opens a socket, which unit tests refuse.
+park_app = importlib.import_module("functions.park.app")
 TOKEN = "s3cret-token-of-the-eventbridge-target"
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -185,7 +190,7 @@ def test_a_push_wakes_the_parked_wait(repo: FakeRepo) -> None:
     # Given a wait parked with token A
     waker = FakeWaker(open={"A"})
     park = park_wait(ParkRequest(job_id="job-1", token="A"), deps(repo, waker))
-    assert park == {"job_id": "job-1", "parked": True} and waker.woken == []
+    assert park == ParkResult(job_id="job-1", parked=True) and waker.woken == []
     # When its task's push arrives, Then that wait is woken
     outcome, _ = receive_push(TOKEN, documented_event(), deps(repo, waker, T0 + timedelta(seconds=5)))
     assert outcome == PushOutcome.WOKEN
@@ -197,7 +202,7 @@ def test_a_push_before_the_wait_is_parked_makes_parking_return_at_once(repo: Fak
     outcome, _ = receive_push(TOKEN, documented_event(), deps(repo, waker))
     assert outcome == PushOutcome.RECORDED
     result = park_wait(ParkRequest(job_id="job-1", token="B"), deps(repo, waker, T0 + timedelta(seconds=1)))
-    assert result["parked"] is False
+    assert result.parked is False
     assert waker.woken == ["B"]
 
 
@@ -206,7 +211,7 @@ def test_a_hint_the_last_status_turn_already_saw_does_not_wake_the_next_wait(rep
     receive_push(TOKEN, documented_event(), deps(repo, waker))
     repo.jobs["job-1"].checked_at = T0 + timedelta(seconds=1)  # a status turn began after the push
     result = park_wait(ParkRequest(job_id="job-1", token="C"), deps(repo, waker, T0 + timedelta(seconds=2)))
-    assert result["parked"] is True
+    assert result.parked is True
     assert waker.woken == []
 
 
@@ -237,9 +242,21 @@ def test_pushes_for_finished_jobs_and_unknown_tasks_are_ignored(repo: FakeRepo) 
 def test_parking_a_finished_or_missing_job_wakes_at_once(repo: FakeRepo) -> None:
     waker = FakeWaker(open={"A", "B"})
     repo.jobs["job-1"].status = "CANCELED"
-    assert park_wait(ParkRequest(job_id="job-1", token="A"), deps(repo, waker))["parked"] is False
-    assert park_wait(ParkRequest(job_id="nope", token="B"), deps(repo, waker))["parked"] is False
+    assert park_wait(ParkRequest(job_id="job-1", token="A"), deps(repo, waker)).parked is False
+    assert park_wait(ParkRequest(job_id="nope", token="B"), deps(repo, waker)).parked is False
     assert waker.woken == ["A", "B"]
+
+
+def test_the_park_function_returns_its_result_as_json(
+    repo: FakeRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waker = FakeWaker(open={"A"})
+    monkeypatch.setattr(park_app, "push_deps", lambda: deps(repo, waker))
+
+    result = park_app.lambda_handler({"job_id": "job-1", "token": "A"}, lambda_context("park"))
+
+    assert result == {"job_id": "job-1", "parked": True}
+    assert ParkResult.model_validate(result).parked and waker.woken == []
 
 
 def test_park_request_is_validated() -> None:

@@ -112,15 +112,22 @@ class PushSettings(JobsSettings):
     )
 
 
-class FinalizeSettings(JobsSettings):
-    output_bucket: str
-    output_prefix: str = "videos/"
+class AnnounceSettings(JobsSettings):
+    """What ending a job and announcing its outcome needs: the SNS topic and the EventBridge bus."""
+
     topic_arn: str
     event_bus_name: str = "default"
+    event_source: str = "t2v.pipeline"
+
+
+class FinalizeSettings(AnnounceSettings):
+    """Finalize stores the video (within the download guard's limits) before it announces."""
+
+    output_bucket: str
+    output_prefix: str = "videos/"
     video_host_allowlist: str = "media.pixverseai.cn,*.aliyuncs.com"
     max_video_bytes: int = Field(default=2 * 1024**3, ge=1)
     part_size_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
-    event_source: str = "t2v.pipeline"
 
     @property
     def allowlist(self) -> list[str]:
@@ -160,8 +167,8 @@ _STATE_MACHINE_ARN: Final = re.compile(
 )
 
 
-class ApiSettings(FinalizeSettings, DashScopeSettings, ExpectationSettings):
-    """The API's environment. A FinalizeSettings too: canceling records and announces the outcome."""
+class ApiSettings(AnnounceSettings, DashScopeSettings, ExpectationSettings):
+    """The API's environment. An AnnounceSettings too: canceling ends the job and announces it."""
 
     state_machine_arn: str
     presign_seconds: int = Field(default=900, ge=60, le=3600)
@@ -180,3 +187,14 @@ class ApiSettings(FinalizeSettings, DashScopeSettings, ExpectationSettings):
         if not _STATE_MACHINE_ARN.match(value):
             raise ValueError("must be arn:<partition>:states:<region>:<account>:stateMachine:<name>")
         return value
+
+
+class SweeperSettings(AnnounceSettings, DashScopeSettings):
+    """The sweeper ends jobs nothing will finish (canceling their PENDING tasks), announces the
+    unannounced, and starts recorded jobs that never started."""
+
+    state_machine_arn: str
+    # Longer than a healthy job goes untouched before its execution exists (the API starts it at once).
+    sweep_grace_seconds: float = Field(default=300, ge=0, le=86400)
+    # Longer than the longest deadline (23 h) plus the state machine's own retries.
+    sweep_lookback_hours: int = Field(default=26, ge=1, le=24 * 14)

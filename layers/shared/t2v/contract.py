@@ -121,6 +121,16 @@ class ParkRequest(_Contract):
     token: str = Field(min_length=1, max_length=2048, repr=False)
 
 
+class ParkResult(_Contract):
+    """What the park function returns. The ParkForPush state never reads it (a parked task's result is
+    the SendTaskSuccess output, and its ResultPath is null): it is for logs and direct invocations."""
+
+    job_id: JobId
+    parked: bool = Field(
+        description="False: woken at once (a push came first, or the job ended or is missing)"
+    )
+
+
 class OutcomeInput(_Contract):
     """What the Finalize and RecordOutcome states send the finalize function."""
 

@@ -25,7 +25,7 @@ from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from t2v.contract import ParkRequest
+from t2v.contract import ParkRequest, ParkResult
 from t2v.errors import PipelineError
 from t2v.jobs import CONTESTED, HintRecorded, Parked
 
@@ -175,11 +175,11 @@ def receive_push(token: str | None, body: bytes, deps: PushDeps) -> tuple[PushOu
     return (PushOutcome.WOKEN if deps.waker.wake(recorded.token) else PushOutcome.CLOSED), event
 
 
-def park_wait(request: ParkRequest, deps: PushDeps) -> dict[str, Any]:
+def park_wait(request: ParkRequest, deps: PushDeps) -> ParkResult:
     """Store the wait's task token on the job; wake it at once when a push already came (or the job
     ended). Otherwise the wait lasts until a push wakes it or its timeout runs the status check."""
     parked = deps.repo.park(request.job_id, token=request.token, now=deps.clock())
     if parked is None or parked.hint_pending or parked.finished:
         deps.waker.wake(request.token)
-        return {"job_id": request.job_id, "parked": False}
-    return {"job_id": request.job_id, "parked": True}
+        return ParkResult(job_id=request.job_id, parked=False)
+    return ParkResult(job_id=request.job_id, parked=True)

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from pydantic import Field
-
-from t2v.config import DashScopeSettings, FinalizeSettings
+from t2v.config import SweeperSettings
 from t2v.contract import Ended, ExecutionInput
 from t2v.jobs import JobRecord, JobStatus
 from t2v.times import utcnow
@@ -31,14 +29,6 @@ from t2v.usecases.ports import ProviderClient, job_or_fail
 from t2v.usecases.submit import cancel_orphan
 
 RUNNING = "RUNNING"
-
-
-class SweeperSettings(FinalizeSettings, DashScopeSettings):
-    state_machine_arn: str
-    # Longer than a healthy job goes untouched before its execution exists (the API starts it at once).
-    sweep_grace_seconds: float = Field(default=300, ge=0, le=86400)
-    # Longer than the longest deadline (23 h) plus the state machine's own retries.
-    sweep_lookback_hours: int = Field(default=26, ge=1, le=24 * 14)
 
 
 class SweepRepo(Protocol):
@@ -115,5 +105,5 @@ def _end(job: JobRecord, execution: str | None, deps: SweepDeps) -> bool:
     ended = Ended(
         status=JobStatus.FAILED, code="WorkflowEnded", message=f"the job's workflow {why} before the job did"
     )
-    end_job(job.job_id, ended, deps.outcomes)
+    end_job(job.job_id, ended, deps.outcomes, seen=current)
     return True

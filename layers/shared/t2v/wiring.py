@@ -11,12 +11,14 @@ from t2v.adapters.poll_stats import PollStats
 from t2v.adapters.secrets import ApiKeyProvider
 from t2v.adapters.workflow import TaskTokens, Workflow
 from t2v.config import (
+    AnnounceSettings,
     ApiSettings,
     DashScopeSettings,
     FinalizeSettings,
     IntakeSettings,
     ProviderSettings,
     PushSettings,
+    SweeperSettings,
 )
 
 # Each handler imports this module but builds only its own dependencies: what only some handlers
@@ -72,7 +74,7 @@ def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
     )
 
 
-def build_announce_deps(settings: FinalizeSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
+def build_announce_deps(settings: AnnounceSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
     """What ending a job and announcing it needs: the jobs and the notifier."""
     from t2v.adapters.notifier import Notifier
     from t2v.usecases.announce import AnnounceDeps
@@ -204,7 +206,7 @@ def build_api_deps() -> ApiDeps:
 
 @cache
 def sweep_deps() -> SweepDeps:
-    from t2v.sweeper import SweepDeps, SweeperSettings
+    from t2v.sweeper import SweepDeps
 
     settings = SweeperSettings.from_env()
     repo = JobsRepository(settings.jobs_table)

@@ -286,11 +286,9 @@ class JobsRepository(DynamoTable):
         }
         return self._query_all(kwargs)
 
-    def record_task(
-        self, job_id: str, *, task_id: str, request_id: str | None, now: datetime
-    ) -> JobRecord | None:
-        """Bind the provider task to the job, once: the SUBMITTED job, or None when the job already has
-        a task or the task already belongs to another job.
+    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> Write:
+        """Bind the provider task to the job, once: done with the SUBMITTED job, or not done with the job
+        as it stands when it already has a task (or ended) or the task already belongs to another job.
 
         Ownership is written first: a crash between the two writes leaves the task owned by this job,
         which reconciliation recognises as ours.
@@ -302,9 +300,14 @@ class JobsRepository(DynamoTable):
                 ExpressionAttributeValues={":job": job_id},
             )
         except ClientError as exc:
-            if is_conditional_failure(exc):
-                return None
-            raise
+            if not is_conditional_failure(exc):
+                raise
+            # Another job's task (a rare race with its reconciliation): the job was not written, so
+            # its state comes from a read.
+            current = self.get(job_id)
+            if current is None:
+                raise PipelineError(f"job {job_id} not found") from None
+            return Write(False, current)
         bound = self._update(
             job_id,
             UpdateExpression="SET task_id = :task, #s = :status, submitted_at = :now, updated_at = :now, "
@@ -322,10 +325,9 @@ class JobsRepository(DynamoTable):
                 ":accepted": JobStatus.ACCEPTED.value,
             },
         )
-        if not bound.done:
-            return None
-        self._count_active(+1)
-        return bound.job
+        if bound.done:
+            self._count_active(+1)
+        return bound
 
     def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool:
         """Unbind a task shown not to be the job's (another client's), so that the job creates its own.
@@ -541,16 +543,18 @@ class JobsRepository(DynamoTable):
             return Write(False, _record(current))
         return Write(True, _record(item))
 
-    def charge_budget(self, job_id: str, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
+    def charge_budget(self, job: JobRecord, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
         """Atomically add the job's billed seconds to the day's counter, at most once per job.
 
-        The counter is charged first (a conditional ADD, so concurrent submits cannot overshoot), then
-        the job is marked; a crash in between over-counts, which fails safe for money.
+        `job` is the job as the caller read it: one already charged is not charged again (nor refused,
+        when a concurrent attempt charged it since). The counter is charged first (a conditional ADD, so
+        concurrent submits cannot overshoot), then the job is marked; a charge the job's mark shows came
+        second is given back, and a crash in between over-counts, which fails safe for money.
         Raises BudgetExceededError when the cap would be passed.
         """
-        job = self.get(job_id)
-        if job is not None and job.budget_day:
+        if job.budget_day:
             return True
+        job_id = job.job_id
         if seconds > cap:
             raise BudgetExceededError(
                 f"the request's {seconds} billed seconds exceed the daily budget of {cap}"
@@ -563,11 +567,14 @@ class JobsRepository(DynamoTable):
                 ExpressionAttributeValues={":n": seconds, ":room": cap - seconds},
             )
         except ClientError as exc:
-            if is_conditional_failure(exc):
-                raise BudgetExceededError(
-                    f"the daily budget of {cap} billed video seconds would be exceeded by this request's {seconds} s"
-                ) from None
-            raise
+            if not is_conditional_failure(exc):
+                raise
+            current = self.get(job_id)
+            if current is not None and current.budget_day:
+                return True  # a concurrent attempt charged the job after `job` was read: nothing to add
+            raise BudgetExceededError(
+                f"the daily budget of {cap} billed video seconds would be exceeded by this request's {seconds} s"
+            ) from None
         try:
             self._table.update_item(
                 Key={"pk": job_id},

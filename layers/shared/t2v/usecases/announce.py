@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from t2v.contract import Announced, Ended
 from t2v.errors import NotificationInProgressError
@@ -37,12 +37,32 @@ class FirstRecord:
     origin: dict[str, Any] = field(default_factory=dict)
 
 
+class Ending(NamedTuple):
+    """What `end_job` did: the job as it stands after it, and what subscribers were told."""
+
+    job: JobRecord
+    announced: Announced  # notified False: nothing announced (a conditional end that did not happen)
+
+
 def end_job(
-    job_id: str, outcome: Ended, deps: AnnounceDeps, *, first: FirstRecord | None = None
-) -> Announced:
-    """Record the job's terminal status and its reason, and announce it once."""
+    job_id: str,
+    outcome: Ended,
+    deps: AnnounceDeps,
+    *,
+    first: FirstRecord | None = None,
+    seen: JobRecord | None = None,
+    expect: dict[str, str | None] | None = None,
+) -> Ending:
+    """Record the job's terminal status and its reason, and announce it once.
+
+    A job that ended already keeps its end, which is announced (the announcement its ender may not
+    have made). `seen`: the job as the caller just read it, so it is not read again. `expect` makes the
+    end conditional (`JobsRepository.transition`): when the job changed since the caller read it, or
+    ended otherwise, nothing is written or announced and the caller reads it again; the same end
+    recorded before (a write whose answer was lost, a concurrent caller) is announced.
+    """
     now = deps.clock()
-    job = deps.repo.get(job_id)
+    job = seen if seen is not None else deps.repo.get(job_id)
     if job is None:  # failed before the job was recorded (e.g. an invalid request)
         first = first or FirstRecord()
         raw = first.request
@@ -59,7 +79,11 @@ def end_job(
     fields: dict[str, Any] = (
         {} if keep_recorded else {"error_code": outcome.code, "error_message": outcome.message}
     )
-    return announce_once(deps.repo.transition(job_id, outcome.status, now=now, fields=fields).job, deps)
+    written = deps.repo.transition(job_id, outcome.status, now=now, fields=fields, expect=expect).job
+    if expect is not None and written.status != outcome.status:
+        return Ending(written, _announcement(written, notified=False))
+    announced = _announce(written, deps)
+    return Ending(announced, _announcement(announced, notified=True))
 
 
 def outcome_message(job: JobRecord) -> dict[str, Any]:
@@ -97,12 +121,21 @@ def outcome_message(job: JobRecord) -> dict[str, Any]:
 
 def announce_once(job: JobRecord, deps: AnnounceDeps) -> Announced:
     """Announce the job's (terminal) status unless that was done already."""
-    if not (job.notified and job.event_sent_at):
-        _publish_once(job, deps)
-    return Announced(job_id=job.job_id, status=job.status, notified=True, task_id=job.task_id)
+    return _announcement(_announce(job, deps), notified=True)
 
 
-def _publish_once(job: JobRecord, deps: AnnounceDeps) -> None:
+def _announcement(job: JobRecord, *, notified: bool) -> Announced:
+    return Announced(job_id=job.job_id, status=job.status, notified=notified, task_id=job.task_id)
+
+
+def _announce(job: JobRecord, deps: AnnounceDeps) -> JobRecord:
+    """Announce the job unless that was done already; the job as it stands afterwards."""
+    if job.notified and job.event_sent_at:
+        return job
+    return _publish_once(job, deps)
+
+
+def _publish_once(job: JobRecord, deps: AnnounceDeps) -> JobRecord:
     """Claim, publish, mark: concurrent announcers (a trigger delivered twice, a cancel racing the
     workflow) never both publish, and a retry publishes again only when the claimer died unmarked.
 
@@ -124,10 +157,9 @@ def _publish_once(job: JobRecord, deps: AnnounceDeps) -> None:
                 message_id = deps.notifier.publish(message)
                 deps.repo.mark_notified(job.job_id, now=deps.clock(), message_id=message_id)
             deps.notifier.put_event(message)
-            deps.repo.update_fields(job.job_id, {"event_sent_at": iso(deps.clock())}, now=deps.clock())
-            return
+            return deps.repo.update_fields(job.job_id, {"event_sent_at": iso(deps.clock())}, now=deps.clock())
         if current.notified and current.event_sent_at:
-            return  # the other announcer finished
+            return current  # the other announcer finished
         if now >= give_up:
             raise NotificationInProgressError(f"job {job.job_id}: another invocation is announcing it")
         deps.sleep(0.2)

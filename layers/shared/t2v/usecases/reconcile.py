@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from t2v.errors import IncompleteListError
 from t2v.jobs import CONTESTED, JobRecord, TaskStatus
@@ -26,6 +26,13 @@ class Reconciled(StrEnum):
     ADOPTED = "ADOPTED"  # our lost create's task is found and now bound to the job
     UNDECIDED = "UNDECIDED"  # unclaimed tasks are still running: one may be ours, it cannot be told yet
     ABSENT = "ABSENT"  # no task can be ours: a new create is safe
+
+
+class Reconciliation(NamedTuple):
+    """What reconcile found, and the job as bound to the task it adopted (ADOPTED only)."""
+
+    verdict: Reconciled
+    adopted: JobRecord | None = None
 
 
 class Rivals(StrEnum):
@@ -65,8 +72,9 @@ def _created_at(listed: Any) -> float | None:
     return value / 1000 if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reconciled:
+def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reconciliation:
     """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
+    An adoption comes with the job as the binding left it (SUBMITTED, with the task).
 
     Only the create's window (`create_window`, which holds the clock margin) is listed: a task made
     outside it cannot be ours, however busy the account. A scan that cannot read the whole window is
@@ -88,7 +96,7 @@ def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reco
     """
     window = create_window(job, deps.settings.provider_clock_skew_seconds)
     if window is None:
-        return Reconciled.ABSENT  # no create of ours was ever sent: no task can be ours
+        return Reconciliation(Reconciled.ABSENT)  # no create of ours was ever sent: no task can be ours
     client = deps.client()
     try:
         listed_tasks = list(
@@ -99,10 +107,10 @@ def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reco
             )
         )
     except IncompleteListError:
-        return Reconciled.UNDECIDED
+        return Reconciliation(Reconciled.UNDECIDED)
     unowned = _unowned(job, listed_tasks, deps)
-    if unowned is None:
-        return Reconciled.ADOPTED
+    if isinstance(unowned, JobRecord):
+        return Reconciliation(Reconciled.ADOPTED, unowned)
     maybe: list[_Maybe] = []
     for listed in unowned:
         created = _created_at(listed)
@@ -111,24 +119,24 @@ def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reco
         task_id = str(listed.task_id)
         info = client.get_task(task_id)
         if info.orig_prompt is not None:
-            if not foreign(info, request) and bind(job, task_id, info.request_id, deps):
-                return Reconciled.ADOPTED
+            if not foreign(info, request) and (bound := bind(job, task_id, info.request_id, deps)):
+                return Reconciliation(Reconciled.ADOPTED, bound)
         else:
             maybe.append((task_id, str(info.status), info.request_id, created))
     return _decide(job, maybe, deps)
 
 
-def _unowned(job: JobRecord, listed_tasks: list[Any], deps: ProviderDeps) -> list[Any] | None:
-    """The window's tasks no job owns that our API key may have made (None: the job's own task was
-    found and bound). The keys of the tasks our jobs own are ours; with none owned, any key may be."""
+def _unowned(job: JobRecord, listed_tasks: list[Any], deps: ProviderDeps) -> list[Any] | JobRecord:
+    """The window's tasks no job owns that our API key may have made (or the job bound to its own task,
+    when that was found). The keys of the tasks our jobs own are ours; with none owned, any key may be."""
     unowned: list[Any] = []
     our_keys: set[str] = set()
     for listed in listed_tasks:
         task_id = str(listed.task_id)
         owner = deps.repo.owner_of_task(task_id)
         if owner == job.job_id:  # a crash came between the two writes of record_task
-            if bind(job, task_id, None, deps):
-                return None
+            if bound := bind(job, task_id, None, deps):
+                return bound
             continue
         if owner is None:
             unowned.append(listed)
@@ -155,32 +163,32 @@ def foreign(info: Any, request: VideoRequest) -> bool:
     return any(seen[k] is not None and seen[k] != want[k] for k in want)
 
 
-def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconciled:
+def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconciliation:
     """What to do with the unowned tasks of our window that show no prompt."""
     if len(maybe) == 1:
         task_id, status, request_id, created = maybe[0]
         rivals, others = _rivals(job, created, deps)
-        if rivals == Rivals.NONE and bind(job, task_id, request_id, deps, unproven=True):
-            return Reconciled.ADOPTED
+        if rivals == Rivals.NONE and (bound := bind(job, task_id, request_id, deps, unproven=True)):
+            return Reconciliation(Reconciled.ADOPTED, bound)
         if rivals == Rivals.OPEN:  # a rival's create is live or its invocation died unnoticed yet
-            return Reconciled.UNDECIDED
+            return Reconciliation(Reconciled.UNDECIDED)
         if rivals == Rivals.CLOSED and status not in _UNFINISHED and created is not None:
             # One finished task that shows no prompt, several settled creates that may have made
             # it. The provider makes a task the moment it has the request, so its maker is the
             # create sent last before it appeared: every claimant works this out alike, the maker
             # adopts it and the others create (their creates never arrived). Without this, the
             # maker would create a second billed task.
-            if _likeliest_maker([job, *others], created) == job.job_id:
-                bound = bind(job, task_id, request_id, deps, unproven=True)
-                return Reconciled.ADOPTED if bound else Reconciled.ABSENT
-            return Reconciled.ABSENT
+            maker = _likeliest_maker([job, *others], created) == job.job_id
+            if maker and (bound := bind(job, task_id, request_id, deps, unproven=True)):
+                return Reconciliation(Reconciled.ADOPTED, bound)
+            return Reconciliation(Reconciled.ABSENT)
     if any(m[1] in _UNFINISHED for m in maybe):
-        return Reconciled.UNDECIDED
+        return Reconciliation(Reconciled.UNDECIDED)
     for task_id, *_ in maybe:
         # Finished without proof and claimable by others too: nobody may adopt it later, when the
         # other claimants have moved on and one job looks like the only one left.
         deps.repo.contest_task(task_id, job_id=job.job_id, now=deps.clock())
-    return Reconciled.ABSENT
+    return Reconciliation(Reconciled.ABSENT)
 
 
 def _likeliest_maker(claimants: list[JobRecord], created: float) -> str:
@@ -212,13 +220,15 @@ def _rivals(job: JobRecord, created: float | None, deps: ProviderDeps) -> tuple[
 
 def bind(
     job: JobRecord, task_id: str, request_id: str | None, deps: ProviderDeps, *, unproven: bool = False
-) -> bool:
-    """Bind a found task to the job (once; False when the job or the task is bound already).
+) -> JobRecord | None:
+    """Bind a found task to the job, once: the job as bound, or None when the job or the task is bound
+    already.
 
     `unproven`: nothing showed the task was made from our request yet, so poll checks its request
     once the provider shows it, before its video is delivered (`foreign`).
     """
-    if deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()) is None:
-        return False
-    deps.repo.update_fields(job.job_id, {"reconciled": True, "adopted_unproven": unproven}, now=deps.clock())
-    return True
+    if not deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()).done:
+        return None
+    return deps.repo.update_fields(
+        job.job_id, {"reconciled": True, "adopted_unproven": unproven}, now=deps.clock()
+    )

@@ -48,7 +48,7 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> PollTurn:
         raise JobAlreadyFinishedError(f"job {job_id} already ended {job.status}")
     if deps.settings.daily_budget_seconds:
         deps.repo.charge_budget(
-            job_id,
+            job,
             day=now.strftime("%Y-%m-%d"),
             seconds=request.billed_seconds,
             cap=deps.settings.daily_budget_seconds,
@@ -62,16 +62,16 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> PollTurn:
             return first_turn(current, deps)
         if current.create_ambiguous_at is None:
             raise CreateInProgressError(f"job {job_id}: another invocation is creating the task")
-        if reconcile(current, request, deps) == Reconciled.ADOPTED:
-            return first_turn(_reload(job_id, deps), deps)
+        if (adopted := reconcile(current, request, deps).adopted) is not None:
+            return first_turn(adopted, deps)
         raise AmbiguousCreateError("create outcome still unknown; waiting before any new create")
     if job.create_claimed_at:
         # A previous claim went stale: its create may have reached the provider. Never create twice.
         claimed = _close_dead_create(claim.job, now, deps)
         found = reconcile(claimed, request, deps)
-        if found == Reconciled.ADOPTED:
-            return first_turn(_reload(job_id, deps), deps)
-        if found == Reconciled.UNDECIDED:
+        if found.adopted is not None:
+            return first_turn(found.adopted, deps)
+        if found.verdict == Reconciled.UNDECIDED:
             raise AmbiguousCreateError("an unclaimed provider task may be ours; waiting until it can be told")
     return _create(claim.job, request, deps)
 
@@ -97,8 +97,8 @@ def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> PollTu
             {"create_ambiguous_at": iso(deps.clock()), "last_error": str(exc)},
             now=deps.clock(),
         )
-        if reconcile(lost, request, deps) == Reconciled.ADOPTED:
-            return first_turn(_reload(job.job_id, deps), deps)
+        if (adopted := reconcile(lost, request, deps).adopted) is not None:
+            return first_turn(adopted, deps)
         raise
     except TerminalProviderError as exc:
         deps.repo.update_fields(
@@ -118,9 +118,9 @@ def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> PollTu
     bound = deps.repo.record_task(
         job.job_id, task_id=created.task_id, request_id=created.request_id, now=deps.clock()
     )
-    if bound is not None:
-        return first_turn(bound, deps)
-    current = _reload(job.job_id, deps)
+    current = bound.job
+    if bound.done:
+        return first_turn(current, deps)
     if current.task_id != created.task_id:
         # Canceled (or bound to another task) while the create was in flight: a task nobody will
         # ever poll must not run on, billed and unseen.
@@ -137,10 +137,3 @@ def cancel_orphan(client: ProviderClient, task_id: str) -> None:
     effort (past PENDING, or the provider unreachable: nothing more can be done about it here)."""
     with contextlib.suppress(PipelineError):
         client.cancel_task(task_id)
-
-
-def _reload(job_id: str, deps: ProviderDeps) -> JobRecord:
-    job = deps.repo.get(job_id)
-    if job is None:
-        raise PipelineError(f"job {job_id} vanished")
-    return job

@@ -22,7 +22,7 @@ from t2v.api.views import (
     links,
 )
 from t2v.config import ApiSettings
-from t2v.contract import ExecutionInput
+from t2v.contract import Ended, ExecutionInput
 from t2v.errors import (
     CreateInProgressError,
     ForbiddenError,
@@ -35,7 +35,7 @@ from t2v.errors import (
 from t2v.jobs import JobRecord, JobStatus, derive_job_id
 from t2v.request import FieldError, InvalidRequestError, VideoRequest
 from t2v.times import iso, utcnow
-from t2v.usecases.announce import AnnounceDeps, announce_once
+from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.ports import ProviderClient, Repo
 
 SOURCE: Final = "api"
@@ -44,6 +44,7 @@ PROVIDER_REFUSED_CANCEL: Final = frozenset({"UnsupportedOperation"})
 MAX_LIST_ROUNDS: Final = 10
 # A cancel re-reads the job when it changed between the check and the write; a create runs once per job.
 MAX_CANCEL_ROUNDS: Final = 3
+CANCELED_BY_USER: Final = Ended(status=JobStatus.CANCELED, code="Canceled", message="canceled by the user")
 
 
 @dataclass(frozen=True)
@@ -245,11 +246,12 @@ def list_videos(
 def cancel_video(job_id: str, caller: Caller, deps: ApiDeps, base_path: str = "") -> JobView:
     """Cancel a job: at the provider while its task is PENDING, then record CANCELED once.
 
-    CANCELED is written on condition that the job is still as checked (the same task or none, the same
-    create claim or none): a create that began meanwhile makes the write fail, and the job is read again
-    and acted on as it is now (its task canceled at the provider while PENDING; 409 once RUNNING, or
-    while its create is in flight). CANCELED is recorded and announced before the execution is
-    stopped: a crash in between leaves a finished job, whose execution then ends by itself.
+    The job ends as every job does (`end_job`), on condition that it is still as checked (the same
+    task or none, the same create claim or none): a create that began meanwhile makes the write fail,
+    and the job is read again and acted on as it is now (its task canceled at the provider while
+    PENDING; 409 once RUNNING, or while its create is in flight). CANCELED is recorded and announced
+    before the execution is stopped: a crash in between leaves a finished job, whose execution then
+    ends by itself. The answer is the job as the cancel left it.
     """
     for _ in range(MAX_CANCEL_ROUNDS):
         job = _job(job_id, caller, deps)
@@ -263,25 +265,25 @@ def cancel_video(job_id: str, caller: Caller, deps: ApiDeps, base_path: str = ""
                 f"job {job_id}: the provider task is being created; retry in a few seconds"
             )
         claimed = iso(job.create_claimed_at) if job.create_claimed_at else None
-        canceled = deps.repo.transition(
+        ending = end_job(
             job_id,
-            JobStatus.CANCELED,
-            now=deps.clock(),
-            fields={"error_code": "Canceled", "error_message": "canceled by the user"},
+            CANCELED_BY_USER,
+            deps.outcomes,
+            seen=job,
             expect={"task_id": job.task_id, "create_claimed_at": claimed},
         )
-        if canceled.done or canceled.job.status == JobStatus.CANCELED:
-            # Not done yet CANCELED: this very write applied and its answer was lost (the SDK's retry
-            # then fails the condition), or a concurrent DELETE won. The user's cancel holds either way;
-            # answering 409 "already ended" would also skip the announcement until the sweeper came.
+        if ending.announced.notified:
+            # Also when the write was refused yet the job is CANCELED: this very write applied and its
+            # answer was lost (the SDK's retry then fails the condition), or a concurrent DELETE won.
+            # The user's cancel holds either way; answering 409 "already ended" would also leave the
+            # announcement to the sweeper.
             break
     else:
         raise CreateInProgressError(
             f"job {job_id} kept changing while being canceled; retry in a few seconds"
         )
-    announce_once(canceled.job, deps.outcomes)
-    deps.executions.stop(job_id, cause="canceled by the user")
-    return job_view(_job(job_id, caller, deps), deps.view_context(base_path))
+    deps.executions.stop(job_id, cause=CANCELED_BY_USER.message)
+    return job_view(ending.job, deps.view_context(base_path))
 
 
 def _cancel_task(task_id: str, deps: ApiDeps) -> None:

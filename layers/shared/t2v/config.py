@@ -134,8 +134,9 @@ class FinalizeSettings(AnnounceSettings):
         return [h.strip() for h in self.video_host_allowlist.split(",") if h.strip()]
 
 
-class IntakeSettings(FinalizeSettings):
+class IntakeSettings(AnnounceSettings):
     state_machine_arn: str
+    output_prefix: str = "videos/"  # only to refuse an input prefix that overlaps it
     input_prefix: str = "prompts/"
     default_size: str = "1280*720"
     default_duration: int = 5

@@ -710,6 +710,8 @@ def fault_table(sb: UserSandbox) -> list[str]:
     lines.append(f"  {'sandbox duplicate deliveries':<34} {stats['duplicate_deliveries']:>5}")
     for name, count in sorted(stats["kills_by_function"].items()):
         short = name.rsplit("-", 1)[-1]
+        if not short.endswith("Function"):  # intake is named t2v-intake-<stack uuid>, not by its logical id
+            short = name.split("-")[-2].capitalize() + "Function"
         lines.append(f"  {'sandbox worker kill ' + short:<34} {count:>5}")
     return lines
 

@@ -119,13 +119,16 @@ class Sandbox:
         return dict(self.stack.outputs) if self.stack else {}
 
     def fault_stats(self) -> dict[str, Any]:
-        """What the sandbox itself injected: duplicate deliveries and killed workers."""
+        """What the sandbox itself injected: duplicate deliveries and killed workers (by logical id)."""
         runtime, runner = self._runtime, self.runner
+        resources = self.stack.resources if self.stack else {}
+        logical = {str(r.get("PhysicalResourceId")): lid for lid, r in resources.items()}
+        killed = runner.settings.killed_by_function if runner else {}
         return {
             "deliveries": runtime.stats["deliveries"] if runtime else 0,
             "duplicate_deliveries": runtime.stats["duplicate_deliveries"] if runtime else 0,
             "kills": runner.settings.stats["killed"] if runner else 0,
-            "kills_by_function": dict(runner.settings.killed_by_function) if runner else {},
+            "kills_by_function": {logical.get(name, name): count for name, count in killed.items()},
             "scheduled_runs": self._scheduler.fired if self._scheduler else 0,
         }
 

@@ -215,7 +215,7 @@ class Verdict:
     expected: str
     actual: str
     problems: list[str] = field(default_factory=list)
-    evidence: dict[str, Any] = field(default_factory=dict)  # kept for bad jobs, to debug from
+    evidence: dict[str, Any] = field(default_factory=dict)  # kept for bad and redelivered jobs
 
 
 def plan_jobs(count: int, seed: int, *, run: str | None = None) -> list[PlannedJob]:
@@ -733,10 +733,7 @@ def fault_table(sb: UserSandbox) -> list[str]:
     lines += [f"  {name:<34} {count:>5}" for name, count in sorted(totals.items())]
     lines.append(f"  {'sandbox duplicate deliveries':<34} {stats['duplicate_deliveries']:>5}")
     for name, count in sorted(stats["kills_by_function"].items()):
-        short = name.rsplit("-", 1)[-1]
-        if not short.endswith("Function"):  # intake is named t2v-intake-<stack uuid>, not by its logical id
-            short = name.split("-")[-2].capitalize() + "Function"
-        lines.append(f"  {'sandbox worker kill ' + short:<34} {count:>5}")
+        lines.append(f"  {'sandbox worker kill ' + name:<34} {count:>5}")
     return lines
 
 

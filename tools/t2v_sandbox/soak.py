@@ -56,7 +56,11 @@ BAD_KEYS: Final = (
     "lost_lines",
     "unbounded_records",
     "harness_errors",  # the soak's own submitting threads crashed: a fault or door it meant to take was not
+    "budget_undercounted",  # a day's budget counter below the billed seconds of the jobs charged to it
+    "uncharged_tasks",  # a job with a provider task that was never charged to the daily budget
 )
+# A daily budget no run reaches: every submit charges it, under kills and duplicate deliveries.
+BUDGET_SECONDS: Final = 1_000_000
 SMALL: Final = {"size": "640*360", "duration": 5}
 # Create answers that end a job for good (the provider refused the request): never retried.
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
@@ -412,6 +416,21 @@ def scan_jobs(sb: UserSandbox) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def scan_budget(sb: UserSandbox) -> dict[str, int]:
+    """Each UTC day's budget counter (`budget#<day>`): billed seconds charged that day."""
+    table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
+    used: dict[str, int] = {}
+    kwargs: dict[str, Any] = {"ConsistentRead": True}
+    while True:
+        page = table.scan(**kwargs)
+        for item in page["Items"]:
+            if str(item["pk"]).startswith("budget#"):
+                used[str(item["pk"]).removeprefix("budget#")] = int(item.get("used_seconds", 0))
+        if "LastEvaluatedKey" not in page:
+            return used
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
 def scan_job(sb: UserSandbox, job: PlannedJob) -> list[dict[str, Any]]:
     """The job's record, by its id (known at once for the API and EventBridge doors)."""
     from t2v.adapters.jobs_repo import plain
@@ -564,6 +583,7 @@ class Judge:
         }
         summary.update({key: self.counts[key] for key in BAD_KEYS})
         summary["contested_tasks"] = self.counts["contested_tasks"]
+        summary["budget_overcount"] = self.check_budget()
         # Copies from an announcer that died between publishing and marking it (not bad: see above).
         summary["redelivered_notifications"] = self.counts["redelivered_notifications"]
         summary["redelivered_events"] = self.counts["redelivered_events"]
@@ -579,6 +599,20 @@ class Judge:
         )
         item = table.get_item(Key={"pk": f"task#{task_id}"}, ConsistentRead=True).get("Item")
         return str(item["job_id"]) if item else None
+
+    def check_budget(self) -> int:
+        """Every job with a task was charged, and no day's counter is below what its jobs were charged
+        (a crash between the counter and the job's mark over-counts, which is safe: the seconds the
+        counters hold beyond the charges are returned, not bad)."""
+        charged: Counter[str] = Counter()
+        for record in self.evidence.by_id.values():
+            if record.get("budget_day"):
+                charged[str(record["budget_day"])] += int(record.get("billed_seconds") or 0)
+            elif record.get("task_id"):
+                self.counts["uncharged_tasks"] += 1
+        used = scan_budget(self.sb)
+        self.counts["budget_undercounted"] += sum(1 for day, n in charged.items() if used.get(day, 0) < n)
+        return sum(used.values()) - sum(charged.values())
 
     def bad(self, verdict: Verdict, key: str, problem: str, count: int = 1) -> None:
         self.counts[key] += count
@@ -755,7 +789,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
     sandbox_config = config_for(
         config.template,
         work_dir=config.work_dir,
-        overrides={"PollIntervalSeconds": "1"},
+        overrides={"PollIntervalSeconds": "1", "DailyBudgetSeconds": str(BUDGET_SECONDS)},
         pending_seconds=config.pending_seconds,
         running_seconds=config.running_seconds,
         write_endpoints=False,

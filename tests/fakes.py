@@ -1,7 +1,8 @@
 """In-memory fakes behind the same interfaces as the adapters, shared by the unit and functional tiers.
 
-`FakeRepo` keeps the DynamoDB items as plain dicts and applies the same conditions as
-`t2v.adapters.jobs_repo.JobsRepository`; `FakeProvider` behaves like DashScope (tasks move
+`FakeJobs`, `FakeTaskOwners`, `FakeAnnouncements`, `FakeBudget` and `FakeKeys` share one `FakeTable` of
+plain dicts, as the repositories share one DynamoDB table, and apply the same conditions as
+`t2v.adapters.jobs_repo` and its sibling modules; `FakeProvider` behaves like DashScope (tasks move
 PENDING -> RUNNING -> a final status when told to; only PENDING tasks can be canceled).
 """
 
@@ -19,33 +20,56 @@ from typing import Any
 from t2v.adapters.jobs_repo import decode_cursor, encode_cursor
 from t2v.dashscope import CreatedTask, TaskInfo
 from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProviderError
-from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
+from t2v.jobs import CONTESTED, FOREIGN, TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
 from t2v.media import DownloadRejectedError
 from t2v.request import VideoRequest
 from t2v.times import iso
+from t2v.usecases.ports import AnnouncementStore, BudgetStore, IdempotencyStore, JobStore, TaskOwnerStore
 
 # -- the jobs table ------------------------------------------------------------------------------
 
 
 @dataclass
-class FakeRepo:
+class FakeTable:
+    """The jobs table in memory: every record kind's items by `pk`, as plain dicts, the `stats#active`
+    counter and the day's budget counters. The fake repositories below share one, as the real ones
+    share one DynamoDB table."""
+
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     active: int = 0  # the `stats#active` counter
-    budget: dict[str, int] = field(default_factory=dict)
+    budget: dict[str, int] = field(default_factory=dict)  # `budget#<day>`: billed seconds used
 
-    def _record(self, job_id: str) -> JobRecord:
+    def record(self, job_id: str) -> JobRecord:
         return JobRecord.model_validate(copy.deepcopy(self.items[job_id]))
 
-    def _job_item(self, job_id: str) -> dict[str, Any] | None:
+    def job_item(self, job_id: str) -> dict[str, Any] | None:
         item = self.items.get(job_id)
         return item if item is not None and item.get("kind") == "job" else None
 
-    def get(self, job_id: str) -> JobRecord | None:
-        return self._record(job_id) if self._job_item(job_id) else None
+    def write(self, job_id: str, allowed: bool, changes: dict[str, Any]) -> Write:
+        if job_id not in self.items:
+            raise KeyError(job_id)
+        if allowed:
+            self.items[job_id].update(copy.deepcopy(changes))
+        return Write(allowed, self.record(job_id))
 
-    def owner_of_task(self, task_id: str) -> str | None:
-        item = self.items.get(f"task#{task_id}")
-        return str(item["job_id"]) if item else None
+
+@dataclass
+class FakeRecords:
+    """A fake repository over a (shared) `FakeTable`."""
+
+    table: FakeTable = field(default_factory=FakeTable)
+
+    @property
+    def items(self) -> dict[str, dict[str, Any]]:
+        return self.table.items
+
+
+class FakeJobs(FakeRecords):
+    """The job items, with the same conditions as `t2v.adapters.jobs_repo.JobsRepository`."""
+
+    def get(self, job_id: str) -> JobRecord | None:
+        return self.table.record(job_id) if self.table.job_item(job_id) else None
 
     def create_if_absent(
         self,
@@ -60,7 +84,7 @@ class FakeRepo:
         owner: str | None = None,
     ) -> tuple[JobRecord, bool]:
         if job_id in self.items:
-            return self._record(job_id), False
+            return self.table.record(job_id), False
         self.items[job_id] = {
             "pk": job_id,
             "kind": "job",
@@ -77,14 +101,7 @@ class FakeRepo:
             **({"execution": execution} if execution else {}),
             **({"owner": owner} if owner else {}),
         }
-        return self._record(job_id), True
-
-    def _write(self, job_id: str, allowed: bool, changes: dict[str, Any]) -> Write:
-        if job_id not in self.items:
-            raise KeyError(job_id)
-        if allowed:
-            self.items[job_id].update(copy.deepcopy(changes))
-        return Write(allowed, self._record(job_id))
+        return self.table.record(job_id), True
 
     def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write:
         item = self.items[job_id]
@@ -95,7 +112,7 @@ class FakeRepo:
             and (claimed is None or claimed < iso(stale_before))
         )
         attempts = int(item.get("create_attempts", 0)) + 1
-        return self._write(
+        return self.table.write(
             job_id,
             allowed,
             {"create_claimed_at": iso(now), "updated_at": iso(now), "create_attempts": attempts},
@@ -107,14 +124,9 @@ class FakeRepo:
         item.pop("create_claimed_at", None)
         item.pop("create_sent_at", None)
 
-    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None:
-        self.items.setdefault(
-            f"task#{task_id}", {"pk": f"task#{task_id}", "job_id": "contested", "by": job_id}
-        )
-
     def unbound_creates(self, *, since: datetime) -> list[JobRecord]:
         return [
-            self._record(key)
+            self.table.record(key)
             for key, item in self.items.items()
             if item.get("kind") == "job"
             and item["created_at"] >= iso(since)
@@ -123,22 +135,16 @@ class FakeRepo:
             and item["status"] == "ACCEPTED"
         ]
 
-    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> Write:
-        owner = self.items.setdefault(f"task#{task_id}", {"pk": f"task#{task_id}", "job_id": job_id})
-        item = self.items[job_id]
-        allowed = owner["job_id"] == job_id and "task_id" not in item and item["status"] == "ACCEPTED"
-        changes = {
-            "task_id": task_id,
-            "status": "SUBMITTED",
-            "submitted_at": iso(now),
-            "updated_at": iso(now),
-            "history": [*item.get("history", []), {"status": "SUBMITTED", "at": iso(now)}],
-            "request_ids": [*item.get("request_ids", []), *([request_id] if request_id else [])],
-        }
-        bound = self._write(job_id, allowed, changes)
-        if bound.done:
-            self.active += 1
-        return bound
+    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]:
+        terminal = {status.value for status in TERMINAL}
+        return [
+            self.table.record(key)
+            for key, item in self.items.items()
+            if item.get("kind") == "job"
+            and item["created_at"] >= iso(since)
+            and item["updated_at"] < iso(untouched_since)
+            and ("event_sent_at" not in item or item["status"] not in terminal)
+        ]
 
     def transition(
         self,
@@ -156,46 +162,13 @@ class FakeRepo:
         if new in TERMINAL:
             changes["finished_at"] = iso(now)
         changes["history"] = [*item.get("history", []), {"status": new.value, "at": iso(now)}]
-        moved = self._write(job_id, allowed, changes)
+        moved = self.table.write(job_id, allowed, changes)
         if moved.done and new in TERMINAL and moved.job.task_id:
-            self.active -= 1
+            self.table.active -= 1
         return moved
 
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> JobRecord:
-        return self._write(job_id, True, {**fields, "updated_at": iso(now)}).job
-
-    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> Write:
-        item = self.items[job_id]
-        claimed = item.get("notify_claimed_at")
-        allowed = "event_sent_at" not in item and (claimed is None or claimed < iso(stale_before))
-        attempts = int(item.get("notify_attempts", 0)) + 1
-        return self._write(
-            job_id,
-            allowed,
-            {"notify_claim": token, "notify_claimed_at": iso(now), "notify_attempts": attempts},
-        )
-
-    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool:
-        item = self.items[job_id]
-        if item.get("notified_at"):
-            return False
-        item.update(notified_at=iso(now), **({"notification_id": message_id} if message_id else {}))
-        return True
-
-    def charge_budget(self, job: JobRecord, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
-        if job.budget_day:
-            return True
-        item = self.items[job.job_id]
-        if item.get("budget_day"):
-            return True  # a concurrent attempt charged it after `job` was read: nothing is added
-        if self.budget.get(day, 0) + seconds > cap:
-            raise BudgetExceededError(f"the daily budget of {cap} billed video seconds would be exceeded")
-        self.budget[day] = self.budget.get(day, 0) + seconds
-        item.update(budget_day=day, billed_seconds=seconds)
-        return True
-
-    def budget_used(self, day: str) -> int:
-        return self.budget.get(day, 0)
+        return self.table.write(job_id, True, {**fields, "updated_at": iso(now)}).job
 
     def list_jobs(
         self,
@@ -216,16 +189,137 @@ class FakeRepo:
             last = decode_cursor(cursor, owner=owner)["pk"]
             start = next(n for n, i in enumerate(ordered) if i["pk"] == last) + 1
         evaluated = ordered[start : start + limit]
-        page = [self._record(i["pk"]) for i in evaluated if status in (None, i["status"])]
+        page = [self.table.record(i["pk"]) for i in evaluated if status in (None, i["status"])]
         more = start + limit < len(ordered)
         if not (more and evaluated):
             return page, None
         index = ("pk", "kind", "created_at") if owner is None else ("pk", "owner", "created_at")
         return page, encode_cursor({k: evaluated[-1][k] for k in index})
 
+
+class FakeTaskOwners(FakeRecords):
+    """The `task#` items, bound with their job as `t2v.adapters.task_owners.TaskOwners` binds them."""
+
+    def owner_of_task(self, task_id: str) -> str | None:
+        item = self.items.get(f"task#{task_id}")
+        return str(item["job_id"]) if item else None
+
+    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None:
+        self.items.setdefault(f"task#{task_id}", {"pk": f"task#{task_id}", "job_id": CONTESTED, "by": job_id})
+
+    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> Write:
+        owner = self.items.setdefault(f"task#{task_id}", {"pk": f"task#{task_id}", "job_id": job_id})
+        item = self.items[job_id]
+        allowed = owner["job_id"] == job_id and "task_id" not in item and item["status"] == "ACCEPTED"
+        changes = {
+            "task_id": task_id,
+            "status": "SUBMITTED",
+            "submitted_at": iso(now),
+            "updated_at": iso(now),
+            "history": [*item.get("history", []), {"status": "SUBMITTED", "at": iso(now)}],
+            "request_ids": [*item.get("request_ids", []), *([request_id] if request_id else [])],
+        }
+        bound = self.table.write(job_id, allowed, changes)
+        if bound.done:
+            self.table.active += 1
+        return bound
+
+    def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool:
+        owner = self.items.get(f"task#{task_id}")
+        if owner is not None and owner["job_id"] not in (job_id, FOREIGN):
+            return False
+        self.items[f"task#{task_id}"] = {"pk": f"task#{task_id}", "job_id": FOREIGN, "by": job_id}
+        item = self.items[job_id]
+        if item.get("task_id") != task_id or JobStatus(item["status"]) in TERMINAL:
+            return False
+        for name in (
+            "task_id",
+            "create_claimed_at",
+            "create_sent_at",
+            "create_ambiguous_at",
+            "adopted_unproven",
+        ):
+            item.pop(name, None)
+        item.update(
+            status="ACCEPTED",
+            updated_at=iso(now),
+            released_tasks=[*item.get("released_tasks", []), task_id],
+            history=[*item.get("history", []), {"status": "ACCEPTED", "at": iso(now)}],
+        )
+        self.table.active -= 1
+        return True
+
+
+class FakeAnnouncements(FakeRecords):
+    """The announcement claim and marks on a job (`t2v.adapters.announcements.AnnouncementClaims`)."""
+
+    def claim_notification(self, job_id: str, *, token: str, now: datetime, stale_before: datetime) -> Write:
+        item = self.items[job_id]
+        claimed = item.get("notify_claimed_at")
+        allowed = "event_sent_at" not in item and (claimed is None or claimed < iso(stale_before))
+        attempts = int(item.get("notify_attempts", 0)) + 1
+        return self.table.write(
+            job_id,
+            allowed,
+            {"notify_claim": token, "notify_claimed_at": iso(now), "notify_attempts": attempts},
+        )
+
+    def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool:
+        item = self.items[job_id]
+        if item.get("notified_at"):
+            return False
+        item.update(notified_at=iso(now), **({"notification_id": message_id} if message_id else {}))
+        return True
+
+
+class FakeBudget(FakeRecords):
+    """The day's budget counters (`t2v.adapters.budget.BudgetLedger`), in `FakeTable.budget`."""
+
+    def charge_budget(self, job: JobRecord, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
+        if job.budget_day:
+            return True
+        item = self.items[job.job_id]
+        if item.get("budget_day"):
+            return True  # a concurrent attempt charged it after `job` was read: nothing is added
+        used = self.table.budget
+        if used.get(day, 0) + seconds > cap:
+            raise BudgetExceededError(f"the daily budget of {cap} billed video seconds would be exceeded")
+        used[day] = used.get(day, 0) + seconds
+        item.update(budget_day=day, billed_seconds=seconds)
+        return True
+
+    def budget_used(self, day: str) -> int:
+        return self.table.budget.get(day, 0)
+
+
+class FakeKeys(FakeRecords):
+    """The `idem#` items (`t2v.adapters.idempotency.IdempotencyKeys`)."""
+
     def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str:
         item = self.items.setdefault(f"idem#{key}", {"pk": f"idem#{key}", "job_id": job_id})
         return str(item["job_id"])
+
+
+@dataclass
+class FakeRepos:
+    """Every fake repository over one `FakeTable`, wired as `t2v.wiring.Repositories` wires the real ones."""
+
+    table: FakeTable = field(default_factory=FakeTable)
+
+    def __post_init__(self) -> None:
+        self.jobs = FakeJobs(self.table)
+        self.tasks = FakeTaskOwners(self.table)
+        self.announcements = FakeAnnouncements(self.table)
+        self.budget = FakeBudget(self.table)
+        self.keys = FakeKeys(self.table)
+
+
+# A fake that drifts from its port fails mypy here.
+_jobs: JobStore = FakeJobs()
+_tasks: TaskOwnerStore = FakeTaskOwners()
+_announcements: AnnouncementStore = FakeAnnouncements()
+_budget: BudgetStore = FakeBudget()
+_keys: IdempotencyStore = FakeKeys()
 
 
 # -- DashScope -----------------------------------------------------------------------------------

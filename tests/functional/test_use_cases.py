@@ -22,7 +22,7 @@ from t2v.usecases.poll import poll_job
 from t2v.usecases.ports import ProviderDeps
 from t2v.usecases.submit import submit_job
 
-from tests.fakes import FakeClock, FakeDownloader, FakeNotifier, FakeProvider, FakeRepo, FakeStore
+from tests.fakes import FakeClock, FakeDownloader, FakeJobs, FakeNotifier, FakeProvider, FakeRepos, FakeStore
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 URL = "https://media.pixverseai.cn/v.mp4"
@@ -31,7 +31,7 @@ URL = "https://media.pixverseai.cn/v.mp4"
 @dataclass
 class World:
     clock: FakeClock
-    repo: FakeRepo
+    repos: FakeRepos
     provider: FakeProvider
     notifier: FakeNotifier
     store: FakeStore
@@ -43,15 +43,19 @@ class World:
     def announce(self) -> AnnounceDeps:
         return self.finalize.announce
 
+    @property
+    def repo(self) -> FakeJobs:
+        return self.repos.jobs
+
     def job(self, job_id: str) -> dict[str, Any]:
-        return self.repo.items[job_id]
+        return self.repos.table.items[job_id]
 
 
 @pytest.fixture
 def world() -> World:
-    clock, repo, notifier, store, stats = (
+    clock, repos, notifier, store, stats = (
         FakeClock(),
-        FakeRepo(),
+        FakeRepos(),
         FakeNotifier(),
         FakeStore(),
         MemoryPollStats(),
@@ -59,7 +63,9 @@ def world() -> World:
     provider = FakeProvider(clock=clock)
     env = {"JOBS_TABLE": "jobs", "DASHSCOPE_SECRET_ID": "s", "OUTPUT_BUCKET": "videos", "TOPIC_ARN": "arn:t"}
     pipeline = ProviderDeps(
-        repo=repo,
+        repo=repos.jobs,
+        tasks=repos.tasks,
+        budget=repos.budget,
         client=lambda: provider,
         settings=ProviderSettings.from_env(env),
         clock=clock,
@@ -67,7 +73,13 @@ def world() -> World:
         stats=stats,
         sleep=clock.advance,
     )
-    announce = AnnounceDeps(repo=repo, notifier=notifier, clock=clock, sleep=clock.advance)
+    announce = AnnounceDeps(
+        repo=repos.jobs,
+        announcements=repos.announcements,
+        notifier=notifier,
+        clock=clock,
+        sleep=clock.advance,
+    )
     finalize = FinalizeDeps(
         announce=announce,
         store=store,
@@ -76,7 +88,7 @@ def world() -> World:
         stats=stats,
         clock=clock,
     )
-    return World(clock, repo, provider, notifier, store, stats, pipeline, finalize)
+    return World(clock, repos, provider, notifier, store, stats, pipeline, finalize)
 
 
 def submit(world: World, job_id: str = "job-1", **request: Any) -> PollTurn:
@@ -106,10 +118,15 @@ def record(world: World, job_id: str = "job-1", prompt: str = "a cat") -> JobRec
 
 
 def count_reads(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The job ids the use cases read (FakeRepo.get), in order."""
+    """The job ids the use cases read (FakeJobs.get), in order."""
     reads: list[str] = []
     get = world.repo.get
-    monkeypatch.setattr(world.repo, "get", lambda job_id: reads.append(job_id) or get(job_id))
+
+    def counted(job_id: str) -> JobRecord | None:
+        reads.append(job_id)
+        return get(job_id)
+
+    monkeypatch.setattr(world.repo, "get", counted)
     return reads
 
 
@@ -138,7 +155,7 @@ def test_a_job_runs_from_submit_to_a_stored_video_announced_once(world: World) -
     assert [m["status"] for m in world.notifier.messages] == ["SUCCEEDED"]
     assert [e["status"] for e in world.notifier.events] == ["SUCCEEDED"]
     assert world.notifier.messages[0]["video"]["uri"] == "s3://videos/videos/job-1.mp4"
-    assert world.provider.creates == 1 and world.repo.active == 0
+    assert world.provider.creates == 1 and world.repos.table.active == 0
     # And the tier learned the provider's queue and run times
     [learned] = world.stats.histories.values()
     assert (learned.queue, learned.run) == ((2.0,), (28.0,))
@@ -186,7 +203,7 @@ def test_a_task_that_ends_without_a_video_ends_the_job_with_the_reason(
     assert (job["status"], job["error_code"]) == (status, code)
     [message] = world.notifier.messages
     assert message["error"]["code"] == code and "video" not in message
-    assert world.store.objects == {} and world.repo.active == 0
+    assert world.store.objects == {} and world.repos.table.active == 0
 
 
 def test_a_task_past_the_deadline_ends_timed_out_after_one_last_look(world: World) -> None:
@@ -219,6 +236,7 @@ def lost_create(world: World, *, claimed_ago: float, answered: bool) -> None:
     """job-1 as a create left it `claimed_ago` seconds ago: sent, its task made, the answer lost
     (`answered`: the loss was recorded; else the invocation died waiting)."""
     sent = record(world).created_at
+    assert sent is not None
     world.repo.claim_create("job-1", now=sent, stale_before=sent)
     world.repo.update_fields("job-1", {"create_sent_at": iso(sent)}, now=sent)
     world.provider.add_task("task-lost", "PENDING", prompt="a cat")
@@ -305,7 +323,7 @@ def test_a_lost_create_is_told_apart_from_another_applications_twin_by_its_api_k
     now = world.clock()
     record(world, "job-0", "a dog")
     world.provider.add_task("task-ours-running", "RUNNING", prompt="a dog")
-    world.repo.record_task("job-0", task_id="task-ours-running", request_id="r-0", now=now)
+    world.repos.tasks.record_task("job-0", task_id="task-ours-running", request_id="r-0", now=now)
     world.provider.add_task("task-twin", "PENDING", prompt="a cat", key_id="key-another-app")
     world.provider.lose_next_answer = True
 
@@ -315,7 +333,7 @@ def test_a_lost_create_is_told_apart_from_another_applications_twin_by_its_api_k
     # Then ours is bound at once; no second (billed) task, and the twin is left alone
     assert turn.task_id == "task-1"
     assert world.provider.creates == 1
-    assert world.repo.owner_of_task("task-twin") is None  # not contested either: simply not ours
+    assert world.repos.tasks.owner_of_task("task-twin") is None  # not contested either: simply not ours
 
 
 def test_a_live_claim_keeps_a_second_submit_from_creating(world: World) -> None:
@@ -353,7 +371,7 @@ CANCELED = Ended(status=JobStatus.CANCELED, code="Canceled", message="canceled b
 def test_a_conditional_end_of_a_job_that_changed_since_it_was_read_changes_nothing(world: World) -> None:
     # Given a job read before its task was bound
     seen = record(world)
-    world.repo.record_task("job-1", task_id="task-9", request_id=None, now=world.clock())
+    world.repos.tasks.record_task("job-1", task_id="task-9", request_id=None, now=world.clock())
 
     # When it is ended on condition that it still has no task
     ending = end_job("job-1", CANCELED, world.announce, seen=seen, expect={"task_id": None})

@@ -112,7 +112,7 @@ class Stack:
 
     def job(self, job_id: str) -> dict[str, Any] | None:
         """The job's item as stored (what a user of the table sees), numbers as ints and floats."""
-        from t2v.adapters.jobs_repo import plain
+        from t2v.adapters.jobs_table import plain
 
         item = boto3.resource("dynamodb").Table(self.table).get_item(Key={"pk": job_id}, ConsistentRead=True)
         return plain(item["Item"]) if "Item" in item else None

@@ -20,6 +20,7 @@ import boto3
 import httpx
 import pytest
 from t2v.adapters.jobs_repo import JobsRepository
+from t2v.adapters.task_owners import TaskOwners
 from t2v.dashscope import DashScopeClient
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.request import VideoRequest
@@ -53,7 +54,12 @@ def api(stack: Any, emulator: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.setenv("ADMIN_PRINCIPALS", f"{ADMIN},arn:aws:iam::123456789012:role/another-admin")
     app_module._deps.cache_clear()
     yield SimpleNamespace(
-        stack=stack, emu=emulator, sfn=sfn, machine=machine, repo=JobsRepository(stack.table)
+        stack=stack,
+        emu=emulator,
+        sfn=sfn,
+        machine=machine,
+        repo=JobsRepository(stack.table),
+        tasks=TaskOwners(stack.table),
     )
     app_module._deps.cache_clear()
 
@@ -118,7 +124,7 @@ def job_with_task(
     wait_for(client, created.task_id, "RUNNING" if running else "PENDING")
     job_id = post(GOOD)[2]["job_id"]
     now = datetime.now(UTC)
-    assert api.repo.record_task(job_id, task_id=created.task_id, request_id=created.request_id, now=now).done
+    assert api.tasks.record_task(job_id, task_id=created.task_id, request_id=created.request_id, now=now).done
     assert api.repo.transition(job_id, status, now=now).done
     return job_id, created.task_id, client
 
@@ -198,7 +204,7 @@ def test_get_succeeded_job_gives_the_s3_location_and_a_working_presigned_url(api
     api.repo.create_if_absent(
         job_id, request=GOOD, source="api", origin={}, now=now, deadline_at=now, owner=CLIENT
     )
-    api.repo.record_task(job_id, task_id="task-1", request_id="rq-1", now=now)
+    api.tasks.record_task(job_id, task_id="task-1", request_id="rq-1", now=now)
     api.repo.transition(job_id, JobStatus.DOWNLOADING, now=now)
     api.repo.transition(
         job_id,

@@ -16,6 +16,7 @@ from urllib.parse import quote_plus, unquote_plus
 import boto3
 import pytest
 from t2v import wiring
+from t2v.adapters.budget import BudgetLedger
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.contract import ExecutionInput
 from t2v.errors import BudgetExceededError
@@ -155,7 +156,7 @@ def test_concurrent_submits_of_one_job_create_one_task(door: Any) -> None:
 
 
 def test_budget_refuses_exactly_at_its_limit_under_concurrency(door: Any) -> None:
-    repo = JobsRepository(door.stack.table)
+    repo, budget = JobsRepository(door.stack.table), BudgetLedger(door.stack.table)
     from datetime import UTC, datetime
 
     now = datetime.now(UTC)
@@ -168,7 +169,7 @@ def test_budget_refuses_exactly_at_its_limit_under_concurrency(door: Any) -> Non
 
     def charge(job_id: str) -> None:
         try:
-            repo.charge_budget(jobs[job_id], day="2026-11-23", seconds=5, cap=30, now=now)
+            budget.charge_budget(jobs[job_id], day="2026-11-23", seconds=5, cap=30, now=now)
             outcomes[job_id] = "ok"
         except BudgetExceededError:
             outcomes[job_id] = "refused"
@@ -181,14 +182,14 @@ def test_budget_refuses_exactly_at_its_limit_under_concurrency(door: Any) -> Non
     assert list(outcomes.values()).count("ok") == 6
 
     def used() -> int:
-        item = repo._table.get_item(Key={"pk": "budget#2026-11-23"}, ConsistentRead=True)["Item"]
+        item = budget._table.get_item(Key={"pk": "budget#2026-11-23"}, ConsistentRead=True)["Item"]
         return int(item["used_seconds"])  # type: ignore[arg-type]
 
     assert used() == 30
     charged = next(j for j in ids if outcomes[j] == "ok")
-    repo.charge_budget(jobs[charged], day="2026-11-23", seconds=5, cap=30, now=now)
+    budget.charge_budget(jobs[charged], day="2026-11-23", seconds=5, cap=30, now=now)
     assert used() == 30  # charging a job again with the job as read before its charge is a no-op
-    repo.charge_budget(repo.get(charged), day="2026-11-23", seconds=5, cap=30, now=now)  # type: ignore[arg-type]
+    budget.charge_budget(repo.get(charged), day="2026-11-23", seconds=5, cap=30, now=now)  # type: ignore[arg-type]
     assert used() == 30  # and so is charging it as read after
 
 

@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from t2v.adapters.budget import BudgetLedger
 from t2v.adapters.jobs_repo import JobsRepository
+from t2v.adapters.task_owners import TaskOwners
 from t2v.errors import BudgetExceededError
 from t2v.jobs import JobStatus
 
@@ -30,11 +32,12 @@ def repo_with_jobs(stack: Any, *job_ids: str) -> JobsRepository:
 
 
 def test_binding_a_task_answers_with_the_bound_job_or_the_one_that_refused(stack: Any) -> None:
-    repo = repo_with_jobs(stack, "job-1", "job-2")
+    repo_with_jobs(stack, "job-1", "job-2")
+    tasks = TaskOwners(stack.table)
 
-    bound = repo.record_task("job-1", task_id="t-1", request_id="rq-1", now=T0)
-    again = repo.record_task("job-1", task_id="t-other", request_id="rq-2", now=T0)  # the job has a task
-    taken = repo.record_task("job-2", task_id="t-1", request_id="rq-3", now=T0)  # the task has a job
+    bound = tasks.record_task("job-1", task_id="t-1", request_id="rq-1", now=T0)
+    again = tasks.record_task("job-1", task_id="t-other", request_id="rq-2", now=T0)  # the job has a task
+    taken = tasks.record_task("job-2", task_id="t-1", request_id="rq-3", now=T0)  # the task has a job
 
     assert bound.done and (bound.job.status, bound.job.task_id) == (JobStatus.SUBMITTED, "t-1")
     assert bound.job.request_ids == ["rq-1"]
@@ -44,22 +47,23 @@ def test_binding_a_task_answers_with_the_bound_job_or_the_one_that_refused(stack
         JobStatus.ACCEPTED,
         None,
     )
-    assert repo.owner_of_task("t-1") == "job-1"
+    assert tasks.owner_of_task("t-1") == "job-1"
 
 
 def test_a_job_charged_since_it_was_read_is_neither_charged_again_nor_refused(stack: Any) -> None:
     # Given a job read before a concurrent attempt charged it, on a day whose budget it filled
     repo = repo_with_jobs(stack, "job-1")
+    budget = BudgetLedger(stack.table)
     read_before = repo.get("job-1")
     assert read_before is not None
-    repo.charge_budget(read_before, day=DAY, seconds=5, cap=5, now=T0)
+    budget.charge_budget(read_before, day=DAY, seconds=5, cap=5, now=T0)
 
     # When the attempt holding the older read charges it
-    assert repo.charge_budget(read_before, day=DAY, seconds=5, cap=5, now=T0)
+    assert budget.charge_budget(read_before, day=DAY, seconds=5, cap=5, now=T0)
 
     # Then the day holds the job's seconds once, and another job is still refused
-    assert repo.budget_used(DAY) == 5
+    assert budget.budget_used(DAY) == 5
     other = repo_with_jobs(stack, "job-2").get("job-2")
     assert other is not None
     with pytest.raises(BudgetExceededError):
-        repo.charge_budget(other, day=DAY, seconds=5, cap=5, now=T0)
+        budget.charge_budget(other, day=DAY, seconds=5, cap=5, now=T0)

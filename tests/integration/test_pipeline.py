@@ -389,6 +389,7 @@ def test_two_announcers_at_once_publish_one_message(env: Any) -> None:
 
 def test_announcer_that_died_after_claiming_is_replaced_once(env: Any) -> None:
     # Given an announcer that took the claim and died before publishing
+    from t2v.adapters.announcements import AnnouncementClaims
     from t2v.adapters.jobs_repo import JobsRepository
     from t2v.config import FinalizeSettings
     from t2v.contract import Ended
@@ -407,7 +408,7 @@ def test_announcer_that_died_after_claiming_is_replaced_once(env: Any) -> None:
         now=datetime.now(UTC),
         deadline_at=datetime.now(UTC) + timedelta(hours=1),
     )
-    assert repo.claim_notification(
+    assert AnnouncementClaims(FinalizeSettings.from_env().jobs_table).claim_notification(
         "job-dead", token="dead", now=datetime.now(UTC), stale_before=datetime.now(UTC)
     )
 
@@ -478,7 +479,9 @@ def test_a_failed_task_two_unanswered_creates_may_have_made_goes_to_the_likelies
     # no prompt) made while both creates were in flight; our create timed out before making anything
     import time
 
-    from t2v.adapters.jobs_repo import CONTESTED, JobsRepository
+    from t2v.adapters.jobs_repo import JobsRepository
+    from t2v.adapters.task_owners import TaskOwners
+    from t2v.jobs import CONTESTED
     from t2v.times import iso
 
     monkeypatch.setenv("CREATE_CLAIM_STALE_SECONDS", "1")
@@ -525,12 +528,13 @@ def test_a_failed_task_two_unanswered_creates_may_have_made_goes_to_the_likelies
     # Then the task is left to the create sent last before it appeared (theirs), and ours made its own
     mine = [t["task_id"] for t in env.emu.tasks() if t["prompt"] == "mine"]
     assert result["task_id"] == mine[0] != theirs
-    assert repo.owner_of_task(theirs) is None
+    tasks = TaskOwners(env.stack.table)
+    assert tasks.owner_of_task(theirs) is None
 
     # And when the other job reconciles, it adopts its task instead of creating a second one
     creates = env.emu.create_count()
     rival = submit_app.lambda_handler(start_event("job-rival2", prompt="their prompt"), CTX)
-    assert rival["task_id"] == theirs and repo.owner_of_task(theirs) == "job-rival2"
+    assert rival["task_id"] == theirs and tasks.owner_of_task(theirs) == "job-rival2"
     assert env.emu.create_count() == creates
     assert CONTESTED != "job-rival2"
 

@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 from t2v.adapters.jobs_repo import JobsRepository
+from t2v.adapters.task_owners import TaskOwners
 from t2v.push import TOKEN_HEADER
 
 from tests.conftest import lambda_context, load_event
@@ -35,7 +36,9 @@ def job(stack: Any, monkeypatch: pytest.MonkeyPatch) -> str:
         job_id, request={"prompt": "p"}, source="api", origin={}, now=T0, deadline_at=T0 + timedelta(hours=2)
     )
     task_id = json.loads(CALLBACK["body"])["data"]["task_id"]
-    assert repo.record_task(job_id, task_id=task_id, request_id="req-1", now=T0) is not None
+    assert (
+        TaskOwners(stack.table).record_task(job_id, task_id=task_id, request_id="req-1", now=T0) is not None
+    )
     return job_id
 
 

@@ -7,21 +7,21 @@ from typing import Any
 
 import boto3
 from t2v.adapters.jobs_repo import JobsRepository
+from t2v.adapters.push_records import PushRecords
 from t2v.jobs import JobStatus
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def repo_with_job(stack: Any, job_id: str = "job-1") -> JobsRepository:
-    repo = JobsRepository(stack.table)
-    repo.create_if_absent(
+def push_with_job(stack: Any, job_id: str = "job-1") -> PushRecords:
+    JobsRepository(stack.table).create_if_absent(
         job_id, request={"prompt": "p"}, source="test", origin={}, now=T0, deadline_at=T0 + timedelta(hours=2)
     )
-    return repo
+    return PushRecords(stack.table)
 
 
 def test_a_push_first_is_found_by_the_park(stack: Any) -> None:
-    repo = repo_with_job(stack)
+    repo = push_with_job(stack)
     recorded = repo.record_hint("job-1", event_id="e1", now=T0)
     assert (recorded.duplicate, recorded.finished, recorded.token) == (False, False, None)
     parked = repo.park("job-1", token="tok-1", now=T0 + timedelta(seconds=1))
@@ -29,16 +29,16 @@ def test_a_push_first_is_found_by_the_park(stack: Any) -> None:
 
 
 def test_a_park_first_is_found_by_the_push(stack: Any) -> None:
-    repo = repo_with_job(stack)
+    repo = push_with_job(stack)
     parked = repo.park("job-1", token="tok-1", now=T0)
     assert parked is not None and not parked.hint_pending
     assert repo.record_hint("job-1", event_id="e1", now=T0 + timedelta(seconds=1)).token == "tok-1"
 
 
 def test_a_status_turn_after_the_push_consumes_it(stack: Any) -> None:
-    repo = repo_with_job(stack)
+    repo = push_with_job(stack)
     repo.record_hint("job-1", event_id="e1", now=T0)
-    repo.update_fields("job-1", {"checked_at": "2026-11-30T12:00:01.000Z"}, now=T0)
+    JobsRepository(stack.table).update_fields("job-1", {"checked_at": "2026-11-30T12:00:01.000Z"}, now=T0)
     parked = repo.park("job-1", token="tok-2", now=T0 + timedelta(seconds=2))
     assert parked is not None and not parked.hint_pending
     # A push during that turn (after it began) is still news to the next park.
@@ -48,10 +48,10 @@ def test_a_status_turn_after_the_push_consumes_it(stack: Any) -> None:
 
 
 def test_duplicates_finished_jobs_and_missing_jobs(stack: Any) -> None:
-    repo = repo_with_job(stack)
+    repo = push_with_job(stack)
     assert not repo.record_hint("job-1", event_id="e1", now=T0).duplicate
     assert repo.record_hint("job-1", event_id="e1", now=T0).duplicate
-    repo.transition("job-1", JobStatus.CANCELED, now=T0)
+    JobsRepository(stack.table).transition("job-1", JobStatus.CANCELED, now=T0)
     assert repo.record_hint("job-1", event_id="e2", now=T0).finished
     parked = repo.park("job-1", token="tok", now=T0)
     assert parked is not None and parked.finished

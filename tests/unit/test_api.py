@@ -19,7 +19,7 @@ from t2v.usecases.announce import AnnounceDeps
 from t2v.usecases.videos import ApiDeps, Caller, scoped_key
 
 from tests.conftest import ROOT, lambda_context, load_event
-from tests.fakes import FakeExecutions, FakeNotifier, FakeProvider, FakeRepo, FakeStore
+from tests.fakes import FakeExecutions, FakeJobs, FakeNotifier, FakeProvider, FakeRepos, FakeStore
 
 app_module = importlib.import_module("functions.api.app")
 
@@ -36,20 +36,28 @@ CTX = lambda_context("api", request_id="req-unit")
 
 @dataclass
 class World:
-    repo: FakeRepo
+    repos: FakeRepos
     executions: FakeExecutions
     provider: FakeProvider
     notifier: FakeNotifier
     deps: ApiDeps
 
+    @property
+    def repo(self) -> FakeJobs:
+        return self.repos.jobs
+
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     settings = ApiSettings.from_env(ENV)
-    repo, executions, provider, notifier = FakeRepo(), FakeExecutions(), FakeProvider(), FakeNotifier()
-    outcomes = AnnounceDeps(repo=repo, notifier=notifier, clock=lambda: NOW)  # type: ignore[arg-type]
+    repos, executions, provider, notifier = FakeRepos(), FakeExecutions(), FakeProvider(), FakeNotifier()
+    outcomes = AnnounceDeps(
+        repo=repos.jobs, announcements=repos.announcements, notifier=notifier, clock=lambda: NOW
+    )
     deps = ApiDeps(
-        repo=repo,
+        repo=repos.jobs,
+        budget=repos.budget,
+        keys=repos.keys,
         executions=executions,
         store=FakeStore(),
         provider=lambda: provider,
@@ -59,7 +67,7 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
         clock=lambda: NOW,
     )
     monkeypatch.setattr(app_module, "_deps", lambda: deps)
-    return World(repo, executions, provider, notifier, deps)
+    return World(repos, executions, provider, notifier, deps)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -99,7 +107,7 @@ def request(
     return call(event)
 
 
-def seed_job(repo: FakeRepo, job_id: str, status: str = "ACCEPTED", minutes: int = 0, **fields: Any) -> None:
+def seed_job(repo: FakeJobs, job_id: str, status: str = "ACCEPTED", minutes: int = 0, **fields: Any) -> None:
     repo.create_if_absent(
         job_id,
         request={"prompt": "p"},
@@ -233,7 +241,7 @@ def test_unknown_routes_are_404_json(world: World, method: str, path: str) -> No
 
 @pytest.mark.parametrize("job_id", ["job-unknown", "idem%23k"])
 def test_get_unknown_job_is_404(world: World, job_id: str) -> None:
-    world.repo.remember_idempotency_key("k", "job-x", now=NOW)
+    world.repos.keys.remember_idempotency_key("k", "job-x", now=NOW)
     status, _, body = request("GET", f"/videos/{job_id}")
     assert (status, body["error"]["code"]) == (404, "NotFound")
 
@@ -577,7 +585,7 @@ def test_a_request_over_the_days_remaining_budget_is_refused_at_the_door(
     monkeypatch.setattr(
         world.deps, "settings", world.deps.settings.model_copy(update={"daily_budget_seconds": 12})
     )
-    world.repo.budget[f"{NOW:%Y-%m-%d}"] = 8
+    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 8
 
     # When a 5 s video is asked for
     status, headers, body = post(GOOD)
@@ -595,7 +603,7 @@ def test_a_request_over_the_days_remaining_budget_is_refused_at_the_door(
     # And so is a longer one; with room again it is accepted, and its retry is never refused later
     status, _, _ = post({**GOOD, "duration": 8}, key="k-fits")
     assert status == 429
-    world.repo.budget[f"{NOW:%Y-%m-%d}"] = 0
+    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 0
     assert post(GOOD, key="k-retry")[0] == 202
-    world.repo.budget[f"{NOW:%Y-%m-%d}"] = 12
+    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 12
     assert post(GOOD, key="k-retry")[0] == 202

@@ -119,7 +119,7 @@ class FakeWaker:
 
 
 def deps(repo: FakeRepo, waker: FakeWaker, now: datetime = T0) -> PushDeps:
-    return PushDeps(repo=repo, waker=waker, token=lambda: TOKEN, clock=lambda: now)
+    return PushDeps(tasks=repo, push=repo, waker=waker, token=lambda: TOKEN, clock=lambda: now)
 
 
 @pytest.fixture

@@ -403,7 +403,7 @@ def submit_all(
 
 
 def scan_jobs(sb: UserSandbox) -> list[dict[str, Any]]:
-    from t2v.adapters.jobs_repo import plain
+    from t2v.adapters.jobs_table import plain
 
     table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
     items: list[dict[str, Any]] = []
@@ -433,7 +433,7 @@ def scan_budget(sb: UserSandbox) -> dict[str, int]:
 
 def scan_job(sb: UserSandbox, job: PlannedJob) -> list[dict[str, Any]]:
     """The job's record, by its id (known at once for the API and EventBridge doors)."""
-    from t2v.adapters.jobs_repo import plain
+    from t2v.adapters.jobs_table import plain
 
     if job.job_id is None:
         return []

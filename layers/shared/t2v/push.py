@@ -21,13 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from t2v.contract import ParkRequest, ParkResult
 from t2v.errors import PipelineError
-from t2v.jobs import CONTESTED, HintRecorded, Parked
+from t2v.jobs import CONTESTED
+
+if TYPE_CHECKING:  # the callback and park load no use case module: annotations only
+    from t2v.usecases.ports import PushStore, TaskLookup
 
 TOKEN_HEADER: Final = "x-eventbridge-signature-token"  # noqa: S105 - a header name
 EVENT_SOURCE: Final = "acs.dashscope"
@@ -124,12 +127,6 @@ def token_matches(given: str | None, expected: str) -> bool:
 # The hand-over between the callback and the parked wait
 
 
-class PushRepo(Protocol):
-    def owner_of_task(self, task_id: str) -> str | None: ...
-    def record_hint(self, job_id: str, *, event_id: str, now: datetime) -> HintRecorded: ...
-    def park(self, job_id: str, *, token: str, now: datetime) -> Parked | None: ...
-
-
 class Waker(Protocol):
     def wake(self, token: str) -> bool:
         """Complete the parked wait; False when its token is already closed (woken or timed out)."""
@@ -142,7 +139,8 @@ def utcnow() -> datetime:
 
 @dataclass
 class PushDeps:
-    repo: PushRepo
+    tasks: TaskLookup
+    push: PushStore
     waker: Waker
     token: Callable[[], str]  # the callback secret, read lazily (only after a request arrives)
     clock: Callable[[], datetime] = utcnow
@@ -162,10 +160,10 @@ def receive_push(token: str | None, body: bytes, deps: PushDeps) -> tuple[PushOu
     if not token_matches(token, deps.token()):
         raise PushUnauthorizedError("Unauthorized")
     event = parse_push(body)
-    owner = deps.repo.owner_of_task(event.task_id)
+    owner = deps.tasks.owner_of_task(event.task_id)
     if owner is None or owner == CONTESTED:
         return PushOutcome.UNKNOWN_TASK, event
-    recorded = deps.repo.record_hint(owner, event_id=event.event_id, now=deps.clock())
+    recorded = deps.push.record_hint(owner, event_id=event.event_id, now=deps.clock())
     if recorded.duplicate:
         return PushOutcome.DUPLICATE, event
     if recorded.finished:
@@ -178,7 +176,7 @@ def receive_push(token: str | None, body: bytes, deps: PushDeps) -> tuple[PushOu
 def park_wait(request: ParkRequest, deps: PushDeps) -> ParkResult:
     """Store the wait's task token on the job; wake it at once when a push already came (or the job
     ended). Otherwise the wait lasts until a push wakes it or its timeout runs the status check."""
-    parked = deps.repo.park(request.job_id, token=request.token, now=deps.clock())
+    parked = deps.push.park(request.job_id, token=request.token, now=deps.clock())
     if parked is None or parked.hint_pending or parked.finished:
         deps.waker.wake(request.token)
         return ParkResult(job_id=request.job_id, parked=False)

@@ -25,15 +25,10 @@ from t2v.contract import Ended, ExecutionInput
 from t2v.jobs import JobRecord, JobStatus
 from t2v.times import utcnow
 from t2v.usecases.announce import AnnounceDeps, announce_once, end_job
-from t2v.usecases.ports import ProviderClient, job_or_fail
+from t2v.usecases.ports import JobStore, ProviderClient, job_or_fail
 from t2v.usecases.submit import cancel_orphan
 
 RUNNING = "RUNNING"
-
-
-class SweepRepo(Protocol):
-    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]: ...
-    def get(self, job_id: str) -> JobRecord | None: ...
 
 
 class Executions(Protocol):
@@ -43,7 +38,7 @@ class Executions(Protocol):
 
 @dataclass
 class SweepDeps:
-    repo: SweepRepo
+    repo: JobStore
     executions: Executions
     provider: Callable[[], ProviderClient]
     outcomes: AnnounceDeps

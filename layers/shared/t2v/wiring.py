@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING
 
+from t2v.adapters import LazyTable
+from t2v.adapters.announcements import AnnouncementClaims
+from t2v.adapters.budget import BudgetLedger
+from t2v.adapters.idempotency import IdempotencyKeys
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.poll_stats import PollStats
+from t2v.adapters.push_records import PushRecords
 from t2v.adapters.secrets import ApiKeyProvider
+from t2v.adapters.task_owners import TaskOwners
 from t2v.adapters.workflow import TaskTokens, Workflow
 from t2v.config import (
     AnnounceSettings,
@@ -36,6 +43,33 @@ if TYPE_CHECKING:
     from t2v.usecases.finalize import FinalizeDeps
     from t2v.usecases.ports import ProviderDeps
     from t2v.usecases.videos import ApiDeps
+
+
+@dataclass(frozen=True)
+class Repositories:
+    """The repositories of the jobs table, one per record kind (t2v.adapters.jobs_table), sharing one
+    boto3 Table; each handler's builder makes them once per container."""
+
+    table: LazyTable
+    jobs: JobsRepository
+    tasks: TaskOwners
+    announcements: AnnouncementClaims
+    push: PushRecords
+    budget: BudgetLedger
+    keys: IdempotencyKeys
+
+    @classmethod
+    def over(cls, table_name: str) -> Repositories:
+        table = LazyTable(table_name)
+        return cls(
+            table=table,
+            jobs=JobsRepository(table),
+            tasks=TaskOwners(table),
+            announcements=AnnouncementClaims(table),
+            push=PushRecords(table),
+            budget=BudgetLedger(table),
+            keys=IdempotencyKeys(table),
+        )
 
 
 class ProviderClients:
@@ -74,13 +108,15 @@ def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
     )
 
 
-def build_announce_deps(settings: AnnounceSettings, *, repo: JobsRepository | None = None) -> AnnounceDeps:
-    """What ending a job and announcing it needs: the jobs and the notifier."""
+def build_announce_deps(settings: AnnounceSettings, *, repos: Repositories | None = None) -> AnnounceDeps:
+    """What ending a job and announcing it needs: the jobs, their announcement claims and the notifier."""
     from t2v.adapters.notifier import Notifier
     from t2v.usecases.announce import AnnounceDeps
 
+    repos = repos or Repositories.over(settings.jobs_table)
     return AnnounceDeps(
-        repo=repo or JobsRepository(settings.jobs_table),
+        repo=repos.jobs,
+        announcements=repos.announcements,
         notifier=Notifier(
             topic_arn=settings.topic_arn,
             event_bus_name=settings.event_bus_name,
@@ -89,20 +125,19 @@ def build_announce_deps(settings: AnnounceSettings, *, repo: JobsRepository | No
     )
 
 
-def build_finalize_deps(
-    settings: FinalizeSettings, *, repo: JobsRepository | None = None, store: VideoStore | None = None
-) -> FinalizeDeps:
+def build_finalize_deps(settings: FinalizeSettings, *, store: VideoStore | None = None) -> FinalizeDeps:
     from t2v.adapters.download import VideoDownloader  # httpx: only finalize downloads
     from t2v.adapters.storage import VideoStore
     from t2v.media import HostAllowlist
     from t2v.usecases.finalize import FinalizeDeps
 
+    repos = Repositories.over(settings.jobs_table)
     return FinalizeDeps(
-        announce=build_announce_deps(settings, repo=repo),
+        announce=build_announce_deps(settings, repos=repos),
         store=store or VideoStore(),
         downloader=VideoDownloader(HostAllowlist(settings.allowlist), max_bytes=settings.max_video_bytes),
         settings=settings,
-        stats=PollStats(settings.jobs_table),
+        stats=PollStats(repos.table),
     )
 
 
@@ -112,12 +147,15 @@ def provider_deps() -> ProviderDeps:
 
     settings = ProviderSettings.from_env()
     client = provider_client_factory(settings)
+    repos = Repositories.over(settings.jobs_table)
     return ProviderDeps(
-        repo=JobsRepository(settings.jobs_table),
+        repo=repos.jobs,
+        tasks=repos.tasks,
+        budget=repos.budget,
         client=client,
         refresh_key=client.refresh,
         settings=settings,
-        stats=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
+        stats=PollStats(repos.table, default_scale=settings.generation_time_scale),
     )
 
 
@@ -129,8 +167,10 @@ def push_deps() -> PushDeps:
     settings = PushSettings.from_env()
     secret_id = settings.callback_secret_id
     tokens = ApiKeyProvider(secret_id, fields=("token",), what="push token") if secret_id else None
+    repos = Repositories.over(settings.jobs_table)
     return PushDeps(
-        repo=JobsRepository(settings.jobs_table),
+        tasks=repos.tasks,
+        push=repos.push,
         waker=TaskTokens(),
         token=tokens.get if tokens is not None else (lambda: ""),  # no secret: every push is refused
     )
@@ -155,12 +195,12 @@ def intake_deps() -> IntakeDeps:
     def read_object(bucket: str, key: str, version: str | None) -> bytes:
         return store.read_capped(bucket=bucket, key=key, version=version, cap=MAX_PROMPT_FILE_BYTES)
 
-    repo = JobsRepository(settings.jobs_table)
-    announce = build_announce_deps(settings, repo=repo)
+    repos = Repositories.over(settings.jobs_table)
+    announce = build_announce_deps(settings, repos=repos)
 
     def record(execution: ExecutionInput) -> bool:
         now = utcnow()
-        _, new = repo.create_if_absent(
+        _, new = repos.jobs.create_if_absent(
             execution.job_id,
             request=execution.request,
             source=execution.source,
@@ -191,16 +231,18 @@ def build_api_deps() -> ApiDeps:
     from t2v.usecases.videos import ApiDeps  # the API's views and use cases: only the API loads them
 
     settings = ApiSettings.from_env()
-    repo = JobsRepository(settings.jobs_table)
+    repos = Repositories.over(settings.jobs_table)
     store = VideoStore()
     return ApiDeps(
-        repo=repo,
+        repo=repos.jobs,
+        budget=repos.budget,
+        keys=repos.keys,
         executions=Workflow(settings.state_machine_arn),
         store=store,
         provider=provider_client_factory(settings),
-        outcomes=build_announce_deps(settings, repo=repo),
+        outcomes=build_announce_deps(settings, repos=repos),
         settings=settings,
-        timings=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
+        timings=PollStats(repos.table, default_scale=settings.generation_time_scale),
     )
 
 
@@ -209,11 +251,11 @@ def sweep_deps() -> SweepDeps:
     from t2v.sweeper import SweepDeps
 
     settings = SweeperSettings.from_env()
-    repo = JobsRepository(settings.jobs_table)
+    repos = Repositories.over(settings.jobs_table)
     return SweepDeps(
-        repo=repo,
+        repo=repos.jobs,
         executions=Workflow(settings.state_machine_arn),
         provider=provider_client_factory(settings),
-        outcomes=build_announce_deps(settings, repo=repo),
+        outcomes=build_announce_deps(settings, repos=repos),
         settings=settings,
     )

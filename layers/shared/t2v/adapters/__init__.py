@@ -27,17 +27,31 @@ def boto3_module() -> ModuleType:
     return boto3
 
 
-class DynamoTable:
-    """One DynamoDB table, its resource built on first use (so tests can pass a resource in)."""
+class LazyTable:
+    """A DynamoDB table, its boto3 resource built on first use (so tests can pass a resource in).
 
-    def __init__(self, table_name: str, *, resource: Any | None = None) -> None:
-        self._table_name = table_name
+    The repositories over one table (`t2v.adapters.jobs_table`) share one, so a container builds the
+    resource once.
+    """
+
+    def __init__(self, name: str, *, resource: Any | None = None) -> None:
+        self.name = name
         self._resource = resource
-        self._table_obj: Table | None = None
+        self._table: Table | None = None
+
+    def __call__(self) -> Table:
+        if self._table is None:
+            resource = self._resource or boto3_module().resource("dynamodb")
+            self._table = resource.Table(self.name)
+        return self._table
+
+
+class DynamoTable:
+    """An adapter over one DynamoDB table: its name (a table of its own) or a `LazyTable` it shares."""
+
+    def __init__(self, table: str | LazyTable, *, resource: Any | None = None) -> None:
+        self._lazy_table = table if isinstance(table, LazyTable) else LazyTable(table, resource=resource)
 
     @property
     def _table(self) -> Table:
-        if self._table_obj is None:
-            resource = self._resource or boto3_module().resource("dynamodb")
-            self._table_obj = resource.Table(self._table_name)
-        return self._table_obj
+        return self._lazy_table()

@@ -1,6 +1,8 @@
-"""DynamoDB adapter for what the poll schedule shares across executions (same table as the jobs).
+"""DynamoDB adapter for what the poll schedule shares across executions (the jobs table, laid out in
+`t2v.adapters.jobs_table`).
 
-- `stats#active`        `n`: jobs with a provider task that have not ended (kept by `JobsRepository`)
+- `stats#active`        `n`: jobs with a provider task that have not ended (kept by `TaskOwners` and
+                        `JobsRepository`)
 - `stats#tier#<key>`    `queue`, `run`: a tier's recent queue and run seconds, newest last
 - `slot#<epoch second>` `n`: queries booked in that second (expires after an hour)
 
@@ -17,7 +19,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from t2v.adapters import DynamoTable, is_conditional_failure
+from t2v.adapters import DynamoTable, LazyTable, is_conditional_failure
 from t2v.schedule import GenerationTier, TierHistory, default_history
 
 ACTIVE_KEY: Final = "stats#active"
@@ -30,13 +32,13 @@ HISTORY_WRITE_ATTEMPTS: Final = 3
 class PollStats(DynamoTable):
     def __init__(
         self,
-        table_name: str,
+        table: str | LazyTable,
         *,
         resource: Any | None = None,
         default_scale: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(table_name, resource=resource)
+        super().__init__(table, resource=resource)
         self._default_scale = default_scale
         self._monotonic = monotonic
         self._active: tuple[float, int] | None = None

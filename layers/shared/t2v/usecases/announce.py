@@ -13,7 +13,7 @@ from t2v.contract import Announced, Ended
 from t2v.errors import NotificationInProgressError
 from t2v.jobs import JobRecord, JobStatus
 from t2v.times import iso, iso_or_none, utcnow
-from t2v.usecases.ports import NotifierLike, Repo
+from t2v.usecases.ports import AnnouncementStore, JobStore, NotifierLike
 
 # A live announcer publishes within a second; a claim this old belongs to an invocation that died.
 NOTIFY_CLAIM_STALE_SECONDS = 10
@@ -21,7 +21,8 @@ NOTIFY_CLAIM_STALE_SECONDS = 10
 
 @dataclass
 class AnnounceDeps:
-    repo: Repo
+    repo: JobStore
+    announcements: AnnouncementStore
     notifier: NotifierLike
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], None] = time.sleep
@@ -149,13 +150,15 @@ def _publish_once(job: JobRecord, deps: AnnounceDeps) -> JobRecord:
     give_up = deps.clock() + stale + timedelta(seconds=2)
     while True:
         now = deps.clock()
-        claim = deps.repo.claim_notification(job.job_id, token=token, now=now, stale_before=now - stale)
+        claim = deps.announcements.claim_notification(
+            job.job_id, token=token, now=now, stale_before=now - stale
+        )
         current = claim.job
         if claim.done:
             message = outcome_message(current)
             if not current.notified:
                 message_id = deps.notifier.publish(message)
-                deps.repo.mark_notified(job.job_id, now=deps.clock(), message_id=message_id)
+                deps.announcements.mark_notified(job.job_id, now=deps.clock(), message_id=message_id)
             deps.notifier.put_event(message)
             return deps.repo.update_fields(job.job_id, {"event_sent_at": iso(deps.clock())}, now=deps.clock())
         if current.notified and current.event_sent_at:

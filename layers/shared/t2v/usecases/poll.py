@@ -182,7 +182,7 @@ def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTu
     if not foreign(info, request):
         deps.repo.update_fields(turn.job_id, {"adopted_unproven": False}, now=deps.clock())
         return None
-    deps.repo.release_task(turn.job_id, task_id=str(info.task_id), now=deps.clock())
+    deps.tasks.release_task(turn.job_id, task_id=str(info.task_id), now=deps.clock())
     resubmit = SubmitInput(
         job_id=turn.job_id, request=job.request, source=job.source or "unknown", origin=dict(job.origin)
     )

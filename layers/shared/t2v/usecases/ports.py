@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from t2v.config import ProviderSettings
 from t2v.errors import PipelineError
-from t2v.jobs import JobRecord, JobStatus, Write
+from t2v.jobs import HintRecorded, JobRecord, JobStatus, Parked, Write
 from t2v.request import VideoRequest
 from t2v.schedule import GenerationTier, MemoryPollStats, TierHistory
 from t2v.times import utcnow
@@ -26,9 +26,11 @@ class ProviderClient(Protocol):
     ) -> Iterable[Any]: ...
 
 
-class Repo(Protocol):
+class JobStore(Protocol):
+    """The job items (`t2v.adapters.jobs_repo.JobsRepository`): records, lifecycle moves, create claims,
+    listings."""
+
     def get(self, job_id: str) -> JobRecord | None: ...
-    def owner_of_task(self, task_id: str) -> str | None: ...
     def create_if_absent(
         self,
         job_id: str,
@@ -41,12 +43,6 @@ class Repo(Protocol):
         execution: str | None = None,
         owner: str | None = None,
     ) -> tuple[JobRecord, bool]: ...
-    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write: ...
-    def release_claim(self, job_id: str) -> None: ...
-    def unbound_creates(self, *, since: datetime) -> list[JobRecord]: ...
-    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None: ...
-    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> Write: ...
-    def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool: ...
     def transition(
         self,
         job_id: str,
@@ -57,11 +53,61 @@ class Repo(Protocol):
         expect: dict[str, str | None] | None = None,
     ) -> Write: ...
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> JobRecord: ...
+    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write: ...
+    def release_claim(self, job_id: str) -> None: ...
+    def unbound_creates(self, *, since: datetime) -> list[JobRecord]: ...
+    def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]: ...
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        owner: str | None = None,
+    ) -> tuple[list[JobRecord], str | None]: ...
+
+
+class TaskLookup(Protocol):
+    """Which job owns a provider task (a push needs no more)."""
+
+    def owner_of_task(self, task_id: str) -> str | None: ...
+
+
+class TaskOwnerStore(TaskLookup, Protocol):
+    """The `task#` items, bound and released with their job (`t2v.adapters.task_owners.TaskOwners`)."""
+
+    def contest_task(self, task_id: str, *, job_id: str, now: datetime) -> None: ...
+    def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> Write: ...
+    def release_task(self, job_id: str, *, task_id: str, now: datetime) -> bool: ...
+
+
+class AnnouncementStore(Protocol):
+    """The announcement claim and marks on a job (`t2v.adapters.announcements.AnnouncementClaims`)."""
+
     def claim_notification(
         self, job_id: str, *, token: str, now: datetime, stale_before: datetime
     ) -> Write: ...
     def mark_notified(self, job_id: str, *, now: datetime, message_id: str | None = None) -> bool: ...
+
+
+class PushStore(Protocol):
+    """The push hints and parked wait on a job (`t2v.adapters.push_records.PushRecords`)."""
+
+    def record_hint(self, job_id: str, *, event_id: str, now: datetime) -> HintRecorded: ...
+    def park(self, job_id: str, *, token: str, now: datetime) -> Parked | None: ...
+
+
+class BudgetStore(Protocol):
+    """The `budget#<day>` counters (`t2v.adapters.budget.BudgetLedger`)."""
+
     def charge_budget(self, job: JobRecord, *, day: str, seconds: int, cap: int, now: datetime) -> bool: ...
+    def budget_used(self, day: str) -> int: ...
+
+
+class IdempotencyStore(Protocol):
+    """The `idem#<key>` items (`t2v.adapters.idempotency.IdempotencyKeys`)."""
+
+    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str: ...
 
 
 class PollStatsLike(Protocol):
@@ -79,9 +125,12 @@ class NotifierLike(Protocol):
 
 @dataclass
 class ProviderDeps:
-    """What submit, reconcile and poll use: the jobs, the provider and the shared poll schedule."""
+    """What submit, reconcile and poll use: the jobs, their tasks, the day's budget, the provider and the
+    shared poll schedule."""
 
-    repo: Repo
+    repo: JobStore
+    tasks: TaskOwnerStore
+    budget: BudgetStore
     client: Callable[[], ProviderClient]
     settings: ProviderSettings
     clock: Callable[[], datetime] = utcnow
@@ -92,7 +141,7 @@ class ProviderDeps:
     refresh_key: Callable[[], None] = lambda: None
 
 
-def job_or_fail(repo: Repo, job_id: str) -> JobRecord:
+def job_or_fail(repo: JobStore, job_id: str) -> JobRecord:
     job = repo.get(job_id)
     if job is None:
         raise PipelineError(f"job {job_id} not found")

@@ -133,7 +133,7 @@ def _unowned(job: JobRecord, listed_tasks: list[Any], deps: ProviderDeps) -> lis
     our_keys: set[str] = set()
     for listed in listed_tasks:
         task_id = str(listed.task_id)
-        owner = deps.repo.owner_of_task(task_id)
+        owner = deps.tasks.owner_of_task(task_id)
         if owner == job.job_id:  # a crash came between the two writes of record_task
             if bound := bind(job, task_id, None, deps):
                 return bound
@@ -187,7 +187,7 @@ def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconcil
     for task_id, *_ in maybe:
         # Finished without proof and claimable by others too: nobody may adopt it later, when the
         # other claimants have moved on and one job looks like the only one left.
-        deps.repo.contest_task(task_id, job_id=job.job_id, now=deps.clock())
+        deps.tasks.contest_task(task_id, job_id=job.job_id, now=deps.clock())
     return Reconciliation(Reconciled.ABSENT)
 
 
@@ -227,7 +227,7 @@ def bind(
     `unproven`: nothing showed the task was made from our request yet, so poll checks its request
     once the provider shows it, before its video is delivered (`foreign`).
     """
-    if not deps.repo.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()).done:
+    if not deps.tasks.record_task(job.job_id, task_id=task_id, request_id=request_id, now=deps.clock()).done:
         return None
     return deps.repo.update_fields(
         job.job_id, {"reconciled": True, "adopted_unproven": unproven}, now=deps.clock()

@@ -47,7 +47,7 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> PollTurn:
     if job.status.is_terminal:
         raise JobAlreadyFinishedError(f"job {job_id} already ended {job.status}")
     if deps.settings.daily_budget_seconds:
-        deps.repo.charge_budget(
+        deps.budget.charge_budget(
             job,
             day=now.strftime("%Y-%m-%d"),
             seconds=request.billed_seconds,
@@ -115,7 +115,7 @@ def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> PollTu
     except RetryableProviderError:
         deps.repo.release_claim(job.job_id)  # refused or never sent: a new create is safe
         raise
-    bound = deps.repo.record_task(
+    bound = deps.tasks.record_task(
         job.job_id, task_id=created.task_id, request_id=created.request_id, now=deps.clock()
     )
     current = bound.job

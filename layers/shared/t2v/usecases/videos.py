@@ -36,7 +36,7 @@ from t2v.jobs import JobRecord, JobStatus, derive_job_id
 from t2v.request import FieldError, InvalidRequestError, VideoRequest
 from t2v.times import iso, utcnow
 from t2v.usecases.announce import AnnounceDeps, end_job
-from t2v.usecases.ports import ProviderClient, Repo
+from t2v.usecases.ports import BudgetStore, IdempotencyStore, JobStore, ProviderClient
 
 SOURCE: Final = "api"
 # The provider's answer when a task has left PENDING (DashScope: "please confirm ... PENDING status").
@@ -88,22 +88,6 @@ class DailyBudgetError(InvalidRequestError):
         )
 
 
-class BudgetLedger(Protocol):
-    def budget_used(self, day: str) -> int: ...
-
-
-class ApiRepo(Repo, BudgetLedger, Protocol):
-    def list_jobs(
-        self,
-        *,
-        status: str | None = None,
-        limit: int = 20,
-        cursor: str | None = None,
-        owner: str | None = None,
-    ) -> tuple[list[JobRecord], str | None]: ...
-    def remember_idempotency_key(self, key: str, job_id: str, *, now: datetime) -> str: ...
-
-
 class Executions(Protocol):
     """One execution per job, named by the job id (t2v.adapters.workflow.Workflow)."""
 
@@ -117,7 +101,9 @@ class Presigner(Protocol):
 
 @dataclass
 class ApiDeps:
-    repo: ApiRepo
+    repo: JobStore
+    budget: BudgetStore  # the day's budget, checked before a job is accepted
+    keys: IdempotencyStore
     executions: Executions
     store: Presigner
     provider: Callable[[], ProviderClient]
@@ -150,12 +136,12 @@ def accept_video(
     now = deps.clock()
     if idempotency_key is not None:
         key = scoped_key(caller, idempotency_key)
-        job_id = deps.repo.remember_idempotency_key(key, derive_job_id(SOURCE, key), now=now)
+        job_id = deps.keys.remember_idempotency_key(key, derive_job_id(SOURCE, key), now=now)
         if deps.repo.get(job_id) is None:  # a retry of an accepted job is answered as before
-            _check_budget(request, deps.repo, deps.settings.daily_budget_seconds, now)
+            _check_budget(request, deps.budget, deps.settings.daily_budget_seconds, now)
     else:
         job_id = derive_job_id(SOURCE, uuid.uuid4().hex)
-        _check_budget(request, deps.repo, deps.settings.daily_budget_seconds, now)
+        _check_budget(request, deps.budget, deps.settings.daily_budget_seconds, now)
     body = request.model_dump(exclude_none=True)
     job, created = deps.repo.create_if_absent(
         job_id,
@@ -180,7 +166,7 @@ def accept_video(
     return Accepted(job_id=job_id, links=links(job_id, base_path))
 
 
-def _check_budget(request: VideoRequest, ledger: BudgetLedger, cap: int, now: datetime) -> None:
+def _check_budget(request: VideoRequest, ledger: BudgetStore, cap: int, now: datetime) -> None:
     if not cap:
         return
     left = max(0, cap - ledger.budget_used(now.strftime("%Y-%m-%d")))

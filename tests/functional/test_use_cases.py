@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from t2v.config import FinalizeSettings, ProviderSettings
 from t2v.contract import Ended, PollDecision, PollTurn, SubmitInput, Succeeded
+from t2v.dashscope import CreatedTask
 from t2v.errors import AmbiguousCreateError, CreateInProgressError, JobAlreadyFinishedError
-from t2v.jobs import JobRecord, JobStatus
+from t2v.jobs import FOREIGN, JobRecord, JobStatus
+from t2v.request import VideoRequest
 from t2v.schedule import MemoryPollStats
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps, end_job
@@ -413,3 +415,32 @@ def test_a_throttled_query_waits_longer_and_keeps_the_job_running(world: World) 
     assert (throttled.decision, throttled.errors) == (PollDecision.WAIT, 1)
     assert throttled.wait_seconds >= 2 * world.pipeline.settings.poll_interval_seconds - 1
     assert world.job("job-1")["status"] == "SUBMITTED"
+
+
+def test_a_task_adopted_without_proof_that_shows_another_prompt_is_released_for_the_jobs_own(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another client's task (our API key) made while our create was in flight, and our create
+    # lost before the provider made anything: the lone unowned task is adopted without proof
+    world.provider.add_task("task-theirs", "PENDING", prompt="their prompt")
+    create = world.provider.create_task
+
+    def lost_before_made(request: VideoRequest) -> CreatedTask:
+        monkeypatch.setattr(world.provider, "create_task", create)
+        raise AmbiguousCreateError("the create timed out before the provider made anything")
+
+    monkeypatch.setattr(world.provider, "create_task", lost_before_made)
+    turn = submit(world)
+    assert turn.task_id == "task-theirs" and world.job("job-1")["adopted_unproven"] is True
+
+    # When its task finishes and shows another prompt
+    world.provider.finish("task-theirs", "SUCCEEDED", video_url=URL)
+    world.clock.advance(turn.wait_seconds)
+    turn = poll_job(turn, world.pipeline)
+
+    # Then the task is released (marked foreign, never adopted again) and the job made its own
+    assert turn.task_id == "task-1" and world.provider.creates == 1
+    assert world.job("job-1")["task_id"] == "task-1"
+    assert world.job("job-1")["released_tasks"] == ["task-theirs"]
+    assert world.repos.tasks.owner_of_task("task-theirs") == FOREIGN
+    assert world.repos.table.active == 1  # counted once: for the job's own task

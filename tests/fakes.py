@@ -3,7 +3,7 @@
 `FakeRepo` keeps the DynamoDB items as plain dicts and applies the same conditions as
 `t2v.adapters.jobs_repo.JobsRepository`; `FakeProvider` behaves like DashScope (tasks move
 PENDING -> RUNNING -> a final status when told to; only PENDING tasks can be canceled) and answers
-with the same typed records (`t2v.provider`).
+with the same typed records (`t2v.provider`); `MemoryPollStats` stands in for `PollStats`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from t2v.media import DownloadRejectedError
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import VideoRequest
 from t2v.times import iso
+from t2v_bench.ledger import MemoryPollStats  # noqa: F401 - the fake of PollStats is the benchmarks' ledger
 
 # -- the jobs table ------------------------------------------------------------------------------
 

@@ -422,34 +422,3 @@ def queue_and_run(times: dict[str, str | None]) -> tuple[float | None, float | N
         queue if queue is not None and queue >= 0 else None,
         run if run is not None and run >= 0 else None,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# In memory: the same interface as `t2v.adapters.poll_stats.PollStats`, for simulations and tests
-
-
-class MemoryPollStats:
-    def __init__(self, *, active: int = 1, default_scale: float = 1.0) -> None:
-        self.active = active
-        self.default_scale = default_scale
-        self.histories: dict[GenerationTier, TierHistory] = {}
-        self.slots: dict[int, int] = {}
-
-    def active_jobs(self) -> int:
-        return max(1, self.active)
-
-    def history(self, tier: GenerationTier) -> TierHistory:
-        return self.histories.get(tier) or default_history(tier, self.default_scale)
-
-    def record_timing(self, tier: GenerationTier, *, queue: float, run: float, limit: int) -> None:
-        self.histories[tier] = self.histories.get(tier, TierHistory()).add(queue=queue, run=run, limit=limit)
-
-    def take(self, second: int, limit: int) -> bool:
-        if self.slots.get(second, 0) >= limit:
-            return False
-        self.slots[second] = self.slots.get(second, 0) + 1
-        return True
-
-    def release(self, second: int) -> None:
-        if self.slots.get(second, 0) > 0:
-            self.slots[second] -= 1

@@ -262,7 +262,7 @@ def _patch_stepfunctions_time() -> None:
     from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    retrier_decl.time = _ScaledTime()  # type: ignore[attr-defined,assignment]  # its own `time` import, replaced
 
     def _timeout_body(self: Any, env: Any) -> None:
         # A task's TimeoutSeconds(Path) bounds both the task and a `.waitForTaskToken` wait for its

@@ -160,6 +160,7 @@ class Sandbox:
         self.stop()
 
     def start(self) -> Self:
+        patches.check_moto_version()  # before moto's server starts, not only before its patches
         with _active_lock:
             if Sandbox._active is not None:
                 raise RuntimeError("a sandbox is already running in this process (moto state is per process)")

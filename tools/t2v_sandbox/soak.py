@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -36,6 +37,7 @@ from typing import Any, Final
 from t2v_client import ApiClient, Target
 
 from t2v_sandbox import soak_hostile
+from t2v_sandbox.patches import MotoVersionError
 from t2v_sandbox.user_sandbox import EventTap, Subscriber, UserSandbox, put_video_request, topic_arn
 
 LOG = logging.getLogger("t2v_sandbox.soak")
@@ -901,7 +903,11 @@ def _command(args: argparse.Namespace) -> int:
     for noisy in ("moto", "httpx", "werkzeug"):
         # moto logs every failed execution (expected here) at ERROR; the verdict says what matters.
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    summary = run_soak(config)
+    try:
+        summary = run_soak(config)
+    except MotoVersionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     report = summary.pop("report")
     summary.pop("faults")  # already in the table
     print("\n".join(report))

@@ -3,7 +3,8 @@
 `FakeJobs`, `FakeTaskOwners`, `FakeAnnouncements`, `FakeBudget` and `FakeKeys` share one `FakeTable` of
 plain dicts, as the repositories share one DynamoDB table, and apply the same conditions as
 `t2v.adapters.jobs_repo` and its sibling modules; `FakeProvider` behaves like DashScope (tasks move
-PENDING -> RUNNING -> a final status when told to; only PENDING tasks can be canceled).
+PENDING -> RUNNING -> a final status when told to; only PENDING tasks can be canceled) and answers
+with the same typed records (`t2v.provider`); `MemoryPollStats` stands in for `PollStats`.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from t2v.adapters.jobs_repo import decode_cursor, encode_cursor
-from t2v.dashscope import CreatedTask, TaskInfo
 from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProviderError
 from t2v.jobs import CONTESTED, FOREIGN, TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
 from t2v.media import DownloadRejectedError
+from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import VideoRequest
 from t2v.times import iso
 from t2v.usecases.ports import AnnouncementStore, BudgetStore, IdempotencyStore, JobStore, TaskOwnerStore
+from t2v_bench.ledger import MemoryPollStats  # noqa: F401 - the fake of PollStats is the benchmarks' ledger
 
 # -- the jobs table ------------------------------------------------------------------------------
 
@@ -398,7 +400,7 @@ class FakeProvider:
             **task.times,
         )
 
-    def cancel_task(self, task_id: str) -> str:
+    def cancel_task(self, task_id: str) -> CanceledTask:
         if self.fail:
             raise self.fail
         task = self.tasks.get(task_id)
@@ -411,7 +413,7 @@ class FakeProvider:
             )
         task.status = "CANCELED"
         self.canceled.append(task_id)
-        return "r-2"
+        return CanceledTask(task_id=task_id, request_id="r-2")
 
     def iter_tasks(
         self, *, start_time: datetime, end_time: datetime, model_name: str | None = None

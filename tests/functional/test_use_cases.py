@@ -12,19 +12,27 @@ from typing import Any
 import pytest
 from t2v.config import FinalizeSettings, ProviderSettings
 from t2v.contract import Ended, PollDecision, PollTurn, SubmitInput, Succeeded
-from t2v.dashscope import CreatedTask
 from t2v.errors import AmbiguousCreateError, CreateInProgressError, JobAlreadyFinishedError
 from t2v.jobs import FOREIGN, JobRecord, JobStatus
+from t2v.provider import CreatedTask
 from t2v.request import VideoRequest
-from t2v.schedule import MemoryPollStats
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.finalize import FinalizeDeps, finalize_job
 from t2v.usecases.poll import poll_job
 from t2v.usecases.ports import ProviderDeps
 from t2v.usecases.submit import submit_job
+from t2v_bench.ledger import MemoryPollStats  # from its home: tests.fakes re-exports it only implicitly
 
-from tests.fakes import FakeClock, FakeDownloader, FakeJobs, FakeNotifier, FakeProvider, FakeRepos, FakeStore
+from tests.fakes import (
+    FakeClock,
+    FakeDownloader,
+    FakeJobs,
+    FakeNotifier,
+    FakeProvider,
+    FakeRepos,
+    FakeStore,
+)
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 URL = "https://media.pixverseai.cn/v.mp4"

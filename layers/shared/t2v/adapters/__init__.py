@@ -53,5 +53,9 @@ class DynamoTable:
         self._lazy_table = table if isinstance(table, LazyTable) else LazyTable(table, resource=resource)
 
     @property
+    def table_name(self) -> str:
+        return self._lazy_table.name
+
+    @property
     def _table(self) -> Table:
         return self._lazy_table()

@@ -2,7 +2,8 @@
 
 `FakeRepo` keeps the DynamoDB items as plain dicts and applies the same conditions as
 `t2v.adapters.jobs_repo.JobsRepository`; `FakeProvider` behaves like DashScope (tasks move
-PENDING -> RUNNING -> a final status when told to; only PENDING tasks can be canceled).
+PENDING -> RUNNING -> a final status when told to; only PENDING tasks can be canceled) and answers
+with the same typed records (`t2v.provider`); `MemoryPollStats` stands in for `PollStats`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from t2v.adapters.jobs_repo import decode_cursor, encode_cursor
-from t2v.dashscope import CreatedTask, TaskInfo
 from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProviderError
 from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
 from t2v.media import DownloadRejectedError
+from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import VideoRequest
 from t2v.times import iso
+from t2v_bench.ledger import MemoryPollStats  # noqa: F401 - the fake of PollStats is the benchmarks' ledger
 
 # -- the jobs table ------------------------------------------------------------------------------
 
@@ -304,7 +306,7 @@ class FakeProvider:
             **task.times,
         )
 
-    def cancel_task(self, task_id: str) -> str:
+    def cancel_task(self, task_id: str) -> CanceledTask:
         if self.fail:
             raise self.fail
         task = self.tasks.get(task_id)
@@ -317,7 +319,7 @@ class FakeProvider:
             )
         task.status = "CANCELED"
         self.canceled.append(task_id)
-        return "r-2"
+        return CanceledTask(task_id=task_id, request_id="r-2")
 
     def iter_tasks(
         self, *, start_time: datetime, end_time: datetime, model_name: str | None = None

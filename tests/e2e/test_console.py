@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
+from t2v_client import sandbox_place
 from t2v_console.command import RunningConsole, serve
-from t2v_sandbox.place import sandbox_place
 from t2v_sandbox.user_sandbox import UserSandbox, config_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,7 +257,7 @@ def test_the_console_refuses_other_hosts_and_forms_without_its_token(console: Ru
 
 
 def test_the_apis_location_is_followable_and_the_view_shows_origin_and_progress(sb: UserSandbox) -> None:
-    from t2v_sandbox.user_client import ApiClient
+    from t2v_client import ApiClient
 
     place = sandbox_place(sb.work_dir / "endpoints.json")
     with ApiClient(place.target) as api:
@@ -292,8 +292,8 @@ def httpx_get_signed(api: Any, url: str) -> dict[str, Any]:
 
 
 def test_endpoints_file_outputs_are_reachable_and_events_follows_sns_and_eventbridge(sb: UserSandbox) -> None:
+    from t2v_client import ApiClient
     from t2v_sandbox.events import Tap
-    from t2v_sandbox.user_client import ApiClient
 
     endpoints = json.loads((sb.work_dir / "endpoints.json").read_text())
     # The template's ApiUrl output, made local: following it works

@@ -21,7 +21,7 @@ from typing import Any
 import av
 import httpx
 import pytest
-from t2v_sandbox.user_client import ApiClient, Target
+from t2v_client import ApiClient, Target
 from t2v_sandbox.user_sandbox import (
     Subscriber,
     UserSandbox,

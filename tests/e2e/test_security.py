@@ -28,7 +28,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from t2v_sandbox.user_client import ApiClient, Target
+from t2v_client import ApiClient, Target
 from t2v_sandbox.user_sandbox import (
     Subscriber,
     UserSandbox,

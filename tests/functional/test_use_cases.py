@@ -14,7 +14,6 @@ from t2v.config import FinalizeSettings, ProviderSettings
 from t2v.contract import Ended, PollDecision, PollTurn, SubmitInput, Succeeded
 from t2v.errors import AmbiguousCreateError, CreateInProgressError, JobAlreadyFinishedError
 from t2v.jobs import JobRecord, JobStatus
-from t2v.schedule import MemoryPollStats
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.finalize import FinalizeDeps, finalize_job
@@ -22,7 +21,15 @@ from t2v.usecases.poll import poll_job
 from t2v.usecases.ports import ProviderDeps
 from t2v.usecases.submit import submit_job
 
-from tests.fakes import FakeClock, FakeDownloader, FakeNotifier, FakeProvider, FakeRepo, FakeStore
+from tests.fakes import (
+    FakeClock,
+    FakeDownloader,
+    FakeNotifier,
+    FakeProvider,
+    FakeRepo,
+    FakeStore,
+    MemoryPollStats,
+)
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 URL = "https://media.pixverseai.cn/v.mp4"

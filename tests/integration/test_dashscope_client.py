@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from t2v.dashscope import DashScopeClient, TaskInfo, TaskStatus
+from t2v.dashscope import DashScopeClient
 from t2v.errors import (
     AmbiguousCreateError,
     ProviderAuthError,
@@ -18,6 +18,8 @@ from t2v.errors import (
     RetryableProviderError,
     TerminalProviderError,
 )
+from t2v.jobs import TaskStatus
+from t2v.provider import TaskInfo
 from t2v.request import DEFAULT_MODEL, VideoRequest
 
 KEY = "sk-integration-0123456789"
@@ -96,12 +98,13 @@ def test_cancel_while_pending(emulator: Any) -> None:
     emulator.config.pending_seconds = 30.0  # keep the task PENDING for the whole test
     with DashScopeClient(KEY, base_url=emulator.base_url) as client:
         created = client.create_task(REQUEST)
-        request_id = client.cancel_task(created.task_id)
+        canceled = client.cancel_task(created.task_id)
         task = client.get_task(created.task_id)
         with pytest.raises(TerminalProviderError) as info:
             client.cancel_task(created.task_id)  # only PENDING tasks can be canceled
 
-    assert request_id
+    assert canceled.task_id == created.task_id
+    assert canceled.request_id
     assert task.status == TaskStatus.CANCELED
     assert task.is_final
     assert task.video_url is None

@@ -14,13 +14,13 @@ from t2v.api.edge import ReadSide
 from t2v.config import ApiSettings, ConfigError
 from t2v.errors import ProviderAuthError, RetryableProviderError
 from t2v.jobs import JobRecord, derive_job_id
-from t2v.schedule import GenerationTier, MemoryPollStats, TierHistory
+from t2v.schedule import GenerationTier, TierHistory
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps
 from t2v.usecases.videos import ApiDeps, Caller, scoped_key
 
 from tests.conftest import ROOT, lambda_context, load_event
-from tests.fakes import FakeExecutions, FakeNotifier, FakeProvider, FakeRepo, FakeStore
+from tests.fakes import FakeExecutions, FakeNotifier, FakeProvider, FakeRepo, FakeStore, MemoryPollStats
 
 app_module = importlib.import_module("functions.api.app")
 

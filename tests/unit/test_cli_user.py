@@ -12,9 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from t2v_sandbox import cli
-from t2v_sandbox.commands_user import Progress, follow, guarded, list_table
-from t2v_sandbox.user_client import (
+from t2v_client import (
     ApiClient,
     CliError,
     ExitCode,
@@ -30,6 +28,8 @@ from t2v_sandbox.user_client import (
     sandbox_target,
     summary_line,
 )
+from t2v_sandbox import cli
+from t2v_sandbox.commands_user import Progress, follow, guarded, list_table
 
 API = "http://127.0.0.1:9/Prod"
 

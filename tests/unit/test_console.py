@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from botocore.credentials import Credentials
+from t2v_client import ApiClient, Place, Target
 from t2v_console.app import create_app, field_errors, request_from_form
 from t2v_console.backend import ConsoleBackend, UploadError, upload_key
 from t2v_sandbox.events import parse_message
-from t2v_sandbox.place import Place
-from t2v_sandbox.user_client import ApiClient, Target
 
 TARGET = Target("http://api.test/v1", "us-east-1", Credentials("AKIDEXAMPLE", "secret-never-shown"))
 

@@ -30,6 +30,7 @@ from t2v.errors import (
     RetryableProviderError,
     TerminalProviderError,
 )
+from t2v.provider import CanceledTask
 from t2v.request import VideoRequest
 
 KEY = "sk-unit-SECRET-0123456789abcdef"
@@ -503,7 +504,7 @@ def test_query_2xx_with_error_code_is_classified() -> None:
 def test_cancel_posts_and_returns_the_request_id() -> None:
     handler, seen = recorder([httpx.Response(200, json={"request_id": "req-cancel"})])
     with make_client(handler) as client:
-        assert client.cancel_task("t-1") == "req-cancel"
+        assert client.cancel_task("t-1") == CanceledTask(task_id="t-1", request_id="req-cancel")
     assert seen[0].method == "POST"
     assert str(seen[0].url) == f"{BASE}/tasks/t-1/cancel"
     assert seen[0].content == b""
@@ -511,7 +512,7 @@ def test_cancel_posts_and_returns_the_request_id() -> None:
 
 def test_request_id_falls_back_to_the_response_header() -> None:
     with make_client(answer(200, {}, headers={"x-request-id": "hdr-1"})) as client:
-        assert client.cancel_task("t-1") == "hdr-1"
+        assert client.cancel_task("t-1").request_id == "hdr-1"
 
 
 # -- list_tasks / iter_tasks ------------------------------------------------------------------

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from t2v.schedule import (
     SLOT_MARGIN,
     GenerationTier,
-    MemoryPollStats,
     Observation,
     Policy,
     TierHistory,
@@ -29,6 +28,8 @@ from t2v.schedule import (
     reserve_slot,
     slot_check,
 )
+
+from tests.fakes import MemoryPollStats
 
 pytestmark = pytest.mark.unit
 

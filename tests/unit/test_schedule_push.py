@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from t2v.schedule import (
-    MemoryPollStats,
     Observation,
     Policy,
     TierHistory,
@@ -20,6 +19,8 @@ from t2v.schedule import (
     quantile,
     woken_early,
 )
+
+from tests.fakes import MemoryPollStats
 
 pytestmark = pytest.mark.unit
 

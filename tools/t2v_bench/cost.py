@@ -232,7 +232,7 @@ def _item_sizes(sandbox: Any, job_ids: list[str]) -> list[int]:
 def measure(settings: Settings, template: Path = ROOT / "template.yaml") -> dict[str, Any]:
     import logging
 
-    from t2v_sandbox.user_client import ApiClient, Target, request_body
+    from t2v_client import ApiClient, Target, request_body
     from t2v_sandbox.user_sandbox import UserSandbox, config_for
 
     for name in ("werkzeug", "t2v_sandbox", "moto", "botocore"):

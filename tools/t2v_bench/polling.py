@@ -31,7 +31,6 @@ from typing import Any, Protocol
 
 from t2v.schedule import (
     GenerationTier,
-    MemoryPollStats,
     Observation,
     Policy,
     book_query,
@@ -41,6 +40,8 @@ from t2v.schedule import (
     phase_of,
     slot_check,
 )
+
+from t2v_bench.ledger import MemoryPollStats
 
 # (size, duration, audio, typical run seconds): eight tiers spanning 30-300 s of generation.
 TIERS: tuple[tuple[str, int, bool, float], ...] = (

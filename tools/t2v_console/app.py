@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, url_for
-from t2v_sandbox.user_client import CliError, error_line
+from t2v_client import CliError, error_line
 from werkzeug.datastructures import FileStorage
 
 from t2v_console.backend import (

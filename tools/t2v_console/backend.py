@@ -15,8 +15,7 @@ from typing import Any, Final
 from t2v.jobs import TERMINAL as JOB_TERMINAL
 from t2v.jobs import JobStatus
 from t2v.request import DURATIONS, SIZES
-from t2v_sandbox.place import Place
-from t2v_sandbox.user_client import ApiClient, ApiResponse
+from t2v_client import ApiClient, ApiResponse, Place
 
 PROMPT_SUFFIXES: Final = (".txt", ".json", ".jsonl")
 MAX_PROMPT_FILE_BYTES: Final = 1024 * 1024  # intake refuses larger files; refuse them before the upload

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from t2v_sandbox.place import Place, resolve_place
-from t2v_sandbox.user_client import DEFAULT_ENDPOINTS, CliError
+from t2v_client import DEFAULT_ENDPOINTS, CliError, Place, resolve_place
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from t2v_console.app import create_app

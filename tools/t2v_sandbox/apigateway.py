@@ -194,6 +194,7 @@ class ApiFront:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}/{self.stages[0]}"
 
     def start(self) -> None:

@@ -45,6 +45,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from t2v_sandbox.patches import MotoVersionError
     from t2v_sandbox.sandbox import Sandbox, SandboxConfig
 
     config = SandboxConfig(
@@ -74,7 +75,7 @@ def run_up(args: argparse.Namespace) -> int:
             )
             stop.wait()
             print("stopping sandbox", flush=True)
-    except TemplateError as exc:
+    except (TemplateError, MotoVersionError) as exc:
         print(f"error: {exc}", flush=True)
         return 2
     finally:

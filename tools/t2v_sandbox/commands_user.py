@@ -1,7 +1,7 @@
 """`t2v submit|status|list|cancel|download`: the video API from a shell.
 
 The sandbox (`.sandbox/endpoints.json`) by default, a deployed stack with `--stack NAME`.
-Errors are one line on stderr; exit codes are `user_client.ExitCode`.
+Errors are one line on stderr; exit codes are `t2v_client.ExitCode`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from t2v_sandbox.user_client import (
+from t2v_client import (
     DEFAULT_ENDPOINTS,
     ApiClient,
     CliError,
@@ -117,7 +117,7 @@ def register(subparsers: Any) -> None:
 
 def resolve_target(args: argparse.Namespace) -> Target:
     if getattr(args, "stack", None):
-        from t2v_sandbox.place import stack_place
+        from t2v_client import stack_place
 
         return stack_place(args.stack, getattr(args, "region", None)).target
     return sandbox_target(getattr(args, "endpoints", DEFAULT_ENDPOINTS))

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from t2v_client import ApiClient, CliError, ExitCode, Target, request_body
+
 from t2v_sandbox.commands_user import follow, guarded
-from t2v_sandbox.user_client import ApiClient, CliError, ExitCode, Target, request_body
 
 DEFAULT_PROMPT = "一只小猫在月光下奔跑"
 
@@ -67,10 +68,7 @@ def _demo(args: argparse.Namespace) -> int:
         api_url = sandbox.endpoints.get("api_url")
         if not api_url:
             raise CliError(f"{args.template} declares no REST API, so there is nothing to submit to")
-        creds = sandbox.session.get_credentials()
-        target = Target(
-            str(api_url), sandbox.config.region, creds.get_frozen_credentials() if creds else None
-        )
+        target = Target(str(api_url), sandbox.config.region, sandbox.credentials)
         interval = 5.0 if real_dashscope() else 0.5
         with ApiClient(target) as client:
             accepted = client.submit(request_body(args.prompt, size=args.size, duration=args.duration))

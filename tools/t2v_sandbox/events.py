@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-from t2v_sandbox.place import Place, sandbox_place
-from t2v_sandbox.user_client import DEFAULT_ENDPOINTS, CliError
+from t2v_client import DEFAULT_ENDPOINTS, CliError, Place, sandbox_place
 
 ALL_EVENTS = {"source": [{"prefix": ""}]}  # EventBridge needs a pattern; this one matches every event
 
@@ -127,7 +125,7 @@ class Tap:
 
     def close(self) -> None:
         events = self.place.client("events")
-        for cleanup in (
+        cleanups: tuple[Callable[[], object], ...] = (
             lambda: events.remove_targets(Rule=self.rule, EventBusName=self.place.event_bus, Ids=["tap"]),
             lambda: events.delete_rule(Name=self.rule, EventBusName=self.place.event_bus),
             lambda: (
@@ -135,7 +133,8 @@ class Tap:
                 and self.place.client("sns").unsubscribe(SubscriptionArn=self.subscription_arn)
             ),
             lambda: self.sqs.delete_queue(QueueUrl=self.queue_url),
-        ):
+        )
+        for cleanup in cleanups:
             try:
                 cleanup()
             except (BotoCoreError, ClientError):  # best effort: the sandbox may already be gone

@@ -325,6 +325,8 @@ class LambdaRunner:
         layer_dirs = []
         for layer in fn.layers:
             version = backend.layers_versions_by_arn(layer["Arn"])
+            if version is None:
+                raise LookupError(f"{fn.function_name}: layer {layer['Arn']} is not in moto")
             layer_dirs.append(self._code_dir(version.code_bytes))
         return FunctionSpec(
             name=fn.function_name,

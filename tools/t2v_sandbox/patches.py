@@ -1,11 +1,13 @@
 """Patches that close moto 5.2.5's gaps against real AWS behaviour, installed once per process.
 
 Every patch delegates to the active `Runtime`; with no sandbox running, moto behaves as shipped.
+They replace moto's private names, so `install()` refuses any moto but `MOTO_VERSION`.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 import json
 import logging
 import threading
@@ -13,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote_plus, unquote_plus
 
 from t2v_sandbox import moto_atomic
@@ -21,6 +23,36 @@ from t2v_sandbox import moto_atomic
 LOG = logging.getLogger("t2v_sandbox")
 _install_lock = threading.Lock()
 _ASYNC_RETRY_DELAYS = (60.0, 120.0)
+# The moto these patches were written against: pyproject.toml's pin (a unit test keeps them equal).
+MOTO_VERSION: Final = "5.2.5"
+
+
+class MotoVersionError(RuntimeError):
+    """The installed moto is not the one the patches were written for; nothing was patched."""
+
+    def __init__(self, installed: str) -> None:
+        super().__init__(
+            f"the sandbox patches moto's internals as of moto {MOTO_VERSION}, but moto {installed} is "
+            f"installed: pip install 'moto[server]=={MOTO_VERSION}' (or run `make venv` in the repository)"
+        )
+        self.installed = installed
+
+
+def installed_moto_version() -> str | None:
+    try:
+        return importlib.metadata.version("moto")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_moto_version() -> None:
+    """Raise MotoVersionError when another moto than `MOTO_VERSION` is installed.
+
+    No moto at all is left to the import that needs it: the CLI turns that into the extra to install.
+    """
+    installed = installed_moto_version()
+    if installed is not None and installed != MOTO_VERSION:
+        raise MotoVersionError(installed)
 
 
 @dataclass
@@ -72,7 +104,8 @@ def active() -> Runtime | None:
 
 
 def install() -> None:
-    """Install every patch (idempotent)."""
+    """Install every patch (idempotent); MotoVersionError, before any patch, for another moto."""
+    check_moto_version()
     with _install_lock:
         if _State.installed:
             return
@@ -262,7 +295,7 @@ def _patch_stepfunctions_time() -> None:
     from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
-    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    retrier_decl.time = _ScaledTime()  # type: ignore[attr-defined,assignment]  # its own `time` import, replaced
 
     def _timeout_body(self: Any, env: Any) -> None:
         # A task's TimeoutSeconds(Path) bounds both the task and a `.waitForTaskToken` wait for its

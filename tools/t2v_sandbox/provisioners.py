@@ -30,6 +30,11 @@ class ApiSpec:
     stages: list[str] = field(default_factory=list)
 
 
+def service_client(session: boto3.Session, service: str, **kwargs: Any) -> Any:
+    """A client of a service named at run time (boto3-stubs types `client()` per literal name only)."""
+    return session.client(service, **kwargs)  # type: ignore[call-overload]  # no `str` overload in the stubs
+
+
 @dataclass
 class DeployContext:
     session: boto3.Session
@@ -44,7 +49,7 @@ class DeployContext:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, endpoint_url=self.endpoint)
+            self._clients[service] = service_client(self.session, service, endpoint_url=self.endpoint)
         return self._clients[service]
 
     def name(self, logical_id: str, limit: int = 64, lower: bool = False) -> str:

@@ -12,10 +12,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import ClientError
 
 from t2v_sandbox import patches
@@ -23,7 +24,7 @@ from t2v_sandbox.apigateway import SANDBOX_USER_ARN, ApiFront, FrontSettings
 from t2v_sandbox.deployer import Deployer, DeployError, Stack, resolve_parameters
 from t2v_sandbox.eventbridge import EventDelivery
 from t2v_sandbox.lambda_runner import LambdaRunner, RunnerSettings, default_python
-from t2v_sandbox.provisioners import DeployContext
+from t2v_sandbox.provisioners import DeployContext, service_client
 from t2v_sandbox.schedules import Scheduler
 from t2v_sandbox.template import Packager, load_template, prepare_sam, translate
 
@@ -106,8 +107,13 @@ class Sandbox:
         self._saved_env: dict[str, str | None] = {}
 
     # --- public API
+    @property
+    def credentials(self) -> ReadOnlyCredentials:
+        """moto's fake credentials, the ones `session` signs with."""
+        return ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, None)
+
     def client(self, service: str, **kwargs: Any) -> Any:
-        return self.session.client(service, endpoint_url=self.moto_url, **kwargs)
+        return service_client(self.session, service, endpoint_url=self.moto_url, **kwargs)
 
     def physical_id(self, logical_id: str) -> Any:
         if self.stack is None or logical_id not in self.stack.resources:
@@ -144,7 +150,7 @@ class Sandbox:
     def api_urls(self) -> dict[str, str]:
         return {front.spec.logical_id: front.url for front in self._fronts}
 
-    def __enter__(self) -> Sandbox:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -153,7 +159,8 @@ class Sandbox:
     ) -> None:
         self.stop()
 
-    def start(self) -> Sandbox:
+    def start(self) -> Self:
+        patches.check_moto_version()  # before moto's server starts, not only before its patches
         with _active_lock:
             if Sandbox._active is not None:
                 raise RuntimeError("a sandbox is already running in this process (moto state is per process)")

@@ -24,16 +24,20 @@ import hashlib
 import json
 import logging
 import random
+import sys
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
+from t2v_client import ApiClient, Target
+
 from t2v_sandbox import soak_hostile
-from t2v_sandbox.user_client import ApiClient, Target
+from t2v_sandbox.patches import MotoVersionError
 from t2v_sandbox.user_sandbox import EventTap, Subscriber, UserSandbox, put_video_request, topic_arn
 
 LOG = logging.getLogger("t2v_sandbox.soak")
@@ -250,8 +254,7 @@ class Submitter:
         self.sb = sb
         self.config = config
         self.rng = random.Random(config.seed)  # noqa: S311 - test timing, not crypto
-        creds = sb.session.get_credentials().get_frozen_credentials()
-        self.api = ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, creds))
+        self.api = ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, sb.credentials))
         self.bucket = str(sb.outputs["OutputBucketName"])
         self.prefix = sb.stack.parameters.get("InputPrefix", "prompts/") if sb.stack else "prompts/"
 
@@ -416,6 +419,13 @@ def scan_jobs(sb: UserSandbox) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def _whole(number: object) -> int:
+    """A DynamoDB number attribute (a Decimal) as an int; anything else is not a counter."""
+    if not isinstance(number, Decimal | int):
+        raise TypeError(f"not a DynamoDB number: {number!r}")
+    return int(number)
+
+
 def scan_budget(sb: UserSandbox) -> dict[str, int]:
     """Each UTC day's budget counter (`budget#<day>`): billed seconds charged that day."""
     table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
@@ -425,7 +435,7 @@ def scan_budget(sb: UserSandbox) -> dict[str, int]:
         page = table.scan(**kwargs)
         for item in page["Items"]:
             if str(item["pk"]).startswith("budget#"):
-                used[str(item["pk"]).removeprefix("budget#")] = int(item.get("used_seconds", 0))
+                used[str(item["pk"]).removeprefix("budget#")] = _whole(item.get("used_seconds", 0))
         if "LastEvaluatedKey" not in page:
             return used
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -893,7 +903,11 @@ def _command(args: argparse.Namespace) -> int:
     for noisy in ("moto", "httpx", "werkzeug"):
         # moto logs every failed execution (expected here) at ERROR; the verdict says what matters.
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    summary = run_soak(config)
+    try:
+        summary = run_soak(config)
+    except MotoVersionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     report = summary.pop("report")
     summary.pop("faults")  # already in the table
     print("\n".join(report))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -41,7 +42,10 @@ class HostileFile:
     job_ids: dict[int, str] = field(default_factory=dict)
 
 
-def _jsonl(rows: list[tuple[str, str | None, str | None]]) -> tuple[bytes, list[Line]]:
+type Row = tuple[str, str | None, str | None]  # (text of the line, expected reason or None, prompt)
+
+
+def _jsonl(rows: list[Row]) -> tuple[bytes, list[Line]]:
     """(text of the line, expected reason or None, prompt) rows; blank rows are blank lines."""
     lines = [
         Line(n, reason, prompt) for n, (text, reason, prompt) in enumerate(rows, start=1) if text.strip()
@@ -53,7 +57,7 @@ def plan_files(run: str, prompts: list[str], many_lines: int) -> list[HostileFil
     """The hostile files; `prompts` are the planned jobs' prompts that valid lines carry (in order)."""
     pending = iter(prompts)
 
-    def valid() -> tuple[str, None, str]:
+    def valid() -> Row:
         prompt = next(pending)
         return json.dumps({"prompt": prompt, "size": "640*360", "duration": 5}), None, prompt
 
@@ -64,7 +68,7 @@ def plan_files(run: str, prompts: list[str], many_lines: int) -> list[HostileFil
             f"{run}-over-cap.jsonl", b" " * (1024 * 1024 + 1), [Line(0, "over the 1048576-byte cap")]
         ),
     ]
-    numbers = [valid()]
+    numbers: list[Row] = [valid()]
     for constant in ("NaN", "Infinity", "-Infinity", "1e999"):
         numbers += [(f'{{"prompt": "{run} {constant}", "seed": {constant}}}', "invalid JSON", None), valid()]
     deep = '{"prompt": "deep", "extra": ' + "[" * 40 + "]" * 40 + "}"
@@ -80,14 +84,14 @@ def plan_files(run: str, prompts: list[str], many_lines: int) -> list[HostileFil
     return files
 
 
-def _many(run: str, count: int, valid: Any) -> list[tuple[str, str | None, str | None]]:
+def _many(run: str, count: int, valid: Callable[[], Row]) -> list[Row]:
     refusals = [
         ('{"prompt": ', "invalid JSON"),
         (json.dumps({"prompt": "p", "colour": "red"}), "unknown field"),
         (json.dumps({"prompt": "p", "size": "9" * 5000}), "is not one of the 20 supported sizes"),
         (json.dumps({"prompt": "p", "size": "1920*1080", "duration": 10}), "duration"),
     ]
-    rows: list[tuple[str, str | None, str | None]] = []
+    rows: list[Row] = []
     for n in range(count):
         if n % 10 == 0:
             rows.append(valid())

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from t2v_sandbox.user_client import CliError, ExitCode
+from t2v_client import CliError, ExitCode
 
 BUCKET_OUTPUT = "OutputBucketName"
 DELETE_BATCH = 1000  # the most DeleteObjects accepts at once

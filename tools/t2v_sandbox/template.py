@@ -136,9 +136,10 @@ def translate(template: dict[str, Any], parameter_values: dict[str, Any], region
     try:
         # The translator reads only the region from its session (for pseudo parameters and ARNs).
         session = boto3.Session(region_name=region)
-        return Translator(None, Parser(), boto_session=session).translate(
+        translated: dict[str, Any] = Translator(None, Parser(), boto_session=session).translate(
             copy.deepcopy(template), parameter_values=dict(parameter_values), get_managed_policy_map=dict
         )
+        return translated
     except InvalidDocumentException as exc:
         causes = "; ".join(str(cause) for cause in exc.causes)
         raise TemplateError(f"SAM translation failed: {causes}") from exc

@@ -1,8 +1,9 @@
 """DashScope client for PixVerse text-to-video (synchronous, on httpx).
 
-The adapter at the edge: it speaks HTTP and turns every answer into a typed model or a typed
-error from `t2v.errors`. It never retries by itself, least of all a create (every create is billed
-and the API has no idempotency key); retries belong to the caller, guided by the error class.
+The adapter at the edge: it speaks HTTP and turns every answer into a typed record of
+`t2v.provider` or a typed error from `t2v.errors`. It never retries by itself, least of all a
+create (every create is billed and the API has no idempotency key); retries belong to the caller,
+guided by the error class.
 
 Regions: `DEFAULT_BASE_URL` is Beijing, `INTL_BASE_URL` is Singapore. Key, model and endpoint
 must belong to the same region.
@@ -13,20 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from types import TracebackType
-from typing import Annotated, Any, Final, NoReturn, Self
+from typing import Any, Final, NoReturn, Self
 from urllib.parse import quote
 
 import httpx
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-)
+from pydantic import SecretStr, ValidationError
 
 from t2v.errors import (
     AmbiguousCreateError,
@@ -36,6 +28,7 @@ from t2v.errors import (
     classify_http_error,
 )
 from t2v.jobs import TaskStatus
+from t2v.provider import CanceledTask, CreatedTask, TaskInfo, TaskPage
 from t2v.request import VideoRequest
 
 DEFAULT_BASE_URL: Final = "https://dashscope.aliyuncs.com/api/v1"
@@ -58,108 +51,6 @@ _MAX_ERROR_TEXT: Final = 300
 
 # Failures where httpx never handed the request to the server: retrying a create is safe.
 _NOT_SENT_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-
-
-# UNKNOWN is final: the provider answers it for expired (>24 h) or unknown ids, and it never changes.
-FINAL_STATUSES: Final = frozenset(
-    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELED, TaskStatus.UNKNOWN}
-)
-
-
-def _to_text(value: Any) -> Any:
-    # Providers drift between numbers and strings (SR "720" vs 720, epoch times); keep text.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-_Text = Annotated[str | None, BeforeValidator(_to_text)]
-
-
-class TaskUsage(BaseModel):
-    """Billing facts of a finished task. Unknown keys are kept; missing keys are None."""
-
-    model_config = ConfigDict(frozen=True, extra="allow", validate_by_name=True, validate_by_alias=True)
-
-    duration: int | float | None = None
-    size: _Text = None
-    fps: int | float | None = None
-    video_count: int | None = None
-    audio: bool | None = None
-    sr: _Text = Field(default=None, validation_alias=AliasChoices("SR", "sr"))
-
-
-class CreatedTask(BaseModel):
-    """What a successful create returns."""
-
-    model_config = ConfigDict(frozen=True)
-
-    task_id: str
-    task_status: str
-    request_id: str | None = None
-
-
-class TaskInfo(BaseModel):
-    """One task snapshot, from `get_task` or one entry of `list_tasks`."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore", validate_by_name=True, validate_by_alias=True)
-
-    task_id: str
-    # Unknown statuses are kept verbatim so a new provider status is visible, not coerced.
-    status: str = Field(default=TaskStatus.UNKNOWN, validation_alias=AliasChoices("task_status", "status"))
-    request_id: _Text = None
-    submit_time: _Text = None
-    scheduled_time: _Text = None
-    end_time: _Text = None
-    orig_prompt: str | None = None
-    video_url: str | None = None
-    code: _Text = None
-    message: str | None = None
-    model_name: str | None = None
-    usage: TaskUsage | None = None
-    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
-
-    @field_validator("usage", mode="before")
-    @classmethod
-    def _tolerant_usage(cls, value: Any) -> Any:
-        # A malformed usage block must not hide the task's status; `raw` still holds it.
-        if not isinstance(value, Mapping):
-            return None
-        try:
-            return TaskUsage.model_validate(dict(value))
-        except ValidationError:
-            return None
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == TaskStatus.SUCCEEDED
-
-
-class TaskPage(BaseModel):
-    """One page of `GET /tasks`."""
-
-    model_config = ConfigDict(frozen=True)
-
-    tasks: tuple[TaskInfo, ...] = ()
-    page_no: int = 1
-    page_size: int = 10
-    total: int | None = None
-    total_page: int | None = None
-    request_id: str | None = None
-
-    @property
-    def has_next(self) -> bool:
-        if not self.tasks:
-            return False
-        if self.total_page is not None:
-            return self.page_no < self.total_page
-        if self.total is not None:
-            return self.page_no * self.page_size < self.total
-        return len(self.tasks) >= self.page_size
 
 
 def format_list_time(value: datetime, *, round_up: bool = False) -> str:
@@ -252,11 +143,11 @@ class DashScopeClient:
                 request_id=merged["request_id"],
             ) from None
 
-    def cancel_task(self, task_id: str) -> str | None:
-        """Cancel a PENDING task; returns the provider's request_id."""
+    def cancel_task(self, task_id: str) -> CanceledTask:
+        """Cancel a PENDING task; the answer carries the provider's request_id."""
         response = self._send("POST", f"/tasks/{_path_segment(task_id)}/cancel")
         body = self._success_body(response)
-        return _request_id(response, body)
+        return CanceledTask(task_id=task_id, request_id=_request_id(response, body))
 
     def list_tasks(
         self,

@@ -175,6 +175,16 @@ class EventPublishError(PipelineError):
     retryable = True
 
 
+class UnknownTierError(PipelineError):
+    """A size with no generation tier: not one of the contract's, so no record this code wrote holds it."""
+
+    code = "UnknownTier"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"no generation tier for size {key!r}: not one of the contract's sizes")
+
+
 def classify_http_error(
     http_status: int, provider_code: str | None, message: str, request_id: str | None
 ) -> ProviderError:

@@ -24,7 +24,8 @@ from typing import Any, Final, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from t2v.request import SIZES, Tier
+from t2v.errors import UnknownTierError
+from t2v.request import SIZES, Tier, VideoRequest
 
 # Seeds for a tier's history until real jobs have finished: run seconds of a 5 s, silent video
 # (the provider's reference shows 720P 5 s done about 30 s after submission and 10 s after 64 s).
@@ -46,6 +47,8 @@ SLOT_MARGIN: Final = 0.2
 ZONE: Final = (0.25, 0.55)
 
 PollState = Literal["SUBMITTED", "PENDING", "RUNNING"]
+_DEFAULT_SIZE: Final[str] = VideoRequest.model_fields["size"].default
+_DEFAULT_DURATION: Final[int] = VideoRequest.model_fields["duration"].default
 
 
 class GenerationTier(BaseModel):
@@ -59,14 +62,20 @@ class GenerationTier(BaseModel):
 
     @classmethod
     def of(cls, size: str, duration: int, audio: bool) -> GenerationTier:
+        """The tier of a size of the contract; any other size raises `UnknownTierError`, naming it."""
         spec = SIZES.get(size)
-        return cls(resolution=spec.tier if spec else "720P", seconds=int(duration), audio=bool(audio))
+        if spec is None:
+            raise UnknownTierError(size)
+        return cls(resolution=spec.tier, seconds=int(duration), audio=bool(audio))
 
     @classmethod
     def of_request(cls, request: Mapping[str, Any]) -> GenerationTier:
-        """The tier of a stored request (a job record's `request`)."""
+        """The tier of a stored request (a job record's `request`). A field it lacks takes the
+        contract's default: a refused request's record keeps only a digest, and is shown as 720P."""
         return cls.of(
-            str(request.get("size", "")), int(request.get("duration", 5)), bool(request.get("audio"))
+            str(request.get("size", _DEFAULT_SIZE)),
+            int(request.get("duration", _DEFAULT_DURATION)),
+            bool(request.get("audio")),
         )
 
     @property
@@ -422,34 +431,3 @@ def queue_and_run(times: dict[str, str | None]) -> tuple[float | None, float | N
         queue if queue is not None and queue >= 0 else None,
         run if run is not None and run >= 0 else None,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# In memory: the same interface as `t2v.adapters.poll_stats.PollStats`, for simulations and tests
-
-
-class MemoryPollStats:
-    def __init__(self, *, active: int = 1, default_scale: float = 1.0) -> None:
-        self.active = active
-        self.default_scale = default_scale
-        self.histories: dict[GenerationTier, TierHistory] = {}
-        self.slots: dict[int, int] = {}
-
-    def active_jobs(self) -> int:
-        return max(1, self.active)
-
-    def history(self, tier: GenerationTier) -> TierHistory:
-        return self.histories.get(tier) or default_history(tier, self.default_scale)
-
-    def record_timing(self, tier: GenerationTier, *, queue: float, run: float, limit: int) -> None:
-        self.histories[tier] = self.histories.get(tier, TierHistory()).add(queue=queue, run=run, limit=limit)
-
-    def take(self, second: int, limit: int) -> bool:
-        if self.slots.get(second, 0) >= limit:
-            return False
-        self.slots[second] = self.slots.get(second, 0) + 1
-        return True
-
-    def release(self, second: int) -> None:
-        if self.slots.get(second, 0) > 0:
-            self.slots[second] -= 1

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, Succeeded
+from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, SubmitInput, Succeeded
 from t2v.errors import ProviderAuthError, ProviderThrottledError, RetryableProviderError
-from t2v.jobs import PROVIDER_TO_JOB, JobRecord, JobStatus, TaskStatus
+from t2v.jobs import PROVIDER_TO_JOB, JobStatus, TaskStatus
+from t2v.provider import TaskInfo
 from t2v.request import parse_request
 from t2v.schedule import (
-    DISPATCH_LATENCY,
-    GenerationTier,
     Observation,
-    book_query,
     claim_now,
     estimate_latency,
-    first_wait,
     next_wait,
     phase_of,
     queue_and_run,
@@ -25,80 +21,12 @@ from t2v.schedule import (
     woken_early,
 )
 from t2v.times import iso
+from t2v.usecases.booking import book
 from t2v.usecases.ports import ProviderDeps, job_or_fail
 from t2v.usecases.reconcile import foreign
 
 THROTTLE_FACTOR = 2.0
 MAX_BACKOFF_SECONDS = 300
-
-
-@dataclass(frozen=True)
-class _Booked:
-    wait_seconds: int
-    slot: int | None  # None tells the next turn it holds no slot and must not query
-    latency: float
-    returned_at: datetime
-    park: bool  # push on: wait in a parked task a push can wake (a task timeout needs at least 1 s)
-
-
-def first_turn(job: JobRecord, deps: ProviderDeps) -> PollTurn:
-    """The loop's first turn, for a job whose task is bound: when to look first."""
-    now = deps.clock()
-    tier = GenerationTier.of_request(job.request)
-    submitted_at = job.submitted_at or now
-    deadline = job.deadline_at or deps.settings.deadline_from(now)
-    obs = Observation(
-        now=now.timestamp(),
-        submitted_at=submitted_at.timestamp(),
-        deadline=deadline.timestamp(),
-        active_jobs=deps.stats.active_jobs(),
-    )
-    policy = deps.settings.poll_policy()
-    wait = first_wait(obs, deps.stats.history(tier), policy, phase=phase_of(job.job_id))
-    booked = _book(wait, deadline=deadline, deps=deps, phase=phase_of(job.job_id))
-    return PollTurn(
-        job_id=job.job_id,
-        task_id=str(job.task_id),
-        tier=tier,
-        submitted_at=submitted_at,
-        deadline_at=deadline,
-        polls=job.polls,
-        **vars(booked),
-    )
-
-
-def _book(
-    wait: float,
-    *,
-    deadline: datetime,
-    deps: ProviderDeps,
-    latency: float = DISPATCH_LATENCY,
-    hinted: bool = False,
-    phase: float = 0.0,
-) -> _Booked:
-    """Book the next query's slot in the shared ledger, and line the return up with it (`hinted`:
-    a look a push asked for, see `t2v.schedule.book_query`)."""
-    now = deps.clock().timestamp()  # now, not at entry: the work since then shifts the landing
-    policy = deps.settings.poll_policy()
-    booking = book_query(
-        deps.stats,
-        wait,
-        now=now,
-        deadline=deadline.timestamp(),
-        active_jobs=deps.stats.active_jobs(),
-        policy=policy,
-        latency=latency,
-        hinted=hinted,
-        phase=phase,
-    )
-    deps.sleep(booking.pause)  # under a second: lines the query up with the start of its slot
-    return _Booked(
-        wait_seconds=booking.wait_seconds,
-        slot=booking.slot,
-        latency=round(latency, 3),
-        returned_at=datetime.fromtimestamp(round(now + booking.pause, 3), UTC),
-        park=policy.push and booking.wait_seconds >= 1,
-    )
 
 
 def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
@@ -145,7 +73,7 @@ def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
     return _map_task(info, turn, deps=deps, now=now, hinted=hinted)
 
 
-def _query(task_id: str, deps: ProviderDeps) -> Any:
+def _query(task_id: str, deps: ProviderDeps) -> TaskInfo:
     """One task query; a refused key (401/403: rotated within its cache) is read afresh and tried once more."""
     try:
         return deps.client().get_task(task_id)
@@ -169,11 +97,10 @@ def _last_look(turn: PollTurn, reason: str, deps: ProviderDeps, now: datetime) -
     return _map_task(info, turn.model_copy(update={"errors": 0}), deps=deps, now=now, hinted=False)
 
 
-def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTurn | None:
+def _release_if_foreign(info: TaskInfo, turn: PollTurn, deps: ProviderDeps) -> PollTurn | None:
     """A task adopted without proof shows its request now: if it is not ours (another client on the
     account made it), release it and create the job's own task. None: deliver this task."""
-    from t2v.contract import SubmitInput
-    from t2v.usecases.submit import submit_job  # submit books its first turn here: imported late
+    from t2v.usecases.submit import submit_job  # rarely needed: the status function's cold start skips it
 
     job = job_or_fail(deps.repo, turn.job_id)
     if not job.adopted_unproven or job.task_id != str(info.task_id):
@@ -192,7 +119,7 @@ def _release_if_foreign(info: Any, turn: PollTurn, deps: ProviderDeps) -> PollTu
 def _waiting(
     turn: PollTurn, wait: float, deps: ProviderDeps, *, task_status: TaskStatus | None, hinted: bool = False
 ) -> PollTurn:
-    booked = _book(
+    booked = book(
         wait,
         deadline=turn.deadline_at,
         latency=turn.latency,
@@ -216,7 +143,7 @@ def _final(turn: PollTurn, decision: PollDecision, outcome: Succeeded | Ended, n
     )
 
 
-def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime, hinted: bool) -> PollTurn:
+def _map_task(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: datetime, hinted: bool) -> PollTurn:
     status = str(info.status)
     if status in PROVIDER_TO_JOB:
         task_status = TaskStatus(status)
@@ -259,7 +186,7 @@ def _map_task(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime, h
     return _final(turn, PollDecision.UNKNOWN, unknown, now)
 
 
-def _succeeded(info: Any, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -> PollTurn:
+def _succeeded(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -> PollTurn:
     resubmitted = _release_if_foreign(info, turn, deps)
     if resubmitted is not None:
         return resubmitted
@@ -278,14 +205,11 @@ def _task_status(status: str) -> TaskStatus | None:
     return TaskStatus(status) if status in TaskStatus.__members__ else None
 
 
-def _usage(info: Any) -> dict[str, Any]:
-    usage = info.usage
-    if usage is None:
-        return {}
-    if hasattr(usage, "model_dump"):
-        return dict(usage.model_dump(exclude_none=True))
-    return dict(usage)
+def _usage(info: TaskInfo) -> dict[str, Any]:
+    return {} if info.usage is None else info.usage.model_dump(exclude_none=True)
 
 
-def _times(info: Any) -> ProviderTimes:
-    return ProviderTimes(**{k: getattr(info, k, None) for k in ("submit_time", "scheduled_time", "end_time")})
+def _times(info: TaskInfo) -> ProviderTimes:
+    return ProviderTimes(
+        submit_time=info.submit_time, scheduled_time=info.scheduled_time, end_time=info.end_time
+    )

@@ -12,18 +12,19 @@ from typing import Any, Protocol
 from t2v.config import ProviderSettings
 from t2v.errors import PipelineError
 from t2v.jobs import JobRecord, JobStatus, Write
+from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import VideoRequest
-from t2v.schedule import GenerationTier, MemoryPollStats, TierHistory
+from t2v.schedule import GenerationTier, TierHistory
 from t2v.times import utcnow
 
 
 class ProviderClient(Protocol):
-    def create_task(self, request: VideoRequest) -> Any: ...
-    def get_task(self, task_id: str) -> Any: ...
-    def cancel_task(self, task_id: str) -> Any: ...
+    def create_task(self, request: VideoRequest) -> CreatedTask: ...
+    def get_task(self, task_id: str) -> TaskInfo: ...
+    def cancel_task(self, task_id: str) -> CanceledTask: ...
     def iter_tasks(
         self, *, start_time: datetime, end_time: datetime, model_name: str | None = None
-    ) -> Iterable[Any]: ...
+    ) -> Iterable[TaskInfo]: ...
 
 
 class Repo(Protocol):
@@ -84,9 +85,9 @@ class ProviderDeps:
     repo: Repo
     client: Callable[[], ProviderClient]
     settings: ProviderSettings
+    stats: PollStatsLike  # no default: a wiring slip must fail, not drop the account-wide query budget
     clock: Callable[[], datetime] = utcnow
     rng: random.Random = field(default_factory=random.Random)
-    stats: PollStatsLike = field(default_factory=MemoryPollStats)
     sleep: Callable[[float], None] = time.sleep
     # Reads the provider key again, past its cache (the provider refused the cached one).
     refresh_key: Callable[[], None] = lambda: None

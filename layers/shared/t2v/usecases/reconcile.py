@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from t2v.errors import IncompleteListError
 from t2v.jobs import CONTESTED, JobRecord, TaskStatus
+from t2v.provider import TaskInfo
 from t2v.request import VideoRequest, output_size
 from t2v.usecases.ports import ProviderDeps
 
@@ -60,15 +61,14 @@ def create_window(job: JobRecord, skew: float) -> tuple[float, float] | None:
     return start - skew, end + skew
 
 
-def _key_id(listed: Any) -> str | None:
+def _key_id(listed: TaskInfo) -> str | None:
     """The short id of the API key that made a listed task (`api_key_id`), None when not shown."""
-    value = (getattr(listed, "raw", None) or {}).get("api_key_id")
+    value = listed.raw.get("api_key_id")
     return str(value) if value not in (None, "") else None
 
 
-def _created_at(listed: Any) -> float | None:
-    raw = getattr(listed, "raw", None) or {}
-    value = raw.get("gmt_create")
+def _created_at(listed: TaskInfo) -> float | None:
+    value = listed.raw.get("gmt_create")
     return value / 1000 if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -126,10 +126,10 @@ def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reco
     return _decide(job, maybe, deps)
 
 
-def _unowned(job: JobRecord, listed_tasks: list[Any], deps: ProviderDeps) -> list[Any] | JobRecord:
+def _unowned(job: JobRecord, listed_tasks: list[TaskInfo], deps: ProviderDeps) -> list[TaskInfo] | JobRecord:
     """The window's tasks no job owns that our API key may have made (or the job bound to its own task,
     when that was found). The keys of the tasks our jobs own are ours; with none owned, any key may be."""
-    unowned: list[Any] = []
+    unowned: list[TaskInfo] = []
     our_keys: set[str] = set()
     for listed in listed_tasks:
         task_id = str(listed.task_id)
@@ -146,7 +146,7 @@ def _unowned(job: JobRecord, listed_tasks: list[Any], deps: ProviderDeps) -> lis
     return [t for t in unowned if not our_keys or _key_id(t) in our_keys]
 
 
-def foreign(info: Any, request: VideoRequest) -> bool:
+def foreign(info: TaskInfo, request: VideoRequest) -> bool:
     """Whether a task that shows its request (SUCCEEDED) was made from another request than ours:
     another prompt, or a video of another size, length or sound (the provider's usage)."""
     if info.orig_prompt is not None and info.orig_prompt != request.prompt:

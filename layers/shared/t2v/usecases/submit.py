@@ -17,7 +17,7 @@ from t2v.errors import (
 from t2v.jobs import JobRecord
 from t2v.request import VideoRequest, parse_request
 from t2v.times import iso
-from t2v.usecases.poll import first_turn
+from t2v.usecases.booking import first_turn
 from t2v.usecases.ports import ProviderClient, ProviderDeps
 from t2v.usecases.reconcile import Reconciled, reconcile
 

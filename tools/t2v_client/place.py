@@ -15,14 +15,8 @@ from typing import Any
 
 import boto3
 
-from t2v_sandbox.user_client import (
-    DEFAULT_ENDPOINTS,
-    CliError,
-    ExitCode,
-    Target,
-    api_url_from_outputs,
-    sandbox_target,
-)
+from t2v_client.errors import CliError, ExitCode
+from t2v_client.target import DEFAULT_ENDPOINTS, Target, api_url_from_outputs, sandbox_target
 
 
 @dataclass(frozen=True)
@@ -94,7 +88,7 @@ def stack_place(stack_name: str, region: str | None = None) -> Place:
     target = Target(
         api_url=api_url,
         region=session.region_name or "us-east-1",
-        credentials=credentials.get_frozen_credentials(),  # type: ignore[arg-type]
+        credentials=credentials.get_frozen_credentials(),
         api_key=os.environ.get("T2V_API_KEY"),
     )
     return Place(target=target, session=session, endpoint_url=None, outputs=outputs, parameters=parameters)

@@ -1,0 +1,108 @@
+"""A job as a user reads and writes it: terminal statuses, progress lines, request bodies, summaries.
+
+Pure helpers, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from t2v_client.errors import ExitCode
+
+TERMINAL_OK: Final = "SUCCEEDED"
+TERMINAL_BAD: Final = frozenset({"FAILED", "CANCELED", "TIMED_OUT"})
+
+
+def exit_code_for_status(status: str) -> ExitCode:
+    """The exit code of a job that reached `status` (only terminal ones are meaningful)."""
+    if status == TERMINAL_OK:
+        return ExitCode.OK
+    if status in TERMINAL_BAD:
+        return ExitCode.JOB_FAILED
+    return ExitCode.WAIT_TIMEOUT
+
+
+@dataclass(frozen=True)
+class ProgressFacts:
+    """What a job view says about its progress: phase, fraction done and seconds left (None: unknown)."""
+
+    phase: str | None
+    fraction: float | None
+    seconds_left: float | None
+
+
+def progress_facts(job: dict[str, Any], now: datetime | None = None) -> ProgressFacts:
+    """Read the view's `progress` block (an API without one: all None)."""
+    progress = job.get("progress")
+    block: dict[str, Any] = progress if isinstance(progress, dict) else {}
+    phase = str(block["phase"]) if block.get("phase") else None
+    fraction = block.get("fraction")
+    fraction = min(1.0, max(0.0, float(fraction))) if isinstance(fraction, int | float) else None
+    left = None
+    expected = block.get("expected_finish_at")
+    if isinstance(expected, str) and expected:
+        try:
+            finish = datetime.fromisoformat(expected.replace("Z", "+00:00"))
+        except ValueError:
+            finish = None
+        if finish is not None:
+            finish = finish if finish.tzinfo else finish.replace(tzinfo=UTC)
+            left = max(0.0, (finish - (now or datetime.now(UTC))).total_seconds())
+    return ProgressFacts(phase, fraction, left)
+
+
+def format_progress(
+    status: str,
+    elapsed: float,
+    polls: int | None,
+    job_id: str = "",
+    facts: ProgressFacts | None = None,
+) -> str:
+    """`[  12s] RUNNING     polls=3 running 40% eta 18s job-...`: what `--wait` prints when not on a terminal."""
+    parts = [f"[{int(elapsed):>4}s]", f"{status:<11}", f"polls={polls or 0}"]
+    if facts is not None:
+        if facts.phase:
+            parts.append(facts.phase)
+        if facts.fraction is not None:
+            parts.append(f"{facts.fraction:.0%}")
+        if facts.seconds_left is not None:
+            parts.append(f"eta {facts.seconds_left:.0f}s")
+    if job_id:
+        parts.append(job_id)
+    return " ".join(parts)
+
+
+def request_body(
+    prompt: str,
+    *,
+    size: str | None = None,
+    duration: int | None = None,
+    audio: bool | None = None,
+    watermark: bool | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """The POST /videos body; options left out take the API's defaults."""
+    body: dict[str, Any] = {"prompt": prompt}
+    optional = {"size": size, "duration": duration, "audio": audio, "watermark": watermark, "seed": seed}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+def summary_line(job: dict[str, Any], *, path: Path | None, elapsed: float) -> str:
+    """One line about a finished video: size, duration, bytes, sha256, elapsed."""
+    request = job.get("request") or {}
+    video = job.get("video") or {}
+    parts = [
+        f"{job.get('job_id')} {job.get('status')}",
+        f"size={request.get('size', '?')}",
+        f"duration={request.get('duration', '?')}s",
+        f"bytes={video.get('bytes', '?')}",
+        f"sha256={video.get('sha256', '?')}",
+        f"elapsed={elapsed:.1f}s",
+    ]
+    if path is not None:
+        parts.append(f"file={path}")
+    return " ".join(parts)

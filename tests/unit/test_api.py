@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from t2v.api.edge import ReadSide
 from t2v.config import ApiSettings, ConfigError
 from t2v.errors import ProviderAuthError, RetryableProviderError
 from t2v.jobs import JobRecord, derive_job_id
@@ -49,6 +50,7 @@ class World:
     provider: FakeProvider
     notifier: FakeNotifier
     deps: ApiDeps
+    reads: ReadSide
 
     @property
     def repo(self) -> FakeJobs:
@@ -67,15 +69,15 @@ def world(monkeypatch: pytest.MonkeyPatch) -> World:
         budget=repos.budget,
         keys=repos.keys,
         executions=executions,
-        store=FakeStore(),
         provider=lambda: provider,
         outcomes=outcomes,
         settings=settings,
-        timings=MemoryPollStats(),
         clock=lambda: NOW,
     )
+    reads = ReadSide(store=FakeStore(), timings=MemoryPollStats())
     monkeypatch.setattr(app_module, "_deps", lambda: deps)
-    return World(repos, executions, provider, notifier, deps)
+    monkeypatch.setattr(app_module, "_reads", lambda: reads)
+    return World(repos, executions, provider, notifier, deps, reads)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -321,6 +323,7 @@ def test_list_filters_by_status_and_pages_with_an_opaque_cursor(world: World) ->
         ({"limit": "101"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
+        ({"cursor": ""}, "cursor"),  # the repository would read it as no cursor
     ],
 )
 def test_list_rejects_bad_queries(world: World, query: dict[str, str], field: str) -> None:
@@ -536,7 +539,7 @@ def test_progress_comes_from_the_tiers_timings_and_the_providers_queue_time(worl
     ten_ago = iso(NOW - timedelta(seconds=10))
     seed_job(world.repo, "job-run", "RUNNING", created_at=ten_ago, submitted_at=ten_ago, queued_seconds=4.0)
     world.repo.items["job-run"]["request"] = {"prompt": "p", "size": "640*360", "duration": 5}
-    world.deps.timings.histories[GenerationTier.of("640*360", 5, False)] = TierHistory(
+    world.reads.timings.histories[GenerationTier.of("640*360", 5, False)] = TierHistory(
         queue=(1.0,), run=(16.0,)
     )
 

@@ -34,6 +34,7 @@ from t2v.config import (
 # (docs/benchmarks.md, section 4).
 if TYPE_CHECKING:
     from t2v.adapters.storage import VideoStore
+    from t2v.api.edge import ReadSide
     from t2v.contract import ExecutionInput
     from t2v.dashscope import DashScopeClient
     from t2v.intake import IntakeDeps
@@ -226,23 +227,31 @@ def intake_deps() -> IntakeDeps:
 
 
 def build_api_deps() -> ApiDeps:
-    """Everything the API needs, from the environment; clients are built lazily."""
-    from t2v.adapters.storage import VideoStore
-    from t2v.usecases.videos import ApiDeps  # the API's views and use cases: only the API loads them
+    """Everything the API's use cases need, from the environment; clients are built lazily."""
+    from t2v.usecases.videos import ApiDeps  # the API's use cases: only the API loads them
 
     settings = ApiSettings.from_env()
     repos = Repositories.over(settings.jobs_table)
-    store = VideoStore()
     return ApiDeps(
         repo=repos.jobs,
         budget=repos.budget,
         keys=repos.keys,
         executions=Workflow(settings.state_machine_arn),
-        store=store,
         provider=provider_client_factory(settings),
         outcomes=build_announce_deps(settings, repos=repos),
         settings=settings,
-        timings=PollStats(repos.table, default_scale=settings.generation_time_scale),
+    )
+
+
+def build_api_reads() -> ReadSide:
+    """What the API's views need besides the records: the store (video URLs), the tier timings."""
+    from t2v.adapters.storage import VideoStore
+    from t2v.api.edge import ReadSide  # the API's views: only the API loads them
+
+    settings = ApiSettings.from_env()
+    return ReadSide(
+        store=VideoStore(),
+        timings=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
     )
 
 

@@ -1,4 +1,6 @@
-"""The REST API's edge: what it answers (`views`) and the checks on HTTP input (`checks`).
+"""The REST API's edge: the read side in front of the API's use cases (`t2v.usecases.videos`).
 
-Its use cases live in `t2v.usecases.videos`; the handler is functions/api/app.py.
+`edge` calls a use case per route and builds what it answers from the records it returns (`views`);
+`checks` checks HTTP input, `errors` maps typed errors to HTTP answers, `routes` documents each route.
+The handler is functions/api/app.py.
 """

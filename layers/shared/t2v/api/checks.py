@@ -1,5 +1,5 @@
-"""Checks on HTTP input the request model does not make: media type, body encoding, cursors,
-and the resolver's validation errors turned into the contract's field errors."""
+"""Checks on HTTP input the request model does not make: media type, body encoding, the caller's
+base path, and the resolver's validation errors turned into the contract's field errors."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from t2v.adapters.jobs_repo import decode_cursor
-from t2v.errors import InvalidCursorError, PipelineError
+from t2v.errors import PipelineError
 from t2v.jsontext import loads
 from t2v.request import FieldError, InvalidRequestError, field_errors
 
@@ -85,15 +84,6 @@ def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
     else:
         fields.extend(field_errors({**e, "loc": tuple(e["loc"][1:])} for e in body))
     return InvalidRequestError(fields)
-
-
-def check_cursor(cursor: str, *, owner: str | None = None) -> None:
-    """A cursor is what `next_cursor` returned: exactly the shape of a list start key (of `owner`'s
-    own listing, or of every job's when None)."""
-    try:
-        decode_cursor(cursor, owner=owner)
-    except InvalidCursorError as exc:
-        raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
 
 
 def base_path(request_path: str | None, resource_path: str | None, stage: str | None) -> str:

@@ -35,6 +35,12 @@ class TierTimings(Protocol):
     def history(self, tier: GenerationTier) -> TierHistory: ...
 
 
+class Presigner(Protocol):
+    """Presigned GET URLs of stored videos (t2v.adapters.storage.VideoStore)."""
+
+    def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str: ...
+
+
 @dataclass(frozen=True)
 class ViewContext:
     """What a job view needs besides the record: the clock, the tier timings, the caller's base path."""
@@ -184,6 +190,19 @@ class ErrorResponse(BaseModel):
 class JobPage(BaseModel):
     items: list[JobView]
     next_cursor: str | None = Field(default=None, description="Opaque; pass as `cursor` for the next page.")
+
+
+def video_view(job: JobRecord, store: Presigner, expires_in: int) -> VideoView | None:
+    """A SUCCEEDED job's video, with a URL presigned for this answer (locally: no call per job)."""
+    if job.status != JobStatus.SUCCEEDED or not job.s3_bucket or not job.s3_key:
+        return None
+    return VideoView(
+        uri=f"s3://{job.s3_bucket}/{job.s3_key}",
+        url=store.presign(bucket=job.s3_bucket, key=job.s3_key, expires_in=expires_in),
+        expires_in=expires_in,
+        bytes=job.bytes,
+        sha256=job.sha256,
+    )
 
 
 def job_view(job: JobRecord, ctx: ViewContext, video: VideoView | None = None) -> JobView:

@@ -1,4 +1,7 @@
-"""The REST API's use cases: accept a video request, look jobs up, list them, cancel one."""
+"""The REST API's use cases: accept a video request, look jobs up, list them, cancel one.
+
+They answer with job records; what the API shows of them (views, links, progress, video URLs) is
+built in `t2v.api`."""
 
 from __future__ import annotations
 
@@ -10,17 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final, Protocol
 
-from t2v.api.checks import check_cursor
-from t2v.api.views import (
-    Accepted,
-    JobPage,
-    JobView,
-    TierTimings,
-    VideoView,
-    ViewContext,
-    job_view,
-    links,
-)
 from t2v.config import ApiSettings
 from t2v.contract import Ended, ExecutionInput
 from t2v.errors import (
@@ -42,6 +34,7 @@ SOURCE: Final = "api"
 # The provider's answer when a task has left PENDING (DashScope: "please confirm ... PENDING status").
 PROVIDER_REFUSED_CANCEL: Final = frozenset({"UnsupportedOperation"})
 MAX_LIST_ROUNDS: Final = 10
+NOT_A_CURSOR: Final = "not a cursor this API returned (use next_cursor as is)"
 # A cancel re-reads the job when it changed between the check and the write; a create runs once per job.
 MAX_CANCEL_ROUNDS: Final = 3
 CANCELED_BY_USER: Final = Ended(status=JobStatus.CANCELED, code="Canceled", message="canceled by the user")
@@ -95,25 +88,24 @@ class Executions(Protocol):
     def stop(self, job_id: str, *, cause: str) -> bool: ...
 
 
-class Presigner(Protocol):
-    def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str: ...
-
-
 @dataclass
 class ApiDeps:
     repo: JobStore
     budget: BudgetStore  # the day's budget, checked before a job is accepted
     keys: IdempotencyStore
     executions: Executions
-    store: Presigner
     provider: Callable[[], ProviderClient]
     outcomes: AnnounceDeps  # canceling ends the job and announces it
     settings: ApiSettings
-    timings: TierTimings  # the views' expected finish
     clock: Callable[[], datetime] = utcnow
 
-    def view_context(self, base_path: str = "") -> ViewContext:
-        return ViewContext(now=self.clock(), timings=self.timings, base_path=base_path)
+
+@dataclass(frozen=True)
+class JobsPage:
+    """One page of a listing, most recent first; `next_cursor` reads on (None: no more)."""
+
+    jobs: list[JobRecord]
+    next_cursor: str | None
 
 
 def accept_video(
@@ -123,15 +115,15 @@ def accept_video(
     origin: dict[str, Any],
     caller: Caller,
     deps: ApiDeps,
-    base_path: str = "",
-) -> Accepted:
+) -> JobRecord:
     """Record the job (so GET works at once) and start its execution, at most once per caller's key.
 
     A request that cannot fit the day's remaining budget is refused here; submit still charges the
     budget atomically, so a job that loses a race for the last seconds fails cleanly later.
 
     Written, then started: a crash (or a 29 s gateway timeout) in between leaves an ACCEPTED job with
-    no execution, which a retry with the same key or the sweeper (t2v.sweeper) starts.
+    no execution, which a retry with the same key or the sweeper (t2v.sweeper) starts. The answer is
+    the job as recorded (by the first attempt, for a retry).
     """
     now = deps.clock()
     if idempotency_key is not None:
@@ -163,7 +155,7 @@ def accept_video(
             job_id=job_id, request=job.request, source=SOURCE, origin=job.origin or origin
         )
         deps.executions.start(job_id, execution.model_dump(mode="json"))
-    return Accepted(job_id=job_id, links=links(job_id, base_path))
+    return job
 
 
 def _check_budget(request: VideoRequest, ledger: BudgetStore, cap: int, now: datetime) -> None:
@@ -180,22 +172,8 @@ def _check_budget(request: VideoRequest, ledger: BudgetStore, cap: int, now: dat
         )
 
 
-def _video_view(job: JobRecord, deps: ApiDeps) -> VideoView | None:
-    if job.status != JobStatus.SUCCEEDED or not job.s3_bucket or not job.s3_key:
-        return None
-    expires = deps.settings.presign_seconds
-    return VideoView(
-        uri=f"s3://{job.s3_bucket}/{job.s3_key}",
-        url=deps.store.presign(bucket=job.s3_bucket, key=job.s3_key, expires_in=expires),
-        expires_in=expires,
-        bytes=job.bytes,
-        sha256=job.sha256,
-    )
-
-
-def get_video(job_id: str, caller: Caller, deps: ApiDeps, base_path: str = "") -> JobView:
-    job = _job(job_id, caller, deps)
-    return job_view(job, deps.view_context(base_path), _video_view(job, deps))
+def get_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobRecord:
+    return _job(job_id, caller, deps)
 
 
 def list_videos(
@@ -205,31 +183,33 @@ def list_videos(
     cursor: str | None,
     caller: Caller,
     deps: ApiDeps,
-    base_path: str = "",
-) -> JobPage:
-    """The caller's jobs (every job for an admin), most recent first, a SUCCEEDED job with its video
-    (presigning is local: no call per item). A status filter can leave DynamoDB pages short, so read on
-    to fill `limit`."""
+) -> JobsPage:
+    """The caller's jobs (every job for an admin), most recent first. A status filter can leave
+    DynamoDB pages short, so read on to fill `limit`.
+
+    A cursor is what a `next_cursor` was, of the same listing; any other is a 400 naming `cursor`
+    (the repository refuses it before reading anything)."""
     owner = None if caller.admin else caller.principal
-    if cursor is not None:
-        check_cursor(cursor, owner=owner)
-    items: list[JobRecord] = []
+    try:
+        return _pages(deps.repo, status.value if status else None, limit, cursor, owner)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
+
+
+def _pages(repo: JobStore, status: str | None, limit: int, cursor: str | None, owner: str | None) -> JobsPage:
+    if cursor == "":  # the repository reads an empty cursor as none; no listing returns one
+        raise InvalidCursorError(NOT_A_CURSOR)
+    jobs: list[JobRecord] = []
     for _ in range(MAX_LIST_ROUNDS):
         # Never read more than is still missing: the cursor then points right after the last item.
-        try:
-            jobs, cursor = deps.repo.list_jobs(
-                status=status.value if status else None, limit=limit - len(items), cursor=cursor, owner=owner
-            )
-        except InvalidCursorError as exc:  # well-formed, yet DynamoDB refused it as a start key
-            raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
-        items.extend(jobs)
-        if cursor is None or len(items) >= limit:
+        page, cursor = repo.list_jobs(status=status, limit=limit - len(jobs), cursor=cursor, owner=owner)
+        jobs.extend(page)
+        if cursor is None or len(jobs) >= limit:
             break
-    ctx = deps.view_context(base_path)
-    return JobPage(items=[job_view(j, ctx, _video_view(j, deps)) for j in items], next_cursor=cursor)
+    return JobsPage(jobs, cursor)
 
 
-def cancel_video(job_id: str, caller: Caller, deps: ApiDeps, base_path: str = "") -> JobView:
+def cancel_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobRecord:
     """Cancel a job: at the provider while its task is PENDING, then record CANCELED once.
 
     The job ends as every job does (`end_job`), on condition that it is still as checked (the same
@@ -269,7 +249,7 @@ def cancel_video(job_id: str, caller: Caller, deps: ApiDeps, base_path: str = ""
             f"job {job_id} kept changing while being canceled; retry in a few seconds"
         )
     deps.executions.stop(job_id, cause=CANCELED_BY_USER.message)
-    return job_view(ending.job, deps.view_context(base_path))
+    return ending.job
 
 
 def _cancel_task(task_id: str, deps: ApiDeps) -> None:

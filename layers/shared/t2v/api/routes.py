@@ -1,0 +1,52 @@
+"""What the OpenAPI document (docs/openapi.json) says of each route: its summary and its answers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final, TypedDict
+
+from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseContentModel
+
+
+class RouteDoc(TypedDict):
+    summary: str
+    responses: dict[int, OpenAPIResponse]
+
+
+def _route(summary: str, *answers: tuple[int, str] | tuple[int, str, type[Any]]) -> RouteDoc:
+    """Each answer: its status, its description, and its model (ErrorResponse unless named)."""
+    responses: dict[int, OpenAPIResponse] = {}
+    for status, description, *model in answers:
+        schema: OpenAPIResponseContentModel = {"model": model[0] if model else ErrorResponse}
+        responses[status] = {"description": description, "content": {"application/json": schema}}
+    return RouteDoc(summary=summary, responses=responses)
+
+
+_NOT_FOUND: Final = (404, "No such job (or another caller's)")
+CREATE: Final = _route(
+    "Request a video; an Idempotency-Key makes retries safe",
+    (202, "Accepted; the Location header points at the job", Accepted),
+    (400, "Invalid request: `fields` names each field and its rule"),
+    (409, "The Idempotency-Key was used before with a different body"),
+    (415, "The body is not JSON (`fields` names the Content-Type)"),
+    (
+        429,
+        "BudgetExceeded: the request cannot fit the day's remaining budget (DailyBudgetSeconds); "
+        "`fields` names `duration`, Retry-After gives the seconds until 00:00 UTC",
+    ),
+)
+READ: Final = _route("Read one of the caller's jobs", (200, "The job", JobView), _NOT_FOUND)
+LIST: Final = _route(
+    "List the caller's recent jobs (every caller's for an admin)",
+    (200, "Newest first", JobPage),
+    (400, "Bad query"),
+)
+CANCEL: Final = _route(
+    "Cancel a job (the provider cancels only PENDING tasks)",
+    (200, "Canceled", JobView),
+    _NOT_FOUND,
+    (409, "The job already ended, its provider task is past PENDING, or its create is in flight"),
+    (502, "The provider answered with an error; `code` is the provider's"),
+)

@@ -24,6 +24,10 @@ FUNCTIONS = {
 }
 ADAPTERS = ROOT / "layers" / "shared" / "t2v" / "adapters"
 
+# Adapters no function builds yet, so no function is granted what they call: the capacity governor's
+# store (issue 20: its transactions need TransactWriteItems on the functions that will wire it).
+NOT_WIRED = frozenset({"capacity_leases.py"})
+
 # What each function's code path calls on the jobs table (see t2v.wiring and t2v.usecases):
 # Query only where jobs are listed (the API) or lost creates are reconciled (submit's `_rivals`).
 NEEDS: dict[str, dict[str, set[str]]] = {
@@ -67,6 +71,8 @@ def table_calls() -> set[str]:
     """Every DynamoDB operation the adapters call (`self._table.<op>(...)`), as IAM names it."""
     calls: set[str] = set()
     for path in ADAPTERS.glob("*.py"):
+        if path.name in NOT_WIRED:
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (
                 isinstance(node, ast.Attribute)

@@ -1,0 +1,153 @@
+"""Provider capacity: how many provider tasks may be in flight, who gets the next free place, and the
+time limits a job waiting for one must keep. Pure domain, no I/O (the leases live in DynamoDB:
+`t2v.adapters.capacity_leases`).
+
+- **Leases.** A job holds a capacity *lease* from when it is admitted until its provider task ends
+  (succeeded, failed, canceled, timed out, unknown) or its create is refused; the query ledger's
+  one-second *slots* (`t2v.schedule`) are another thing.
+- **The working cap.** The stack's parameter is the ceiling; the working cap learns the provider's
+  real one. A create refused with a throttling answer lowers it to what was actually in flight when
+  the refusal came (not a halving, which wastes capacity); every `cap` accepted creates in a row
+  raise it by one (one step per round of the cap, as TCP's congestion avoidance), never past the
+  ceiling. A task held PENDING at the provider far past its tier's learned queue time lowers it by one.
+- **Fair share.** Free capacity goes round-robin between the owners with queued jobs, FIFO within an
+  owner: one caller's thousands of lines cannot starve another caller's single request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Final
+
+from t2v.errors import PipelineError
+
+# Throttling answers to a create that mean "no capacity now" (HTTP 429); the quota and billing codes
+# (`Throttling.AllocationQuota`, ...) stay terminal (`t2v.errors.classify_http_error`).
+CAPACITY_CODES: Final = frozenset({"Throttling", "Throttling.RateQuota", "LimitRequests"})
+
+# Step Functions' own limit on a standard execution's history.
+HISTORY_LIMIT: Final = 25_000
+# History events of one turn through each loop (state entered/exited, task scheduled/started/ended):
+# a capacity wait is Submit + its Choice + ParkForCapacity; a poll turn with push on is ParkForPush,
+# CheckStatus and RouteByState (README: about 14,000 for 1,000 polls).
+EVENTS_PER_CAPACITY_TURN: Final = 13
+EVENTS_PER_POLL_TURN: Final = 14
+# What a job's end needs after its deadline: the last look, finalize's retries (download, announce).
+FINISH_SLACK_SECONDS: Final = 3600
+# Events outside both loops (Stagger, the first Submit, Finalize or RecordOutcome, their retries).
+FIXED_EVENTS: Final = 200
+
+
+class CapacityLimitsError(PipelineError):
+    """Time limits that do not agree (a deploy that would let a job outlive its workflow)."""
+
+    code = "CapacityLimits"
+
+
+@dataclass(frozen=True)
+class WorkingCap:
+    """The governor's learned cap on provider tasks in flight (`ceiling`: the stack's parameter)."""
+
+    ceiling: int
+    cap: int
+    streak: int = 0  # creates accepted since the cap last moved
+
+    @classmethod
+    def start(cls, ceiling: int) -> WorkingCap:
+        if ceiling < 1:
+            raise ValueError("the capacity ceiling must be at least 1")
+        return cls(ceiling=ceiling, cap=ceiling)
+
+    def refused(self, in_flight: int) -> WorkingCap:
+        """A create refused for capacity while `in_flight` other tasks held leases: that many fit."""
+        return replace(self, cap=max(1, min(self.cap, in_flight)), streak=0)
+
+    def accepted(self) -> WorkingCap:
+        """A create accepted: after a whole cap's worth in a row, try one more."""
+        streak = self.streak + 1
+        if streak >= self.cap and self.cap < self.ceiling:
+            return replace(self, cap=self.cap + 1, streak=0)
+        return replace(self, streak=min(streak, self.cap))
+
+    def held_too_long(self) -> WorkingCap:
+        """A task sat PENDING at the provider far past its tier's queue time: the provider queues ours."""
+        return replace(self, cap=max(1, self.cap - 1), streak=0)
+
+    def with_ceiling(self, ceiling: int) -> WorkingCap:
+        """The parameter changed (a stack update): the cap stays learned, but never above it."""
+        return replace(self, ceiling=ceiling, cap=max(1, min(self.cap, ceiling)))
+
+
+def held_too_long(pending_seconds: float, learned_queue_seconds: float, *, floor: float = 60.0) -> bool:
+    """Whether a task PENDING this long is held in the provider's own queue, not merely scheduled."""
+    return pending_seconds > max(floor, 4 * learned_queue_seconds)
+
+
+def next_owner(queued: Mapping[str, int], last: str | None) -> str | None:
+    """The owner whose turn it is: the first after `last` (in a fixed order) with a queued job."""
+    waiting = sorted(owner for owner, count in queued.items() if count > 0)
+    if not waiting:
+        return None
+    if last is not None:
+        for owner in waiting:
+            if owner > last:
+                return owner
+    return waiting[0]
+
+
+def queue_key(queued_at_iso: str, job_id: str) -> str:
+    """FIFO order within an owner: when the job first queued, then its id (ties). A job refused by the
+    provider goes back with its first key, so to the front of its owner's queue."""
+    return f"{queued_at_iso}#{job_id}"
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    """The bounds a job's life must keep, from the stack's parameters."""
+
+    max_queue_seconds: int  # the longest wait in our queue
+    capacity_heartbeat_seconds: int  # a parked capacity wait looks again after this, woken or not
+    max_capacity_turns: int  # wakes and heartbeats while queued (refusals send a job back)
+    deadline_seconds: int  # counted from the lease, not from acceptance
+    max_polls: int
+    state_machine_timeout_seconds: int
+    sweep_lookback_seconds: int
+
+    def problems(self) -> list[str]:
+        """What does not agree; empty when every bound holds."""
+        found: list[str] = []
+        life = self.max_queue_seconds + self.deadline_seconds + FINISH_SLACK_SECONDS
+        if life > self.state_machine_timeout_seconds:
+            found.append(
+                f"MaxQueueSeconds {self.max_queue_seconds} + DeadlineSeconds {self.deadline_seconds} + "
+                f"{FINISH_SLACK_SECONDS} s to finish is {life} s, over the state machine's "
+                f"TimeoutSeconds {self.state_machine_timeout_seconds}"
+            )
+        if self.sweep_lookback_seconds < self.state_machine_timeout_seconds:
+            found.append(
+                f"the sweeper's look-back ({self.sweep_lookback_seconds} s) is shorter than a workflow's "
+                f"longest life ({self.state_machine_timeout_seconds} s)"
+            )
+        heartbeats = -(-self.max_queue_seconds // max(1, self.capacity_heartbeat_seconds))
+        if heartbeats > self.max_capacity_turns:
+            found.append(
+                f"{heartbeats} heartbeats of {self.capacity_heartbeat_seconds} s fill MaxQueueSeconds, "
+                f"more than the {self.max_capacity_turns} capacity turns allowed"
+            )
+        events = self.history_events()
+        if events > HISTORY_LIMIT:
+            found.append(f"a job may write {events} history events, over the limit of {HISTORY_LIMIT}")
+        return found
+
+    def history_events(self) -> int:
+        """The most history events one execution can write (parks and wakes included)."""
+        return (
+            FIXED_EVENTS
+            + self.max_capacity_turns * EVENTS_PER_CAPACITY_TURN
+            + self.max_polls * EVENTS_PER_POLL_TURN
+        )
+
+    def check(self) -> None:
+        if found := self.problems():
+            raise CapacityLimitsError("; ".join(found))

@@ -1,0 +1,99 @@
+"""The capacity governor's rules (t2v.capacity): the learned cap, fair turns, the time limits."""
+
+from __future__ import annotations
+
+import pytest
+from t2v.capacity import (
+    HISTORY_LIMIT,
+    CapacityLimitsError,
+    TimeLimits,
+    WorkingCap,
+    held_too_long,
+    next_owner,
+    queue_key,
+)
+
+
+def test_a_refusal_lowers_the_cap_to_what_was_in_flight_not_by_half() -> None:
+    cap = WorkingCap.start(100).refused(in_flight=49)
+    assert cap.cap == 49  # halving would give 50, then 25 on the next refusal
+    assert cap.refused(in_flight=49).cap == 49
+    assert WorkingCap.start(4).refused(in_flight=0).cap == 1  # never below one
+
+
+def test_the_cap_rises_one_step_per_round_of_accepted_creates_up_to_the_ceiling() -> None:
+    cap = WorkingCap(ceiling=6, cap=4)
+    for _ in range(3):
+        cap = cap.accepted()
+    assert cap.cap == 4
+    cap = cap.accepted()
+    assert (cap.cap, cap.streak) == (5, 0)
+    for _ in range(50):
+        cap = cap.accepted()
+    assert cap.cap == 6  # the parameter is the ceiling
+
+
+def test_a_refusal_resets_the_climb() -> None:
+    cap = WorkingCap(ceiling=10, cap=5, streak=4).refused(in_flight=5)
+    assert cap.streak == 0
+    assert cap.accepted().cap == 5
+
+
+def test_a_lower_ceiling_caps_a_learned_value() -> None:
+    assert WorkingCap(ceiling=50, cap=40).with_ceiling(10).cap == 10
+    assert WorkingCap(ceiling=50, cap=8).with_ceiling(10).cap == 8
+
+
+def test_held_too_long_means_far_past_the_learned_queue_time() -> None:
+    assert not held_too_long(30, 10)
+    assert held_too_long(61, 10)
+    assert not held_too_long(150, 40)
+    assert held_too_long(161, 40)
+
+
+def test_turns_go_round_robin_between_owners_with_queued_jobs() -> None:
+    queued = {"arn:a": 19_990, "arn:b": 1, "arn:c": 0}
+    order = []
+    last = None
+    for _ in range(4):
+        last = next_owner(queued, last)
+        order.append(last)
+    assert order == ["arn:a", "arn:b", "arn:a", "arn:b"]  # c has nothing queued
+    assert next_owner({}, None) is None
+    assert next_owner({"arn:a": 0}, "arn:a") is None
+
+
+def test_fifo_within_an_owner_by_first_queue_time_then_id() -> None:
+    keys = [queue_key("2026-12-05T10:00:00.000Z", "job-b"), queue_key("2026-12-05T09:59:59.999Z", "job-z")]
+    assert sorted(keys)[0].endswith("job-z")
+
+
+DEFAULTS = TimeLimits(
+    max_queue_seconds=6 * 3600,
+    capacity_heartbeat_seconds=300,
+    max_capacity_turns=400,
+    deadline_seconds=7200,
+    max_polls=1000,
+    state_machine_timeout_seconds=86400,
+    sweep_lookback_seconds=26 * 3600,
+)
+
+
+def test_the_default_limits_agree() -> None:
+    assert DEFAULTS.problems() == []
+    assert DEFAULTS.history_events() < HISTORY_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ({"max_queue_seconds": 22 * 3600}, "TimeoutSeconds"),
+        ({"sweep_lookback_seconds": 3600}, "look-back"),
+        ({"capacity_heartbeat_seconds": 30}, "capacity turns"),
+        ({"max_polls": 2000}, "history events"),
+    ],
+)
+def test_limits_that_disagree_are_named(change: dict[str, int], names: str) -> None:
+    limits = TimeLimits(**{**vars(DEFAULTS), **change})
+    with pytest.raises(CapacityLimitsError, match=names):
+        limits.check()

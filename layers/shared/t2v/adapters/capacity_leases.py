@@ -120,74 +120,35 @@ class CapacityLeases(JobsTable):
         """Put a job (not ended, not admitted, not queued) in its owner's queue; False when it was not."""
         self.state()  # the capacity item exists before a transaction updates it
         who = _owner(owner)
-        try:
-            self._transact(
-                [
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": job_id}},
-                            "UpdateExpression": "SET queue_owner = :o, queue_key = :k, queued_at = "
-                            "if_not_exists(queued_at, :now), updated_at = :now",
-                            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(queue_owner) "
-                            "AND attribute_not_exists(lease_at) AND NOT #s IN (:t0, :t1, :t2, :t3)",
-                            "ExpressionAttributeNames": {"#s": "status"},
-                            "ExpressionAttributeValues": {
-                                ":o": {"S": who},
-                                ":k": {"S": key},
-                                ":now": {"S": iso(now)},
-                                **_terminal_values(),
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": CAPACITY_KEY}},
-                            "UpdateExpression": "SET queued.#o = if_not_exists(queued.#o, :zero) + :one",
-                            "ExpressionAttributeNames": {"#o": who},
-                            "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}},
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if _cancelled(exc):
-                return False
-            raise
-        return True
+        return self._transact(
+            self._item_update(
+                job_id,
+                "SET queue_owner = :o, queue_key = :k, queued_at = if_not_exists(queued_at, :now), "
+                "updated_at = :now",
+                condition="attribute_exists(pk) AND attribute_not_exists(queue_owner) "
+                "AND attribute_not_exists(lease_at) AND NOT #s IN (:t0, :t1, :t2, :t3)",
+                names={"#s": "status"},
+                values={":o": who, ":k": key, ":now": iso(now), **_terminal_values()},
+            ),
+            self._item_update(
+                CAPACITY_KEY,
+                "SET queued.#o = if_not_exists(queued.#o, :zero) + :one",
+                names={"#o": who},
+                values={":zero": 0, ":one": 1},
+            ),
+        )
 
     def dequeue(self, job_id: str, *, owner: str | None) -> bool:
         """Take a job out of the queue without a lease (it ended: canceled, timed out); once."""
         who = _owner(owner)
-        try:
-            self._transact(
-                [
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": job_id}},
-                            "UpdateExpression": "REMOVE queue_owner, queue_key",
-                            "ConditionExpression": "queue_owner = :o",
-                            "ExpressionAttributeValues": {":o": {"S": who}},
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": CAPACITY_KEY}},
-                            "UpdateExpression": "SET queued.#o = queued.#o - :one",
-                            "ExpressionAttributeNames": {"#o": who},
-                            "ExpressionAttributeValues": {":one": {"N": "1"}},
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if _cancelled(exc):
-                return False
-            raise
-        return True
+        return self._transact(
+            self._item_update(
+                job_id, "REMOVE queue_owner, queue_key", condition="queue_owner = :o", values={":o": who}
+            ),
+            self._item_update(
+                CAPACITY_KEY, "SET queued.#o = queued.#o - :one", names={"#o": who}, values={":one": 1}
+            ),
+        )
 
     def admit(self, *, now: datetime, deadline_seconds: int) -> list[str]:
         """Give free capacity to queued jobs, round-robin between owners: the job ids admitted now.
@@ -226,46 +187,21 @@ class CapacityLeases(JobsTable):
         self, job_id: str, owner: str, state: CapacityState, *, now: datetime, deadline_seconds: int
     ) -> bool:
         deadline = now + timedelta(seconds=deadline_seconds)
-        try:
-            self._transact(
-                [
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": CAPACITY_KEY}},
-                            "UpdateExpression": "SET held = held + :one, leases.#j = :now, "
-                            "queued.#o = queued.#o - :one, last_owner = :o",
-                            "ConditionExpression": "held < :cap AND attribute_not_exists(leases.#j)",
-                            "ExpressionAttributeNames": {"#j": job_id, "#o": owner},
-                            "ExpressionAttributeValues": {
-                                ":one": {"N": "1"},
-                                ":now": {"S": iso(now)},
-                                ":o": {"S": owner},
-                                ":cap": {"N": str(state.working.cap)},
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": job_id}},
-                            "UpdateExpression": "REMOVE queue_owner, queue_key "
-                            "SET lease_at = :now, deadline_at = :deadline, updated_at = :now",
-                            "ConditionExpression": "queue_owner = :o",
-                            "ExpressionAttributeValues": {
-                                ":o": {"S": owner},
-                                ":now": {"S": iso(now)},
-                                ":deadline": {"S": iso(deadline)},
-                            },
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if _cancelled(exc):
-                return False
-            raise
-        return True
+        return self._transact(
+            self._item_update(
+                CAPACITY_KEY,
+                "SET held = held + :one, leases.#j = :now, queued.#o = queued.#o - :one, last_owner = :o",
+                condition="held < :cap AND attribute_not_exists(leases.#j)",
+                names={"#j": job_id, "#o": owner},
+                values={":one": 1, ":now": iso(now), ":o": owner, ":cap": state.working.cap},
+            ),
+            self._item_update(
+                job_id,
+                "REMOVE queue_owner, queue_key SET lease_at = :now, deadline_at = :deadline, updated_at = :now",
+                condition="queue_owner = :o",
+                values={":o": owner, ":now": iso(now), ":deadline": iso(deadline)},
+            ),
+        )
 
     # -- leases -------------------------------------------------------------------------------
 
@@ -293,44 +229,21 @@ class CapacityLeases(JobsTable):
         state = self.state()
         lowered = state.working.refused(in_flight=state.held - 1)
         who = _owner(owner)
-        try:
-            self._transact(
-                [
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": CAPACITY_KEY}},
-                            "UpdateExpression": "REMOVE leases.#j SET held = held - :one, cap = :cap, "
-                            "streak = :zero, queued.#o = if_not_exists(queued.#o, :zero) + :one",
-                            "ConditionExpression": "attribute_exists(leases.#j)",
-                            "ExpressionAttributeNames": {"#j": job_id, "#o": who},
-                            "ExpressionAttributeValues": {
-                                ":one": {"N": "1"},
-                                ":zero": {"N": "0"},
-                                ":cap": {"N": str(lowered.cap)},
-                            },
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table_name,
-                            "Key": {"pk": {"S": job_id}},
-                            "UpdateExpression": "SET queue_owner = :o, queue_key = :k, updated_at = :now "
-                            "REMOVE lease_at",
-                            "ExpressionAttributeValues": {
-                                ":o": {"S": who},
-                                ":k": {"S": key},
-                                ":now": {"S": iso(now)},
-                            },
-                        }
-                    },
-                ]
-            )
-        except ClientError as exc:
-            if _cancelled(exc):
-                return False
-            raise
-        return True
+        return self._transact(
+            self._item_update(
+                CAPACITY_KEY,
+                "REMOVE leases.#j SET held = held - :one, cap = :cap, streak = :zero, "
+                "queued.#o = if_not_exists(queued.#o, :zero) + :one",
+                condition="attribute_exists(leases.#j)",
+                names={"#j": job_id, "#o": who},
+                values={":one": 1, ":zero": 0, ":cap": lowered.cap},
+            ),
+            self._item_update(
+                job_id,
+                "SET queue_owner = :o, queue_key = :k, updated_at = :now REMOVE lease_at",
+                values={":o": who, ":k": key, ":now": iso(now)},
+            ),
+        )
 
     def accepted(self) -> WorkingCap:
         """A create was accepted: the cap learns (an optimistic write; a lost race skips one step)."""
@@ -372,24 +285,39 @@ class CapacityLeases(JobsTable):
             if (status is None or status in TERMINAL_VALUES) and self.release(job_id)
         ]
 
-    def _transact(self, items: list[dict[str, Any]]) -> None:
-        """One TransactWriteItems through the table's resource client, which takes plain values: the
-        items are written in DynamoDB's typed form (readable beside the expressions) and untyped here."""
-        from boto3.dynamodb.types import TypeDeserializer
+    def _item_update(
+        self,
+        pk: str,
+        expression: str,
+        *,
+        condition: str | None = None,
+        names: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One item's update within a transaction (plain values: the resource client types them)."""
+        update: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": pk},
+            "UpdateExpression": expression,
+        }
+        if condition:
+            update["ConditionExpression"] = condition
+        if names:
+            update["ExpressionAttributeNames"] = names
+        if values:
+            update["ExpressionAttributeValues"] = values
+        return {"Update": update}
 
-        untype = TypeDeserializer().deserialize
-        plain_items = []
-        for item in items:
-            ((action, body),) = item.items()
-            body = dict(body)
-            body["Key"] = {k: untype(v) for k, v in body["Key"].items()}
-            if "ExpressionAttributeValues" in body:
-                body["ExpressionAttributeValues"] = {
-                    k: untype(v) for k, v in body["ExpressionAttributeValues"].items()
-                }
-            plain_items.append({action: body})
-        self._table.meta.client.transact_write_items(TransactItems=plain_items)  # type: ignore[arg-type]
+    def _transact(self, *items: dict[str, Any]) -> bool:
+        """The updates as one TransactWriteItems: False when a condition refused them (nothing written)."""
+        try:
+            self._table.meta.client.transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+        except ClientError as exc:
+            if _cancelled(exc):
+                return False
+            raise
+        return True
 
 
-def _terminal_values() -> dict[str, dict[str, str]]:
-    return {f":t{i}": {"S": value} for i, value in enumerate(sorted(TERMINAL_VALUES))}
+def _terminal_values() -> dict[str, str]:
+    return {f":t{i}": value for i, value in enumerate(sorted(TERMINAL_VALUES))}

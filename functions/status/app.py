@@ -20,13 +20,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     turn = PollTurn.model_validate(event)
     logger.append_keys(job_id=turn.job_id, task_id=turn.task_id)
     result = poll_job(turn, provider_deps())
-    logger.info(
-        "polled",
-        extra={
-            "decision": result.decision.value,
-            "task_status": result.task_status,
-            "polls": result.polls,
-            "wait": result.wait_seconds,
-        },
-    )
+    if isinstance(result, PollTurn):
+        logger.info(
+            "polled",
+            extra={
+                "decision": result.decision.value,
+                "task_status": result.task_status,
+                "polls": result.polls,
+                "wait": result.wait_seconds,
+            },
+        )
+    else:  # a foreign task released, and the provider full for the job's own create
+        logger.info("queued for capacity", extra={"position": result.position})
     return result.model_dump(mode="json")

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from t2v.contract import SubmitInput
+from t2v.contract import CapacityWait, SubmitInput
 from t2v.usecases.submit import submit_job
 from t2v.wiring import provider_deps
 
@@ -23,6 +23,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     submitted = SubmitInput.model_validate(event)
     logger.append_keys(job_id=submitted.job_id, source=submitted.source)
     turn = submit_job(submitted, provider_deps())
+    if isinstance(turn, CapacityWait):
+        logger.info("waiting for capacity", extra={"decision": turn.decision, "position": turn.position})
+        return turn.model_dump(mode="json")
     logger.append_keys(task_id=turn.task_id)
     logger.info("task submitted")
     metrics.add_metric(name="JobsSubmitted", unit=MetricUnit.Count, value=1)

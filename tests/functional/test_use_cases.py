@@ -105,14 +105,22 @@ def submit(world: World, job_id: str = "job-1", **request: Any) -> PollTurn:
     event = SubmitInput(
         job_id=job_id, request={"prompt": "a cat", "size": "640*360", **request}, source="test"
     )
-    return submit_job(event, world.pipeline)
+    turn = submit_job(event, world.pipeline)
+    assert isinstance(turn, PollTurn), turn  # no capacity governor here: never a capacity wait
+    return turn
+
+
+def poll(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
+    result = poll_job(turn, deps)
+    assert isinstance(result, PollTurn), result
+    return result
 
 
 def poll_until_decided(world: World, turn: PollTurn, *, limit: int = 50) -> PollTurn:
     """The state machine's loop: wait the turn's seconds, poll, until the decision is not WAIT."""
     for _ in range(limit):
         world.clock.advance(turn.wait_seconds)
-        turn = poll_job(turn, world.pipeline)
+        turn = poll(turn, world.pipeline)
         if turn.decision != PollDecision.WAIT:
             return turn
     raise AssertionError(f"still waiting after {limit} turns: {turn}")
@@ -222,7 +230,7 @@ def test_a_task_past_the_deadline_ends_timed_out_after_one_last_look(world: Worl
     queries = world.provider.queries
     world.clock.advance(world.pipeline.settings.deadline_seconds + 1)
 
-    late = poll_job(turn, world.pipeline)
+    late = poll(turn, world.pipeline)
 
     assert late.decision == PollDecision.TIMED_OUT and world.provider.queries == queries + 1
     assert isinstance(late.outcome, Ended)
@@ -418,7 +426,7 @@ def test_a_throttled_query_waits_longer_and_keeps_the_job_running(world: World) 
     world.provider.fail = ProviderThrottledError("slow down", http_status=429, provider_code="Throttling")
     world.clock.advance(turn.wait_seconds)
 
-    throttled = poll_job(turn, world.pipeline)
+    throttled = poll(turn, world.pipeline)
 
     assert (throttled.decision, throttled.errors) == (PollDecision.WAIT, 1)
     assert throttled.wait_seconds >= 2 * world.pipeline.settings.poll_interval_seconds - 1
@@ -444,7 +452,7 @@ def test_a_task_adopted_without_proof_that_shows_another_prompt_is_released_for_
     # When its task finishes and shows another prompt
     world.provider.finish("task-theirs", "SUCCEEDED", video_url=URL)
     world.clock.advance(turn.wait_seconds)
-    turn = poll_job(turn, world.pipeline)
+    turn = poll(turn, world.pipeline)
 
     # Then the task is released (marked foreign, never adopted again) and the job made its own
     assert turn.task_id == "task-1" and world.provider.creates == 1

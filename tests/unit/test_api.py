@@ -550,6 +550,7 @@ def test_progress_comes_from_the_tiers_timings_and_the_providers_queue_time(worl
         "phase": "running",
         "expected_finish_at": iso(NOW + timedelta(seconds=10)),
         "fraction": 0.5,
+        "capacity": None,
     }
 
 
@@ -561,12 +562,14 @@ def test_progress_of_ended_jobs_and_unknowns_stay_null(world: World) -> None:
         "phase": "done",
         "expected_finish_at": iso(NOW),
         "fraction": 1.0,
+        "capacity": None,
     }
     assert request("GET", "/videos/job-failed")[2]["progress"]["fraction"] is None
     assert request("GET", "/videos/job-dl")[2]["progress"] == {
         "phase": "downloading",
         "expected_finish_at": None,
         "fraction": None,
+        "capacity": None,
     }
 
 

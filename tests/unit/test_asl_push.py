@@ -32,7 +32,8 @@ def template() -> dict[str, Any]:
 
 
 def test_the_first_wait_is_chosen_by_the_template_push_off_being_todays_path() -> None:
-    assert STATES["Submit"]["Next"] == "${AfterSubmit}"
+    assert STATES["Submit"]["Next"] == "AdmittedOrWaiting"  # capacity first (tests/unit/test_asl_capacity.py)
+    assert STATES["AdmittedOrWaiting"]["Default"] == "${AfterSubmit}"
     machine = template()["Resources"]["VideoStateMachine"]["Properties"]
     assert machine["DefinitionSubstitutions"]["AfterSubmit"] == {
         "If": ["PushOn", "ParkForPush", "WaitForVideo"]
@@ -60,6 +61,7 @@ def test_the_loop_parks_only_when_the_status_function_says_so() -> None:
         "TaskCanceled",
         "TaskUnknown",
         "DeadlinePassed",
+        "ParkForCapacity",
     ]
     assert STATES["RouteByState"]["Default"] == "WaitForVideo"
 

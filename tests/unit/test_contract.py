@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventMo
 from pydantic import BaseModel, ValidationError
 from t2v.contract import (
     FINALIZE_INPUT,
+    CapacityWait,
     CatchInput,
     Ended,
     ExecutionInput,
@@ -37,7 +38,7 @@ STATES: dict[str, dict[str, Any]] = ASL["States"]
 class _Invoke(BaseModel):
     """What a Task's ResultSelector keeps of a Lambda invoke: the function's result."""
 
-    Payload: PollTurn
+    Payload: PollTurn | CapacityWait
 
 
 class StateDocument(BaseModel):
@@ -60,9 +61,10 @@ TARGETS: dict[str, type[BaseModel]] = {
     "RecordOutcome": OutcomeInput,
     "RecordFailure": CatchInput,
     "ParkForPush": ParkRequest,
+    "ParkForCapacity": ParkRequest,
 }
 # Tasks that wait for a task token: the function's result is not theirs, a SendTaskSuccess's is.
-CALLBACK_TASKS = {"ParkForPush"}
+CALLBACK_TASKS = {"ParkForPush", "ParkForCapacity"}
 CONTEXT_PATHS = {"$$.Execution.Name", "$$.Task.Token"}
 
 
@@ -201,7 +203,8 @@ def test_the_loop_routes_on_the_decision_and_waits_on_the_turns_seconds() -> Non
     assert {c["Variable"] for c in park["And"]} == {"$.status.Payload.park"}
     assert field_at(StateDocument, "$.status.Payload.park") is bool
     routed = {c["StringEquals"] for c in decisions}
-    assert routed == {d.value for d in PollDecision} - {PollDecision.WAIT.value}
+    # QUEUED: a foreign task released, and the job's own create found the provider full (CapacityWait).
+    assert routed == {d.value for d in PollDecision} - {PollDecision.WAIT.value} | {"QUEUED"}
     assert route["Default"] == "WaitForVideo"
     assert next(c["Next"] for c in decisions if c["StringEquals"] == "SUCCEEDED") == "Finalize"
     assert field_at(StateDocument, STATES["WaitForVideo"]["SecondsPath"]) is int

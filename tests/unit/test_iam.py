@@ -24,9 +24,9 @@ FUNCTIONS = {
 }
 ADAPTERS = ROOT / "layers" / "shared" / "t2v" / "adapters"
 
-# Adapters no function builds yet, so no function is granted what they call: the capacity governor's
-# store (issue 20: its transactions need TransactWriteItems on the functions that will wire it).
-NOT_WIRED = frozenset({"capacity_leases.py"})
+# Adapters no function builds yet, so no function is granted what they call. (The capacity governor's
+# transactions are Update actions only: IAM authorizes each as UpdateItem.)
+NOT_WIRED: frozenset[str] = frozenset()
 
 # What each function's code path calls on the jobs table (see t2v.wiring and t2v.usecases):
 # Query only where jobs are listed (the API) or lost creates are reconciled (submit's `_rivals`).
@@ -34,7 +34,8 @@ NEEDS: dict[str, dict[str, set[str]]] = {
     "SubmitFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
     # A task adopted without proof that shows another request is released and the job's own created.
     "StatusFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
-    "FinalizeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": set()},
+    # An ended job frees its capacity lease and admits the next queued jobs (the by_queue index).
+    "FinalizeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
     "IntakeFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": set()},
     "ApiFunction": {"table": {"GetItem", "PutItem", "UpdateItem"}, "index": {"Query"}},
     # The sweeper reads and ends jobs it finds by querying; it never records a new one.
@@ -78,6 +79,7 @@ def table_calls() -> set[str]:
                 isinstance(node, ast.Attribute)
                 and isinstance(node.value, ast.Attribute)
                 and node.value.attr == "_table"
+                and node.attr != "meta"  # the client's transact_write_items: Update items, as UpdateItem
             ):
                 calls.add("".join(part.title() for part in node.attr.split("_")))
     return calls

@@ -26,6 +26,8 @@ from t2v.errors import PipelineError
 # (`Throttling.AllocationQuota`, ...) stay terminal (`t2v.errors.classify_http_error`).
 CAPACITY_CODES: Final = frozenset({"Throttling", "Throttling.RateQuota", "LimitRequests"})
 
+# statemachine/pipeline.asl.json's TimeoutSeconds (a test holds them equal).
+STATE_MACHINE_TIMEOUT_SECONDS: Final = 86400
 # Step Functions' own limit on a standard execution's history.
 HISTORY_LIMIT: Final = 25_000
 # History events of one turn through each loop (state entered/exited, task scheduled/started/ended):
@@ -94,6 +96,31 @@ def next_owner(queued: Mapping[str, int], last: str | None) -> str | None:
             if owner > last:
                 return owner
     return waiting[0]
+
+
+@dataclass(frozen=True)
+class QueuePlace:
+    """Where one queued job stands: its owner's jobs ahead of it, and the queue and leases around it."""
+
+    position: int
+    owner: str
+    queued: Mapping[str, int]
+    cap: int
+    held: int
+
+
+def seconds_to_start(
+    *, position: int, owner: str, queued: Mapping[str, int], cap: int, held: int, generation_seconds: float
+) -> float:
+    """About how long until a queued job gets its lease: the jobs admitted before it (its owner's
+    `position` ahead of it, and as many turns of every other owner with queued jobs, round-robin), in
+    rounds of `cap` that each take about one generation, less what is free now."""
+    others = sum(min(count, position + 1) for name, count in queued.items() if name != owner and count > 0)
+    ahead = position + others
+    free = max(0, cap - held)
+    if ahead < free:
+        return 0.0
+    return ((ahead - free) // max(1, cap) + 1) * generation_seconds
 
 
 def queue_key(queued_at_iso: str, job_id: str) -> str:

@@ -14,9 +14,16 @@ from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from t2v.capacity import STATE_MACHINE_TIMEOUT_SECONDS, TimeLimits
 from t2v.errors import PipelineError
 from t2v.request import DEFAULT_MODEL, SUPPORTED_MODELS
 from t2v.schedule import Policy
+
+# The cap for PixVerse is not published (some DashScope video models document 2): a team's batch is
+# governed from 10 on, and the governor learns lower from the provider's first refusal (README).
+DEFAULT_MAX_TASKS_IN_FLIGHT: Final = 10
+# Creates the provider may refuse for capacity before a job stops waiting (each one queues it again).
+MAX_REFUSED_CREATES: Final = 100
 
 
 class ConfigError(PipelineError):
@@ -43,7 +50,25 @@ class _EnvModel(BaseModel):
 
 class JobsSettings(_EnvModel):
     jobs_table: str
-    deadline_seconds: int = Field(default=7200, ge=60, le=23 * 3600, description="a job's whole life")
+    deadline_seconds: int = Field(
+        default=7200, ge=60, le=23 * 3600, description="a job's life from its capacity lease on"
+    )
+    # Provider capacity (t2v.capacity): every function that may end a job frees its lease.
+    provider_max_tasks_in_flight: int = Field(
+        default=DEFAULT_MAX_TASKS_IN_FLIGHT, ge=1, le=1000, description="the governor's ceiling"
+    )
+    max_queue_seconds: int = Field(
+        default=43200, ge=60, le=23 * 3600, description="longest wait in our queue"
+    )
+    capacity_heartbeat_seconds: int = Field(
+        default=600, ge=1, le=3600, description="a parked capacity wait looks again after this, woken or not"
+    )
+
+    @property
+    def max_capacity_turns(self) -> int:
+        """Capacity waits a job may take: every heartbeat of its longest queue time, as many again
+        for wakes that found the lease taken, and refusals by the provider."""
+        return 2 * -(-self.max_queue_seconds // self.capacity_heartbeat_seconds) + MAX_REFUSED_CREATES
 
     def deadline_from(self, now: datetime) -> datetime:
         """When a job accepted at `now` times out."""
@@ -93,6 +118,24 @@ class ProviderSettings(DashScopeSettings, ExpectationSettings):
         if value not in SUPPORTED_MODELS:
             raise ValueError(f"unsupported model {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _time_limits_agree(self) -> Self:
+        """The queue, the deadline and the polls fit the workflow's timeout and history (t2v.capacity)."""
+        if problems := self.time_limits().problems():
+            raise ValueError("; ".join(problems))
+        return self
+
+    def time_limits(self) -> TimeLimits:
+        return TimeLimits(
+            max_queue_seconds=self.max_queue_seconds,
+            capacity_heartbeat_seconds=self.capacity_heartbeat_seconds,
+            max_capacity_turns=self.max_capacity_turns,
+            deadline_seconds=self.deadline_seconds,
+            max_polls=self.max_polls,
+            state_machine_timeout_seconds=STATE_MACHINE_TIMEOUT_SECONDS,
+            sweep_lookback_seconds=STATE_MACHINE_TIMEOUT_SECONDS,  # the sweeper checks its own
+        )
 
     def poll_policy(self) -> Policy:
         return Policy(
@@ -199,3 +242,12 @@ class SweeperSettings(AnnounceSettings, DashScopeSettings):
     sweep_grace_seconds: float = Field(default=300, ge=0, le=86400)
     # Longer than the longest deadline (23 h) plus the state machine's own retries.
     sweep_lookback_hours: int = Field(default=26, ge=1, le=24 * 14)
+
+    @model_validator(mode="after")
+    def _sees_every_live_job(self) -> Self:
+        if self.sweep_lookback_hours * 3600 < STATE_MACHINE_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"sweep_lookback_hours: {self.sweep_lookback_hours} h is shorter than a workflow's longest "
+                f"life ({STATE_MACHINE_TIMEOUT_SECONDS} s): a job could outlive the sweeper's view"
+            )
+        return self

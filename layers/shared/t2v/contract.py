@@ -112,13 +112,39 @@ class PollTurn(_Contract):
     park: bool = Field(
         default=False, description="push on: wait in ParkForPush (a push can end it) rather than WaitForVideo"
     )
+    held_long: bool = Field(
+        default=False, description="the task sat PENDING far past its tier's queue time (told the governor)"
+    )
+
+
+class CapacityWait(_Contract):
+    """What submit returns when the job found no free provider capacity: it waits in our queue (job
+    status WAITING), parked in ParkForCapacity until an admission wakes it or `wait_seconds` pass."""
+
+    job_id: JobId
+    decision: Literal["QUEUED", "TIMED_OUT"] = "QUEUED"  # TIMED_OUT: waited past MaxQueueSeconds
+    wait_seconds: int = Field(ge=1, description="the ParkForCapacity state's timeout: the heartbeat")
+    position: int = Field(ge=0, description="the owner's queued jobs ahead of this one")
+    turns: int = Field(ge=0, description="capacity waits so far (heartbeats, wakes and refusals)")
+    outcome: Ended | None = Field(default=None, description="set when `decision` is TIMED_OUT")
+    polls: int = Field(default=0, ge=0, description="none: RecordOutcome reads it as a poll turn's")
+
+
+SubmitResult = PollTurn | CapacityWait
+
+
+class ParkPurpose(StrEnum):
+    PUSH = "push"  # ParkForPush: a task-finished push wakes it
+    CAPACITY = "capacity"  # ParkForCapacity: an admission (a lease granted) wakes it
 
 
 class ParkRequest(_Contract):
-    """What the ParkForPush state sends the park function: the job and the wait's task token."""
+    """What the ParkForPush and ParkForCapacity states send the park function: the job, the wait's
+    task token and what the wait is for."""
 
     job_id: JobId
     token: str = Field(min_length=1, max_length=2048, repr=False)
+    purpose: ParkPurpose = ParkPurpose.PUSH
 
 
 class ParkResult(_Contract):

@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 class JobStatus(StrEnum):
     ACCEPTED = "ACCEPTED"
+    WAITING = "WAITING"  # in our queue for provider capacity (t2v.capacity): no provider task yet
     SUBMITTED = "SUBMITTED"
     PENDING = "PENDING"
     RUNNING = "RUNNING"
@@ -34,6 +35,7 @@ TERMINAL: Final = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CA
 # Forward moves only; any active status may end in FAILED, CANCELED or TIMED_OUT.
 _ORDER: Final = [
     JobStatus.ACCEPTED,
+    JobStatus.WAITING,
     JobStatus.SUBMITTED,
     JobStatus.PENDING,
     JobStatus.RUNNING,
@@ -128,6 +130,12 @@ class JobRecord(BaseModel):
     adopted_unproven: bool = False
     owner: str | None = None  # the IAM identity the job belongs to (API callers; see usecases.videos)
     budget_day: str | None = None
+    # provider capacity (t2v.adapters.capacity_leases): in our queue, then holding a lease
+    queue_owner: str | None = None
+    queue_key: str | None = None
+    queued_at: AwareDatetime | None = None
+    lease_at: AwareDatetime | None = None
+    capacity_turns: int = 0
     queued_seconds: float | None = None  # the provider's own queue time, once the task ran
     # the end
     error_code: str | None = None
@@ -175,3 +183,4 @@ class Parked:
 
     hint_pending: bool  # a push came after the last status turn began: look now
     finished: bool  # the job ended meanwhile (e.g. canceled): let the workflow see it now
+    queued: bool = False  # still in our capacity queue, no lease yet: a capacity wait stays parked

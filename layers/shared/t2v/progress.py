@@ -21,6 +21,7 @@ MAX_OPEN_FRACTION: Final = 0.99  # a job that has not ended is never shown as do
 
 
 class Phase(StrEnum):
+    WAITING = "waiting_for_capacity"  # in our queue: no provider capacity free for it yet
     QUEUED = "queued"  # accepted, submitted, or waiting at the provider
     RUNNING = "running"  # the provider is generating
     DOWNLOADING = "downloading"  # the video is being copied into S3
@@ -29,6 +30,7 @@ class Phase(StrEnum):
 
 PHASES: Final[dict[JobStatus, Phase]] = {
     JobStatus.ACCEPTED: Phase.QUEUED,
+    JobStatus.WAITING: Phase.WAITING,
     JobStatus.SUBMITTED: Phase.QUEUED,
     JobStatus.PENDING: Phase.QUEUED,
     JobStatus.RUNNING: Phase.RUNNING,
@@ -66,7 +68,8 @@ def job_progress(job: ProgressInput, history: TierHistory, now: datetime) -> Est
     # theirs (it must not fall back when the job moves from ACCEPTED to SUBMITTED).
     start = job.submitted_at or job.created_at
     asked = job.created_at or start
-    if phase == Phase.DOWNLOADING or start is None or asked is None:
+    if phase in (Phase.DOWNLOADING, Phase.WAITING) or start is None or asked is None:
+        # Waiting: its start depends on the queue (the view's `capacity`), not on the tier alone.
         return Estimate(phase)
     finish = expected_finish(job, start, history, now)
     if finish is None:

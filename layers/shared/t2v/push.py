@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from t2v.contract import ParkRequest, ParkResult
+from t2v.contract import ParkPurpose, ParkRequest, ParkResult
 from t2v.errors import PipelineError
 from t2v.jobs import CONTESTED
 
@@ -175,9 +175,16 @@ def receive_push(token: str | None, body: bytes, deps: PushDeps) -> tuple[PushOu
 
 def park_wait(request: ParkRequest, deps: PushDeps) -> ParkResult:
     """Store the wait's task token on the job; wake it at once when a push already came (or the job
-    ended). Otherwise the wait lasts until a push wakes it or its timeout runs the status check."""
+    ended). Otherwise the wait lasts until a push wakes it or its timeout runs the status check.
+
+    A capacity wait (`purpose` capacity) is the same hand-over with the admitter in the push's place:
+    it stays parked only while the job is still queued without a lease (`t2v.usecases.capacity`)."""
     parked = deps.push.park(request.job_id, token=request.token, now=deps.clock())
-    if parked is None or parked.hint_pending or parked.finished:
+    if request.purpose == ParkPurpose.CAPACITY:
+        wake = parked is None or parked.finished or not parked.queued
+    else:
+        wake = parked is None or parked.hint_pending or parked.finished
+    if wake:
         deps.waker.wake(request.token)
         return ParkResult(job_id=request.job_id, parked=False)
     return ParkResult(job_id=request.job_id, parked=True)

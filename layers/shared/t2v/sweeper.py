@@ -16,7 +16,7 @@ Adapters are passed in (`SweepDeps`): the use case does no I/O of its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from t2v.contract import Ended, ExecutionInput
 from t2v.jobs import JobRecord, JobStatus
 from t2v.times import utcnow
 from t2v.usecases.announce import AnnounceDeps, announce_once, end_job
+from t2v.usecases.capacity import Governor
 from t2v.usecases.ports import JobStore, ProviderClient, job_or_fail
 from t2v.usecases.submit import cancel_orphan
 
@@ -44,6 +45,7 @@ class SweepDeps:
     outcomes: AnnounceDeps
     settings: SweeperSettings
     clock: Callable[[], datetime] = utcnow
+    capacity: Governor | None = None  # reclaims the leases of holders that ended or vanished
 
 
 @dataclass
@@ -51,9 +53,15 @@ class SweepReport:
     started: list[str]
     ended: list[str]
     announced: list[str]
+    reclaimed: list[str] = field(default_factory=list)  # capacity leases given back
 
     def as_dict(self) -> dict[str, Any]:
-        return {"started": self.started, "ended": self.ended, "announced": self.announced}
+        return {
+            "started": self.started,
+            "ended": self.ended,
+            "announced": self.announced,
+            "reclaimed": self.reclaimed,
+        }
 
 
 def sweep(deps: SweepDeps) -> SweepReport:
@@ -77,7 +85,14 @@ def sweep(deps: SweepDeps) -> SweepReport:
             continue
         if _end(job, execution, deps):
             report.ended.append(job.job_id)
+    if deps.capacity is not None:
+        report.reclaimed = deps.capacity.reclaim(lambda job_id: _status_of(job_id, deps.repo))
     return report
+
+
+def _status_of(job_id: str, repo: JobStore) -> str | None:
+    job = repo.get(job_id)
+    return None if job is None else job.status.value
 
 
 def start_input(job: JobRecord) -> ExecutionInput:

@@ -23,6 +23,7 @@ from t2v.config import (
     DashScopeSettings,
     FinalizeSettings,
     IntakeSettings,
+    JobsSettings,
     ProviderSettings,
     PushSettings,
     SweeperSettings,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from t2v.push import PushDeps
     from t2v.sweeper import SweepDeps
     from t2v.usecases.announce import AnnounceDeps
+    from t2v.usecases.capacity import Governor
     from t2v.usecases.finalize import FinalizeDeps
     from t2v.usecases.ports import ProviderDeps
     from t2v.usecases.videos import ApiDeps
@@ -109,6 +111,18 @@ def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
     )
 
 
+def build_governor(settings: JobsSettings, table: LazyTable) -> Governor:
+    """The capacity governor: leases in the jobs table; wakes go to parked capacity waits."""
+    from t2v.adapters.capacity_leases import CapacityLeases
+    from t2v.usecases.capacity import Governor
+
+    return Governor(
+        leases=CapacityLeases(table, ceiling=settings.provider_max_tasks_in_flight),
+        waker=TaskTokens(),
+        deadline_seconds=settings.deadline_seconds,
+    )
+
+
 def build_announce_deps(settings: AnnounceSettings, *, repos: Repositories | None = None) -> AnnounceDeps:
     """What ending a job and announcing it needs: the jobs, their announcement claims and the notifier."""
     from t2v.adapters.notifier import Notifier
@@ -123,6 +137,7 @@ def build_announce_deps(settings: AnnounceSettings, *, repos: Repositories | Non
             event_bus_name=settings.event_bus_name,
             event_source=settings.event_source,
         ),
+        capacity=build_governor(settings, repos.table),
     )
 
 
@@ -157,6 +172,7 @@ def provider_deps() -> ProviderDeps:
         refresh_key=client.refresh,
         settings=settings,
         stats=PollStats(repos.table, default_scale=settings.generation_time_scale),
+        capacity=build_governor(settings, repos.table),
     )
 
 
@@ -245,6 +261,7 @@ def build_api_deps() -> ApiDeps:
 
 def build_api_reads() -> ReadSide:
     """What the API's views need besides the records: the store (video URLs), the tier timings."""
+    from t2v.adapters.capacity_leases import CapacityLeases
     from t2v.adapters.storage import VideoStore
     from t2v.api.edge import ReadSide  # the API's views: only the API loads them
 
@@ -252,6 +269,7 @@ def build_api_reads() -> ReadSide:
     return ReadSide(
         store=VideoStore(),
         timings=PollStats(settings.jobs_table, default_scale=settings.generation_time_scale),
+        queue=CapacityLeases(settings.jobs_table, ceiling=settings.provider_max_tasks_in_flight),
     )
 
 
@@ -261,10 +279,12 @@ def sweep_deps() -> SweepDeps:
 
     settings = SweeperSettings.from_env()
     repos = Repositories.over(settings.jobs_table)
+    outcomes = build_announce_deps(settings, repos=repos)
     return SweepDeps(
         repo=repos.jobs,
         executions=Workflow(settings.state_machine_arn),
         provider=provider_client_factory(settings),
-        outcomes=build_announce_deps(settings, repos=repos),
+        outcomes=outcomes,
         settings=settings,
+        capacity=outcomes.capacity,
     )

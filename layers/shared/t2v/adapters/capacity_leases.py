@@ -20,7 +20,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError
 
 from t2v.adapters.jobs_table import TERMINAL_VALUES, JobsTable, plain
-from t2v.capacity import WorkingCap, next_owner
+from t2v.capacity import QueuePlace, WorkingCap, next_owner
 from t2v.times import iso
 
 CAPACITY_KEY: Final = "capacity#account"
@@ -64,11 +64,10 @@ class CapacityLeases(JobsTable):
     # -- reading ------------------------------------------------------------------------------
 
     def state(self) -> CapacityState:
+        """The capacity item as it stands; before the first job ever queued, an empty one (not written:
+        only `enqueue` makes it, so the functions that merely free capacity need no PutItem)."""
         item = self._table.get_item(Key={"pk": CAPACITY_KEY}, ConsistentRead=True).get("Item")
-        if item is None:
-            self._create_item()
-            item = self._table.get_item(Key={"pk": CAPACITY_KEY}, ConsistentRead=True)["Item"]
-        data = plain(item)
+        data = plain(item) if item is not None else {"held": 0, "cap": self._ceiling, "streak": 0}
         working = WorkingCap(
             ceiling=int(data.get("ceiling", self._ceiling)), cap=int(data["cap"]), streak=int(data["streak"])
         )
@@ -114,11 +113,22 @@ class CapacityLeases(JobsTable):
         )
         return int(answer.get("Count", 0))
 
+    def place(self, job_id: str, owner: str | None, key: str) -> QueuePlace:
+        state = self.state()
+        return QueuePlace(
+            position=self.position(job_id, owner, key),
+            owner=_owner(owner),
+            queued=state.queued,
+            cap=state.working.cap,
+            held=state.held,
+        )
+
     # -- the queue ----------------------------------------------------------------------------
 
     def enqueue(self, job_id: str, *, owner: str | None, key: str, now: datetime) -> bool:
         """Put a job (not ended, not admitted, not queued) in its owner's queue; False when it was not."""
-        self.state()  # the capacity item exists before a transaction updates it
+        if self._table.get_item(Key={"pk": CAPACITY_KEY}, ProjectionExpression="pk").get("Item") is None:
+            self._create_item()  # the capacity item exists before a transaction updates it
         who = _owner(owner)
         return self._transact(
             self._item_update(
@@ -169,7 +179,25 @@ class CapacityLeases(JobsTable):
                 continue
             if self._grant(entry, owner, state, now=now, deadline_seconds=deadline_seconds):
                 admitted.append(entry)
+            elif self._ended(entry):
+                # It ended while queued and the ender died before taking it out: heal the queue here.
+                self.dequeue(entry, owner=None if owner == NO_OWNER else owner)
         return admitted
+
+    def _ended(self, job_id: str) -> bool:
+        item = self._table.get_item(Key={"pk": job_id}, ConsistentRead=True).get("Item")
+        return item is None or str(item.get("status")) in TERMINAL_VALUES
+
+    def lease_holders(self) -> list[str]:
+        return sorted(self.state().leases)
+
+    def wait_token(self, job_id: str) -> str | None:
+        """The task token of the job's parked wait, read after its admission (see t2v.push)."""
+        item = self._table.get_item(
+            Key={"pk": job_id}, ConsistentRead=True, ProjectionExpression="wait_token"
+        ).get("Item")
+        token = (item or {}).get("wait_token")
+        return str(token) if token else None
 
     def _head(self, owner: str) -> str | None:
         from boto3.dynamodb.conditions import Key
@@ -198,8 +226,9 @@ class CapacityLeases(JobsTable):
             self._item_update(
                 job_id,
                 "REMOVE queue_owner, queue_key SET lease_at = :now, deadline_at = :deadline, updated_at = :now",
-                condition="queue_owner = :o",
-                values={":o": owner, ":now": iso(now), ":deadline": iso(deadline)},
+                condition="queue_owner = :o AND NOT #s IN (:t0, :t1, :t2, :t3)",
+                names={"#s": "status"},
+                values={":o": owner, ":now": iso(now), ":deadline": iso(deadline), **_terminal_values()},
             ),
         )
 

@@ -52,4 +52,8 @@ class PushRecords(JobsTable):
         hint, checked = item.get("hint_at"), item.get("checked_at")
         # ISO timestamps of one format compare as strings; a push at or after the turn's start is news.
         pending = bool(hint) and (not checked or str(hint) >= str(checked))
-        return Parked(hint_pending=pending, finished=str(item.get("status")) in TERMINAL_VALUES)
+        return Parked(
+            hint_pending=pending,
+            finished=str(item.get("status")) in TERMINAL_VALUES,
+            queued=bool(item.get("queue_owner")) and not item.get("lease_at"),
+        )

@@ -6,7 +6,7 @@ with the read side's ports: the tier timings (progress) and the store (video URL
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from t2v.api.views import (
@@ -14,6 +14,7 @@ from t2v.api.views import (
     JobPage,
     JobView,
     Presigner,
+    QueuePlaces,
     TierTimings,
     ViewContext,
     job_view,
@@ -40,6 +41,7 @@ class ReadSide:
     # Presigning is the view's: a URL signed for this answer; the job records only where the video is.
     store: Presigner
     timings: TierTimings  # the views' expected finish
+    queue: QueuePlaces | None = None  # a WAITING job's place in the capacity queue (read by id only)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ class VideosApi:
 
     def read(self, job_id: str) -> JobView:
         job = get_video(job_id, self._caller(), self.deps)
-        return self._view(job, self._context())
+        ctx = self._context()
+        return self._view(job, replace(ctx, queue=self.reads.queue))
 
     def recent(self, *, status: JobStatus | None, limit: int, cursor: str | None) -> JobPage:
         page = list_videos(status=status, limit=limit, cursor=cursor, caller=self._caller(), deps=self.deps)

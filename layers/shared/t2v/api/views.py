@@ -6,13 +6,15 @@ should be done (`t2v.progress`, from the tier's timings passed in), and links th
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from pydantic import BaseModel, Field
 
+from t2v.capacity import QueuePlace, seconds_to_start
 from t2v.jobs import JobRecord, JobStatus
 from t2v.progress import Phase, ProgressInput, job_progress
 from t2v.schedule import GenerationTier, TierHistory
@@ -41,13 +43,21 @@ class Presigner(Protocol):
     def presign(self, *, bucket: str, key: str, expires_in: int = 900) -> str: ...
 
 
+class QueuePlaces(Protocol):
+    """Where a queued job stands (t2v.adapters.capacity_leases.CapacityLeases)."""
+
+    def place(self, job_id: str, owner: str | None, key: str) -> QueuePlace: ...
+
+
 @dataclass(frozen=True)
 class ViewContext:
-    """What a job view needs besides the record: the clock, the tier timings, the caller's base path."""
+    """What a job view needs besides the record: the clock, the tier timings, the caller's base path,
+    and the capacity queue (a WAITING job's place; None: not shown, e.g. in listings)."""
 
     now: datetime
     timings: TierTimings
     base_path: str = ""
+    queue: QueuePlaces | None = None
 
 
 class OriginView(BaseModel):
@@ -65,8 +75,26 @@ class OriginView(BaseModel):
     caller: str | None = Field(default=None, description="api: the caller (IAM ARN, API key id or IP).")
 
 
+class CapacityView(BaseModel):
+    position: int = Field(
+        ge=0, description="How many of the same caller's queued jobs are ahead of this one."
+    )
+    expected_start_at: str | None = Field(
+        default=None,
+        description="About when the job gets provider capacity (UTC): the jobs admitted before it, round-"
+        "robin between callers, in rounds of the working cap, each about one generation time.",
+    )
+
+
 class ProgressView(BaseModel):
-    phase: Phase = Field(description="queued, running, downloading or done.")
+    phase: Phase = Field(
+        description="waiting_for_capacity (in our queue, no provider task yet), queued, running, "
+        "downloading or done."
+    )
+    capacity: CapacityView | None = Field(
+        default=None,
+        description="Only while WAITING, when the job is read by its id: its place in the queue.",
+    )
     expected_finish_at: str | None = Field(
         default=None,
         description="When the video should be ready (UTC), from the tier's recent generation times and "
@@ -115,6 +143,28 @@ def progress_view(job: JobRecord, ctx: ViewContext) -> ProgressView:
         phase=estimate.phase,
         expected_finish_at=iso_or_none(estimate.expected_finish),
         fraction=estimate.fraction,
+        capacity=capacity_view(job, ctx),
+    )
+
+
+def capacity_view(job: JobRecord, ctx: ViewContext) -> CapacityView | None:
+    if job.status != JobStatus.WAITING or ctx.queue is None or not job.queue_key:
+        return None
+    place = ctx.queue.place(job.job_id, job.owner, job.queue_key)
+    history = ctx.timings.history(GenerationTier.of_request(job.request))
+    generation = statistics.median(history.queue) + statistics.median(history.run) if history.run else None
+    if generation is None:
+        return CapacityView(position=place.position)
+    wait = seconds_to_start(
+        position=place.position,
+        owner=place.owner,
+        queued=place.queued,
+        cap=place.cap,
+        held=place.held,
+        generation_seconds=generation,
+    )
+    return CapacityView(
+        position=place.position, expected_start_at=iso(ctx.now + timedelta(seconds=round(wait)))
     )
 
 

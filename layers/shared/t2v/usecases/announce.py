@@ -13,6 +13,7 @@ from t2v.contract import Announced, Ended
 from t2v.errors import NotificationInProgressError
 from t2v.jobs import JobRecord, JobStatus
 from t2v.times import iso, iso_or_none, utcnow
+from t2v.usecases.capacity import Governor
 from t2v.usecases.ports import AnnouncementStore, JobStore, NotifierLike
 
 # A live announcer publishes within a second; a claim this old belongs to an invocation that died.
@@ -27,6 +28,7 @@ class AnnounceDeps:
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], None] = time.sleep
     notify_claim_stale_seconds: float = NOTIFY_CLAIM_STALE_SECONDS
+    capacity: Governor | None = None  # frees the ended job's lease or queue place (None: no governor)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ def end_job(
     written = deps.repo.transition(job_id, outcome.status, now=now, fields=fields, expect=expect).job
     if expect is not None and written.status != outcome.status:
         return Ending(written, _announcement(written, notified=False))
+    if deps.capacity is not None and written.status.is_terminal:
+        deps.capacity.free(job_id, owner=written.owner, queued=written.queue_owner is not None)
     announced = _announce(written, deps)
     return Ending(announced, _announcement(announced, notified=True))
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import datetime
 from typing import Any
 
-from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, SubmitInput, Succeeded
+from t2v.capacity import held_too_long
+from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, SubmitInput, SubmitResult, Succeeded
 from t2v.errors import ProviderAuthError, ProviderThrottledError, RetryableProviderError
 from t2v.jobs import PROVIDER_TO_JOB, JobStatus, TaskStatus
 from t2v.provider import TaskInfo
 from t2v.request import parse_request
 from t2v.schedule import (
     Observation,
+    TierHistory,
     claim_now,
     estimate_latency,
     next_wait,
@@ -29,8 +32,16 @@ THROTTLE_FACTOR = 2.0
 MAX_BACKOFF_SECONDS = 300
 
 
-def poll_job(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
-    """One provider query (when a slot is booked): map the provider state and book the next query."""
+def poll_job(turn: PollTurn, deps: ProviderDeps) -> SubmitResult:
+    """One provider query (when a slot is booked): map the provider state and book the next query.
+    The task's end frees the job's capacity lease at once, before the video is downloaded."""
+    result = _poll(turn, deps)
+    if deps.capacity is not None and result.decision not in (PollDecision.WAIT, "QUEUED"):
+        deps.capacity.free(turn.job_id, owner=None, queued=False)
+    return result
+
+
+def _poll(turn: PollTurn, deps: ProviderDeps) -> SubmitResult:
     now = deps.clock()
     returned_at, waited = turn.returned_at.timestamp(), turn.wait_seconds
     latency = estimate_latency(turn.latency, returned_at=returned_at, waited=waited, now=now.timestamp())
@@ -82,7 +93,7 @@ def _query(task_id: str, deps: ProviderDeps) -> TaskInfo:
         return deps.client().get_task(task_id)
 
 
-def _last_look(turn: PollTurn, reason: str, deps: ProviderDeps, now: datetime) -> PollTurn:
+def _last_look(turn: PollTurn, reason: str, deps: ProviderDeps, now: datetime) -> SubmitResult:
     """Out of time: ask the provider once more, and give up only if the task has not finished."""
     timed_out = Ended(
         status=JobStatus.TIMED_OUT, code="Timeout", message=f"no result before the {reason} limit"
@@ -97,7 +108,7 @@ def _last_look(turn: PollTurn, reason: str, deps: ProviderDeps, now: datetime) -
     return _map_task(info, turn.model_copy(update={"errors": 0}), deps=deps, now=now, hinted=False)
 
 
-def _release_if_foreign(info: TaskInfo, turn: PollTurn, deps: ProviderDeps) -> PollTurn | None:
+def _release_if_foreign(info: TaskInfo, turn: PollTurn, deps: ProviderDeps) -> SubmitResult | None:
     """A task adopted without proof shows its request now: if it is not ours (another client on the
     account made it), release it and create the job's own task. None: deliver this task."""
     from t2v.usecases.submit import submit_job  # rarely needed: the status function's cold start skips it
@@ -143,7 +154,9 @@ def _final(turn: PollTurn, decision: PollDecision, outcome: Succeeded | Ended, n
     )
 
 
-def _map_task(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: datetime, hinted: bool) -> PollTurn:
+def _map_task(
+    info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: datetime, hinted: bool
+) -> SubmitResult:
     status = str(info.status)
     if status in PROVIDER_TO_JOB:
         task_status = TaskStatus(status)
@@ -163,7 +176,10 @@ def _map_task(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: dateti
             active_jobs=deps.stats.active_jobs(),
             hinted=hinted,
         )
-        wait = next_wait(obs, deps.stats.history(turn.tier), deps.settings.poll_policy())
+        history = deps.stats.history(turn.tier)
+        if task_status == TaskStatus.PENDING:
+            turn = _held_signal(turn, history, deps, now)
+        wait = next_wait(obs, history, deps.settings.poll_policy())
         return _waiting(turn, wait, deps, task_status=task_status, hinted=hinted)
     turn = turn.model_copy(update={"task_status": _task_status(status)})
     if status == TaskStatus.SUCCEEDED:
@@ -186,7 +202,7 @@ def _map_task(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: dateti
     return _final(turn, PollDecision.UNKNOWN, unknown, now)
 
 
-def _succeeded(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -> PollTurn:
+def _succeeded(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: datetime) -> SubmitResult:
     resubmitted = _release_if_foreign(info, turn, deps)
     if resubmitted is not None:
         return resubmitted
@@ -199,6 +215,18 @@ def _succeeded(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: datet
         return _final(turn, PollDecision.FAILED, no_video, now)
     succeeded = Succeeded(video_url=info.video_url, usage=_usage(info), provider_times=_times(info))
     return _final(turn, PollDecision.SUCCEEDED, succeeded, now)
+
+
+def _held_signal(turn: PollTurn, history: TierHistory, deps: ProviderDeps, now: datetime) -> PollTurn:
+    """A task PENDING far past its tier's learned queue time is held in the provider's own queue: the
+    working cap is too high (lowered once per job)."""
+    if deps.capacity is None or turn.held_long or not history.queue:
+        return turn
+    pending = (now - turn.submitted_at).total_seconds()
+    if not held_too_long(pending, statistics.median(history.queue)):
+        return turn
+    deps.capacity.leases.held_too_long()
+    return turn.model_copy(update={"held_long": True})
 
 
 def _task_status(status: str) -> TaskStatus | None:

@@ -16,6 +16,7 @@ from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import VideoRequest
 from t2v.schedule import GenerationTier, TierHistory
 from t2v.times import utcnow
+from t2v.usecases.capacity import Governor
 
 
 class ProviderClient(Protocol):
@@ -140,6 +141,8 @@ class ProviderDeps:
     sleep: Callable[[float], None] = time.sleep
     # Reads the provider key again, past its cache (the provider refused the cached one).
     refresh_key: Callable[[], None] = lambda: None
+    # The capacity governor (t2v.usecases.capacity); None: no governor (the use-case tests' fakes).
+    capacity: Governor | None = None
 
 
 def job_or_fail(repo: JobStore, job_id: str) -> JobRecord:

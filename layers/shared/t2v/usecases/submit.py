@@ -5,25 +5,28 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime, timedelta
 
-from t2v.contract import PollTurn, SubmitInput
+from t2v.capacity import CAPACITY_CODES, queue_key
+from t2v.contract import CapacityWait, Ended, SubmitInput, SubmitResult
 from t2v.errors import (
     AmbiguousCreateError,
     CreateInProgressError,
     JobAlreadyFinishedError,
     PipelineError,
+    ProviderThrottledError,
     RetryableProviderError,
     TerminalProviderError,
 )
-from t2v.jobs import JobRecord
+from t2v.jobs import JobRecord, JobStatus
 from t2v.request import VideoRequest, parse_request
 from t2v.times import iso
 from t2v.usecases.booking import first_turn
-from t2v.usecases.ports import ProviderClient, ProviderDeps
+from t2v.usecases.ports import ProviderClient, ProviderDeps, job_or_fail
 from t2v.usecases.reconcile import Reconciled, reconcile
 
 
-def submit_job(event: SubmitInput, deps: ProviderDeps) -> PollTurn:
-    """Claim the job's create, create the task once, and book the first poll.
+def submit_job(event: SubmitInput, deps: ProviderDeps) -> SubmitResult:
+    """Claim the job's create, create the task once, and book the first poll; or, with no provider
+    capacity free for it, queue the job and tell the workflow to wait (`CapacityWait`).
 
     The door that started the execution recorded the job already; submit records it only when it
     is invoked on its own (then it is the door).
@@ -31,29 +34,16 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> PollTurn:
     job_id = event.job_id
     request = parse_request(event.request, defaults={"model": deps.settings.model_name})
     now = deps.clock()
-    job = deps.repo.get(job_id)
-    if job is None:
-        job, _ = deps.repo.create_if_absent(
-            job_id,
-            request=request.model_dump(exclude_none=True),
-            source=event.source,
-            origin=dict(event.origin),
-            now=now,
-            deadline_at=deps.settings.deadline_from(now),
-            execution=event.execution,
-        )
+    job = deps.repo.get(job_id) or _record(event, request, deps, now)
     if job.task_id:
         return first_turn(job, deps)
     if job.status.is_terminal:
         raise JobAlreadyFinishedError(f"job {job_id} already ended {job.status}")
-    if deps.settings.daily_budget_seconds:
-        deps.budget.charge_budget(
-            job,
-            day=now.strftime("%Y-%m-%d"),
-            seconds=request.billed_seconds,
-            cap=deps.settings.daily_budget_seconds,
-            now=now,
-        )
+    _charge(job, request, deps, now)
+    if deps.capacity is not None and job.lease_at is None:
+        waiting = _wait_for_capacity(job, deps, now)
+        if waiting is not None:
+            return waiting
     stale_before = now - timedelta(seconds=deps.settings.create_claim_stale_seconds)
     claim = deps.repo.claim_create(job_id, now=now, stale_before=stale_before)
     if not claim.done:
@@ -76,6 +66,31 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> PollTurn:
     return _create(claim.job, request, deps)
 
 
+def _record(event: SubmitInput, request: VideoRequest, deps: ProviderDeps, now: datetime) -> JobRecord:
+    job, _ = deps.repo.create_if_absent(
+        event.job_id,
+        request=request.model_dump(exclude_none=True),
+        source=event.source,
+        origin=dict(event.origin),
+        now=now,
+        deadline_at=deps.settings.deadline_from(now),
+        execution=event.execution,
+    )
+    return job
+
+
+def _charge(job: JobRecord, request: VideoRequest, deps: ProviderDeps, now: datetime) -> None:
+    """The day's budget pays for the job's seconds once, before it queues or creates."""
+    if deps.settings.daily_budget_seconds:
+        deps.budget.charge_budget(
+            job,
+            day=now.strftime("%Y-%m-%d"),
+            seconds=request.billed_seconds,
+            cap=deps.settings.daily_budget_seconds,
+            now=now,
+        )
+
+
 def _close_dead_create(job: JobRecord, now: datetime, deps: ProviderDeps) -> JobRecord:
     """The invocation that sent the last create is dead (its claim went stale): whatever task that
     create made exists by now, so its window ends here rather than CREATE_MAX_SECONDS after sending."""
@@ -85,7 +100,65 @@ def _close_dead_create(job: JobRecord, now: datetime, deps: ProviderDeps) -> Job
     return deps.repo.update_fields(job.job_id, {"create_ambiguous_at": iso(now)}, now=now)
 
 
-def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> PollTurn:
+def _wait_for_capacity(job: JobRecord, deps: ProviderDeps, now: datetime) -> CapacityWait | None:
+    """Queue the job (once) and try to admit; None when it holds a lease now and may create its task.
+
+    A job that waited past MaxQueueSeconds (or its capacity turns) stops waiting: TIMED_OUT, never
+    FAILED, as nothing went wrong but the provider's being full for that long."""
+    governor = deps.capacity
+    assert governor is not None
+    key = job.queue_key or queue_key(iso(job.queued_at or now), job.job_id)
+    if job.queue_owner is None:
+        governor.leases.enqueue(job.job_id, owner=job.owner, key=key, now=now)  # False: queued before
+    if job.status == JobStatus.ACCEPTED:
+        deps.repo.transition(job.job_id, JobStatus.WAITING, now=now)
+    governor.admit(skip=job.job_id)
+    current = job_or_fail(deps.repo, job.job_id)
+    if current.lease_at is not None:
+        return None
+    if current.status.is_terminal:
+        raise JobAlreadyFinishedError(f"job {job.job_id} ended {current.status} while queued")
+    turns = current.capacity_turns + 1
+    waited = (now - (current.queued_at or now)).total_seconds()
+    settings = deps.settings
+    if waited >= settings.max_queue_seconds or turns > settings.max_capacity_turns:
+        governor.free(current.job_id, owner=current.owner, queued=True)
+        limit = (
+            f"{settings.max_queue_seconds} s"
+            if waited >= settings.max_queue_seconds
+            else f"{turns - 1} turns"
+        )
+        gave_up = Ended(
+            status=JobStatus.TIMED_OUT,
+            code="CapacityWaitTimeout",
+            message=f"no provider capacity came free within the queue's limit ({limit})",
+        )
+        return CapacityWait(
+            job_id=job.job_id, decision="TIMED_OUT", wait_seconds=1, position=0, turns=turns, outcome=gave_up
+        )
+    deps.repo.update_fields(job.job_id, {"capacity_turns": turns}, now=now)
+    position = governor.leases.position(job.job_id, current.owner, current.queue_key or key)
+    wait = min(settings.capacity_heartbeat_seconds, max(1, int(settings.max_queue_seconds - waited)))
+    return CapacityWait(job_id=job.job_id, wait_seconds=wait, position=position, turns=turns)
+
+
+def _refused_for_capacity(job: JobRecord, exc: ProviderThrottledError, deps: ProviderDeps) -> CapacityWait:
+    """The provider refused the create for capacity: back to the front of the owner's queue, the
+    working cap lowered to what else was in flight; no task exists, so the claim goes too."""
+    governor = deps.capacity
+    assert governor is not None
+    now = deps.clock()
+    key = job.queue_key or queue_key(iso(job.queued_at or now), job.job_id)
+    deps.repo.update_fields(job.job_id, {"last_error": f"refused for capacity: {exc}"}, now=now)
+    deps.repo.release_claim(job.job_id)
+    governor.leases.refused(job.job_id, owner=job.owner, key=key, now=now)
+    turns = job.capacity_turns + 1
+    deps.repo.update_fields(job.job_id, {"capacity_turns": turns}, now=now)
+    wait = deps.settings.capacity_heartbeat_seconds
+    return CapacityWait(job_id=job.job_id, wait_seconds=wait, position=0, turns=turns)
+
+
+def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> SubmitResult:
     client = deps.client()
     # When the create was sent bounds which provider tasks it can have made (see reconcile).
     deps.repo.update_fields(job.job_id, {"create_sent_at": iso(deps.clock())}, now=deps.clock())
@@ -112,9 +185,16 @@ def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> PollTu
         )
         deps.repo.release_claim(job.job_id)  # refused: no task exists, none can be ours
         raise
+    except ProviderThrottledError as exc:
+        if deps.capacity is not None and exc.provider_code in CAPACITY_CODES:
+            return _refused_for_capacity(job, exc, deps)
+        deps.repo.release_claim(job.job_id)  # refused: a new create is safe
+        raise
     except RetryableProviderError:
         deps.repo.release_claim(job.job_id)  # refused or never sent: a new create is safe
         raise
+    if deps.capacity is not None:
+        deps.capacity.leases.accepted()
     bound = deps.tasks.record_task(
         job.job_id, task_id=created.task_id, request_id=created.request_id, now=deps.clock()
     )

@@ -67,7 +67,9 @@ class CapacityLeases(JobsTable):
         """The capacity item as it stands; before the first job ever queued, an empty one (not written:
         only `enqueue` makes it, so the functions that merely free capacity need no PutItem)."""
         item = self._table.get_item(Key={"pk": CAPACITY_KEY}, ConsistentRead=True).get("Item")
-        data = plain(item) if item is not None else {"held": 0, "cap": self._ceiling, "streak": 0}
+        data: dict[str, Any] = (
+            plain(item) if item is not None else {"held": 0, "cap": self._ceiling, "streak": 0}
+        )
         working = WorkingCap(
             ceiling=int(data.get("ceiling", self._ceiling)), cap=int(data["cap"]), streak=int(data["streak"])
         )

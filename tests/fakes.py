@@ -110,7 +110,7 @@ class FakeJobs(FakeRecords):
         claimed = item.get("create_claimed_at")
         allowed = (
             "task_id" not in item
-            and item["status"] == "ACCEPTED"
+            and item["status"] in ("ACCEPTED", "WAITING")
             and (claimed is None or claimed < iso(stale_before))
         )
         attempts = int(item.get("create_attempts", 0)) + 1
@@ -134,7 +134,7 @@ class FakeJobs(FakeRecords):
             and item["created_at"] >= iso(since)
             and "create_sent_at" in item
             and "task_id" not in item
-            and item["status"] == "ACCEPTED"
+            and item["status"] in ("ACCEPTED", "WAITING")
         ]
 
     def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]:
@@ -212,7 +212,9 @@ class FakeTaskOwners(FakeRecords):
     def record_task(self, job_id: str, *, task_id: str, request_id: str | None, now: datetime) -> Write:
         owner = self.items.setdefault(f"task#{task_id}", {"pk": f"task#{task_id}", "job_id": job_id})
         item = self.items[job_id]
-        allowed = owner["job_id"] == job_id and "task_id" not in item and item["status"] == "ACCEPTED"
+        allowed = (
+            owner["job_id"] == job_id and "task_id" not in item and item["status"] in ("ACCEPTED", "WAITING")
+        )
         changes = {
             "task_id": task_id,
             "status": "SUBMITTED",

@@ -129,12 +129,13 @@ class JobsRepository(JobsTable):
             "IndexName": "by_created",
             "KeyConditionExpression": "#k = :job AND created_at >= :since",
             "FilterExpression": "attribute_exists(create_sent_at) AND attribute_not_exists(task_id) "
-            "AND #s = :accepted",
+            "AND #s IN (:accepted, :waiting)",
             "ExpressionAttributeNames": {"#k": "kind", "#s": "status"},
             "ExpressionAttributeValues": {
                 ":job": "job",
                 ":since": iso(since),
                 ":accepted": JobStatus.ACCEPTED.value,
+                ":waiting": JobStatus.WAITING.value,  # queued for capacity: no task yet either
             },
         }
         return self._query_all(kwargs)
@@ -186,7 +187,7 @@ class JobsRepository(JobsTable):
         return self._update(
             job_id,
             UpdateExpression="SET create_claimed_at = :now, updated_at = :now ADD create_attempts :one",
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND #s = :accepted "
+            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND #s IN (:accepted, :waiting) "
             "AND (attribute_not_exists(create_claimed_at) OR create_claimed_at < :stale)",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
@@ -194,6 +195,7 @@ class JobsRepository(JobsTable):
                 ":one": 1,
                 ":stale": iso(stale_before),
                 ":accepted": JobStatus.ACCEPTED.value,
+                ":waiting": JobStatus.WAITING.value,  # queued for capacity: no task yet either
             },
         )
 

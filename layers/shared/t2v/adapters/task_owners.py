@@ -62,7 +62,7 @@ class TaskOwners(JobsTable):
             UpdateExpression="SET task_id = :task, #s = :status, submitted_at = :now, updated_at = :now, "
             "history = list_append(if_not_exists(history, :empty), :h), "
             "request_ids = list_append(if_not_exists(request_ids, :empty), :rid)",
-            ConditionExpression="attribute_not_exists(task_id) AND #s = :accepted",
+            ConditionExpression="attribute_not_exists(task_id) AND #s IN (:accepted, :waiting)",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={
                 ":task": task_id,
@@ -72,6 +72,7 @@ class TaskOwners(JobsTable):
                 ":rid": [request_id] if request_id else [],
                 ":empty": [],
                 ":accepted": JobStatus.ACCEPTED.value,
+                ":waiting": JobStatus.WAITING.value,  # queued for capacity: no task yet either
             },
         )
         if bound.done:

@@ -32,6 +32,8 @@ class ProgressFacts:
     phase: str | None
     fraction: float | None
     seconds_left: float | None
+    queue_position: int | None = None  # waiting for capacity: the caller's jobs ahead of this one
+    starts_in: float | None = None  # waiting for capacity: seconds until its expected start
 
 
 def progress_facts(job: dict[str, Any], now: datetime | None = None) -> ProgressFacts:
@@ -41,17 +43,29 @@ def progress_facts(job: dict[str, Any], now: datetime | None = None) -> Progress
     phase = str(block["phase"]) if block.get("phase") else None
     fraction = block.get("fraction")
     fraction = min(1.0, max(0.0, float(fraction))) if isinstance(fraction, int | float) else None
-    left = None
-    expected = block.get("expected_finish_at")
-    if isinstance(expected, str) and expected:
-        try:
-            finish = datetime.fromisoformat(expected.replace("Z", "+00:00"))
-        except ValueError:
-            finish = None
-        if finish is not None:
-            finish = finish if finish.tzinfo else finish.replace(tzinfo=UTC)
-            left = max(0.0, (finish - (now or datetime.now(UTC))).total_seconds())
-    return ProgressFacts(phase, fraction, left)
+    now = now or datetime.now(UTC)
+    left = _seconds_until(block.get("expected_finish_at"), now)
+    capacity = block.get("capacity")
+    place: dict[str, Any] = capacity if isinstance(capacity, dict) else {}
+    position = place.get("position")
+    return ProgressFacts(
+        phase,
+        fraction,
+        left,
+        queue_position=position if isinstance(position, int) else None,
+        starts_in=_seconds_until(place.get("expected_start_at"), now),
+    )
+
+
+def _seconds_until(when: Any, now: datetime) -> float | None:
+    if not isinstance(when, str) or not when:
+        return None
+    try:
+        moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - now).total_seconds())
 
 
 def format_progress(
@@ -66,6 +80,10 @@ def format_progress(
     if facts is not None:
         if facts.phase:
             parts.append(facts.phase)
+        if facts.queue_position is not None:
+            parts.append(f"{facts.queue_position} ahead")
+        if facts.starts_in is not None:
+            parts.append(f"starts in {facts.starts_in:.0f}s")
         if facts.fraction is not None:
             parts.append(f"{facts.fraction:.0%}")
         if facts.seconds_left is not None:

@@ -29,7 +29,7 @@ from t2v_console.backend import (
 )
 
 JOB_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-CANCELABLE: Final = frozenset({"ACCEPTED", "SUBMITTED", "PENDING"})
+CANCELABLE: Final = frozenset({"ACCEPTED", "WAITING", "SUBMITTED", "PENDING"})
 DEFAULT_FORM: Final = {
     "prompt": "",
     "size": "1280*720",

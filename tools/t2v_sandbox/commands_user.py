@@ -165,7 +165,7 @@ class Progress:
             self._draw(job, status, facts)
             return
         # A log, not a terminal: a line when the status or phase changes, and a heartbeat.
-        key = (status, facts.phase)
+        key = (status, facts.phase, facts.queue_position)
         if key != self._last_key or elapsed - self._printed_at >= NOTE_EVERY_SECONDS:
             line = format_progress(status, elapsed, job.get("polls"), str(job.get("job_id", "")), facts)
             print(line, file=self.stream, flush=True)
@@ -201,7 +201,7 @@ class Progress:
             total=None if fraction is None else 1.0,
             completed=fraction or 0.0,
             percent="" if fraction is None else f"{fraction:>4.0%}",
-            eta="" if facts.seconds_left is None or done else f"eta {facts.seconds_left:.0f}s",
+            eta=_eta(facts, done),
         )
 
     def done(self) -> None:
@@ -354,3 +354,13 @@ def run_download(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
 
     return guarded(body)
+
+
+def _eta(facts: ProgressFacts, done: bool) -> str:
+    """The bar's last column: the finish once known, or the place in the capacity queue."""
+    if done:
+        return ""
+    if facts.queue_position is not None:
+        start = "" if facts.starts_in is None else f", starts in {facts.starts_in:.0f}s"
+        return f"{facts.queue_position} ahead{start}"
+    return "" if facts.seconds_left is None else f"eta {facts.seconds_left:.0f}s"

@@ -21,6 +21,7 @@ from typing import Any
 import av
 import httpx
 import pytest
+from t2v.times import iso
 from t2v_client import ApiClient, Target
 from t2v_sandbox.user_sandbox import (
     Subscriber,
@@ -343,6 +344,8 @@ def test_job_past_its_deadline_ends_timed_out(sb: UserSandbox, outcomes: Subscri
         now=now,
         deadline_at=now + timedelta(seconds=2),
     )
+    # As if admitted just now (a deadline counts from the capacity lease, which admission sets)
+    repo.update_fields(job_id, {"lease_at": iso(now)}, now=now)
     emulator = sb.emulator
     saved = emulator.config.pending_seconds
     emulator.config.pending_seconds = 30.0

@@ -110,14 +110,14 @@ def _wait_for_capacity(job: JobRecord, deps: ProviderDeps, now: datetime) -> Cap
     key = job.queue_key or queue_key(iso(job.queued_at or now), job.job_id)
     if job.queue_owner is None:
         governor.leases.enqueue(job.job_id, owner=job.owner, key=key, now=now)  # False: queued before
-    if job.status == JobStatus.ACCEPTED:
-        deps.repo.transition(job.job_id, JobStatus.WAITING, now=now)
     governor.admit(skip=job.job_id)
     current = job_or_fail(deps.repo, job.job_id)
     if current.lease_at is not None:
-        return None
+        return None  # admitted at once: the job never waited, so it never shows WAITING
     if current.status.is_terminal:
         raise JobAlreadyFinishedError(f"job {job.job_id} ended {current.status} while queued")
+    if current.status == JobStatus.ACCEPTED:
+        deps.repo.transition(job.job_id, JobStatus.WAITING, now=now)
     turns = current.capacity_turns + 1
     waited = (now - (current.queued_at or now)).total_seconds()
     settings = deps.settings
@@ -152,6 +152,8 @@ def _refused_for_capacity(job: JobRecord, exc: ProviderThrottledError, deps: Pro
     deps.repo.update_fields(job.job_id, {"last_error": f"refused for capacity: {exc}"}, now=now)
     deps.repo.release_claim(job.job_id)
     governor.leases.refused(job.job_id, owner=job.owner, key=key, now=now)
+    if job.status == JobStatus.ACCEPTED:  # admitted at once before: it waits now
+        deps.repo.transition(job.job_id, JobStatus.WAITING, now=now)
     turns = job.capacity_turns + 1
     deps.repo.update_fields(job.job_id, {"capacity_turns": turns}, now=now)
     wait = deps.settings.capacity_heartbeat_seconds

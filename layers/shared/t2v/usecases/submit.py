@@ -23,6 +23,8 @@ from t2v.usecases.booking import first_turn
 from t2v.usecases.ports import ProviderClient, ProviderDeps, job_or_fail
 from t2v.usecases.reconcile import Reconciled, reconcile
 
+REFUSED_LOOK_AGAIN_SECONDS = 60
+
 
 def submit_job(event: SubmitInput, deps: ProviderDeps) -> SubmitResult:
     """Claim the job's create, create the task once, and book the first poll; or, with no provider
@@ -156,7 +158,9 @@ def _refused_for_capacity(job: JobRecord, exc: ProviderThrottledError, deps: Pro
         deps.repo.transition(job.job_id, JobStatus.WAITING, now=now)
     turns = job.capacity_turns + 1
     deps.repo.update_fields(job.job_id, {"capacity_turns": turns}, now=now)
-    wait = deps.settings.capacity_heartbeat_seconds
+    # Its lease went back with nothing admitted: when nothing else is in flight, no freed lease will wake
+    # it, so it looks again within a minute (one probe per refused job, not per queued one).
+    wait = min(deps.settings.capacity_heartbeat_seconds, REFUSED_LOOK_AGAIN_SECONDS)
     return CapacityWait(job_id=job.job_id, wait_seconds=wait, position=0, turns=turns)
 
 

@@ -17,6 +17,16 @@ from dashscope_emulator.faults import FaultPlan
 PURPOSE = "runs the DashScope emulator"
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dashscope-emulator", description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
@@ -34,6 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--media-dir", type=Path, default=None)
     p.add_argument("--push-url", default=None, help="POST every task-finished event here (default: no push)")
     p.add_argument("--push-token", default="", help="sent in x-eventbridge-signature-token with each push")
+    p.add_argument(
+        "--max-running-tasks",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="the account's cap on tasks PENDING or RUNNING (default: none)",
+    )
+    p.add_argument(
+        "--over-cap",
+        choices=("refuse", "queue"),
+        default="refuse",
+        help="past the cap: refuse creates with 429 Throttling (default), or accept and hold them PENDING",
+    )
     return p
 
 
@@ -67,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         media_dir=args.media_dir,
         push_url=args.push_url,
         push_token=args.push_token,
+        max_running_tasks=args.max_running_tasks,
+        over_cap=args.over_cap,
     )
     emu = Emulator(config).start(host=args.host, port=args.port)
     done = threading.Event()

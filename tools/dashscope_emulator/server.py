@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
+from dashscope_emulator import capacity
+from dashscope_emulator.capacity import OVER_CAP_MODES, THROTTLED_MESSAGE, OverCap
 from dashscope_emulator.faults import FaultInjector, FaultPlan, FaultRule
 from dashscope_emulator.media import MediaStore, VideoSpec
 from dashscope_emulator.push import Pusher
@@ -66,6 +68,9 @@ class EmulatorConfig:
     push_url: str | None = None
     push_token: str = ""
     push_retry_delays: tuple[float, ...] = (10.0, 15.0, 20.0)
+    # The account's cap on tasks in flight (dashscope_emulator.capacity); None: no cap.
+    max_running_tasks: int | None = None
+    over_cap: OverCap = "refuse"
 
 
 @dataclass
@@ -116,6 +121,7 @@ class Emulator:
         self._tasks: dict[str, Task] = {}
         self._log: list[RequestRecord] = []
         self._created = 0
+        self._capacity_refusals = 0
         self._windows: dict[str, deque[float]] = {}
         self._faults = FaultInjector(self.config.faults or FaultPlan(seed=self.config.seed))
         self._stopping = threading.Event()
@@ -234,6 +240,7 @@ class Emulator:
             self._log.clear()
             self._windows.clear()
             self._created = 0
+            self._capacity_refusals = 0
         self.media.clear()
         self.pusher.clear()
         self.set_faults(None)
@@ -296,8 +303,20 @@ class Emulator:
         elif outcome_rule is not None and outcome_rule.kind == "video_url":
             task.video_url_override = outcome_rule.url
         with self._lock:
+            cap, mode = cfg.max_running_tasks, cfg.over_cap
+            if (
+                cap is not None
+                and mode == "refuse"
+                and capacity.in_flight(self._tasks.values(), self.now()) >= cap
+            ):
+                self._capacity_refusals += 1
+                raise ApiError(429, "Throttling", THROTTLED_MESSAGE)
             self._tasks[task.task_id] = task
             self._created += 1
+            moved = (
+                capacity.schedule(self._tasks.values(), cap) if cap is not None and mode == "queue" else []
+            )
+        self._push_moved([t for t in moved if t is not task])
         self.pusher.task_ended(task, "FAILED" if task.outcome == "failed" else "SUCCEEDED", task.finished_at)
         if task.outcome == "succeeded":
             spec = VideoSpec(
@@ -351,12 +370,61 @@ class Emulator:
             self._tasks.update({t.task_id: t for t in made})
         return [t.task_id for t in made]
 
+    def set_capacity(self, max_running_tasks: int | None, over_cap: str = "refuse") -> dict[str, Any]:
+        """Cap the account at runtime (None: no cap); ValueError naming the field on bad input."""
+        if max_running_tasks is not None and (
+            isinstance(max_running_tasks, bool)
+            or not isinstance(max_running_tasks, int)
+            or max_running_tasks < 1
+        ):
+            raise ValueError("max_running_tasks: must be a whole number of at least 1, or null for no cap")
+        if over_cap not in OVER_CAP_MODES:
+            raise ValueError(f"over_cap: must be one of {', '.join(OVER_CAP_MODES)}")
+        with self._lock:
+            self.config.max_running_tasks = max_running_tasks
+            self.config.over_cap = over_cap
+            moved = self._reschedule()
+        self._push_moved(moved)
+        return self.capacity()
+
+    def capacity(self) -> dict[str, Any]:
+        """The cap and the highest numbers the account ever had in flight and running."""
+        with self._lock:
+            found = capacity.stats(list(self._tasks.values()), self.now())
+            return {
+                "max_running_tasks": self.config.max_running_tasks,
+                "over_cap": self.config.over_cap,
+                "max_in_flight": found.max_in_flight,
+                "max_running": found.max_running,
+                "in_flight": found.in_flight,
+                "running": found.running,
+                "capacity_refusals": self._capacity_refusals,
+            }
+
+    def _reschedule(self) -> list[Task]:
+        """Under the lock: the running places handed out again after a create, cancel or new cap."""
+        cap = self.config.max_running_tasks
+        if cap is not None and self.config.over_cap == "queue":
+            return capacity.schedule(self._tasks.values(), cap)
+        return capacity.unschedule(self._tasks.values())
+
+    def _push_moved(self, moved: list[Task]) -> None:
+        """Tasks whose end moved (they waited for a running place): their pushes follow the new end."""
+        now = self.now()
+        for task in moved:
+            if task.canceled_at is None and task.finished_at > now:
+                self.pusher.task_ended(
+                    task, "FAILED" if task.outcome == "failed" else "SUCCEEDED", task.finished_at
+                )
+
     def _cancel(self, task_id: str) -> bool:
         with self._lock:
             task = self._tasks.get(task_id)
             if task is None or task.status(self.now()) != "PENDING":
                 return False
             task.canceled_at = self.now()
+            moved = self._reschedule()
+        self._push_moved(moved)
         self.pusher.task_ended(task, "CANCELED", task.canceled_at)
         self.media.discard(task_id)
         return True
@@ -635,11 +703,29 @@ class _Handler(BaseHTTPRequestHandler):
             config = json.loads(self._body or b"{}")
             emu.configure_push(config.get("url"), str(config.get("token") or ""))
             self._json(200, {"url": config.get("url")}, with_id=False)
+        elif path == "/admin/capacity" and method in {"GET", "POST"}:
+            self._capacity(method)
         elif method == "POST" and path == "/admin/reset":
             emu.reset()
             self._json(200, {"ok": True}, with_id=False)
         else:
             self._json(404, {"code": "NotFound", "message": f"no admin route {method} {path}"}, with_id=False)
+
+    def _capacity(self, method: str) -> None:
+        """GET: the cap and the account's highest in flight and running; POST: set the cap."""
+        if method == "GET":
+            self._json(200, self.emulator.capacity(), with_id=False)
+            return
+        try:
+            body = json.loads(self._body or b"{}")
+            body = body if isinstance(body, dict) else {"over_cap": None}
+            answer = self.emulator.set_capacity(
+                body.get("max_running_tasks"), str(body.get("over_cap", "refuse"))
+            )
+        except ValueError as exc:
+            self._json(400, {"code": "InvalidCapacity", "message": str(exc)}, with_id=False)
+            return
+        self._json(200, answer, with_id=False)
 
     def _faults_body(self) -> dict[str, Any]:
         body = self.emulator.faults().model_dump(mode="json")

@@ -56,14 +56,18 @@ class Task:
     fail_message: str | None = None
     canceled_at: float | None = None
     video_url_override: str | None = None
+    # Over the account's cap in queue mode: when a running place came free for it (capacity.py).
+    start_override: float | None = None
 
     @property
     def scheduled_at(self) -> float:
+        if self.start_override is not None:
+            return self.start_override
         return self.created + self.pending_seconds
 
     @property
     def finished_at(self) -> float:
-        return self.created + self.pending_seconds + self.running_seconds
+        return self.scheduled_at + self.running_seconds  # a task held past the cap runs its full time
 
     @property
     def api_key_id(self) -> str:

@@ -37,6 +37,19 @@ def register(subparsers: Any) -> None:
     up.add_argument("--emulator-pending-seconds", type=float, default=2.0)
     up.add_argument("--emulator-running-seconds", type=float, default=5.0)
     up.add_argument(
+        "--emulator-max-running-tasks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the emulated account's cap on tasks PENDING or RUNNING (default: none)",
+    )
+    up.add_argument(
+        "--emulator-over-cap",
+        choices=("refuse", "queue"),
+        default="refuse",
+        help="past the cap: refuse creates with 429 Throttling (default), or hold them PENDING",
+    )
+    up.add_argument(
         "--no-push",
         action="store_true",
         help="deploy with PushCompletion=Disabled: the emulator pushes nothing, polling alone finds finishes",
@@ -55,6 +68,8 @@ def run_up(args: argparse.Namespace) -> int:
         emulator=not args.no_emulator,
         emulator_pending_seconds=args.emulator_pending_seconds,
         emulator_running_seconds=args.emulator_running_seconds,
+        emulator_max_running_tasks=args.emulator_max_running_tasks,
+        emulator_over_cap=args.emulator_over_cap,
         work_dir=args.work_dir,
         stack_name=args.stack_name,
         moto_port=args.moto_port,

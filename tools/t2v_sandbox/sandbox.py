@@ -46,6 +46,9 @@ class SandboxConfig:
     emulator: bool = True
     emulator_pending_seconds: float = 2.0
     emulator_running_seconds: float = 5.0
+    # The emulated account's cap on tasks in flight (None: none) and what it does past it.
+    emulator_max_running_tasks: int | None = None
+    emulator_over_cap: str = "refuse"
     work_dir: Path = Path(".sandbox")
     stack_name: str = "t2v-sandbox"
     region: str = "us-east-1"
@@ -302,6 +305,7 @@ class Sandbox:
                 running_seconds=self.config.emulator_running_seconds,
             )
         )
+        emulator.set_capacity(self.config.emulator_max_running_tasks, self.config.emulator_over_cap)
         emulator.start(host=self.config.host, port=0)
         self._emulator = emulator
 

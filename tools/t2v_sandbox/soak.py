@@ -62,6 +62,13 @@ BAD_KEYS: Final = (
     "harness_errors",  # the soak's own submitting threads crashed: a fault or door it meant to take was not
     "budget_undercounted",  # a day's budget counter below the billed seconds of the jobs charged to it
     "uncharged_tasks",  # a job with a provider task that was never charged to the daily budget
+    "failed_for_capacity",  # a job ended FAILED or TIMED_OUT because the provider was full
+    "provider_above_cap",  # the emulated account had more in flight (refuse) or running (queue) than its cap
+    "leaked_leases",  # capacity leases or queue places still held after every job ended
+)
+# Answers that mean "the provider is full" (t2v.capacity.CAPACITY_CODES) and the queue's own time-out.
+CAPACITY_ENDINGS: Final = frozenset(
+    {"Throttling", "Throttling.RateQuota", "LimitRequests", "CapacityWaitTimeout"}
 )
 # A daily budget no run reaches: every submit charges it, under kills and duplicate deliveries.
 BUDGET_SECONDS: Final = 1_000_000
@@ -185,6 +192,11 @@ class SoakConfig:
     many_lines: int | None = None  # lines of the long hostile file (default: a third of `jobs`, 20 at least)
     # Intake's share of lines per invocation here (250 in the template): the long file is handed on.
     intake_lines_per_invocation: int = 25
+    # The emulated account's cap, below the soak's concurrency, and the governor's ceiling above it (it
+    # must learn the cap from refusals): no job may fail for capacity, the provider is never above it.
+    emulator_max_running_tasks: int = 6
+    emulator_over_cap: str = "refuse"
+    governor_ceiling: int = 10
 
     @property
     def hostile_many_lines(self) -> int:
@@ -592,6 +604,7 @@ class Judge:
             "failed_as_expected": self.counts["failed_as_expected"],
         }
         summary.update({key: self.counts[key] for key in BAD_KEYS})
+        summary.update(self.check_capacity())
         summary["contested_tasks"] = self.counts["contested_tasks"]
         summary["budget_overcount"] = self.check_budget()
         # Copies from an announcer that died between publishing and marking it (not bad: see above).
@@ -602,6 +615,31 @@ class Judge:
         summary["creates"] = len(self.all_tasks)  # each create that reached the provider made one task
         summary["jobs_with_task"] = sum(1 for j in self.jobs if self.evidence.tasks.get(j.prompt))
         return summary, verdicts
+
+    def check_capacity(self) -> dict[str, Any]:
+        """The provider never above its cap; no lease or queue place left once every job ended."""
+        seen = self.emulator.capacity()
+        cap, mode = seen["max_running_tasks"], seen["over_cap"]
+        peak = seen["max_running"] if mode == "queue" else seen["max_in_flight"]
+        self.counts["provider_above_cap"] = int(cap is not None and peak > cap)
+        table = self.sb.session.resource("dynamodb", endpoint_url=self.sb.moto_url).Table(
+            self.sb.outputs["JobsTableName"]
+        )
+        item: dict[str, Any] = (
+            table.get_item(Key={"pk": "capacity#account"}, ConsistentRead=True).get("Item") or {}
+        )
+        queued = sum(int(n) for n in dict(item.get("queued") or {}).values())
+        self.counts["leaked_leases"] = len(item.get("leases") or {}) + queued
+        return {
+            "provider_cap": cap,
+            "provider_over_cap": mode,
+            "provider_peak": peak,
+            "capacity_refusals": seen["capacity_refusals"],
+            "learned_cap": int(item["cap"]) if "cap" in item else None,
+            "failed_for_capacity": self.counts["failed_for_capacity"],
+            "provider_above_cap": self.counts["provider_above_cap"],
+            "leaked_leases": self.counts["leaked_leases"],
+        }
 
     def owner(self, task_id: str) -> str | None:
         table = self.sb.session.resource("dynamodb", endpoint_url=self.sb.moto_url).Table(
@@ -653,6 +691,8 @@ class Judge:
         if record["status"] not in TERMINAL:
             self.bad(verdict, "lost", "never ended")
             return verdict
+        if record["status"] in {"FAILED", "TIMED_OUT"} and record.get("error_code") in CAPACITY_ENDINGS:
+            self.bad(verdict, "failed_for_capacity", f"ended {record['status']} {record.get('error_code')}")
         self.check_account(verdict, record, tasks)
         terminal = [h for h in record.get("history", []) if h["status"] in TERMINAL]
         if len(terminal) != 1:
@@ -799,12 +839,18 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
     sandbox_config = config_for(
         config.template,
         work_dir=config.work_dir,
-        overrides={"PollIntervalSeconds": "1", "DailyBudgetSeconds": str(BUDGET_SECONDS)},
+        overrides={
+            "PollIntervalSeconds": "1",
+            "DailyBudgetSeconds": str(BUDGET_SECONDS),
+            "ProviderMaxTasksInFlight": str(config.governor_ceiling),
+        },
         pending_seconds=config.pending_seconds,
         running_seconds=config.running_seconds,
         write_endpoints=False,
     )
     sandbox_config.time_scale = config.time_scale
+    sandbox_config.emulator_max_running_tasks = config.emulator_max_running_tasks
+    sandbox_config.emulator_over_cap = config.emulator_over_cap
     sandbox_config.duplicate_deliveries = config.duplicate_deliveries
     sandbox_config.kill_rate = config.kill_rate
     sandbox_config.kill_seed = config.seed
@@ -899,6 +945,8 @@ def _command(args: argparse.Namespace) -> int:
         template=Path(args.template),
         kill_rate=args.kill_rate,
         submit_rate=args.rate,
+        emulator_max_running_tasks=args.emulator_max_running_tasks,
+        emulator_over_cap=args.emulator_over_cap,
     )
     for noisy in ("moto", "httpx", "werkzeug"):
         # moto logs every failed execution (expected here) at ERROR; the verdict says what matters.
@@ -922,4 +970,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--template", default="template.yaml")
     parser.add_argument("--kill-rate", type=float, default=SoakConfig.kill_rate)
     parser.add_argument("--rate", type=float, default=SoakConfig.submit_rate, help="jobs started per second")
+    parser.add_argument(
+        "--emulator-max-running-tasks",
+        type=int,
+        default=SoakConfig.emulator_max_running_tasks,
+        metavar="N",
+        help="the emulated account's cap (below the soak's concurrency)",
+    )
+    parser.add_argument(
+        "--emulator-over-cap", choices=("refuse", "queue"), default=SoakConfig.emulator_over_cap
+    )
     parser.set_defaults(func=_command)

@@ -31,5 +31,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             },
         )
     else:  # a foreign task released, and the provider full for the job's own create
-        logger.info("queued for capacity", extra={"position": result.position})
+        logger.info("queued for capacity", extra={"turns": result.turns})
     return result.model_dump(mode="json")

@@ -24,7 +24,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(job_id=submitted.job_id, source=submitted.source)
     turn = submit_job(submitted, provider_deps())
     if isinstance(turn, CapacityWait):
-        logger.info("waiting for capacity", extra={"decision": turn.decision, "position": turn.position})
+        logger.info("waiting for capacity", extra={"decision": turn.decision, "turns": turn.turns})
         return turn.model_dump(mode="json")
     logger.append_keys(task_id=turn.task_id)
     logger.info("task submitted")

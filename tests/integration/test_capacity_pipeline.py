@@ -112,7 +112,7 @@ def test_a_job_without_free_capacity_waits_and_the_first_tasks_end_admits_and_wa
     waiting = submit_app.lambda_handler(event("job-b"), CTX)
 
     # Then B waits in our queue: no provider task, its own status, a heartbeat as its park's timeout
-    assert first["task_id"] and waiting["decision"] == "QUEUED" and waiting["position"] == 0
+    assert first["task_id"] and waiting["decision"] == "QUEUED"
     assert env.emu.create_count() == 1
     assert env.stack.job("job-b")["status"] == "WAITING"
     assert park("job-b", "token-b")["parked"] is True  # still queued: the wait stays parked
@@ -240,8 +240,11 @@ def test_free_capacity_goes_round_robin_between_owners_fifo_within_one(env: Any)
     for job_id in ("a-2", "a-3"):
         assert submit_app.lambda_handler(record(env, job_id, ALICE), CTX)["decision"] == "QUEUED"
     bobs = submit_app.lambda_handler(record(env, "b-1", BOB), CTX)
-    assert bobs["decision"] == "QUEUED" and bobs["position"] == 0
-    assert submit_app.lambda_handler(record(env, "a-3", ALICE), CTX)["position"] == 1
+    assert bobs["decision"] == "QUEUED"
+    # Each owner's own line: Bob is first in his, a-3 second in Alice's (a-2 ahead of it)
+    leases = CapacityLeases(env.stack.table, ceiling=1)
+    assert leases.position("b-1", BOB, str(env.stack.job("b-1")["queue_key"])) == 0
+    assert leases.position("a-3", ALICE, str(env.stack.job("a-3")["queue_key"])) == 1
 
     order = []
     turn = first

@@ -31,7 +31,7 @@ PROVIDER_ENV = {"JOBS_TABLE": "t", "DASHSCOPE_SECRET_ID": "s"}
 
 
 def queued_document(decision: str = "QUEUED") -> dict[str, Any]:
-    wait = CapacityWait(job_id="job-1", decision=decision, wait_seconds=600, position=2, turns=1)  # type: ignore[arg-type]
+    wait = CapacityWait(job_id="job-1", decision=decision, wait_seconds=600, turns=1)  # type: ignore[arg-type]
     if decision == "TIMED_OUT":
         gave_up = Ended(status=JobStatus.TIMED_OUT, code="CapacityWaitTimeout", message="no capacity")
         wait = wait.model_copy(update={"outcome": gave_up})

@@ -194,9 +194,12 @@ class SoakConfig:
     intake_lines_per_invocation: int = 25
     # The emulated account's cap, below the soak's concurrency, and the governor's ceiling above it (it
     # must learn the cap from refusals): no job may fail for capacity, the provider is never above it.
-    emulator_max_running_tasks: int = 6
+    emulator_max_running_tasks: int = 16
     emulator_over_cap: str = "refuse"
-    governor_ceiling: int = 10
+    governor_ceiling: int = 24
+    # Wakes move the queue; the heartbeat (scaled with the schedule) is the safety net. At the template's
+    # 600 s, a time-scaled sandbox's hundreds of waiting jobs would keep its 4 submit workers busy.
+    capacity_heartbeat_seconds: int = 3600
 
     @property
     def hostile_many_lines(self) -> int:
@@ -843,6 +846,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             "PollIntervalSeconds": "1",
             "DailyBudgetSeconds": str(BUDGET_SECONDS),
             "ProviderMaxTasksInFlight": str(config.governor_ceiling),
+            "CapacityHeartbeatSeconds": str(config.capacity_heartbeat_seconds),
         },
         pending_seconds=config.pending_seconds,
         running_seconds=config.running_seconds,

@@ -124,7 +124,6 @@ class CapacityWait(_Contract):
     job_id: JobId
     decision: Literal["QUEUED", "TIMED_OUT"] = "QUEUED"  # TIMED_OUT: waited past MaxQueueSeconds
     wait_seconds: int = Field(ge=1, description="the ParkForCapacity state's timeout: the heartbeat")
-    position: int = Field(ge=0, description="the owner's queued jobs ahead of this one")
     turns: int = Field(ge=0, description="capacity waits so far (heartbeats, wakes and refusals)")
     outcome: Ended | None = Field(default=None, description="set when `decision` is TIMED_OUT")
     polls: int = Field(default=0, ge=0, description="none: RecordOutcome reads it as a poll turn's")

@@ -28,6 +28,8 @@ QUEUE_INDEX: Final = "by_queue"
 NO_OWNER: Final = "-"  # the queue's name for jobs without an owner
 # Enough tries to pass a few entries another admitter took first (the index lags the table a little).
 _ADMIT_TRIES: Final = 8
+# Pages a place in line reads at most (a user's read, never the workflow's).
+_POSITION_PAGES: Final = 20
 
 
 @dataclass(frozen=True)
@@ -108,12 +110,19 @@ class CapacityLeases(JobsTable):
         """How many of the owner's queued jobs are ahead of this one (0: next in its owner's line)."""
         from boto3.dynamodb.conditions import Key
 
-        answer = self._table.query(
-            IndexName=QUEUE_INDEX,
-            KeyConditionExpression=Key("queue_owner").eq(_owner(owner)) & Key("queue_key").lt(key),
-            Select="COUNT",
-        )
-        return int(answer.get("Count", 0))
+        ahead = 0
+        kwargs: dict[str, Any] = {
+            "IndexName": QUEUE_INDEX,
+            "KeyConditionExpression": Key("queue_owner").eq(_owner(owner)) & Key("queue_key").lt(key),
+            "Select": "COUNT",
+        }
+        for _ in range(_POSITION_PAGES):  # 1 MB of keys a page: tens of thousands of jobs ahead
+            answer = self._table.query(**kwargs)
+            ahead += int(answer.get("Count", 0))
+            if "LastEvaluatedKey" not in answer:
+                break
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return ahead
 
     def place(self, job_id: str, owner: str | None, key: str) -> QueuePlace:
         state = self.state()

@@ -136,12 +136,13 @@ def _wait_for_capacity(job: JobRecord, deps: ProviderDeps, now: datetime) -> Cap
             message=f"no provider capacity came free within the queue's limit ({limit})",
         )
         return CapacityWait(
-            job_id=job.job_id, decision="TIMED_OUT", wait_seconds=1, position=0, turns=turns, outcome=gave_up
+            job_id=job.job_id, decision="TIMED_OUT", wait_seconds=1, turns=turns, outcome=gave_up
         )
     deps.repo.update_fields(job.job_id, {"capacity_turns": turns}, now=now)
-    position = governor.leases.position(job.job_id, current.owner, current.queue_key or key)
+    # No place in line here: counting it reads the owner's queue, too dear for every heartbeat of
+    # thousands of waiting jobs (the API's view counts it when a user asks).
     wait = min(settings.capacity_heartbeat_seconds, max(1, int(settings.max_queue_seconds - waited)))
-    return CapacityWait(job_id=job.job_id, wait_seconds=wait, position=position, turns=turns)
+    return CapacityWait(job_id=job.job_id, wait_seconds=wait, turns=turns)
 
 
 def _refused_for_capacity(job: JobRecord, exc: ProviderThrottledError, deps: ProviderDeps) -> CapacityWait:
@@ -161,7 +162,7 @@ def _refused_for_capacity(job: JobRecord, exc: ProviderThrottledError, deps: Pro
     # Its lease went back with nothing admitted: when nothing else is in flight, no freed lease will wake
     # it, so it looks again within a minute (one probe per refused job, not per queued one).
     wait = min(deps.settings.capacity_heartbeat_seconds, REFUSED_LOOK_AGAIN_SECONDS)
-    return CapacityWait(job_id=job.job_id, wait_seconds=wait, position=0, turns=turns)
+    return CapacityWait(job_id=job.job_id, wait_seconds=wait, turns=turns)
 
 
 def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> SubmitResult:

@@ -275,3 +275,23 @@ def test_a_wait_past_max_queue_seconds_ends_timed_out_and_leaves_the_queue(
     job = env.stack.job("job-b")
     assert job["status"] == "TIMED_OUT" and "queue_owner" not in job
     assert capacity(env)["queued"] == {"-": 0} and env.emu.create_count() == 1
+
+
+def test_a_wake_lost_between_the_admission_and_its_wake_is_sent_again_by_the_sweeper(env: Any) -> None:
+    first = submit_app.lambda_handler(event("job-a"), CTX)
+    submit_app.lambda_handler(event("job-b"), CTX)
+    assert park("job-b", "token-b")["parked"] is True
+    governor = wiring.provider_deps().capacity
+    assert governor is not None
+    # Given A's end freed its lease and admitted B, and the function died before it woke B's wait
+    # (the writes made, the wake not sent: B would sleep until its heartbeat)
+    governor.leases.release("job-a")
+    assert governor.leases.admit(now=datetime.now(UTC), deadline_seconds=7200) == ["job-b"]
+    assert env.waker.woken == [] and env.stack.job("job-b")["status"] == "WAITING"
+    wiring.provider_deps().repo.transition("job-a", JobStatus.SUCCEEDED, now=datetime.now(UTC))
+
+    # When the sweeper runs: B, holding a lease while still WAITING, is woken
+    assert governor.reclaim(lambda job_id: str(env.stack.job(job_id)["status"])) == []
+    assert env.waker.woken == ["token-b"]
+    # And, woken, it creates its task with that lease
+    assert submit_app.lambda_handler(event("job-b"), CTX)["task_id"] and env.emu.create_count() == 2

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Protocol
 
 from t2v.capacity import WorkingCap
+from t2v.jobs import JobStatus
 from t2v.times import utcnow
 
 
@@ -70,8 +71,13 @@ class Governor:
 
     def reclaim(self, status_of: Callable[[str], str | None]) -> list[str]:
         """The sweeper's part: the leases of holders that ended or vanished come back (a crash between
-        a job's end and its release never shrinks capacity for good); then the queue moves on."""
+        a job's end and its release never shrinks capacity for good); a holder still WAITING (admitted,
+        but the admitter died between the lease and the wake) is woken again, so a lost wake costs one
+        sweep, not a heartbeat; then the queue moves on."""
         holders = {job_id: status_of(job_id) for job_id in self.leases.lease_holders()}
         reclaimed = self.leases.reclaim(holders)
-        self.admit()  # also after a lost wake or a stalled admission: the queue never waits on luck
+        for job_id, status in holders.items():
+            if status == JobStatus.WAITING and (token := self.leases.wait_token(job_id)):
+                self.waker.wake(token)  # False: it woke already (the submit turn is under way)
+        self.admit()  # also after a stalled admission: the queue never waits on luck
         return reclaimed

@@ -278,7 +278,7 @@ def test_a_wait_past_max_queue_seconds_ends_timed_out_and_leaves_the_queue(
 
 
 def test_a_wake_lost_between_the_admission_and_its_wake_is_sent_again_by_the_sweeper(env: Any) -> None:
-    first = submit_app.lambda_handler(event("job-a"), CTX)
+    submit_app.lambda_handler(event("job-a"), CTX)
     submit_app.lambda_handler(event("job-b"), CTX)
     assert park("job-b", "token-b")["parked"] is True
     governor = wiring.provider_deps().capacity

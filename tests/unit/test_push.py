@@ -177,6 +177,21 @@ def test_bad_events_name_the_field(body: bytes, names: str) -> None:
     assert raised.value.http_status == 400
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 20_000 + b"]" * 20_000,  # was a RecursionError (502) through plain json.loads
+        json.dumps({"id": "e", "data": "[" * 20_000 + "]" * 20_000}).encode(),
+        b'{"id": "e", "data": {"task_id": "t", "n": NaN}}',
+    ],
+)
+def test_hostile_json_is_refused_as_bad_input_not_a_crash(body: bytes) -> None:
+    with pytest.raises(PushError) as raised:
+        parse_push(body)
+    assert raised.value.http_status == 400
+    assert str(raised.value).split(":")[0] in {"body", "data"}
+
+
 def test_bodies_are_bounded() -> None:
     with pytest.raises(PushTooLargeError) as raised:
         parse_push(b" " * (MAX_BODY_BYTES + 1))

@@ -16,7 +16,6 @@ wait at once; if the token came first, the callback sees it and wakes that wait.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from t2v.contract import ParkPurpose, ParkRequest, ParkResult
 from t2v.errors import PipelineError
 from t2v.jobs import CONTESTED
+from t2v.jsontext import loads  # strict: a push nested 20,000 deep is refused, not a RecursionError
 
 if TYPE_CHECKING:  # the callback and park load no use case module: annotations only
     from t2v.usecases.ports import PushStore, TaskLookup
@@ -81,7 +81,7 @@ def parse_push(body: bytes) -> TaskFinished:
     if len(body) > MAX_BODY_BYTES:
         raise PushTooLargeError(f"body: {len(body)} bytes is over the limit of {MAX_BODY_BYTES}")
     try:
-        envelope = json.loads(body)
+        envelope = loads(body)
     except (ValueError, UnicodeDecodeError):
         raise PushError("body: not a JSON document") from None
     if not isinstance(envelope, dict):
@@ -89,7 +89,7 @@ def parse_push(body: bytes) -> TaskFinished:
     data: Any = envelope.get("data", envelope)
     if isinstance(data, str):
         try:
-            data = json.loads(data)
+            data = loads(data)
         except ValueError:
             raise PushError("data: a string that is not JSON") from None
     if not isinstance(data, dict):

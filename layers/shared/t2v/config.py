@@ -106,7 +106,7 @@ class ProviderSettings(DashScopeSettings, ExpectationSettings):
     poll_budget_qps: float = Field(
         default=16.0, gt=0, le=20, description="the account-wide query rate all jobs share (limit: 20/s)"
     )
-    max_polls: int = Field(default=1000, ge=1, le=2000)
+    max_polls: int = Field(default=1000, ge=1, le=1536)  # the template's MaxValue: TimeLimits.most_polls()
     # Margin for the provider's clock against ours when matching its task times with our stamps.
     provider_clock_skew_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
     # Task-finished pushes wake parked waits; polling becomes the safety net (issue 13).

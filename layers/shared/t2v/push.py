@@ -151,6 +151,7 @@ class PushOutcome(StrEnum):
     RECORDED = "recorded"  # no wait parked right now: the next park finds the hint
     CLOSED = "closed"  # the parked wait had already ended; the next park finds the hint
     DUPLICATE = "duplicate"  # this event was handled before
+    SPENT = "spent"  # the job had its bound of pushes (t2v.capacity.MAX_PUSH_WAKES): ignored
     FINISHED = "finished"  # the job already ended
     UNKNOWN_TASK = "unknown_task"  # not a task of ours (another application on the account)
 
@@ -164,6 +165,8 @@ def receive_push(token: str | None, body: bytes, deps: PushDeps) -> tuple[PushOu
     if owner is None or owner == CONTESTED:
         return PushOutcome.UNKNOWN_TASK, event
     recorded = deps.push.record_hint(owner, event_id=event.event_id, now=deps.clock())
+    if recorded.spent:
+        return PushOutcome.SPENT, event
     if recorded.duplicate:
         return PushOutcome.DUPLICATE, event
     if recorded.finished:

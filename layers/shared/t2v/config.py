@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Final, Self
+from typing import Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -161,6 +161,9 @@ class AnnounceSettings(JobsSettings):
     topic_arn: str
     event_bus_name: str = "default"
     event_source: str = "t2v.pipeline"
+    outcome_prompts: Literal["Included", "Omitted"] = Field(
+        default="Included", description="Omitted: outcome messages leave the prompt out (a shared topic)"
+    )
 
 
 class FinalizeSettings(AnnounceSettings):

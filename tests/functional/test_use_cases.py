@@ -3,6 +3,7 @@ video, messages, provider tasks) for submit -> poll -> finalize, the failure pat
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from t2v.capacity import MAX_PUSH_WAKES
 from t2v.config import FinalizeSettings, ProviderSettings
 from t2v.contract import Ended, PollDecision, PollTurn, SubmitInput, Succeeded
 from t2v.errors import AmbiguousCreateError, CreateInProgressError, JobAlreadyFinishedError
@@ -460,3 +462,21 @@ def test_a_task_adopted_without_proof_that_shows_another_prompt_is_released_for_
     assert world.job("job-1")["released_tasks"] == ["task-theirs"]
     assert world.repos.tasks.owner_of_task("task-theirs") == FOREIGN
     assert world.repos.table.active == 1  # counted once: for the job's own task
+
+
+def test_push_wakes_cost_no_poll_and_have_their_own_bound(world: World) -> None:
+    # Given push on and a job whose task runs a long time
+    env = {"JOBS_TABLE": "jobs", "DASHSCOPE_SECRET_ID": "s", "PUSH_COMPLETION": "true", "MAX_POLLS": "3"}
+    deps = dataclasses.replace(world.pipeline, settings=ProviderSettings.from_env(env))
+    turn = submit(world)
+    assert turn.wait_seconds > 5
+    # When pushes with distinct ids wake its wait again and again, each soon after it parked
+    for _ in range(MAX_PUSH_WAKES):
+        world.clock.advance(1)
+        turn = poll(turn, deps)
+        assert turn.decision == PollDecision.WAIT and turn.wait_seconds >= 3  # a look soon after a push
+    # Then those turns spent no poll (a flood cannot end a paid job TIMED_OUT), only wakes
+    assert (turn.polls, turn.wakes) == (0, MAX_PUSH_WAKES)
+    # And past the wakes' bound an early turn counts as a poll again: nothing is unbounded
+    world.clock.advance(1)
+    assert poll(turn, deps).polls == 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.push_records import PushRecords
+from t2v.capacity import MAX_PUSH_WAKES
 from t2v.jobs import JobStatus
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -58,3 +60,19 @@ def test_duplicates_finished_jobs_and_missing_jobs(stack: Any) -> None:
     assert repo.park("no-such-job", token="tok", now=T0) is None
     item = boto3.resource("dynamodb").Table(stack.table).get_item(Key={"pk": "job-1"})["Item"]
     assert int(item["pushes"]) == 2 and item["push_events"] == {"e1", "e2"}
+
+
+def test_a_flood_of_distinct_pushes_is_bounded_and_the_item_stays_small(stack: Any) -> None:
+    # Given a parked wait, When 300 pushes with distinct ids (60 KB of ids) arrive (once ~1,600 ids passed DynamoDB's
+    # 400 KB item limit, which moto does not enforce, so the size is measured here)
+    repo = push_with_job(stack)
+    repo.park("job-1", token="tok", now=T0)
+    outcomes = [repo.record_hint("job-1", event_id=f"flood-{i:05d}-" + "x" * 200, now=T0) for i in range(300)]
+    # Then only the first MAX_PUSH_WAKES are recorded (each may wake); the rest are spent, not duplicates
+    assert sum(1 for o in outcomes if o.token == "tok" and not o.spent) == MAX_PUSH_WAKES
+    assert all(o.spent and o.token is None for o in outcomes[MAX_PUSH_WAKES:])
+    item = boto3.resource("dynamodb").Table(stack.table).get_item(Key={"pk": "job-1"})["Item"]
+    assert int(item["pushes"]) == MAX_PUSH_WAKES and len(item["push_events"]) == MAX_PUSH_WAKES
+    assert len(json.dumps(item, default=str).encode()) < 8 * 1024
+    # The job keeps taking writes (its end, its outcome).
+    JobsRepository(stack.table).transition("job-1", JobStatus.SUCCEEDED, now=T0)

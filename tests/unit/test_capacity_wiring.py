@@ -4,6 +4,7 @@ limits the template's defaults must keep, and what the API, the CLI and the cons
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,12 +104,28 @@ def test_the_templates_defaults_agree_with_every_bound() -> None:
         assert name in template()["Globals"]["Function"]["Environment"]["Variables"]
 
 
+def test_max_polls_maximum_is_what_fits_the_history_with_push_wakes() -> None:
+    params = template()["Parameters"]
+    env = {
+        "MAX_QUEUE_SECONDS": str(params["MaxQueueSeconds"]["Default"]),
+        "CAPACITY_HEARTBEAT_SECONDS": str(params["CapacityHeartbeatSeconds"]["Default"]),
+        "PUSH_COMPLETION": "true",
+    }
+    most = params["MaxPolls"]["MaxValue"]
+    limits = ProviderSettings.from_env({**PROVIDER_ENV, **env, "MAX_POLLS": str(most)}).time_limits()
+    assert most == limits.most_polls()
+    assert limits.history_events() <= 25_000
+    # One more poll turn (with every wake and capacity turn) would pass Step Functions' limit.
+    assert replace(limits, max_polls=most + 1).history_events() > 25_000
+    assert ProviderSettings.model_fields["max_polls"].metadata[-1].le == most
+
+
 @pytest.mark.parametrize(
     ("env", "names"),
     [
         ({"MAX_QUEUE_SECONDS": "80000"}, "over the state machine's TimeoutSeconds"),
         ({"CAPACITY_HEARTBEAT_SECONDS": "1", "MAX_QUEUE_SECONDS": "40000"}, "history events"),
-        ({"MAX_POLLS": "2000"}, "history events"),
+        ({"MAX_POLLS": "1536", "CAPACITY_HEARTBEAT_SECONDS": "300"}, "history events"),
     ],
 )
 def test_limits_that_do_not_agree_stop_the_function_at_cold_start(env: dict[str, str], names: str) -> None:

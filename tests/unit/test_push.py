@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from t2v.capacity import MAX_PUSH_WAKES
 from t2v.contract import ParkRequest, ParkResult
 from t2v.jobs import CONTESTED, HintRecorded, Parked
 from t2v.push import (
@@ -85,6 +86,8 @@ class FakeRepo:
     def record_hint(self, job_id: str, *, event_id: str, now: datetime) -> HintRecorded:
         self.writes += 1
         job = self.jobs[job_id]
+        if len(job.events) >= MAX_PUSH_WAKES:
+            return HintRecorded(duplicate=False, finished=False, token=None, spent=True)
         if event_id in job.events:
             return HintRecorded(duplicate=True, finished=False, token=None)
         job.events.add(event_id)
@@ -177,6 +180,21 @@ def test_bad_events_name_the_field(body: bytes, names: str) -> None:
     assert raised.value.http_status == 400
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 20_000 + b"]" * 20_000,  # was a RecursionError (502) through plain json.loads
+        json.dumps({"id": "e", "data": "[" * 20_000 + "]" * 20_000}).encode(),
+        b'{"id": "e", "data": {"task_id": "t", "n": NaN}}',
+    ],
+)
+def test_hostile_json_is_refused_as_bad_input_not_a_crash(body: bytes) -> None:
+    with pytest.raises(PushError) as raised:
+        parse_push(body)
+    assert raised.value.http_status == 400
+    assert str(raised.value).split(":")[0] in {"body", "data"}
+
+
 def test_bodies_are_bounded() -> None:
     with pytest.raises(PushTooLargeError) as raised:
         parse_push(b" " * (MAX_BODY_BYTES + 1))
@@ -265,3 +283,19 @@ def test_park_request_is_validated() -> None:
     with pytest.raises(ValueError, match="extra"):
         ParkRequest.model_validate({"job_id": "j", "token": "t", "other": 1})
     assert "t0ken" not in repr(ParkRequest(job_id="j", token="t0ken"))
+
+
+def test_a_flood_of_pushes_with_distinct_ids_wakes_a_job_a_bounded_number_of_times(repo: FakeRepo) -> None:
+    # Given a parked wait, When pushes arrive for its task with ids and status texts that all differ
+    waker = FakeWaker(open={"A"})
+    park_wait(ParkRequest(job_id="job-1", token="A"), deps(repo, waker))
+    outcomes = []
+    for i in range(50):
+        body = json.dumps(
+            {"id": f"evt-{i}", "data": {"task_id": "task-1", "task_status": "SUCCEEDED" + " " * i}}
+        )
+        outcomes.append(receive_push(TOKEN, body.encode(), deps(repo, waker))[0])
+    # Then only the first MAX_PUSH_WAKES count; the rest wake nothing and store nothing
+    assert PushOutcome.SPENT not in outcomes[:MAX_PUSH_WAKES]
+    assert set(outcomes[MAX_PUSH_WAKES:]) == {PushOutcome.SPENT}
+    assert len(repo.jobs["job-1"].events) == MAX_PUSH_WAKES

@@ -35,6 +35,11 @@ HISTORY_LIMIT: Final = 25_000
 # CheckStatus and RouteByState (README: about 14,000 for 1,000 polls).
 EVENTS_PER_CAPACITY_TURN: Final = 13
 EVENTS_PER_POLL_TURN: Final = 14
+# Pushes one job may have recorded (each distinct event id at most once); past it a push wakes
+# nothing and stores nothing, so a flood of pushes with distinct ids can neither run a job's turns
+# past the history limit nor grow its item towards DynamoDB's 400 KB (polling still finds the end).
+# A job sees one task-finished push per task, a few more when EventBridge repeats one with a new id.
+MAX_PUSH_WAKES: Final = 8
 # What a job's end needs after its deadline: the last look, finalize's retries (download, announce).
 FINISH_SLACK_SECONDS: Final = 3600
 # Events outside both loops (Stagger, the first Submit, Finalize or RecordOutcome, their retries).
@@ -172,8 +177,13 @@ class TimeLimits:
         return (
             FIXED_EVENTS
             + self.max_capacity_turns * EVENTS_PER_CAPACITY_TURN
-            + self.max_polls * EVENTS_PER_POLL_TURN
+            + (self.max_polls + MAX_PUSH_WAKES) * EVENTS_PER_POLL_TURN  # a woken turn is a poll turn
         )
+
+    def most_polls(self) -> int:
+        """The largest MaxPolls whose turns, with every wake and capacity turn, fit the history."""
+        room = HISTORY_LIMIT - FIXED_EVENTS - self.max_capacity_turns * EVENTS_PER_CAPACITY_TURN
+        return room // EVENTS_PER_POLL_TURN - MAX_PUSH_WAKES
 
     def check(self) -> None:
         if found := self.problems():

@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Final, Self
+from typing import Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -106,7 +106,7 @@ class ProviderSettings(DashScopeSettings, ExpectationSettings):
     poll_budget_qps: float = Field(
         default=16.0, gt=0, le=20, description="the account-wide query rate all jobs share (limit: 20/s)"
     )
-    max_polls: int = Field(default=1000, ge=1, le=2000)
+    max_polls: int = Field(default=1000, ge=1, le=1536)  # the template's MaxValue: TimeLimits.most_polls()
     # Margin for the provider's clock against ours when matching its task times with our stamps.
     provider_clock_skew_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
     # Task-finished pushes wake parked waits; polling becomes the safety net (issue 13).
@@ -161,6 +161,9 @@ class AnnounceSettings(JobsSettings):
     topic_arn: str
     event_bus_name: str = "default"
     event_source: str = "t2v.pipeline"
+    outcome_prompts: Literal["Included", "Omitted"] = Field(
+        default="Included", description="Omitted: outcome messages leave the prompt out (a shared topic)"
+    )
 
 
 class FinalizeSettings(AnnounceSettings):

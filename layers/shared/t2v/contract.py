@@ -99,6 +99,7 @@ class PollTurn(_Contract):
     submitted_at: AwareDatetime = Field(description="our clock when the provider accepted the task")
     deadline_at: AwareDatetime
     polls: int = Field(default=0, ge=0)
+    wakes: int = Field(default=0, ge=0, description="turns woken by a push: they cost no poll")
     errors: int = Field(default=0, ge=0, description="queries in a row that got no answer")
     decision: PollDecision = PollDecision.WAIT
     task_status: TaskStatus | None = Field(default=None, description="the provider's last answer")

@@ -175,6 +175,7 @@ class HintRecorded:
     duplicate: bool  # this event id was recorded before (EventBridge delivered it again)
     finished: bool  # the job already ended: nothing to wake
     token: str | None  # the task token of the wait parked now, if any
+    spent: bool = False  # the job had its MAX_PUSH_WAKES pushes: this one is ignored (polling goes on)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ wait at once; if the token came first, the callback sees it and wakes that wait.
 from __future__ import annotations
 
 import hmac
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from t2v.contract import ParkPurpose, ParkRequest, ParkResult
 from t2v.errors import PipelineError
 from t2v.jobs import CONTESTED
+from t2v.jsontext import loads  # strict: a push nested 20,000 deep is refused, not a RecursionError
 
 if TYPE_CHECKING:  # the callback and park load no use case module: annotations only
     from t2v.usecases.ports import PushStore, TaskLookup
@@ -81,7 +81,7 @@ def parse_push(body: bytes) -> TaskFinished:
     if len(body) > MAX_BODY_BYTES:
         raise PushTooLargeError(f"body: {len(body)} bytes is over the limit of {MAX_BODY_BYTES}")
     try:
-        envelope = json.loads(body)
+        envelope = loads(body)
     except (ValueError, UnicodeDecodeError):
         raise PushError("body: not a JSON document") from None
     if not isinstance(envelope, dict):
@@ -89,7 +89,7 @@ def parse_push(body: bytes) -> TaskFinished:
     data: Any = envelope.get("data", envelope)
     if isinstance(data, str):
         try:
-            data = json.loads(data)
+            data = loads(data)
         except ValueError:
             raise PushError("data: a string that is not JSON") from None
     if not isinstance(data, dict):
@@ -151,6 +151,7 @@ class PushOutcome(StrEnum):
     RECORDED = "recorded"  # no wait parked right now: the next park finds the hint
     CLOSED = "closed"  # the parked wait had already ended; the next park finds the hint
     DUPLICATE = "duplicate"  # this event was handled before
+    SPENT = "spent"  # the job had its bound of pushes (t2v.capacity.MAX_PUSH_WAKES): ignored
     FINISHED = "finished"  # the job already ended
     UNKNOWN_TASK = "unknown_task"  # not a task of ours (another application on the account)
 
@@ -164,6 +165,8 @@ def receive_push(token: str | None, body: bytes, deps: PushDeps) -> tuple[PushOu
     if owner is None or owner == CONTESTED:
         return PushOutcome.UNKNOWN_TASK, event
     recorded = deps.push.record_hint(owner, event_id=event.event_id, now=deps.clock())
+    if recorded.spent:
+        return PushOutcome.SPENT, event
     if recorded.duplicate:
         return PushOutcome.DUPLICATE, event
     if recorded.finished:

@@ -45,8 +45,8 @@ class Notifier:
         return self._events
 
     def publish(self, message: dict[str, Any]) -> str:
-        """The SNS message (attributes `status`, `source` and `notification_id` for filtering and
-        deduplication). Returns its message id."""
+        """The SNS message (attributes `status`, `source`, `owner` and `notification_id` for filtering
+        and deduplication; `owner` is `none` for a job refused before it had one). Returns its message id."""
         status = str(message["status"])
         subject = (
             f"Video ready: {message['job_id']}"
@@ -60,6 +60,7 @@ class Notifier:
             MessageAttributes={
                 "status": {"DataType": "String", "StringValue": status},
                 "source": {"DataType": "String", "StringValue": str(message.get("source") or "unknown")},
+                "owner": {"DataType": "String", "StringValue": str(message.get("owner") or "none")},
                 "notification_id": {
                     "DataType": "String",
                     "StringValue": str(message.get("notification_id") or message["job_id"]),

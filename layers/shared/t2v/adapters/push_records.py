@@ -9,25 +9,38 @@ from botocore.exceptions import ClientError
 
 from t2v.adapters import is_conditional_failure
 from t2v.adapters.jobs_table import TERMINAL_VALUES, JobsTable
+from t2v.capacity import MAX_PUSH_WAKES
 from t2v.jobs import HintRecorded, Parked
 from t2v.times import iso
 
 
 class PushRecords(JobsTable):
     def record_hint(self, job_id: str, *, event_id: str, now: datetime) -> HintRecorded:
-        """Record a task-finished push on the job, once per event id; returns the parked token."""
+        """Record a task-finished push on the job, once per event id and at most MAX_PUSH_WAKES times
+        (the ids stay a few kilobytes); returns the parked token."""
         try:
             item = self._table.update_item(
                 Key={"pk": job_id},
                 UpdateExpression="SET hint_at = :now ADD push_events :ids, pushes :one",
-                ConditionExpression="attribute_exists(pk) AND NOT contains(push_events, :id)",
-                ExpressionAttributeValues={":now": iso(now), ":ids": {event_id}, ":id": event_id, ":one": 1},
+                ConditionExpression=(
+                    "attribute_exists(pk) AND NOT contains(push_events, :id)"
+                    " AND (attribute_not_exists(pushes) OR pushes < :most)"
+                ),
+                ExpressionAttributeValues={
+                    ":now": iso(now),
+                    ":ids": {event_id},
+                    ":id": event_id,
+                    ":one": 1,
+                    ":most": MAX_PUSH_WAKES,
+                },
                 ReturnValues="ALL_NEW",
             ).get("Attributes", {})
         except ClientError as exc:
-            if is_conditional_failure(exc):
-                return HintRecorded(duplicate=True, finished=False, token=None)
-            raise
+            if not is_conditional_failure(exc):
+                raise
+            seen = self._table.get_item(Key={"pk": job_id}, ProjectionExpression="pushes").get("Item") or {}
+            spent = int(seen.get("pushes", 0)) >= MAX_PUSH_WAKES  # type: ignore[arg-type]
+            return HintRecorded(duplicate=not spent, finished=False, token=None, spent=spent)
         token = item.get("wait_token")
         return HintRecorded(
             duplicate=False,

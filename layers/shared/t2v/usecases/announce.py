@@ -29,6 +29,7 @@ class AnnounceDeps:
     sleep: Callable[[float], None] = time.sleep
     notify_claim_stale_seconds: float = NOTIFY_CLAIM_STALE_SECONDS
     capacity: Governor | None = None  # frees the ended job's lease or queue place (None: no governor)
+    include_prompt: bool = True  # OutcomePrompts: Omitted leaves the prompts out of the messages
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,25 @@ def end_job(
     return Ending(announced, _announcement(announced, notified=True))
 
 
-def outcome_message(job: JobRecord) -> dict[str, Any]:
-    """What subscribers receive. A failure carries its reason and never a video location."""
+# What `OutcomePrompts: Omitted` leaves out of a message's request: the words a tenant wrote.
+PROMPT_FIELDS = ("prompt", "negative_prompt")
+
+
+def outcome_message(job: JobRecord, *, include_prompt: bool = True) -> dict[str, Any]:
+    """What subscribers receive. A failure carries its reason and never a video location. `owner`
+    (also an SNS message attribute) lets a subscriber of a shared topic or bus filter to one tenant."""
+    request = job.request
+    if not include_prompt and isinstance(request, dict):
+        request = {k: v for k, v in request.items() if k not in PROMPT_FIELDS}
     message: dict[str, Any] = {
         "job_id": job.job_id,
         # The same for every copy of this outcome: what a subscriber deduplicates on.
         "notification_id": f"{job.job_id}/{job.status.value}",
         "status": job.status.value,
         "source": job.source,
+        "owner": job.owner,
         "task_id": job.task_id,
-        "request": job.request,
+        "request": request,
         "created_at": iso_or_none(job.created_at),
         "finished_at": iso_or_none(job.finished_at),
         "polls": job.polls,
@@ -159,7 +169,7 @@ def _publish_once(job: JobRecord, deps: AnnounceDeps) -> JobRecord:
         )
         current = claim.job
         if claim.done:
-            message = outcome_message(current)
+            message = outcome_message(current, include_prompt=deps.include_prompt)
             if not current.notified:
                 message_id = deps.notifier.publish(message)
                 deps.announcements.mark_notified(job.job_id, now=deps.clock(), message_id=message_id)

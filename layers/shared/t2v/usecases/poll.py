@@ -6,7 +6,7 @@ import statistics
 from datetime import datetime
 from typing import Any
 
-from t2v.capacity import held_too_long
+from t2v.capacity import MAX_PUSH_WAKES, held_too_long
 from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, SubmitInput, SubmitResult, Succeeded
 from t2v.errors import ProviderAuthError, ProviderThrottledError, RetryableProviderError
 from t2v.jobs import PROVIDER_TO_JOB, JobStatus, TaskStatus
@@ -45,14 +45,19 @@ def _poll(turn: PollTurn, deps: ProviderDeps) -> SubmitResult:
     now = deps.clock()
     returned_at, waited = turn.returned_at.timestamp(), turn.wait_seconds
     latency = estimate_latency(turn.latency, returned_at=returned_at, waited=waited, now=now.timestamp())
-    turn = turn.model_copy(update={"polls": turn.polls + 1, "latency": round(latency, 3)})
+    policy = deps.settings.poll_policy()
+    # With push on, a turn well before its wait was over was woken by a task-finished push: its
+    # booked second goes back to the ledger and it claims the current one instead. A wake costs no
+    # poll (a flood of pushes cannot spend MaxPolls); wakes have their own bound, MAX_PUSH_WAKES,
+    # which the callback keeps (past it a turn counts as a poll again, so nothing is unbounded).
+    hinted = policy.push and woken_early(returned_at, waited, now.timestamp())
+    woke = hinted and turn.wakes < MAX_PUSH_WAKES
+    turn = turn.model_copy(
+        update={"polls": turn.polls + (not woke), "wakes": turn.wakes + woke, "latency": round(latency, 3)}
+    )
     if now >= turn.deadline_at or turn.polls > deps.settings.max_polls:
         reason = "deadline" if now >= turn.deadline_at else f"{deps.settings.max_polls} polls"
         return _last_look(turn, reason, deps, now)
-    policy = deps.settings.poll_policy()
-    # With push on, a turn well before its wait was over was woken by a task-finished push: its
-    # booked second goes back to the ledger and it claims the current one instead.
-    hinted = policy.push and woken_early(returned_at, waited, now.timestamp())
     slot = turn.slot
     if hinted and slot is not None and slot > now.timestamp() + 1:
         deps.stats.release(slot)

@@ -87,6 +87,7 @@ def test_jsonl_runs_valid_lines_and_reports_the_bad_one_once(door: Any) -> None:
     assert notes[0]["attributes"] == {
         "status": "FAILED",
         "source": "s3",
+        "owner": "none",  # a line refused before it had an owner (issue 22 gives it PromptJobOwner)
         "notification_id": f"{bad['pk']}/FAILED",
     }
 

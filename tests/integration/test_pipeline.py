@@ -115,6 +115,7 @@ def test_success_stores_the_mp4_and_announces_once(env: Any) -> None:
     assert notes[0]["attributes"] == {
         "status": "SUCCEEDED",
         "source": "test",
+        "owner": "none",  # recorded without one, as the test's door does
         "notification_id": "job-ok/SUCCEEDED",
     }
     assert notes[0]["message"]["video"]["uri"] == f"s3://{env.stack.bucket}/videos/job-ok.mp4"

@@ -78,3 +78,20 @@ def test_the_parked_wait_times_out_into_the_status_check_and_falls_back_to_a_wai
         {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "WaitForVideo"},
     ]
     assert "States.Timeout" not in {n for r in park["Retry"] for n in r["ErrorEquals"]}
+
+
+def test_the_public_callback_is_throttled_at_the_stage_and_its_reserve_is_opt_in() -> None:
+    resources, params = template()["Resources"], template()["Parameters"]
+    # The stage throttles the callback route (with push on, where the route exists) before any Lambda
+    settings = resources["Api"]["Properties"]["MethodSettings"]["If"]
+    assert settings[0] == "PushOn" and settings[2] == {"Ref": "AWS::NoValue"}
+    [route] = settings[1]
+    assert (route["ResourcePath"], route["HttpMethod"]) == ("/~1callbacks~1dashscope", "POST")
+    assert route["ThrottlingRateLimit"] == {"Ref": "CallbackRateLimit"}
+    assert route["ThrottlingBurstLimit"] == {"Ref": "CallbackBurstLimit"}
+    assert (params["CallbackRateLimit"]["Default"], params["CallbackBurstLimit"]["Default"]) == (10, 20)
+    path = resources["CallbackFunction"]["Properties"]["Events"]["DashScopePush"]["Properties"]["Path"]
+    assert route["ResourcePath"] == "/" + path.replace("/", "~1")  # API Gateway's escaped form of the path
+    # Reserved concurrency: off by default (an account with a quota of 10 can reserve none)
+    reserve = resources["CallbackFunction"]["Properties"]["ReservedConcurrentExecutions"]["If"]
+    assert reserve[0] == "ReservesCallback" and params["CallbackReservedConcurrency"]["Default"] == 0

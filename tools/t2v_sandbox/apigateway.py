@@ -155,6 +155,14 @@ def _verify_sigv4(
     return None
 
 
+class _FrontServer(ThreadingHTTPServer):
+    """API Gateway takes every connection; http.server's listen backlog of 5 reset about 20
+    simultaneous clients, understating every concurrent measurement made through the sandbox."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 class ApiFront:
     """A threaded HTTP server for one REST API; paths are /<stage>/<resource path>."""
 
@@ -185,8 +193,7 @@ class ApiFront:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle  # noqa: N815
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = _FrontServer((host, port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"api-{spec.logical_id}", daemon=True
         )

@@ -599,7 +599,7 @@ def test_a_request_over_the_days_remaining_budget_is_refused_at_the_door(
     monkeypatch.setattr(
         world.deps, "settings", world.deps.settings.model_copy(update={"daily_budget_seconds": 12})
     )
-    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 8
+    world.repos.table.budget[f"budget#{NOW:%Y-%m-%d}"] = 8
 
     # When a 5 s video is asked for
     status, headers, body = post(GOOD)
@@ -617,7 +617,7 @@ def test_a_request_over_the_days_remaining_budget_is_refused_at_the_door(
     # And so is a longer one; with room again it is accepted, and its retry is never refused later
     status, _, _ = post({**GOOD, "duration": 8}, key="k-fits")
     assert status == 429
-    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 0
+    world.repos.table.budget[f"budget#{NOW:%Y-%m-%d}"] = 0
     assert post(GOOD, key="k-retry")[0] == 202
-    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 12
+    world.repos.table.budget[f"budget#{NOW:%Y-%m-%d}"] = 12
     assert post(GOOD, key="k-retry")[0] == 202

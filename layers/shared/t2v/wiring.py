@@ -138,6 +138,7 @@ def build_announce_deps(settings: AnnounceSettings, *, repos: Repositories | Non
             event_source=settings.event_source,
         ),
         capacity=build_governor(settings, repos.table),
+        refunds=repos.budget if settings.refunds_enabled else None,
     )
 
 

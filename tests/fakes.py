@@ -298,7 +298,9 @@ class FakeBudget(FakeRecords):
                 raise BudgetExceededError(f"the daily budget of {cap} billed video seconds would be exceeded")
         for key, _ in counters:
             used[key] = used.get(key, 0) + seconds
-        item.update(budget_day=day, billed_seconds=seconds, **({"budget_owner": caps.owner} if caps.owner else {}))
+        item.update(
+            budget_day=day, billed_seconds=seconds, **({"budget_owner": caps.owner} if caps.owner else {})
+        )
         return True
 
     def refund(self, job: JobRecord, *, now: datetime) -> bool:
@@ -306,7 +308,9 @@ class FakeBudget(FakeRecords):
         if not item.get("budget_day") or item.get("refunded_at"):
             return False
         day, seconds = str(item["budget_day"]), int(item["billed_seconds"])
-        keys = [day_key(day)] + ([day_key(day, str(item["budget_owner"]))] if item.get("budget_owner") else [])
+        keys = [day_key(day)] + (
+            [day_key(day, str(item["budget_owner"]))] if item.get("budget_owner") else []
+        )
         for key in keys:
             self.table.budget[key] = self.table.budget.get(key, 0) - seconds
             self.table.refunded[key] = self.table.refunded.get(key, 0) + seconds

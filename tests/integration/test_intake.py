@@ -16,9 +16,9 @@ from urllib.parse import quote_plus, unquote_plus
 import boto3
 import pytest
 from t2v import wiring
-from t2v.billing import Caps
 from t2v.adapters.budget import BudgetLedger
 from t2v.adapters.jobs_repo import JobsRepository
+from t2v.billing import Caps
 from t2v.contract import ExecutionInput
 from t2v.errors import BudgetExceededError
 from t2v.intake import PromptFileIncompleteError, handle_continuation, handle_s3_records

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from t2v.billing import Caps
 from t2v.adapters.budget import BudgetLedger
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.task_owners import TaskOwners
+from t2v.billing import Caps
 from t2v.errors import BudgetExceededError
 from t2v.jobs import JobStatus
 

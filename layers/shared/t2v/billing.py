@@ -18,7 +18,9 @@ class BillingOutcome(StrEnum):
     """How a job ended, as far as the provider's bill is concerned."""
 
     SUCCEEDED = "succeeded"  # a video: billed
-    NO_TASK = "no_task"  # ended before a provider task existed (create refused, queue wait over, canceled queued)
+    NO_TASK = (
+        "no_task"  # ended before a provider task existed (create refused, queue wait over, canceled queued)
+    )
     CANCELED_PENDING = "canceled_pending"  # the task was canceled at the provider (only PENDING tasks can be)
     PROVIDER_FAILED = "provider_failed"  # the provider reported the task FAILED
     FAILED_AFTER_TASK = "failed_after_task"  # the task ran (or may have); ours failed: e.g. the download
@@ -40,7 +42,9 @@ REFUNDED: Final = MappingProxyType(
 )
 
 
-def billing_outcome(job: JobRecord, status: JobStatus, task_status: TaskStatus | None = None) -> BillingOutcome:
+def billing_outcome(
+    job: JobRecord, status: JobStatus, task_status: TaskStatus | None = None
+) -> BillingOutcome:
     """The outcome of `job` ending in `status`; `task_status`: the provider's final word on its task,
     when the ender heard one (poll)."""
     if status == JobStatus.SUCCEEDED:

@@ -19,6 +19,7 @@ from t2v.errors import BudgetExceededError
 from t2v.jobs import JobRecord
 from t2v.times import iso
 
+
 class BudgetLedger(JobsTable):
     def charge_budget(self, job: JobRecord, *, day: str, seconds: int, caps: Caps, now: datetime) -> bool:
         """Add the job's billed seconds to the account's and its owner's day, at most once per job.
@@ -40,7 +41,12 @@ class BudgetLedger(JobsTable):
             "SET budget_day = :day, billed_seconds = :n, updated_at = :now"
             + (", budget_owner = :owner" if caps.owner else ""),
             condition="attribute_exists(pk) AND attribute_not_exists(budget_day)",
-            values={":day": day, ":n": seconds, ":now": iso(now), **({":owner": caps.owner} if caps.owner else {})},
+            values={
+                ":day": day,
+                ":n": seconds,
+                ":now": iso(now),
+                **({":owner": caps.owner} if caps.owner else {}),
+            },
         )
         items = [mark, self._counter(day_key(day), seconds, caps.account)]
         if caps.owner:
@@ -122,7 +128,7 @@ class BudgetLedger(JobsTable):
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
                 raise
-            reasons = list(dict(exc.response).get("CancellationReasons") or [])
+            reasons: list[dict[str, Any]] = list(dict(exc.response).get("CancellationReasons") or [])  # type: ignore[call-overload]
             for index, reason in enumerate(reasons):
                 if reason.get("Code") == "ConditionalCheckFailed":
                     return index

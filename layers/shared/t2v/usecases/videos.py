@@ -77,7 +77,9 @@ class DailyBudgetError(InvalidRequestError):
 
     code = "BudgetExceeded"
 
-    def __init__(self, *, budget: str, seconds: int, left: int, cap: int, renews_at: datetime, retry_after: int) -> None:
+    def __init__(
+        self, *, budget: str, seconds: int, left: int, cap: int, renews_at: datetime, retry_after: int
+    ) -> None:
         self.budget = budget
         self.retry_after = retry_after
         name, parameter = BUDGET_NAMES[budget]

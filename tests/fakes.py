@@ -290,13 +290,13 @@ class FakeBudget(FakeRecords):
         if item.get("budget_day"):
             return True  # a concurrent attempt charged it after `job` was read: nothing is added
         used = self.table.budget
-        counters = [(day_key(day), caps.account)]
+        counters = [(day_key(day), caps.account, "account")]
         if caps.owner:
-            counters.append((day_key(day, caps.owner), caps.caller))
-        for key, cap in counters:
+            counters.append((day_key(day, caps.owner), caps.caller, "caller"))
+        for key, cap, which in counters:
             if cap and used.get(key, 0) + seconds > cap:
-                raise BudgetExceededError(f"the daily budget of {cap} billed video seconds would be exceeded")
-        for key, _ in counters:
+                raise BudgetExceededError(f"the {which}'s daily budget of {cap} billed seconds would be exceeded")
+        for key, _, _ in counters:
             used[key] = used.get(key, 0) + seconds
         item.update(
             budget_day=day, billed_seconds=seconds, **({"budget_owner": caps.owner} if caps.owner else {})

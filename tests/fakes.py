@@ -295,7 +295,9 @@ class FakeBudget(FakeRecords):
             counters.append((day_key(day, caps.owner), caps.caller, "caller"))
         for key, cap, which in counters:
             if cap and used.get(key, 0) + seconds > cap:
-                raise BudgetExceededError(f"the {which}'s daily budget of {cap} billed seconds would be exceeded")
+                raise BudgetExceededError(
+                    f"the {which}'s daily budget of {cap} billed seconds would be exceeded"
+                )
         for key, _, _ in counters:
             used[key] = used.get(key, 0) + seconds
         item.update(

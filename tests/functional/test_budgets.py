@@ -142,13 +142,17 @@ def test_a_task_failed_or_canceled_at_the_provider_gives_its_seconds_back(world:
 
 def test_a_create_refused_by_the_provider_gives_its_seconds_back(world: World) -> None:
     # Given the provider refuses the create (no task exists)
-    world.provider.fail = TerminalProviderError("bad prompt", http_status=400, provider_code="DataInspectionFailed")
+    world.provider.fail = TerminalProviderError(
+        "bad prompt", http_status=400, provider_code="DataInspectionFailed"
+    )
     with pytest.raises(TerminalProviderError):
         submit(world, "a-1")
     assert world.used(ALICE) == 5  # charged before the create
 
     # When the state machine's Catch ends the job (finalize's RecordFailure)
-    end_job("a-1", Ended(status=JobStatus.FAILED, code="ProviderTerminal", message="bad prompt"), world.announce)
+    end_job(
+        "a-1", Ended(status=JobStatus.FAILED, code="ProviderTerminal", message="bad prompt"), world.announce
+    )
 
     # Then the charge came back
     assert (world.used(ALICE), world.refunded(ALICE)) == (0, 5)

@@ -651,9 +651,10 @@ def test_the_door_names_the_callers_budget_or_the_accounts_with_what_is_left_and
     counters[f"budget#{day}"] = 97
     status, _, body = post(GOOD)
     assert status == 429
-    assert "the 3 s left of the account's daily budget (DailyBudgetSeconds 100)" in body["error"]["fields"][0][
-        "message"
-    ]
+    assert (
+        "the 3 s left of the account's daily budget (DailyBudgetSeconds 100)"
+        in body["error"]["fields"][0]["message"]
+    )
 
 
 def test_usage_shows_the_callers_day_and_the_accounts(world: World, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from t2v.adapters.jobs_repo import decode_cursor, encode_cursor
+from t2v.billing import Caps, DayCounter, DayUsage, day_key
 from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProviderError
 from t2v.jobs import CONTESTED, FOREIGN, TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
 from t2v.media import DownloadRejectedError
@@ -39,7 +40,10 @@ class FakeTable:
 
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     active: int = 0  # the `stats#active` counter
-    budget: dict[str, int] = field(default_factory=dict)  # `budget#<day>`: billed seconds used
+    # `budget#<day>` and `budget#<day>#<owner>` (t2v.billing.day_key): billed seconds charged and
+    # not refunded; their refunds beside them
+    budget: dict[str, int] = field(default_factory=dict)
+    refunded: dict[str, int] = field(default_factory=dict)
 
     def record(self, job_id: str) -> JobRecord:
         return JobRecord.model_validate(copy.deepcopy(self.items[job_id]))
@@ -279,21 +283,51 @@ class FakeAnnouncements(FakeRecords):
 class FakeBudget(FakeRecords):
     """The day's budget counters (`t2v.adapters.budget.BudgetLedger`), in `FakeTable.budget`."""
 
-    def charge_budget(self, job: JobRecord, *, day: str, seconds: int, cap: int, now: datetime) -> bool:
+    def charge_budget(self, job: JobRecord, *, day: str, seconds: int, caps: Caps, now: datetime) -> bool:
         if job.budget_day:
             return True
         item = self.items[job.job_id]
         if item.get("budget_day"):
             return True  # a concurrent attempt charged it after `job` was read: nothing is added
         used = self.table.budget
-        if used.get(day, 0) + seconds > cap:
-            raise BudgetExceededError(f"the daily budget of {cap} billed video seconds would be exceeded")
-        used[day] = used.get(day, 0) + seconds
-        item.update(budget_day=day, billed_seconds=seconds)
+        counters = [(day_key(day), caps.account, "account")]
+        if caps.owner:
+            counters.append((day_key(day, caps.owner), caps.caller, "caller"))
+        for key, cap, which in counters:
+            if cap and used.get(key, 0) + seconds > cap:
+                raise BudgetExceededError(
+                    f"the {which}'s daily budget of {cap} billed seconds would be exceeded"
+                )
+        for key, _, _ in counters:
+            used[key] = used.get(key, 0) + seconds
+        item.update(
+            budget_day=day, billed_seconds=seconds, **({"budget_owner": caps.owner} if caps.owner else {})
+        )
+        return True
+
+    def refund(self, job: JobRecord, *, now: datetime) -> bool:
+        item = self.items[job.job_id]
+        if not item.get("budget_day") or item.get("refunded_at"):
+            return False
+        day, seconds = str(item["budget_day"]), int(item["billed_seconds"])
+        keys = [day_key(day)] + (
+            [day_key(day, str(item["budget_owner"]))] if item.get("budget_owner") else []
+        )
+        for key in keys:
+            self.table.budget[key] = self.table.budget.get(key, 0) - seconds
+            self.table.refunded[key] = self.table.refunded.get(key, 0) + seconds
+        item["refunded_at"] = iso(now)
         return True
 
     def budget_used(self, day: str) -> int:
-        return self.table.budget.get(day, 0)
+        return self.table.budget.get(day_key(day), 0)
+
+    def day_usage(self, day: str, owner: str) -> DayUsage:
+        def counter(key: str) -> DayCounter:
+            refunded = self.table.refunded.get(key, 0)
+            return DayCounter(charged=self.table.budget.get(key, 0) + refunded, refunded=refunded)
+
+        return DayUsage(counter(day_key(day)), counter(day_key(day, owner)))
 
 
 class FakeKeys(FakeRecords):

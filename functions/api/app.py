@@ -1,4 +1,4 @@
-"""api: the REST API in front of the pipeline (POST/GET/DELETE /videos). An adapter, no business logic."""
+"""api: the REST API in front of the pipeline (POST/GET/DELETE /videos, GET /usage). An adapter, no business logic."""
 
 from functools import cache
 from typing import Annotated, Any
@@ -11,7 +11,7 @@ from t2v.api import routes
 from t2v.api.checks import MAX_IDEMPOTENCY_KEY_CHARS, base_path
 from t2v.api.edge import VideosApi
 from t2v.api.errors import error_answer, refused_before_routing
-from t2v.api.views import Accepted, JobPage, JobView
+from t2v.api.views import Accepted, JobPage, JobView, UsageView
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
 from t2v.request import VideoRequest
@@ -66,6 +66,11 @@ def list_recent(
 @app.delete("/videos/<job_id>", **routes.CANCEL)
 def cancel(job_id: str) -> JobView:
     return _api().cancel(job_id)
+
+
+@app.get("/usage", **routes.USAGE)
+def usage() -> UsageView:
+    return _api().usage()
 
 
 def error_response(exc: Exception) -> Response[str]:

@@ -18,6 +18,7 @@ import pytest
 from t2v import wiring
 from t2v.adapters.budget import BudgetLedger
 from t2v.adapters.jobs_repo import JobsRepository
+from t2v.billing import Caps
 from t2v.contract import ExecutionInput
 from t2v.errors import BudgetExceededError
 from t2v.intake import PromptFileIncompleteError, handle_continuation, handle_s3_records
@@ -170,7 +171,7 @@ def test_budget_refuses_exactly_at_its_limit_under_concurrency(door: Any) -> Non
 
     def charge(job_id: str) -> None:
         try:
-            budget.charge_budget(jobs[job_id], day="2026-11-23", seconds=5, cap=30, now=now)
+            budget.charge_budget(jobs[job_id], day="2026-11-23", seconds=5, caps=Caps(30), now=now)
             outcomes[job_id] = "ok"
         except BudgetExceededError:
             outcomes[job_id] = "refused"
@@ -188,9 +189,9 @@ def test_budget_refuses_exactly_at_its_limit_under_concurrency(door: Any) -> Non
 
     assert used() == 30
     charged = next(j for j in ids if outcomes[j] == "ok")
-    budget.charge_budget(jobs[charged], day="2026-11-23", seconds=5, cap=30, now=now)
+    budget.charge_budget(jobs[charged], day="2026-11-23", seconds=5, caps=Caps(30), now=now)
     assert used() == 30  # charging a job again with the job as read before its charge is a no-op
-    budget.charge_budget(repo.get(charged), day="2026-11-23", seconds=5, cap=30, now=now)  # type: ignore[arg-type]
+    budget.charge_budget(repo.get(charged), day="2026-11-23", seconds=5, caps=Caps(30), now=now)  # type: ignore[arg-type]
     assert used() == 30  # and so is charging it as read after
 
 

@@ -10,6 +10,7 @@ import pytest
 from t2v.adapters.budget import BudgetLedger
 from t2v.adapters.jobs_repo import JobsRepository
 from t2v.adapters.task_owners import TaskOwners
+from t2v.billing import Caps
 from t2v.errors import BudgetExceededError
 from t2v.jobs import JobStatus
 
@@ -56,14 +57,14 @@ def test_a_job_charged_since_it_was_read_is_neither_charged_again_nor_refused(st
     budget = BudgetLedger(stack.table)
     read_before = repo.get("job-1")
     assert read_before is not None
-    budget.charge_budget(read_before, day=DAY, seconds=5, cap=5, now=T0)
+    budget.charge_budget(read_before, day=DAY, seconds=5, caps=Caps(5), now=T0)
 
     # When the attempt holding the older read charges it
-    assert budget.charge_budget(read_before, day=DAY, seconds=5, cap=5, now=T0)
+    assert budget.charge_budget(read_before, day=DAY, seconds=5, caps=Caps(5), now=T0)
 
     # Then the day holds the job's seconds once, and another job is still refused
     assert budget.budget_used(DAY) == 5
     other = repo_with_jobs(stack, "job-2").get("job-2")
     assert other is not None
     with pytest.raises(BudgetExceededError):
-        budget.charge_budget(other, day=DAY, seconds=5, cap=5, now=T0)
+        budget.charge_budget(other, day=DAY, seconds=5, caps=Caps(5), now=T0)

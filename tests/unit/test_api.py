@@ -487,7 +487,7 @@ def test_committed_openapi_document_is_current() -> None:
 
     assert gen.render() == committed, "docs/openapi.json is stale: run .venv/bin/python tools/gen_openapi.py"
     document = json.loads(committed)
-    assert set(document["paths"]) == {"/videos", "/videos/{job_id}"}
+    assert set(document["paths"]) == {"/videos", "/videos/{job_id}", "/usage"}
     assert "422" not in json.dumps(document["paths"])
 
 
@@ -599,7 +599,7 @@ def test_a_request_over_the_days_remaining_budget_is_refused_at_the_door(
     monkeypatch.setattr(
         world.deps, "settings", world.deps.settings.model_copy(update={"daily_budget_seconds": 12})
     )
-    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 8
+    world.repos.table.budget[f"budget#{NOW:%Y-%m-%d}"] = 8
 
     # When a 5 s video is asked for
     status, headers, body = post(GOOD)
@@ -617,7 +617,96 @@ def test_a_request_over_the_days_remaining_budget_is_refused_at_the_door(
     # And so is a longer one; with room again it is accepted, and its retry is never refused later
     status, _, _ = post({**GOOD, "duration": 8}, key="k-fits")
     assert status == 429
-    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 0
+    world.repos.table.budget[f"budget#{NOW:%Y-%m-%d}"] = 0
     assert post(GOOD, key="k-retry")[0] == 202
-    world.repos.table.budget[f"{NOW:%Y-%m-%d}"] = 12
+    world.repos.table.budget[f"budget#{NOW:%Y-%m-%d}"] = 12
     assert post(GOOD, key="k-retry")[0] == 202
+
+
+# -- per-caller budgets: the door's refusal names the budget, GET /usage, a cancel's refund ------
+
+
+def with_budgets(world: World, monkeypatch: pytest.MonkeyPatch, *, account: int, caller: int) -> str:
+    update = {"daily_budget_seconds": account, "caller_daily_budget_seconds": caller}
+    monkeypatch.setattr(world.deps, "settings", world.deps.settings.model_copy(update=update))
+    return f"{NOW:%Y-%m-%d}"
+
+
+def test_the_door_names_the_callers_budget_or_the_accounts_with_what_is_left_and_when_it_renews(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    day = with_budgets(world, monkeypatch, account=100, caller=12)
+    counters = world.repos.table.budget
+    counters[f"budget#{day}#{CALLER}"] = 8
+
+    status, headers, body = post(GOOD)
+    assert status == 429
+    message = body["error"]["fields"][0]["message"]
+    assert "the 4 s left of your daily budget (CallerDailyBudgetSeconds 12)" in message
+    assert "renews at 2026-02-04T00:00:00.000Z" in message
+    assert headers["Retry-After"] == str(14 * 3600)
+
+    # Another caller's spending does not count against this one; the account's does
+    counters[f"budget#{day}#{CALLER}"] = 0
+    counters[f"budget#{day}"] = 97
+    status, _, body = post(GOOD)
+    assert status == 429
+    assert (
+        "the 3 s left of the account's daily budget (DailyBudgetSeconds 100)"
+        in body["error"]["fields"][0]["message"]
+    )
+
+
+def test_usage_shows_the_callers_day_and_the_accounts(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the caller charged 15 s today and got 5 back; everyone together charged 40 s
+    day = with_budgets(world, monkeypatch, account=100, caller=20)
+    world.repos.table.budget.update({f"budget#{day}#{CALLER}": 10, f"budget#{day}": 35})
+    world.repos.table.refunded.update({f"budget#{day}#{CALLER}": 5, f"budget#{day}": 5})
+
+    event = load_event("api_get_usage.json")
+    status, _, body = call(event)
+
+    assert status == 200
+    assert {k: body[k] for k in ("day", "spent_seconds", "refunded_seconds", "left_seconds")} == {
+        "day": day,
+        "spent_seconds": 15,
+        "refunded_seconds": 5,
+        "left_seconds": 10,
+    }
+    assert (body["caller_budget_seconds"], body["account_budget_seconds"]) == (20, 100)
+    assert body["renews_at"] == "2026-02-04T00:00:00.000Z"
+    assert body["account"] == {
+        "spent_seconds": 40,
+        "refunded_seconds": 5,
+        "left_seconds": 65,
+        "budget_seconds": 100,
+    }
+    assert body["you"]["left_seconds"] == 10 and body["caller"] == CALLER
+
+
+def test_usage_without_caps_shows_no_limit(world: World) -> None:
+    status, _, body = call(load_event("api_get_usage.json"))
+    assert status == 200
+    assert (body["left_seconds"], body["account"]["left_seconds"], body["spent_seconds"]) == (None, None, 0)
+
+
+def test_canceling_a_pending_task_gives_its_charge_back_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a charged job whose task is PENDING, and refunds on
+    day = with_budgets(world, monkeypatch, account=100, caller=20)
+    monkeypatch.setattr(world.deps.outcomes, "refunds", world.repos.budget)
+    seed_job(
+        world.repo, "job-p", "PENDING", task_id="t-p", budget_day=day, billed_seconds=5, budget_owner=CALLER
+    )
+    world.repos.table.budget.update({f"budget#{day}#{CALLER}": 5, f"budget#{day}": 5})
+    world.provider.add_task("t-p", "PENDING")
+
+    # When it is canceled, and the cancel is sent again
+    assert request("DELETE", "/videos/job-p")[0] == 200
+    assert request("DELETE", "/videos/job-p")[0] == 409
+
+    # Then both counters are whole again, refunded once
+    assert world.repos.table.budget == {f"budget#{day}#{CALLER}": 0, f"budget#{day}": 0}
+    assert world.repos.table.refunded == {f"budget#{day}#{CALLER}": 5, f"budget#{day}": 5}
+    assert world.repo.items["job-p"]["billing_outcome"] == "canceled_pending"

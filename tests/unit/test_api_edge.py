@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+from datetime import UTC, datetime
 
 import pytest
 from t2v.api.errors import HTTP_ERRORS, error_answer
@@ -38,7 +39,16 @@ def test_an_error_is_answered_by_its_class_never_its_message(exc: Exception, sta
 
 def test_the_budget_refusal_is_429_with_retry_after_and_its_field() -> None:
     answer = error_answer(
-        DailyBudgetError(seconds=5, left=4, cap=12, retry_after=3600), method="POST", path="/videos"
+        DailyBudgetError(
+            budget="caller",
+            seconds=5,
+            left=4,
+            cap=12,
+            renews_at=datetime(2026, 2, 4, tzinfo=UTC),
+            retry_after=3600,
+        ),
+        method="POST",
+        path="/videos",
     )
     assert (answer.status, answer.headers) == (429, {"Retry-After": "3600"})
     assert answer.error["code"] == "BudgetExceeded"

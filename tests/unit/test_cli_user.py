@@ -381,3 +381,41 @@ def test_guarded_turns_errors_into_one_line_and_code() -> None:
 
     assert guarded(fail, err) == 5
     assert err.getvalue() == "error: cannot reach the API\n"
+
+
+USAGE = {
+    "day": "2026-02-03",
+    "spent_seconds": 15,
+    "refunded_seconds": 5,
+    "left_seconds": 10,
+    "caller_budget_seconds": 20,
+    "account_budget_seconds": 0,
+    "renews_at": "2026-02-04T00:00:00.000Z",
+    "you": {"spent_seconds": 15, "refunded_seconds": 5, "left_seconds": 10, "budget_seconds": 20},
+    "account": {"spent_seconds": 40, "refunded_seconds": 5, "left_seconds": None, "budget_seconds": 0},
+}
+
+
+def test_usage_is_registered_and_shows_the_callers_day_and_the_accounts() -> None:
+    from t2v_sandbox.commands_user import usage_lines
+
+    assert parse("usage", "--json").func.__name__ == "run_usage"
+    lines = usage_lines(USAGE)
+    assert lines[0] == "day 2026-02-03 (renews 2026-02-04T00:00:00.000Z)"
+    assert lines[1] == "you      10 s left of 20 s: spent 15 s, refunded 5 s"
+    assert lines[2] == "account  no cap (no cap): spent 40 s, refunded 5 s"
+    assert lines[3] == "you may request 10 s left today"
+
+
+def test_the_client_reads_usage_signed() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=USAGE)
+
+    from botocore.credentials import Credentials
+
+    client = ApiClient(Target(API, "us-east-1", Credentials("a", "s")), transport=httpx.MockTransport(answer))
+    assert client.usage()["left_seconds"] == 10
+    assert seen[0].url.path == "/Prod/usage" and "authorization" in seen[0].headers

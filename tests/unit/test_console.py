@@ -24,6 +24,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.calls: list[tuple[str, str, Any]] = []
+        self.usage: dict[str, Any] | None = {"left_seconds": None, "renews_at": "2026-02-04T00:00:00.000Z"}
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else None
@@ -38,6 +39,10 @@ class FakeApi:
                 )
             self.jobs["job-new"] = {"job_id": "job-new", "status": "ACCEPTED", "request": body}
             return httpx.Response(202, json={"job_id": "job-new", "status": "ACCEPTED"})
+        if request.method == "GET" and path == "/usage":
+            if self.usage is None:
+                return httpx.Response(500, json={"error": {"code": "InternalError", "message": "x"}})
+            return httpx.Response(200, json=self.usage)
         if request.method == "GET" and path == "/videos":
             return httpx.Response(200, json={"items": [self._listed(j) for j in self.jobs.values()]})
         job_id = path.rsplit("/", 1)[-1]
@@ -215,3 +220,18 @@ def test_moto_state_failure_lines_are_shortened_and_kept_for_debug_only() -> Non
     other = logging.LogRecord("m", logging.ERROR, __file__, 1, "Exception=KeyError, Details=['a']", (), None)
     assert quiet_state_failures(other) is True
     assert other.levelno == logging.ERROR
+
+
+def test_the_header_shows_the_callers_budget_left_and_nothing_when_the_api_cannot_say(
+    client: Any, api: FakeApi
+) -> None:
+    api.usage = {"left_seconds": 35, "renews_at": "2026-02-04T00:00:00.000Z"}
+    page = client.get("/", headers={"Host": "localhost"}).get_data(as_text=True)
+    assert re.search(r'id="budget"[^>]*>budget: 35 s left today \(renews 00:00 UTC\)<', page)
+
+    api.usage = {"left_seconds": None, "renews_at": "2026-02-04T00:00:00.000Z"}
+    assert "budget: no cap today" in client.get("/", headers={"Host": "localhost"}).get_data(as_text=True)
+
+    api.usage = None  # the API failed: the page still renders, without the line
+    answer = client.get("/", headers={"Host": "localhost"})
+    assert answer.status_code == 200 and 'id="budget"' not in answer.get_data(as_text=True)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from t2v import adapters, wiring
+from t2v.billing import Caps
 from t2v.jobs import JobRecord
 
 NOW = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
@@ -55,7 +56,9 @@ def test_every_repository_of_the_jobs_table_reads_through_one_resource_and_table
     assert repos.tasks.owner_of_task("t-1") is None
     assert repos.budget.budget_used("2026-11-23") == 0
     job = JobRecord.model_validate({"pk": "job-1", "status": "ACCEPTED", "budget_day": "2026-11-23"})
-    assert repos.budget.charge_budget(job, day="2026-11-23", seconds=5, cap=10, now=NOW)  # charged before
+    assert repos.budget.charge_budget(
+        job, day="2026-11-23", seconds=5, caps=Caps(10), now=NOW
+    )  # charged before
 
     # Then one resource and one Table served them all, each reading its own record kind
     [resource] = boto3.resources

@@ -78,3 +78,41 @@ def test_anything_else_is_bad(
 
     assert verdict.problems
     assert judge.counts[key] >= 1
+
+
+def test_the_budget_verdict_counts_refunds_missed_and_given_twice() -> None:
+    from t2v_sandbox.soak import budget_verdict
+
+    owner = "arn:aws:iam::123456789012:user/soak"
+    day = "2026-11-23"
+
+    def job(job_id: str, status: str, outcome: str, **fields: Any) -> dict[str, Any]:
+        return {
+            "pk": job_id,
+            "status": status,
+            "task_id": f"t-{job_id}",
+            "budget_day": day,
+            "billed_seconds": 5,
+            "budget_owner": owner,
+            "billing_outcome": outcome,
+            **fields,
+        }
+
+    records = [
+        job("ok", "SUCCEEDED", "succeeded"),
+        job("refunded", "FAILED", "provider_failed", refunded_at="2026-11-23T10:00:00.000Z"),
+        job("missed", "CANCELED", "canceled_pending"),
+    ]
+    # Counters as they should be: 15 charged, 5 given back, on the account's day and the owner's
+    right = {f"budget#{day}": (10, 5), f"budget#{day}#{owner}": (10, 5)}
+    verdict = budget_verdict(records, right)
+    assert (verdict["refund_missed"], verdict["refund_twice"], verdict["budget_undercounted"]) == (1, 0, 0)
+    assert verdict["overcount"] == 0
+
+    # A refund applied twice to the owner's counter shows as given back twice and under its charges
+    twice = {f"budget#{day}": (5, 5), f"budget#{day}#{owner}": (0, 10)}
+    verdict = budget_verdict(records[:2], twice)
+    assert (verdict["refund_missed"], verdict["refund_twice"], verdict["budget_undercounted"]) == (0, 1, 1)
+
+    # A job with a task and no charge is counted too
+    assert budget_verdict([{"pk": "x", "status": "RUNNING", "task_id": "t"}], {})["uncharged_tasks"] == 1

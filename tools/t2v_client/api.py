@@ -105,6 +105,11 @@ class ApiClient:
     def list(self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> Any:
         return self.ok("GET", "/videos", query={"status": status, "limit": limit, "cursor": cursor})
 
+    def usage(self) -> dict[str, Any]:
+        """The caller's day of billed seconds and the account's (GET /usage)."""
+        result: dict[str, Any] = self.ok("GET", "/usage")
+        return result
+
     def cancel(self, job_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.ok("DELETE", f"/videos/{job_id}")
         return result

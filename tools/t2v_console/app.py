@@ -101,6 +101,7 @@ def _globals() -> dict[str, Any]:
         "statuses": STATUSES,
         "terminal": TERMINAL,
         "cancelable": CANCELABLE,
+        "budget_line": state.backend.budget_line,  # called by base.html only: not by every fragment
     }
 
 

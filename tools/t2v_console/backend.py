@@ -15,7 +15,7 @@ from typing import Any, Final
 from t2v.jobs import TERMINAL as JOB_TERMINAL
 from t2v.jobs import JobStatus
 from t2v.request import DURATIONS, SIZES
-from t2v_client import ApiClient, ApiResponse, Place
+from t2v_client import ApiClient, ApiResponse, CliError, Place
 
 PROMPT_SUFFIXES: Final = (".txt", ".json", ".jsonl")
 MAX_PROMPT_FILE_BYTES: Final = 1024 * 1024  # intake refuses larger files; refuse them before the upload
@@ -82,6 +82,20 @@ class ConsoleBackend:
     def call(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
         with self._client_factory() as client:
             return client.call(method, path, **kwargs)
+
+    def budget_line(self) -> str | None:
+        """The header's word on the caller's day (GET /usage); None when the API cannot say."""
+        try:
+            answer = self.call("GET", "/usage")
+        except CliError:
+            return None
+        body = answer.body if answer.status == 200 and isinstance(answer.body, dict) else None
+        if body is None:
+            return None
+        left = body.get("left_seconds")
+        if left is None:
+            return "budget: no cap today"
+        return f"budget: {left} s left today (renews {str(body.get('renews_at', ''))[11:16]} UTC)"
 
     def list_jobs(self, *, status: str | None, limit: int = 50, cursor: str | None = None) -> ApiResponse:
         """A page of jobs; SUCCEEDED ones carry their `video` (the API's presigned URL) for the gallery."""

@@ -104,6 +104,11 @@ def register(subparsers: Any) -> None:
     _add_target_options(cancel)
     cancel.set_defaults(func=run_cancel)
 
+    usage = subparsers.add_parser("usage", help="your day of billed video seconds: spent, refunded, left")
+    usage.add_argument("--json", action="store_true", help="the raw answer as JSON")
+    _add_target_options(usage)
+    usage.set_defaults(func=run_usage)
+
     download = subparsers.add_parser("download", help="save a SUCCEEDED job's MP4")
     download.add_argument("job_id", metavar="ID")
     download.add_argument("file", type=Path, metavar="FILE")
@@ -341,6 +346,39 @@ def run_cancel(args: argparse.Namespace) -> int:
         return int(ExitCode.OK)
 
     return guarded(body)
+
+
+def run_usage(args: argparse.Namespace) -> int:
+    def body() -> int:
+        with ApiClient(resolve_target(args)) as client:
+            usage = client.usage()
+        if args.json:
+            print(json.dumps(usage, indent=2, ensure_ascii=False))
+        else:
+            for line in usage_lines(usage):
+                print(line)
+        return int(ExitCode.OK)
+
+    return guarded(body)
+
+
+def usage_lines(usage: dict[str, Any]) -> list[str]:
+    """GET /usage as a few lines: yours, the account's, and when both renew."""
+
+    def left(value: Any) -> str:
+        return "no cap" if value is None else f"{value} s left"
+
+    def budget(seconds: Any) -> str:
+        return f"of {seconds} s" if seconds else "(no cap)"
+
+    lines = [f"day {usage.get('day')} (renews {usage.get('renews_at')})"]
+    for name, part in (("you", usage.get("you") or {}), ("account", usage.get("account") or {})):
+        lines.append(
+            f"{name:<8} {left(part.get('left_seconds'))} {budget(part.get('budget_seconds'))}: "
+            f"spent {part.get('spent_seconds', 0)} s, refunded {part.get('refunded_seconds', 0)} s"
+        )
+    lines.append(f"you may request {left(usage.get('left_seconds'))} today")
+    return lines
 
 
 def run_download(args: argparse.Namespace) -> int:

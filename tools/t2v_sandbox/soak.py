@@ -28,6 +28,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -65,13 +66,17 @@ BAD_KEYS: Final = (
     "failed_for_capacity",  # a job ended FAILED or TIMED_OUT because the provider was full
     "provider_above_cap",  # the emulated account had more in flight (refuse) or running (queue) than its cap
     "leaked_leases",  # capacity leases or queue places still held after every job ended
+    "refund_twice",  # a day counter given back more than the jobs marked refunded were charged
+    "refund_missed",  # an ended job whose outcome the refund table gives back, never refunded
 )
 # Answers that mean "the provider is full" (t2v.capacity.CAPACITY_CODES) and the queue's own time-out.
 CAPACITY_ENDINGS: Final = frozenset(
     {"Throttling", "Throttling.RateQuota", "LimitRequests", "CapacityWaitTimeout"}
 )
-# A daily budget no run reaches: every submit charges it, under kills and duplicate deliveries.
+# Daily budgets no run reaches (the account's and each caller's): every submit charges both, and every
+# refunded ending gives back to both, under kills and duplicate deliveries.
 BUDGET_SECONDS: Final = 1_000_000
+CALLER_BUDGET_SECONDS: Final = 900_000
 SMALL: Final = {"size": "640*360", "duration": 5}
 # Create answers that end a job for good (the provider refused the request): never retried.
 RETRYABLE_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
@@ -441,19 +446,60 @@ def _whole(number: object) -> int:
     return int(number)
 
 
-def scan_budget(sb: UserSandbox) -> dict[str, int]:
-    """Each UTC day's budget counter (`budget#<day>`): billed seconds charged that day."""
+def scan_budget(sb: UserSandbox) -> dict[str, tuple[int, int]]:
+    """Every day counter (`budget#<day>` and `budget#<day>#<owner>`, t2v.billing.day_key) by its key:
+    (seconds charged and not refunded, seconds refunded)."""
     table = sb.session.resource("dynamodb", endpoint_url=sb.moto_url).Table(sb.outputs["JobsTableName"])
-    used: dict[str, int] = {}
+    counters: dict[str, tuple[int, int]] = {}
     kwargs: dict[str, Any] = {"ConsistentRead": True}
     while True:
         page = table.scan(**kwargs)
         for item in page["Items"]:
             if str(item["pk"]).startswith("budget#"):
-                used[str(item["pk"]).removeprefix("budget#")] = _whole(item.get("used_seconds", 0))
+                counters[str(item["pk"])] = (
+                    _whole(item.get("used_seconds", 0)),
+                    _whole(item.get("refunded_seconds", 0)),
+                )
         if "LastEvaluatedKey" not in page:
-            return used
+            return counters
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def budget_verdict(records: Iterable[dict[str, Any]], counters: dict[str, tuple[int, int]]) -> dict[str, int]:
+    """The budgets' bad counts from the end state: each job the refund table (t2v.billing) gives back
+    has exactly one refund, and each day counter holds its jobs' charges minus their refunds.
+
+    `refund_missed`: ended jobs owed a refund and never given one. `refund_twice`: counters given back
+    more than their refunded jobs were charged (a refund applied twice). `budget_undercounted`: counters
+    below their charges minus refunds. `overcount`: seconds held beyond them (0 with transactions)."""
+    from t2v.adapters.jobs_table import plain
+    from t2v.billing import day_key, refundable
+    from t2v.jobs import JobRecord
+
+    charged: Counter[str] = Counter()
+    refunded: Counter[str] = Counter()
+    bad = {"refund_missed": 0, "refund_twice": 0, "budget_undercounted": 0, "uncharged_tasks": 0}
+    for item in records:
+        job = JobRecord.model_validate(plain(item))
+        if not job.budget_day:
+            bad["uncharged_tasks"] += int(bool(job.task_id))
+            continue
+        keys = [day_key(job.budget_day)] + (
+            [day_key(job.budget_day, job.budget_owner)] if job.budget_owner else []
+        )
+        for key in keys:
+            charged[key] += job.billed_seconds or 0
+            if job.refunded_at is not None:
+                refunded[key] += job.billed_seconds or 0
+        bad["refund_missed"] += int(job.status.is_terminal and refundable(job))
+    overcount = 0
+    for key in charged.keys() | counters.keys():
+        used, given_back = counters.get(key, (0, 0))
+        bad["refund_twice"] += int(given_back > refunded[key])
+        expected = charged[key] - refunded[key]
+        bad["budget_undercounted"] += int(used < expected)
+        overcount += max(0, used - expected)
+    return {**bad, "overcount": overcount}
 
 
 def scan_job(sb: UserSandbox, job: PlannedJob) -> list[dict[str, Any]]:
@@ -652,18 +698,13 @@ class Judge:
         return str(item["job_id"]) if item else None
 
     def check_budget(self) -> int:
-        """Every job with a task was charged, and no day's counter is below what its jobs were charged
-        (a crash between the counter and the job's mark over-counts, which is safe: the seconds the
-        counters hold beyond the charges are returned, not bad)."""
-        charged: Counter[str] = Counter()
-        for record in self.evidence.by_id.values():
-            if record.get("budget_day"):
-                charged[str(record["budget_day"])] += int(record.get("billed_seconds") or 0)
-            elif record.get("task_id"):
-                self.counts["uncharged_tasks"] += 1
-        used = scan_budget(self.sb)
-        self.counts["budget_undercounted"] += sum(1 for day, n in charged.items() if used.get(day, 0) < n)
-        return sum(used.values()) - sum(charged.values())
+        """Every job with a task was charged, each refunded ending refunded once, and every day counter
+        (the account's, each caller's) holds its charges minus its refunds (`budget_verdict`); the
+        seconds held beyond them are returned, not bad."""
+        verdict = budget_verdict(self.evidence.by_id.values(), scan_budget(self.sb))
+        for key in ("uncharged_tasks", "budget_undercounted", "refund_twice", "refund_missed"):
+            self.counts[key] += verdict[key]
+        return verdict["overcount"]
 
     def bad(self, verdict: Verdict, key: str, problem: str, count: int = 1) -> None:
         self.counts[key] += count
@@ -845,6 +886,8 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         overrides={
             "PollIntervalSeconds": "1",
             "DailyBudgetSeconds": str(BUDGET_SECONDS),
+            "CallerDailyBudgetSeconds": str(CALLER_BUDGET_SECONDS),
+            "RefundsEnabled": "true",
             "ProviderMaxTasksInFlight": str(config.governor_ceiling),
             "CapacityHeartbeatSeconds": str(config.capacity_heartbeat_seconds),
         },

@@ -95,7 +95,14 @@ class ExpectationSettings(JobsSettings):
         le=100,
         description="multiplies the default generation times until jobs teach real ones",
     )
-    daily_budget_seconds: int = Field(default=0, ge=0, description="0 means no budget cap")
+    daily_budget_seconds: int = Field(default=0, ge=0, description="the account's day; 0 means no cap")
+    caller_daily_budget_seconds: int = Field(
+        default=0, ge=0, description="each owner's day, admins included; 0 means no per-caller cap"
+    )
+
+    @property
+    def budgets_on(self) -> bool:
+        return bool(self.daily_budget_seconds or self.caller_daily_budget_seconds)
 
 
 class ProviderSettings(DashScopeSettings, ExpectationSettings):
@@ -160,6 +167,8 @@ class AnnounceSettings(JobsSettings):
 
     topic_arn: str
     event_bus_name: str = "default"
+    # Ending a job gives its charge back when t2v.billing's table says the provider did not bill it.
+    refunds_enabled: bool = True
     event_source: str = "t2v.pipeline"
     outcome_prompts: Literal["Included", "Omitted"] = Field(
         default="Included", description="Omitted: outcome messages leave the prompt out (a shared topic)"

@@ -85,6 +85,9 @@ class Ended(_Contract):
     status: EndStatus
     code: str
     message: str
+    task_status: TaskStatus | None = Field(
+        default=None, description="the provider's final status of the task, when it reported one"
+    )
 
 
 Outcome = Annotated[Succeeded | Ended, Field(discriminator="kind")]

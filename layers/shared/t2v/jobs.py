@@ -129,7 +129,12 @@ class JobRecord(BaseModel):
     # adopted by listing before the task showed its request: checked once it does (usecases.poll)
     adopted_unproven: bool = False
     owner: str | None = None  # the IAM identity the job belongs to (API callers; see usecases.videos)
+    # the daily budgets (t2v.adapters.budget): charged once, refunded at most once (t2v.billing)
     budget_day: str | None = None
+    billed_seconds: int | None = None
+    budget_owner: str | None = None  # whose `budget#<day>#<owner>` counter the charge went to
+    billing_outcome: str | None = None  # t2v.billing.BillingOutcome, recorded with the end
+    refunded_at: AwareDatetime | None = None
     # provider capacity (t2v.adapters.capacity_leases): in our queue, then holding a lease
     queue_owner: str | None = None
     queue_key: str | None = None

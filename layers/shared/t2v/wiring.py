@@ -139,6 +139,7 @@ def build_announce_deps(settings: AnnounceSettings, *, repos: Repositories | Non
         ),
         capacity=build_governor(settings, repos.table),
         include_prompt=settings.outcome_prompts == "Included",
+        refunds=repos.budget if settings.refunds_enabled else None,
     )
 
 

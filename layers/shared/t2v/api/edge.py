@@ -16,9 +16,11 @@ from t2v.api.views import (
     Presigner,
     QueuePlaces,
     TierTimings,
+    UsageView,
     ViewContext,
     job_view,
     links,
+    usage_view,
     video_view,
 )
 from t2v.jobs import JobRecord, JobStatus
@@ -28,6 +30,7 @@ from t2v.usecases.videos import (
     Caller,
     accept_video,
     caller_from,
+    caller_usage,
     cancel_video,
     get_video,
     list_videos,
@@ -74,6 +77,10 @@ class VideosApi:
     def cancel(self, job_id: str) -> JobView:
         # A canceled job has no video: no URL is signed for it.
         return job_view(cancel_video(job_id, self._caller(), self.deps), self._context())
+
+    def usage(self) -> UsageView:
+        caller = self._caller()
+        return usage_view(caller_usage(caller, self.deps), caller.principal)
 
     def _caller(self) -> Caller:
         return caller_from(self.principal, self.deps.settings)

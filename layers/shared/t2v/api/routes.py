@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
-from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView
+from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView, UsageView
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseContentModel
@@ -33,8 +33,10 @@ CREATE: Final = _route(
     (415, "The body is not JSON (`fields` names the Content-Type)"),
     (
         429,
-        "BudgetExceeded: the request cannot fit the day's remaining budget (DailyBudgetSeconds); "
-        "`fields` names `duration`, Retry-After gives the seconds until 00:00 UTC",
+        "BudgetExceeded: the request cannot fit what is left of the caller's day "
+        "(CallerDailyBudgetSeconds) or the account's (DailyBudgetSeconds); `fields` names `duration` "
+        "and says which budget, its seconds left and when it renews; Retry-After gives the seconds "
+        "until 00:00 UTC",
     ),
 )
 READ: Final = _route("Read one of the caller's jobs", (200, "The job", JobView), _NOT_FOUND)
@@ -49,4 +51,8 @@ CANCEL: Final = _route(
     _NOT_FOUND,
     (409, "The job already ended, its provider task is past PENDING, or its create is in flight"),
     (502, "The provider answered with an error; `code` is the provider's"),
+)
+USAGE: Final = _route(
+    "The caller's day of billed video seconds: spent, refunded and left, its own and the account's",
+    (200, "Today (UTC)", UsageView),
 )

@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -19,6 +19,9 @@ from t2v.jobs import JobRecord, JobStatus
 from t2v.progress import Phase, ProgressInput, job_progress
 from t2v.schedule import GenerationTier, TierHistory
 from t2v.times import iso, iso_or_none
+
+if TYPE_CHECKING:
+    from t2v.usecases.videos import Usage
 
 LINKS_DOC: Final = (
     '{"self": "/<stage>/videos/<job_id>"}: where the job can be read, a path on the API\'s host '
@@ -279,4 +282,57 @@ def job_view(job: JobRecord, ctx: ViewContext, video: VideoView | None = None) -
         progress=progress_view(job, ctx),
         video=video,
         links=links(job.job_id, ctx.base_path),
+    )
+
+
+class BudgetDayView(BaseModel):
+    """One budget's day: what was charged, given back and is left."""
+
+    spent_seconds: int = Field(description="Billed seconds charged today (refunds not taken off).")
+    refunded_seconds: int = Field(description="Seconds given back today by jobs the provider did not bill.")
+    left_seconds: int | None = Field(description="What a new request may still use today; null: no cap.")
+    budget_seconds: int = Field(description="The day's cap (0: none).")
+
+
+class UsageView(BaseModel):
+    """The caller's UTC day of billed video seconds, and the account's (GET /usage)."""
+
+    day: str = Field(description="The UTC day, YYYY-MM-DD.")
+    caller: str = Field(description="The caller (IAM ARN) the day is counted for.")
+    spent_seconds: int = Field(description="The caller's seconds charged today.")
+    refunded_seconds: int = Field(description="The caller's seconds given back today.")
+    left_seconds: int | None = Field(
+        description="What the caller may still request today: the smaller of its own and the account's room; null: no cap."
+    )
+    caller_budget_seconds: int = Field(description="CallerDailyBudgetSeconds (0: no per-caller cap).")
+    account_budget_seconds: int = Field(description="DailyBudgetSeconds (0: no account cap).")
+    renews_at: str = Field(description="When both budgets start afresh (00:00 UTC).")
+    you: BudgetDayView
+    account: BudgetDayView
+
+
+def usage_view(usage: Usage, caller: str) -> UsageView:
+    mine, everyone = usage.usage.caller, usage.usage.account
+    room = [left for left in (usage.caller_left, usage.account_left) if left is not None]
+    return UsageView(
+        day=usage.day,
+        caller=caller,
+        spent_seconds=mine.charged,
+        refunded_seconds=mine.refunded,
+        left_seconds=min(room) if room else None,
+        caller_budget_seconds=usage.caller_budget,
+        account_budget_seconds=usage.account_budget,
+        renews_at=iso(usage.renews_at),
+        you=BudgetDayView(
+            spent_seconds=mine.charged,
+            refunded_seconds=mine.refunded,
+            left_seconds=usage.caller_left,
+            budget_seconds=usage.caller_budget,
+        ),
+        account=BudgetDayView(
+            spent_seconds=everyone.charged,
+            refunded_seconds=everyone.refunded,
+            left_seconds=usage.account_left,
+            budget_seconds=usage.account_budget,
+        ),
     )

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+from t2v.billing import billing_outcome, refundable
 from t2v.contract import Announced, Ended
 from t2v.errors import NotificationInProgressError
 from t2v.jobs import JobRecord, JobStatus
 from t2v.times import iso, iso_or_none, utcnow
 from t2v.usecases.capacity import Governor
-from t2v.usecases.ports import AnnouncementStore, JobStore, NotifierLike
+from t2v.usecases.ports import AnnouncementStore, JobStore, NotifierLike, RefundStore
 
 # A live announcer publishes within a second; a claim this old belongs to an invocation that died.
 NOTIFY_CLAIM_STALE_SECONDS = 10
@@ -30,6 +31,7 @@ class AnnounceDeps:
     notify_claim_stale_seconds: float = NOTIFY_CLAIM_STALE_SECONDS
     capacity: Governor | None = None  # frees the ended job's lease or queue place (None: no governor)
     include_prompt: bool = True  # OutcomePrompts: Omitted leaves the prompts out of the messages
+    refunds: RefundStore | None = None  # gives an unbilled job's charge back (None: refunds off)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,8 @@ def end_job(
     fields: dict[str, Any] = (
         {} if keep_recorded else {"error_code": outcome.code, "error_message": outcome.message}
     )
+    # Recorded with the end, so whoever settles the job later (a retry, the sweeper) reads the same.
+    fields["billing_outcome"] = billing_outcome(job, outcome.status, outcome.task_status).value
     written = deps.repo.transition(job_id, outcome.status, now=now, fields=fields, expect=expect).job
     if expect is not None and written.status != outcome.status:
         return Ending(written, _announcement(written, notified=False))
@@ -144,10 +148,20 @@ def _announcement(job: JobRecord, *, notified: bool) -> Announced:
 
 
 def _announce(job: JobRecord, deps: AnnounceDeps) -> JobRecord:
-    """Announce the job unless that was done already; the job as it stands afterwards."""
+    """Settle the job's budget, then announce it unless that was done already; the job as it stands
+    afterwards. Refunded before announced: an announced job was refunded, and a crash in between is
+    healed by whoever announces it (a retry, the sweeper)."""
+    _refund(job, deps)
     if job.notified and job.event_sent_at:
         return job
     return _publish_once(job, deps)
+
+
+def _refund(job: JobRecord, deps: AnnounceDeps) -> None:
+    """Give the ended job's charge back when the provider did not bill its outcome (t2v.billing);
+    the ledger's transaction makes a second call (a duplicate, a retry) a no-op."""
+    if deps.refunds is not None and job.status.is_terminal and refundable(job):
+        deps.refunds.refund(job, now=deps.clock())
 
 
 def _publish_once(job: JobRecord, deps: AnnounceDeps) -> JobRecord:

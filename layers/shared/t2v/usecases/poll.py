@@ -194,10 +194,16 @@ def _map_task(
             status=JobStatus.FAILED,
             code=info.code or "TaskFailed",
             message=info.message or "the provider reported the task FAILED",
+            task_status=TaskStatus.FAILED,
         )
         return _final(turn, PollDecision.FAILED, failed, now)
     if status == TaskStatus.CANCELED:
-        canceled = Ended(status=JobStatus.CANCELED, code="Canceled", message="the task was canceled")
+        canceled = Ended(
+            status=JobStatus.CANCELED,
+            code="Canceled",
+            message="the task was canceled",
+            task_status=TaskStatus.CANCELED,
+        )
         return _final(turn, PollDecision.CANCELED, canceled, now)
     unknown = Ended(
         status=JobStatus.FAILED,

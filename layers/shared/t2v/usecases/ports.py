@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from t2v.billing import Caps, DayUsage
 from t2v.config import ProviderSettings
 from t2v.errors import PipelineError
 from t2v.jobs import HintRecorded, JobRecord, JobStatus, Parked, Write
@@ -99,11 +100,18 @@ class PushStore(Protocol):
     def park(self, job_id: str, *, token: str, now: datetime) -> Parked | None: ...
 
 
-class BudgetStore(Protocol):
-    """The `budget#<day>` counters (`t2v.adapters.budget.BudgetLedger`)."""
+class RefundStore(Protocol):
+    """Gives an ended job's charge back, once (`t2v.adapters.budget.BudgetLedger.refund`)."""
 
-    def charge_budget(self, job: JobRecord, *, day: str, seconds: int, cap: int, now: datetime) -> bool: ...
+    def refund(self, job: JobRecord, *, now: datetime) -> bool: ...
+
+
+class BudgetStore(RefundStore, Protocol):
+    """The `budget#<day>` and `budget#<day>#<owner>` counters (`t2v.adapters.budget.BudgetLedger`)."""
+
+    def charge_budget(self, job: JobRecord, *, day: str, seconds: int, caps: Caps, now: datetime) -> bool: ...
     def budget_used(self, day: str) -> int: ...
+    def day_usage(self, day: str, owner: str) -> DayUsage: ...
 
 
 class IdempotencyStore(Protocol):

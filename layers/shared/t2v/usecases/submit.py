@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from datetime import datetime, timedelta
 
+from t2v.billing import Caps
 from t2v.capacity import CAPACITY_CODES, queue_key
 from t2v.contract import CapacityWait, Ended, SubmitInput, SubmitResult
 from t2v.errors import (
@@ -82,14 +83,18 @@ def _record(event: SubmitInput, request: VideoRequest, deps: ProviderDeps, now: 
 
 
 def _charge(job: JobRecord, request: VideoRequest, deps: ProviderDeps, now: datetime) -> None:
-    """The day's budget pays for the job's seconds once, before it queues or creates."""
-    if deps.settings.daily_budget_seconds:
+    """The account's day and its owner's pay for the job's seconds once, before it queues or creates.
+
+    A job with no owner (submit invoked on its own) counts for the account only."""
+    settings = deps.settings
+    if settings.budgets_on:
+        caps = Caps(
+            account=settings.daily_budget_seconds,
+            caller=settings.caller_daily_budget_seconds,
+            owner=job.owner,
+        )
         deps.budget.charge_budget(
-            job,
-            day=now.strftime("%Y-%m-%d"),
-            seconds=request.billed_seconds,
-            cap=deps.settings.daily_budget_seconds,
-            now=now,
+            job, day=now.strftime("%Y-%m-%d"), seconds=request.billed_seconds, caps=caps, now=now
         )
 
 

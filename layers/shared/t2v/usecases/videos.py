@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, Final, Protocol
 
+from t2v.billing import ACCOUNT, CALLER, DayUsage
 from t2v.config import ApiSettings
 from t2v.contract import Ended, ExecutionInput
 from t2v.errors import (
@@ -63,22 +64,63 @@ def scoped_key(caller: Caller, idempotency_key: str) -> str:
     return hashlib.sha256(f"{caller.principal}\x1f{idempotency_key}".encode()).hexdigest()
 
 
+# Which budget refused, as the refusal names it and the template's parameter that sets it.
+BUDGET_NAMES: Final = {
+    CALLER: ("your daily budget", "CallerDailyBudgetSeconds"),
+    ACCOUNT: ("the account's daily budget", "DailyBudgetSeconds"),
+}
+
+
 class DailyBudgetError(InvalidRequestError):
-    """The request's billed seconds cannot fit what is left of the day's budget: answered 429."""
+    """The request's billed seconds cannot fit what is left of a day's budget (the caller's or the
+    account's): answered 429."""
 
     code = "BudgetExceeded"
 
-    def __init__(self, *, seconds: int, left: int, cap: int, retry_after: int) -> None:
+    def __init__(
+        self, *, budget: str, seconds: int, left: int, cap: int, renews_at: datetime, retry_after: int
+    ) -> None:
+        self.budget = budget
         self.retry_after = retry_after
+        name, parameter = BUDGET_NAMES[budget]
         super().__init__(
             [
                 FieldError(
                     "duration",
-                    f"{seconds} billed seconds do not fit the {left} s left of today's budget "
-                    f"(DailyBudgetSeconds {cap}); it renews at 00:00 UTC",
+                    f"{seconds} billed seconds do not fit the {left} s left of {name} "
+                    f"({parameter} {cap}); it renews at {iso(renews_at)} (00:00 UTC)",
                 )
             ]
         )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A caller's day: its own counter and the account's, with their caps (0: none)."""
+
+    day: str
+    usage: DayUsage
+    caller_budget: int
+    account_budget: int
+    renews_at: datetime
+
+    @property
+    def caller_left(self) -> int | None:
+        return _left(self.caller_budget, self.usage.caller.used)
+
+    @property
+    def account_left(self) -> int | None:
+        return _left(self.account_budget, self.usage.account.used)
+
+
+def _left(cap: int, used: int) -> int | None:
+    """None: no cap."""
+    return max(0, cap - used) if cap else None
+
+
+def renewal(now: datetime) -> datetime:
+    """When the UTC day of `now` ends and every day's budget starts afresh."""
+    return datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 class Executions(Protocol):
@@ -130,10 +172,10 @@ def accept_video(
         key = scoped_key(caller, idempotency_key)
         job_id = deps.keys.remember_idempotency_key(key, derive_job_id(SOURCE, key), now=now)
         if deps.repo.get(job_id) is None:  # a retry of an accepted job is answered as before
-            _check_budget(request, deps.budget, deps.settings.daily_budget_seconds, now)
+            _check_budget(request, caller, deps, now)
     else:
         job_id = derive_job_id(SOURCE, uuid.uuid4().hex)
-        _check_budget(request, deps.budget, deps.settings.daily_budget_seconds, now)
+        _check_budget(request, caller, deps, now)
     body = request.model_dump(exclude_none=True)
     job, created = deps.repo.create_if_absent(
         job_id,
@@ -158,18 +200,40 @@ def accept_video(
     return job
 
 
-def _check_budget(request: VideoRequest, ledger: BudgetStore, cap: int, now: datetime) -> None:
-    if not cap:
+def caller_usage(caller: Caller, deps: ApiDeps) -> Usage:
+    """The caller's day and the account's, as the counters stand (GET /usage)."""
+    now = deps.clock()
+    day = now.strftime("%Y-%m-%d")
+    settings = deps.settings
+    return Usage(
+        day=day,
+        usage=deps.budget.day_usage(day, caller.principal),
+        caller_budget=settings.caller_daily_budget_seconds,
+        account_budget=settings.daily_budget_seconds,
+        renews_at=renewal(now),
+    )
+
+
+def _check_budget(request: VideoRequest, caller: Caller, deps: ApiDeps, now: datetime) -> None:
+    """Refuse what cannot fit the caller's day or the account's (the caller's named first: it is
+    the one a caller can do something about). Submit charges both atomically later."""
+    if not deps.settings.budgets_on:
         return
-    left = max(0, cap - ledger.budget_used(now.strftime("%Y-%m-%d")))
-    if request.billed_seconds > left:
-        midnight = datetime.combine(now.date() + timedelta(days=1), time.min, tzinfo=UTC)
-        raise DailyBudgetError(
-            seconds=request.billed_seconds,
-            left=left,
-            cap=cap,
-            retry_after=max(1, math.ceil((midnight - now).total_seconds())),
-        )
+    usage = caller_usage(caller, deps)
+    seconds = request.billed_seconds
+    for budget, left, cap in (
+        (CALLER, usage.caller_left, usage.caller_budget),
+        (ACCOUNT, usage.account_left, usage.account_budget),
+    ):
+        if left is not None and seconds > left:
+            raise DailyBudgetError(
+                budget=budget,
+                seconds=seconds,
+                left=left,
+                cap=cap,
+                renews_at=usage.renews_at,
+                retry_after=max(1, math.ceil((usage.renews_at - now).total_seconds())),
+            )
 
 
 def get_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobRecord:

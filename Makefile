@@ -22,7 +22,8 @@ PYTEST_ARGS ?=
 JOBS ?= 200
 
 .PHONY: help venv checkov-venv sam-venv build deploy browser screenshots checks lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
-	bench-build bench-stream bench-coldstart bench-cost bench-polling bench-rate bench-push bench-push-rate
+	bench-build bench-stream bench-coldstart bench-cost bench-polling bench-rate bench-push bench-push-rate \
+	bench-capacity-sandbox
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -161,6 +162,11 @@ bench-push: venv ## issue 13: push on vs polling only, simulation (steady; 100 /
 bench-push-rate: venv ## issue 13: 120 jobs from one .jsonl through the sandbox at real time, push on then off (~5 min)
 	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 16 --push on
 	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 16 --push off
+
+CAPACITY_JOBS ?= 300
+bench-capacity-sandbox: venv ## issue 20: 300 jobs from one .jsonl + a second caller's, emulator capped at 8, refuse then queue (~15 min)
+	$(PY) -m t2v_bench.sandbox_capacity --jobs $(CAPACITY_JOBS) --cap 8 --over-cap refuse $(BENCH_ARGS)
+	$(PY) -m t2v_bench.sandbox_capacity --jobs $(CAPACITY_JOBS) --cap 8 --over-cap queue $(BENCH_ARGS)
 
 bench-stream: venv ## 3. finalize streaming: 10 MiB, 200 MiB, 1 GiB into S3 (moto and a discard sink)
 	$(PY) -m t2v_bench.stream $(BENCH_ARGS)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials
 from t2v_sandbox.sandbox import Sandbox, SandboxConfig
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sandbox"
@@ -255,9 +256,11 @@ def test_put_events_on_custom_bus_starts_state_machine_with_input_transformer(sb
 
 
 # --- API front
-def signed_request(sb: Sandbox, method: str, url: str, body: bytes | None = None) -> urllib.request.Request:
+def signed_request(
+    sb: Sandbox, method: str, url: str, body: bytes | None = None, credentials: Any = None
+) -> urllib.request.Request:
     request = AWSRequest(method=method, url=url, data=body or b"", headers={"x-test": "yes"})
-    SigV4Auth(sb.session.get_credentials(), "execute-api", "us-east-1").add_auth(request)
+    SigV4Auth(credentials or sb.session.get_credentials(), "execute-api", "us-east-1").add_auth(request)
     return urllib.request.Request(url, data=body, method=method, headers=dict(request.headers.items()))
 
 
@@ -281,6 +284,21 @@ def test_api_front_returns_lambda_response_for_signed_request(sb: Sandbox) -> No
     assert body["stage"] == "v1"
     assert body["userArn"].startswith("arn:aws:iam::")
     assert body["header"] == "yes"
+
+
+def test_api_front_maps_each_identitys_keys_to_its_own_user(sb: Sandbox) -> None:
+    url = f"{sb.endpoints['api_url']}/items/abc"
+    seen = {}
+    for name, entry in sb.endpoints["identities"].items():
+        status, _, body = call(signed_request(sb, "GET", url, credentials=sb.credentials_as(name)))
+        assert status == 201, body
+        assert body["userArn"] == entry["user_arn"]
+        seen[name] = body["userArn"]
+    assert seen["default"] == "arn:aws:iam::123456789012:user/sandbox"  # as before identities
+    assert seen["alice"] == "arn:aws:iam::123456789012:user/alice"
+    stranger = ReadOnlyCredentials("AKIASTRANGER00000001", "not-a-sandbox-secret", None)
+    status, _, body = call(signed_request(sb, "GET", url, credentials=stranger))
+    assert (status, body) == (403, {"message": "The security token included in the request is invalid."})
 
 
 def test_api_front_posts_body(sb: Sandbox) -> None:

@@ -66,7 +66,7 @@ def api() -> FakeApi:
 def client(api: FakeApi) -> Any:
     place = Place(target=TARGET, session=None, endpoint_url=None, sandbox=True)
     backend = ConsoleBackend(
-        place, client_factory=lambda: ApiClient(TARGET, transport=httpx.MockTransport(api))
+        place, client_factory=lambda target: ApiClient(target, transport=httpx.MockTransport(api))
     )
     app = create_app(backend)
     app.config["ALLOWED_HOSTS"] = frozenset({"localhost"})

@@ -26,45 +26,74 @@ from t2v.times import parse_ts
 TERMINAL = {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}
 
 
-def run(
-    *, jobs: int, budget: int, pending: float, running: float, timeout: float, push: bool = False
-) -> dict[str, Any]:
+def real_time_sandbox(*, pending: float, running: float, push: bool, prefix: str, **config: Any) -> Any:
+    """A UserSandbox (not started) of the real template at real time (time scale 1) against the
+    emulator; `config`: more SandboxConfig fields (parameter_overrides merged over the bench's)."""
     # Imported by name: the sandbox is a tool, not part of the strictly typed product code.
     sandbox: Any = importlib.import_module("t2v_sandbox.sandbox")
     user_sandbox: Any = importlib.import_module("t2v_sandbox.user_sandbox")
-    soak: Any = importlib.import_module("t2v_sandbox.soak")  # its job scan: the records, not the stats items
-    SandboxConfig, UserSandbox = sandbox.SandboxConfig, user_sandbox.UserSandbox  # noqa: N806
-
-    work = Path(tempfile.mkdtemp(prefix="t2v-bench-rate-"))
-    config = SandboxConfig(
-        template=Path("template.yaml"),
-        parameter_overrides={
-            "PollBudgetPerSecond": str(budget),
-            "GenerationTimeScale": f"{(pending + running) / 20:.4g}",  # 20 s: the default 360P 5 s run
-        },
-        time_scale=1.0,
-        emulator_pending_seconds=pending,
-        emulator_running_seconds=running,
-        work_dir=work,
-        max_workers_per_function=8,
-        write_endpoints=False,
-        push=push,
+    overrides = {
+        "GenerationTimeScale": f"{(pending + running) / 20:.4g}",  # 20 s: the default 360P 5 s run
+        **config.pop("parameter_overrides", {}),
+    }
+    return user_sandbox.UserSandbox(
+        sandbox.SandboxConfig(
+            template=Path("template.yaml"),
+            parameter_overrides=overrides,
+            time_scale=1.0,
+            emulator_pending_seconds=pending,
+            emulator_running_seconds=running,
+            work_dir=Path(tempfile.mkdtemp(prefix=prefix)),
+            max_workers_per_function=8,
+            write_endpoints=False,
+            push=push,
+            **config,
+        )
     )
-    with UserSandbox(config) as sb:
-        bucket = sb.physical_id("OutputBucket")
-        lines = [
-            json.dumps({"prompt": f"bench job {i}: a paper boat on a pond", "size": "640*360"})
-            for i in range(jobs)
-        ]
+
+
+def upload_batch(sb: Any, jobs: int, *, key: str = "prompts/bench.jsonl") -> None:
+    """One `.jsonl` of `jobs` small requests into the input bucket: a batch, through the S3 door."""
+    lines = [
+        json.dumps({"prompt": f"bench job {i}: a paper boat on a pond", "size": "640*360"})
+        for i in range(jobs)
+    ]
+    sb.client("s3").put_object(Bucket=sb.physical_id("OutputBucket"), Key=key, Body="\n".join(lines).encode())
+
+
+def scan_jobs(sb: Any) -> list[dict[str, Any]]:
+    """Every job record (the soak's scan: the records, not the stats items)."""
+    soak: Any = importlib.import_module("t2v_sandbox.soak")
+    records: list[dict[str, Any]] = soak.scan_jobs(sb)
+    return records
+
+
+def wait_all_ended(sb: Any, jobs: int, timeout: float) -> list[dict[str, Any]]:
+    """The job records once `jobs` of them exist and all have ended, or as they are at `timeout`."""
+    deadline = time.monotonic() + timeout
+    records: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        records = scan_jobs(sb)
+        if len(records) >= jobs and all(r["status"] in TERMINAL for r in records):
+            break
+        time.sleep(2.0)
+    return records
+
+
+def run(
+    *, jobs: int, budget: int, pending: float, running: float, timeout: float, push: bool = False
+) -> dict[str, Any]:
+    bench = real_time_sandbox(
+        pending=pending,
+        running=running,
+        push=push,
+        prefix="t2v-bench-rate-",
+        parameter_overrides={"PollBudgetPerSecond": str(budget)},
+    )
+    with bench as sb:
         started = time.time()
-        sb.client("s3").put_object(Bucket=bucket, Key="prompts/bench.jsonl", Body="\n".join(lines).encode())
-        deadline = time.monotonic() + timeout
-        records: list[dict[str, Any]] = []
-        while time.monotonic() < deadline:
-            records = soak.scan_jobs(sb)
-            if len(records) >= jobs and all(r["status"] in TERMINAL for r in records):
-                break
-            time.sleep(2.0)
+        upload_batch(sb, jobs)
+        records = wait_all_ended(sb, jobs, timeout)
         wall = time.time() - started
         log = sb.emulator.requests()
         tasks = {t["task_id"]: t for t in sb.emulator.tasks()}

@@ -17,11 +17,21 @@ from t2v_client.jobs import (
     request_body,
     summary_line,
 )
-from t2v_client.place import Place, resolve_place, sandbox_place, stack_place
-from t2v_client.target import DEFAULT_ENDPOINTS, Target, api_url_from_outputs, sandbox_target
+from t2v_client.place import Place, check_place_options, resolve_place, sandbox_place, stack_place
+from t2v_client.target import (
+    DEFAULT_ENDPOINTS,
+    IDENTITY_ENV,
+    SandboxIdentity,
+    Target,
+    api_url_from_outputs,
+    pick_identity,
+    sandbox_identities,
+    sandbox_target,
+)
 
 __all__ = [
     "DEFAULT_ENDPOINTS",
+    "IDENTITY_ENV",
     "TERMINAL_BAD",
     "TERMINAL_OK",
     "ApiClient",
@@ -30,15 +40,19 @@ __all__ = [
     "ExitCode",
     "Place",
     "ProgressFacts",
+    "SandboxIdentity",
     "Target",
     "api_url_from_outputs",
+    "check_place_options",
     "error_line",
     "exit_code_for_http",
     "exit_code_for_status",
     "format_progress",
+    "pick_identity",
     "progress_facts",
     "request_body",
     "resolve_place",
+    "sandbox_identities",
     "sandbox_place",
     "sandbox_target",
     "stack_place",

@@ -7,16 +7,26 @@ Credentials stay in this process: nothing here is ever sent to a browser.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 
 from t2v_client.errors import CliError, ExitCode
-from t2v_client.target import DEFAULT_ENDPOINTS, Target, api_url_from_outputs, sandbox_target
+from t2v_client.target import (
+    DEFAULT_ENDPOINTS,
+    SandboxIdentity,
+    Target,
+    api_url_from_outputs,
+    chosen_identity,
+    pick_identity,
+    read_endpoints,
+    sandbox_identities,
+    sandbox_target,
+    target_as,
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,20 @@ class Place:
     outputs: dict[str, str] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
     sandbox: bool = False
+    # The sandbox's callers, by name (empty on AWS, where the credentials say who calls).
+    identities: dict[str, SandboxIdentity] = field(default_factory=dict, repr=False)
+    endpoints: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def as_identity(self, name: str) -> Place:
+        """The same sandbox, signed as the identity `name`; CliError naming the known ones."""
+        if not self.sandbox:
+            raise CliError("identities are the sandbox's; on AWS pick a caller with --profile or AWS_PROFILE")
+        identity = pick_identity(self.endpoints, name)
+        return replace(
+            self,
+            target=target_as(self.endpoints, identity),
+            session=_session(identity, self.target.region),
+        )
 
     def client(self, service: str) -> Any:
         return self.session.client(service, endpoint_url=self.endpoint_url)
@@ -48,29 +72,37 @@ class Place:
         return self.parameters.get("EventBusName") or "default"
 
 
-def sandbox_place(endpoints_file: Path = DEFAULT_ENDPOINTS) -> Place:
-    target = sandbox_target(endpoints_file)  # raises the friendly errors for a missing file
-    endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
-    creds = endpoints.get("credentials") or {}
-    session = boto3.Session(
-        aws_access_key_id=creds.get("aws_access_key_id"),
-        aws_secret_access_key=creds.get("aws_secret_access_key"),
-        region_name=target.region,
+def _session(identity: SandboxIdentity, region: str) -> Any:
+    return boto3.Session(
+        aws_access_key_id=identity.credentials.access_key,
+        aws_secret_access_key=identity.credentials.secret_key,
+        region_name=region,
     )
+
+
+def sandbox_place(endpoints_file: Path = DEFAULT_ENDPOINTS, identity: str | None = None) -> Place:
+    """The sandbox, signed as `identity` (else $T2V_IDENTITY, else the sandbox's default)."""
+    target = sandbox_target(endpoints_file, identity)  # raises the friendly errors for a missing file
+    endpoints = read_endpoints(endpoints_file)
     return Place(
         target=target,
-        session=session,
+        session=_session(pick_identity(endpoints, chosen_identity(identity)), target.region),
         endpoint_url=endpoints.get("moto_url"),
         outputs={k: str(v) for k, v in (endpoints.get("outputs") or {}).items()},
         parameters={k: str(v) for k, v in (endpoints.get("parameters") or {}).items()},
         sandbox=True,
+        identities=sandbox_identities(endpoints),
+        endpoints=endpoints,
     )
 
 
-def stack_place(stack_name: str, region: str | None = None) -> Place:
-    from botocore.exceptions import BotoCoreError, ClientError
+def stack_place(stack_name: str, region: str | None = None, profile: str | None = None) -> Place:
+    from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
-    session = boto3.Session(region_name=region)
+    try:
+        session = boto3.Session(region_name=region, profile_name=profile)
+    except ProfileNotFound as exc:
+        raise CliError(str(exc), ExitCode.INVALID) from None
     try:
         stack = session.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
     except ClientError as exc:
@@ -94,5 +126,30 @@ def stack_place(stack_name: str, region: str | None = None) -> Place:
     return Place(target=target, session=session, endpoint_url=None, outputs=outputs, parameters=parameters)
 
 
-def resolve_place(stack: str | None, region: str | None, endpoints: Path = DEFAULT_ENDPOINTS) -> Place:
-    return stack_place(stack, region) if stack else sandbox_place(endpoints)
+def resolve_place(
+    stack: str | None,
+    region: str | None,
+    endpoints: Path = DEFAULT_ENDPOINTS,
+    *,
+    identity: str | None = None,
+    profile: str | None = None,
+) -> Place:
+    """A deployed stack (`stack`, signed with the profile's or the default chain's credentials) or the
+    sandbox (signed as `identity`); CliError for an option of the other kind."""
+    check_place_options(stack, identity=identity, profile=profile)
+    return stack_place(stack, region, profile) if stack else sandbox_place(endpoints, identity)
+
+
+def check_place_options(stack: str | None, *, identity: str | None, profile: str | None) -> None:
+    """`--as` names a sandbox identity and `--profile` an AWS profile: each needs its own kind of place."""
+    if stack and identity:
+        raise CliError(
+            "--as picks a sandbox identity; on AWS the caller is your credentials: use --profile NAME "
+            "or AWS_PROFILE",
+            ExitCode.INVALID,
+        )
+    if profile and not stack:
+        raise CliError(
+            "--profile is for a deployed stack (--stack NAME); in the sandbox pick a caller with --as NAME",
+            ExitCode.INVALID,
+        )

@@ -5,10 +5,16 @@ refreshes the gallery and a job's live section from HTML fragments. Every API ca
 this process (`ConsoleBackend`); a page never holds a credential. Because the console acts with
 the user's credentials, it answers only to its own host name (no DNS rebinding) and every form
 carries a per-process token (no cross-site form posts that would start billed videos).
+
+In the sandbox, the header's picker switches which of its identities signs: a form post (token
+checked) sets a cookie holding the name and its HMAC under the process's token, so no other page,
+not even another port of 127.0.0.1, can choose one; each request signs as its cookie's identity, or
+as the one the console started with (`t2v console --as NAME`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 import secrets
@@ -16,7 +22,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from flask import Blueprint, Flask, Response, abort, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from t2v_client import CliError, error_line
 from werkzeug.datastructures import FileStorage
 
@@ -29,6 +46,7 @@ from t2v_console.backend import (
 )
 
 JOB_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+IDENTITY_COOKIE: Final = "t2v_identity"
 CANCELABLE: Final = frozenset({"ACCEPTED", "WAITING", "SUBMITTED", "PENDING"})
 DEFAULT_FORM: Final = {
     "prompt": "",
@@ -86,6 +104,27 @@ def _guard() -> None:
         abort(421, "this console answers only at its own address")
     if request.method == "POST" and not hmac.compare_digest(request.form.get("csrf", ""), _state().token):
         abort(403, "missing or stale form token: reload the page")
+    g.backend = _state().backend.acting_as(_cookie_identity())
+
+
+def _backend() -> ConsoleBackend:
+    """The backend of this request: signing as the identity its cookie names (see the module's doc)."""
+    backend: ConsoleBackend = g.backend
+    return backend
+
+
+def _seal(name: str) -> str:
+    mac = hmac.new(_state().token.encode(), name.encode(), hashlib.sha256).hexdigest()
+    return f"{name}.{mac}"
+
+
+def _cookie_identity() -> str | None:
+    """The identity the request's cookie names, if this process sealed it and the sandbox has it."""
+    sealed = request.cookies.get(IDENTITY_COOKIE, "")
+    name = sealed.rpartition(".")[0]
+    if not name or not hmac.compare_digest(sealed, _seal(name)):
+        return None
+    return name if name in _state().backend.identities else None
 
 
 def _headers(response: Response) -> Response:
@@ -95,13 +134,16 @@ def _headers(response: Response) -> Response:
 
 def _globals() -> dict[str, Any]:
     state = _state()
+    backend: ConsoleBackend = g.get("backend", state.backend)
     return {
         "csrf": state.token,
         "where": state.backend.where,
+        "identities": backend.identities,
+        "identity": backend.identity,
         "statuses": STATUSES,
         "terminal": TERMINAL,
         "cancelable": CANCELABLE,
-        "budget_line": state.backend.budget_line,  # called by base.html only: not by every fragment
+        "budget_line": backend.budget_line,  # the acting identity's day;  # called by base.html only: not by every fragment
     }
 
 
@@ -111,7 +153,7 @@ def _unreachable(exc: CliError) -> tuple[str, int]:
 
 # --- gallery
 def _page(status: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    answer = _state().backend.list_jobs(status=status)
+    answer = _backend().list_jobs(status=status)
     if answer.status != 200:
         return [], error_line(answer.status, answer.body)
     return list((answer.body or {}).get("items") or []), None
@@ -141,7 +183,7 @@ def gallery_fragment() -> str:
 def _job(job_id: str) -> dict[str, Any]:
     if not JOB_ID.match(job_id):
         abort(404)
-    answer = _state().backend.get_job(job_id)
+    answer = _backend().get_job(job_id)
     if answer.status == 404:
         abort(404)
     if answer.status != 200:
@@ -169,9 +211,26 @@ def player_fragment(job_id: str) -> str:
 def cancel(job_id: str) -> Any:
     if not JOB_ID.match(job_id):
         abort(404)
-    answer = _state().backend.cancel(job_id)
+    answer = _backend().cancel(job_id)
     notice = "cancel requested" if answer.status < 300 else error_line(answer.status, answer.body)
     return redirect(url_for("console.job_page", job_id=job_id, notice=notice), code=303)
+
+
+# --- who calls (the sandbox's identities)
+@pages.post("/identity")
+def switch_identity() -> Any:
+    name = request.form.get("identity", "")
+    known = _state().backend.identities
+    if name not in known:
+        message = (
+            f"no sandbox identity {name!r}; known: {', '.join(known)}"
+            if known
+            else ("identities are the sandbox's; on AWS the console signs as its --profile")
+        )
+        return render_template("error.html", heading="Unknown identity", message=message), 400
+    response = redirect(url_for("console.gallery", notice=f"acting as {name}"), code=303)
+    response.set_cookie(IDENTITY_COOKIE, _seal(name), httponly=True, samesite="Strict", path="/")
+    return response
 
 
 # --- new videos
@@ -186,7 +245,7 @@ def submit() -> Any:
     body, errors = request_from_form(form)
     if errors:
         return _form(form, errors, None, 400)
-    answer = _state().backend.submit(body)
+    answer = _backend().submit(body)
     if answer.status == 202:
         return redirect(url_for("console.job_page", job_id=str(answer.body["job_id"])), code=303)
     return _form(form, field_errors(answer.body), error_line(answer.status, answer.body), answer.status)
@@ -204,7 +263,7 @@ def upload() -> Any:
     keys = []
     for item in files:
         try:
-            keys.append(_state().backend.upload(str(item.filename), item.read()).key)
+            keys.append(_backend().upload(str(item.filename), item.read()).key)
         except UploadError as exc:
             return _upload_refused(str(exc))
     notice = "uploaded " + ", ".join(keys) + "; their jobs appear below within seconds"

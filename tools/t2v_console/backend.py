@@ -15,7 +15,7 @@ from typing import Any, Final
 from t2v.jobs import TERMINAL as JOB_TERMINAL
 from t2v.jobs import JobStatus
 from t2v.request import DURATIONS, SIZES
-from t2v_client import ApiClient, ApiResponse, CliError, Place
+from t2v_client import ApiClient, ApiResponse, CliError, Place, Target
 
 PROMPT_SUFFIXES: Final = (".txt", ".json", ".jsonl")
 MAX_PROMPT_FILE_BYTES: Final = 1024 * 1024  # intake refuses larger files; refuse them before the upload
@@ -61,26 +61,55 @@ def upload_key(prefix: str, filename: str) -> str:
 
 
 class ConsoleBackend:
-    """The API (signed with the place's credentials) and the stack's prompt bucket."""
+    """The API (signed with the place's credentials) and the stack's prompt bucket.
+
+    In the sandbox, `acting_as(name)` is the same console signing as another of its identities
+    (each request picks one); the places are made once per identity and kept.
+    """
 
     def __init__(
         self,
         place: Place,
         *,
-        client_factory: Callable[[], ApiClient] | None = None,
+        client_factory: Callable[[Target], ApiClient] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.place = place
-        self._client_factory = client_factory or (lambda: ApiClient(place.target))
+        self._client_factory = client_factory or ApiClient
         self._clock = clock
+        # A finished job's video by job id: shared by every identity, each of which only asks for
+        # the jobs its own listing shows.
         self._videos: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._as: dict[str, ConsoleBackend] = {}
 
     @property
     def where(self) -> str:
         return "sandbox" if self.place.sandbox else self.place.target.api_url
 
+    @property
+    def identity(self) -> str | None:
+        """The sandbox identity this backend signs as (None on AWS)."""
+        return self.place.target.identity
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """The names `acting_as` takes (none on AWS)."""
+        return tuple(self.place.identities)
+
+    def acting_as(self, name: str | None) -> ConsoleBackend:
+        """This console signing as the sandbox identity `name` (None or its own: itself)."""
+        if name is None or name == self.identity:
+            return self
+        if name not in self._as:
+            other = ConsoleBackend(
+                self.place.as_identity(name), client_factory=self._client_factory, clock=self._clock
+            )
+            other._videos = self._videos
+            self._as[name] = other
+        return self._as[name]
+
     def call(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
-        with self._client_factory() as client:
+        with self._client_factory(self.place.target) as client:
             return client.call(method, path, **kwargs)
 
     def budget_line(self) -> str | None:

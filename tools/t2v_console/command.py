@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from t2v_client import DEFAULT_ENDPOINTS, CliError, Place, resolve_place
+from t2v_client.options import add_caller_options
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from t2v_console.app import create_app
@@ -30,6 +31,7 @@ def register(subparsers: Any) -> None:
     console.add_argument(
         "--endpoints", type=Path, default=DEFAULT_ENDPOINTS, help="the sandbox's endpoints file"
     )
+    add_caller_options(console)  # --as NAME (the header's picker switches later), --profile
     console.set_defaults(func=run_console)
 
 
@@ -63,7 +65,9 @@ def serve(place: Place, port: int = 0) -> RunningConsole:
 
 def run_console(args: argparse.Namespace) -> int:
     try:
-        place = resolve_place(args.stack, args.region, args.endpoints)
+        place = resolve_place(
+            args.stack, args.region, args.endpoints, identity=args.identity, profile=args.profile
+        )
     except CliError as exc:
         print(f"error: {exc}", flush=True)
         return int(exc.code)
@@ -72,7 +76,8 @@ def run_console(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {HOST}:{args.port}: {exc.strerror} (try --port 0)", flush=True)
         return 1
-    print(f"t2v console for {place.target.api_url} at {running.url} (Ctrl-C stops it)", flush=True)
+    caller = f" as {place.target.identity}" if place.target.identity else ""
+    print(f"t2v console for {place.target.api_url}{caller} at {running.url} (Ctrl-C stops it)", flush=True)
     if args.open:
         webbrowser.open(running.url)
     try:

@@ -21,6 +21,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from t2v_sandbox.identities import SANDBOX_ACCOUNT
 from t2v_sandbox.provisioners import ApiSpec
 
 LOG = logging.getLogger("t2v_sandbox.api")
@@ -28,10 +29,6 @@ _METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 _LAMBDA_URI = re.compile(
     r"arn:aws[\w-]*:apigateway:[\w-]+:lambda:path/[\d-]+/functions/(?P<fn>.+)/invocations$"
 )
-# Who every signed request is in the sandbox (one user, whatever its access key): the identity API
-# Gateway would verify, and the owner of the sandbox's prompt-file and EventBridge jobs.
-SANDBOX_ACCOUNT = "123456789012"
-SANDBOX_USER_ARN = f"arn:aws:iam::{SANDBOX_ACCOUNT}:user/sandbox"
 _AUTH_HEADER = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<cred>[^,\s]+),\s*"
     r"SignedHeaders=(?P<signed>[^,\s]+),\s*Signature=(?P<sig>[0-9a-f]+)"
@@ -106,6 +103,7 @@ def build_routes(spec: ApiSpec) -> list[Route]:
 class FrontSettings:
     region: str
     credentials: dict[str, str]  # access key id -> secret
+    principals: dict[str, str]  # access key id -> its IAM user ARN (requestContext.identity.userArn)
     api_keys: Callable[[], list[str]]
     invoke: Callable[[str, dict[str, Any]], tuple[dict[str, Any] | None, bool]]
 
@@ -324,7 +322,7 @@ class ApiFront:
                     "accountId": account if access_key else None,
                     "caller": access_key or None,
                     "user": access_key or None,
-                    "userArn": SANDBOX_USER_ARN if access_key else None,
+                    "userArn": self.settings.principals.get(access_key),
                     "apiKey": headers.get("x-api-key"),
                 },
             },

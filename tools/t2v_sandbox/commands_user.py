@@ -1,6 +1,7 @@
 """`t2v submit|status|list|cancel|download`: the video API from a shell.
 
-The sandbox (`.sandbox/endpoints.json`) by default, a deployed stack with `--stack NAME`.
+The sandbox (`.sandbox/endpoints.json`) by default, as one of its identities with `--as NAME`
+(or `T2V_IDENTITY`); a deployed stack with `--stack NAME`, as its `--profile` (or `AWS_PROFILE`).
 Errors are one line on stderr; exit codes are `t2v_client.ExitCode`.
 """
 
@@ -22,6 +23,7 @@ from t2v_client import (
     ExitCode,
     ProgressFacts,
     Target,
+    check_place_options,
     exit_code_for_status,
     format_progress,
     progress_facts,
@@ -29,6 +31,7 @@ from t2v_client import (
     sandbox_target,
     summary_line,
 )
+from t2v_client.options import add_caller_options
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
@@ -64,6 +67,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--endpoints", type=Path, default=DEFAULT_ENDPOINTS, help="the sandbox's endpoints file"
     )
+    add_caller_options(where)
 
 
 def _add_wait_options(parser: argparse.ArgumentParser) -> None:
@@ -121,11 +125,13 @@ def register(subparsers: Any) -> None:
 
 
 def resolve_target(args: argparse.Namespace) -> Target:
-    if getattr(args, "stack", None):
+    stack, identity, profile = (getattr(args, name, None) for name in ("stack", "identity", "profile"))
+    check_place_options(stack, identity=identity, profile=profile)
+    if stack:
         from t2v_client import stack_place
 
-        return stack_place(args.stack, getattr(args, "region", None)).target
-    return sandbox_target(getattr(args, "endpoints", DEFAULT_ENDPOINTS))
+        return stack_place(stack, getattr(args, "region", None), profile).target
+    return sandbox_target(getattr(args, "endpoints", DEFAULT_ENDPOINTS), identity)
 
 
 def guarded(body: Callable[[], int], err: TextIO | None = None) -> int:

@@ -19,8 +19,8 @@ from botocore.config import Config
 from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import ClientError
 
-from t2v_sandbox import patches
-from t2v_sandbox.apigateway import SANDBOX_USER_ARN, ApiFront, FrontSettings
+from t2v_sandbox import identities, patches
+from t2v_sandbox.apigateway import ApiFront, FrontSettings
 from t2v_sandbox.deployer import Deployer, DeployError, Stack, resolve_parameters
 from t2v_sandbox.eventbridge import EventDelivery
 from t2v_sandbox.lambda_runner import LambdaRunner, RunnerSettings, default_python
@@ -29,9 +29,11 @@ from t2v_sandbox.schedules import Scheduler
 from t2v_sandbox.template import Packager, load_template, prepare_sam, translate
 
 LOG = logging.getLogger("t2v_sandbox")
-ACCOUNT_ID = "123456789012"
-ACCESS_KEY = "testing"
-SECRET_KEY = "testing"  # noqa: S105 - moto's fake credentials, never real ones
+ACCOUNT_ID = identities.SANDBOX_ACCOUNT
+# The default identity's keys: moto's fake credentials, never real ones. The sandbox's own clients
+# and the functions sign with them; the API front also accepts the other identities' keys.
+ACCESS_KEY = identities.DEFAULT.access_key
+SECRET_KEY = identities.DEFAULT.secret_key
 EMULATOR_API_KEY = "sk-sandbox-local"
 ARTIFACTS_BUCKET = "t2v-sandbox-artifacts"
 _active_lock = threading.Lock()
@@ -114,6 +116,11 @@ class Sandbox:
     def credentials(self) -> ReadOnlyCredentials:
         """moto's fake credentials, the ones `session` signs with."""
         return ReadOnlyCredentials(ACCESS_KEY, SECRET_KEY, None)
+
+    def credentials_as(self, name: str) -> ReadOnlyCredentials:
+        """The key pair of the sandbox identity `name` (t2v_sandbox.identities); KeyError names the known."""
+        found = identities.identity(name)
+        return ReadOnlyCredentials(found.access_key, found.secret_key, None)
 
     def client(self, service: str, **kwargs: Any) -> Any:
         return service_client(self.session, service, endpoint_url=self.moto_url, **kwargs)
@@ -314,8 +321,10 @@ class Sandbox:
         if "PushCompletion" in declared:
             overrides.setdefault("PushCompletion", "Enabled" if self.config.push else "Disabled")
         if "PromptJobOwner" in declared:
-            # The sandbox has one user: the prompt files it uploads are its own jobs (API, console).
-            overrides.setdefault("PromptJobOwner", SANDBOX_USER_ARN)
+            # The prompt files uploaded to the sandbox are its default identity's jobs (API, console).
+            overrides.setdefault("PromptJobOwner", identities.SANDBOX_USER_ARN)
+        if "AdminPrincipals" in declared:
+            overrides.setdefault("AdminPrincipals", identities.admin_principals())
         if self._emulator is not None:
             # Point the pipeline at the emulator, and let finalize download the emulator's (http) videos.
             if "DashScopeBaseUrl" in declared:
@@ -408,7 +417,8 @@ class Sandbox:
         self._front_lambda = self.client("lambda", config=Config(retries={"total_max_attempts": 1}))
         settings = FrontSettings(
             region=self.config.region,
-            credentials={ACCESS_KEY: SECRET_KEY},
+            credentials=identities.signing_keys(),
+            principals=identities.principals(),
             api_keys=lambda: list(stack.api_keys),
             invoke=self._invoke_for_api,
         )
@@ -452,7 +462,10 @@ class Sandbox:
             if self._emulator
             else ("real" if os.environ.get("DASHSCOPE_API_KEY") else None),
             "stack_name": self.stack.name,
+            # The default identity's keys; `identities` lists every caller `t2v --as NAME` can be.
             "credentials": {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
+            "default_identity": identities.DEFAULT_IDENTITY,
+            "identities": {i.name: i.endpoint_entry() for i in identities.IDENTITIES},
             "log_dir": str(self.work_dir / "logs"),
             "parameters": self.stack.parameters,
             # Outputs as a user can follow them: an execute-api URL becomes the local front's URL.

@@ -198,7 +198,9 @@ def make_jobs(scenario: Scenario, rng: random.Random) -> list[CapJob]:
     runs = []
     for _ in range(scenario.jobs):
         size, duration, audio, typical = rng.choice(TIERS)
-        runs.append((GenerationTier.of(size, duration, audio), typical, typical * rng.lognormvariate(0, SIGMA)))
+        runs.append(
+            (GenerationTier.of(size, duration, audio), typical, typical * rng.lognormvariate(0, SIGMA))
+        )
     span = 0.9 * sum(r for _, _, r in runs) / scenario.provider_cap
     jobs = []
     for i, (tier, typical, run) in enumerate(runs):
@@ -368,7 +370,9 @@ class Sim:
             return
         self.seen_push.add(job.index)
         self.poll_version[job.index] += 1
-        self._at(self.now + self.rng.uniform(*self.poller.latency), POLL, job.index, self.poll_version[job.index])
+        self._at(
+            self.now + self.rng.uniform(*self.poller.latency), POLL, job.index, self.poll_version[job.index]
+        )
 
     def poll(self, job: CapJob) -> None:
         """`poll_job`: query on a booked (or the current) second, the held signal on PENDING, the
@@ -454,6 +458,10 @@ def _max_turns(max_queue_seconds: int) -> int:
     return 2 * -(-max_queue_seconds // HEARTBEAT_SECONDS) + MAX_REFUSED_CREATES
 
 
+def _leased(job: CapJob) -> float:
+    return math.inf if job.leased is None else job.leased
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else math.nan
@@ -504,21 +512,21 @@ def summarize(sim: Sim) -> dict[str, Any]:
         "seconds_over_budget": sum(1 for c in sim.per_second.values() if c > ACCOUNT_QPS),
         "makespan_s": round(makespan, 1),
         "ideal_s": round(ideal, 1),
-        "makespan_ratio": round(makespan / ideal, 4),
+        "makespan_ratio": f"{makespan / ideal:.3f}",
         "median_generation_s": round(statistics.median(runs), 1),
         "b_wait_p95_s": round(_pct(b_waits, 0.95), 1),
         "b_wait_max_s": round(max(b_waits), 1),
         "creates": creates,
         "refused": refused,
-        "refused_share": round(refused / max(1, creates), 4),
-        "queries_per_job": round(queries / len(jobs), 3),
+        "refused_share": f"{refused / max(1, creates):.4f}",
+        "queries_per_job": f"{queries / len(jobs):.3f}",
         "held_signals": sum(1 for j in jobs if j.held_signalled),
         "final_cap": sim.store.working.cap,
         "min_cap": sim.min_cap,
         "capacity_turns": sim.capacity_turns,
-        "queue_wait_max_s": round(max((j.leased or math.inf) - j.arrival for j in jobs), 1),
+        "queue_wait_max_s": round(max(_leased(j) - j.arrival for j in jobs), 1),
         "would_time_out_at_default_queue_limit": sum(
-            1 for j in jobs if (j.leased or math.inf) - j.arrival >= DEFAULT_MAX_QUEUE_SECONDS
+            1 for j in jobs if _leased(j) - j.arrival >= DEFAULT_MAX_QUEUE_SECONDS
         ),
     }
 
@@ -539,10 +547,10 @@ def goals(row: Mapping[str, Any]) -> dict[str, bool | None]:
         "no_capacity_failures": row["failed_for_capacity"] == 0,
         "never_above_cap": not row["provider_above_cap"],
         "within_query_budget": row["seconds_over_budget"] == 0,
-        "makespan": row["makespan_ratio"] <= 1.05,
+        "makespan": float(row["makespan_ratio"]) <= 1.05,
         "b_wait": row["b_wait_p95_s"] <= row["median_generation_s"],
-        "refusals": row["refused_share"] <= 0.02,
-        "queries_per_job": row["queries_per_job"] <= 1.1 if row["push"] == "on" else None,
+        "refusals": float(row["refused_share"]) <= 0.02,
+        "queries_per_job": float(row["queries_per_job"]) <= 1.1 if row["push"] == "on" else None,
     }
 
 
@@ -612,7 +620,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             runs.append(simulate(scenario))
     rows = [row for row, _ in runs]
-    print(f"## Capacity: {args.jobs:,} jobs against an unknown cap of {args.provider_cap} (ceiling {args.ceiling})")
+    print(
+        f"## Capacity: {args.jobs:,} jobs against an unknown cap of {args.provider_cap} (ceiling {args.ceiling})"
+    )
     print(table(COLUMNS, [[row[c] for c in COLUMNS] for row in rows]))
     print()
     verdicts = [goals(row) for row in rows]

@@ -23,7 +23,7 @@ JOBS ?= 200
 
 .PHONY: help venv checkov-venv sam-venv build deploy browser screenshots checks lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
 	bench-build bench-stream bench-coldstart bench-cost bench-polling bench-rate bench-push bench-push-rate \
-	bench-capacity-sandbox
+	bench-capacity bench-capacity-sandbox
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -162,6 +162,9 @@ bench-push: venv ## issue 13: push on vs polling only, simulation (steady; 100 /
 bench-push-rate: venv ## issue 13: 120 jobs from one .jsonl through the sandbox at real time, push on then off (~5 min)
 	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 16 --push on
 	$(PY) -m t2v_bench.sandbox_rate --jobs 120 --budget 16 --push off
+
+bench-capacity: venv ## issue 20: 20,000 jobs against an unknown provider cap of 50, refuse/queue x push on/off (simulation, ~1 min)
+	$(PY) -m t2v_bench.capacity $(BENCH_ARGS)
 
 CAPACITY_JOBS ?= 300
 bench-capacity-sandbox: venv ## issue 20: 300 jobs from one .jsonl + a second caller's, emulator capped at 8, refuse then queue (~15 min)

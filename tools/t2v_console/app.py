@@ -143,7 +143,7 @@ def _globals() -> dict[str, Any]:
         "statuses": STATUSES,
         "terminal": TERMINAL,
         "cancelable": CANCELABLE,
-        "budget_line": backend.budget_line,  # the acting identity's day;  # called by base.html only: not by every fragment
+        "budget_line": backend.budget_line,  # the acting identity's day; called by base.html only
     }
 
 

@@ -52,9 +52,8 @@ def _poll(turn: PollTurn, deps: ProviderDeps) -> SubmitResult:
     # which the callback keeps (past it a turn counts as a poll again, so nothing is unbounded).
     hinted = policy.push and woken_early(returned_at, waited, now.timestamp())
     woke = hinted and turn.wakes < MAX_PUSH_WAKES
-    turn = turn.model_copy(
-        update={"polls": turn.polls + (not woke), "wakes": turn.wakes + woke, "latency": round(latency, 3)}
-    )
+    counted = {"wakes": turn.wakes + 1} if woke else {"polls": turn.polls + 1}
+    turn = turn.model_copy(update={**counted, "latency": round(latency, 3)})
     if now >= turn.deadline_at or turn.polls > deps.settings.max_polls:
         reason = "deadline" if now >= turn.deadline_at else f"{deps.settings.max_polls} polls"
         return _last_look(turn, reason, deps, now)

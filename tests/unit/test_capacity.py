@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 from t2v.capacity import (
     HISTORY_LIMIT,
@@ -11,6 +13,7 @@ from t2v.capacity import (
     held_too_long,
     next_owner,
     queue_key,
+    usual_queue_seconds,
 )
 
 
@@ -97,3 +100,49 @@ def test_limits_that_disagree_are_named(change: dict[str, int], names: str) -> N
     limits = TimeLimits(**{**vars(DEFAULTS), **change})
     with pytest.raises(CapacityLimitsError, match=names):
         limits.check()
+
+
+def test_a_raise_refused_at_once_doubles_the_rounds_before_the_next_try() -> None:
+    # Given a cap learned at the provider's (50), a raise to 51 that the provider refuses at once
+    cap = WorkingCap(ceiling=100, cap=50)
+    refusals = 0
+    accepted = 0
+    for _ in range(20_000):
+        if cap.cap > 50:  # the provider refuses the create past its cap of 50
+            cap = cap.refused(in_flight=50)
+            refusals += 1
+        else:
+            cap = cap.accepted()
+            accepted += 1
+    # Then the probes back off: rounds of 50, 100, 200, 400, 800, then 1,600 creates between refusals
+    assert cap.probes == 5
+    assert refusals <= 5 + 20_000 // 1_600
+    assert refusals / (refusals + accepted) < 0.002  # was one per round (2 %) before the backoff
+
+
+def test_a_raise_that_holds_for_a_round_makes_probing_cheap_again() -> None:
+    cap = WorkingCap(ceiling=100, cap=50, probes=3)
+    for _ in range(50 * 8):
+        cap = cap.accepted()
+    assert (cap.cap, cap.raised, cap.probes) == (51, True, 3)
+    for _ in range(51):  # a whole round at 51 with no refusal: the provider's cap has grown
+        cap = cap.accepted()
+    assert (cap.cap, cap.raised, cap.probes) == (51, False, 2)
+
+
+def test_the_refusals_of_one_burst_count_as_one_failed_raise() -> None:
+    cap = WorkingCap(ceiling=100, cap=100, raised=True)
+    for in_flight in range(60, 40, -1):  # a burst of creates past the provider's cap, all refused
+        cap = cap.refused(in_flight=in_flight)
+    assert (cap.cap, cap.probes) == (41, 1)
+
+
+def test_the_usual_queue_time_is_not_inflated_by_the_holding_it_reveals() -> None:
+    # Given a cap too high: a few tasks start at once, most are held in the provider's queue
+    times = [2.0] * 10 + [300.0] * 40
+    assert statistics.median(times) == 300.0  # the median would call 300 s usual: nothing looks held
+    assert usual_queue_seconds(times, prior=3.0) == 2.0
+    assert held_too_long(301, usual_queue_seconds(times, prior=3.0))
+    # And when every task waits (the cap far too high for long), the tier's prior bounds it
+    assert usual_queue_seconds([100.0] * 50, prior=3.0) == 3.0
+    assert usual_queue_seconds([], prior=3.0) == 3.0

@@ -32,9 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from t2v.capacity import WorkingCap, held_too_long, next_owner, queue_key
+from t2v.capacity import WorkingCap, held_too_long, next_owner, queue_key, usual_queue_seconds
 from t2v.config import MAX_REFUSED_CREATES
-from t2v.schedule import GenerationTier, Policy, claim_now, slot_check
+from t2v.schedule import DEFAULT_QUEUE_SECONDS, GenerationTier, Policy, claim_now, slot_check
 from t2v.times import iso
 from t2v.usecases.capacity import Governor
 from t2v.usecases.submit import REFUSED_LOOK_AGAIN_SECONDS
@@ -398,20 +398,21 @@ class Sim:
             poller.finished(job, now)
             self.now = now
             self.governor.free(job.job_id, owner=job.owner, queued=False)
+            self._held_signal(job, job.queue)  # the provider's times show how long it was held
             return
         if woken:
             poller.hinted.add(job.index)
         if now < job.submit + job.queue:
-            self._held_signal(job, now)
+            self._held_signal(job, now - job.submit)
         nxt = poller.after(job, now)
         if nxt is not None:
             self._at(nxt, POLL, job.index, self.poll_version[job.index])
 
-    def _held_signal(self, job: CapJob, now: float) -> None:
+    def _held_signal(self, job: CapJob, pending: float) -> None:
         history = self.poller.stats.history(job.tier)
         if job.held_signalled or not history.queue:
             return
-        if held_too_long(now - job.submit, statistics.median(history.queue)):
+        if held_too_long(pending, usual_queue_seconds(history.queue, prior=DEFAULT_QUEUE_SECONDS)):
             job.held_signalled = True
             self.store.held_too_long()
 

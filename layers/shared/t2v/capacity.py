@@ -9,14 +9,18 @@ time limits a job waiting for one must keep. Pure domain, no I/O (the leases liv
   real one. A create refused with a throttling answer lowers it to what was actually in flight when
   the refusal came (not a halving, which wastes capacity); every `cap` accepted creates in a row
   raise it by one (one step per round of the cap, as TCP's congestion avoidance), never past the
-  ceiling. A task held PENDING at the provider far past its tier's learned queue time lowers it by one.
+  ceiling. A raise the provider refuses at once (it found the real cap again) doubles the rounds
+  before the next try (`probes`), so a provider steady at its cap refuses one create in many rounds
+  rather than one per round; a raise that holds, or a cap that shrank, starts the count again. A task
+  held PENDING at the provider far past its tier's usual queue time (a low quantile of the learned
+  times, which the holding itself cannot inflate) lowers the cap by one.
 - **Fair share.** Free capacity goes round-robin between the owners with queued jobs, FIFO within an
   owner: one caller's thousands of lines cannot starve another caller's single request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -40,6 +44,9 @@ EVENTS_PER_POLL_TURN: Final = 14
 # past the history limit nor grow its item towards DynamoDB's 400 KB (polling still finds the end).
 # A job sees one task-finished push per task, a few more when EventBridge repeats one with a new id.
 MAX_PUSH_WAKES: Final = 8
+# The learned cap's backoff: a raise refused at once waits twice as long next time, up to 2**5 rounds
+# (at a provider cap of 50, one probing refusal per 1,600 creates, 0.06 %).
+MAX_PROBES: Final = 5
 # What a job's end needs after its deadline: the last look, finalize's retries (download, announce).
 FINISH_SLACK_SECONDS: Final = 3600
 # Events outside both loops (Stagger, the first Submit, Finalize or RecordOutcome, their retries).
@@ -59,6 +66,8 @@ class WorkingCap:
     ceiling: int
     cap: int
     streak: int = 0  # creates accepted since the cap last moved
+    probes: int = 0  # raises refused in a row: the next raise waits 2**probes rounds of the cap
+    raised: bool = False  # the last move was a raise not yet held for a round (a refusal undoes it)
 
     @classmethod
     def start(cls, ceiling: int) -> WorkingCap:
@@ -67,19 +76,31 @@ class WorkingCap:
         return cls(ceiling=ceiling, cap=ceiling)
 
     def refused(self, in_flight: int) -> WorkingCap:
-        """A create refused for capacity while `in_flight` other tasks held leases: that many fit."""
-        return replace(self, cap=max(1, min(self.cap, in_flight)), streak=0)
+        """A create refused for capacity while `in_flight` other tasks held leases: that many fit.
+
+        A refusal that undoes a raise (the provider is where it was) doubles the rounds before the
+        next try; the refusals that follow it in the same burst change nothing more."""
+        probes = min(self.probes + 1, MAX_PROBES) if self.raised else self.probes
+        return replace(self, cap=max(1, min(self.cap, in_flight)), streak=0, probes=probes, raised=False)
 
     def accepted(self) -> WorkingCap:
-        """A create accepted: after a whole cap's worth in a row, try one more."""
+        """A create accepted: after `rounds_to_raise` creates in a row, try one more; a raise that
+        held for a whole round of the new cap makes the next try come sooner."""
         streak = self.streak + 1
-        if streak >= self.cap and self.cap < self.ceiling:
-            return replace(self, cap=self.cap + 1, streak=0)
-        return replace(self, streak=min(streak, self.cap))
+        if streak >= self.rounds_to_raise and self.cap < self.ceiling:
+            return replace(self, cap=self.cap + 1, streak=0, raised=True)
+        if self.raised and streak >= self.cap:
+            return replace(self, streak=streak, probes=max(0, self.probes - 1), raised=False)
+        return replace(self, streak=min(streak, self.rounds_to_raise))
+
+    @property
+    def rounds_to_raise(self) -> int:
+        """Creates accepted in a row before the cap goes up by one: 2**probes rounds of the cap."""
+        return int(self.cap * 2**self.probes)
 
     def held_too_long(self) -> WorkingCap:
         """A task sat PENDING at the provider far past its tier's queue time: the provider queues ours."""
-        return replace(self, cap=max(1, self.cap - 1), streak=0)
+        return replace(self, cap=max(1, self.cap - 1), streak=0, raised=False)
 
     def with_ceiling(self, ceiling: int) -> WorkingCap:
         """The parameter changed (a stack update): the cap stays learned, but never above it."""
@@ -89,6 +110,15 @@ class WorkingCap:
 def held_too_long(pending_seconds: float, learned_queue_seconds: float, *, floor: float = 60.0) -> bool:
     """Whether a task PENDING this long is held in the provider's own queue, not merely scheduled."""
     return pending_seconds > max(floor, 4 * learned_queue_seconds)
+
+
+def usual_queue_seconds(queue_times: Sequence[float], *, prior: float) -> float:
+    """The provider's queue time for a task it is not holding: the fifth of the learned times that
+    came soonest, never above the tier's prior. The learned times alone would be inflated by the very
+    holding they are meant to reveal: with a cap too high, every task waits a generation in the
+    provider's queue, no task looks held any more and the cap climbs back to the ceiling."""
+    ordered = sorted(queue_times)
+    return min(prior, ordered[(len(ordered) - 1) // 5]) if ordered else prior
 
 
 def next_owner(queued: Mapping[str, int], last: str | None) -> str | None:

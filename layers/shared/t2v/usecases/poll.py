@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import datetime
 from typing import Any
 
-from t2v.capacity import MAX_PUSH_WAKES, held_too_long
+from t2v.capacity import MAX_PUSH_WAKES, held_too_long, usual_queue_seconds
 from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, SubmitInput, SubmitResult, Succeeded
 from t2v.errors import ProviderAuthError, ProviderThrottledError, RetryableProviderError
 from t2v.jobs import PROVIDER_TO_JOB, JobStatus, TaskStatus
 from t2v.provider import TaskInfo
 from t2v.request import parse_request
 from t2v.schedule import (
+    DEFAULT_QUEUE_SECONDS,
     Observation,
-    TierHistory,
     claim_now,
     estimate_latency,
     next_wait,
@@ -180,12 +179,14 @@ def _map_task(
             active_jobs=deps.stats.active_jobs(),
             hinted=hinted,
         )
-        history = deps.stats.history(turn.tier)
         if task_status == TaskStatus.PENDING:
-            turn = _held_signal(turn, history, deps, now)
-        wait = next_wait(obs, history, deps.settings.poll_policy())
+            turn = _held_signal(turn, (now - turn.submitted_at).total_seconds(), deps)
+        wait = next_wait(obs, deps.stats.history(turn.tier), deps.settings.poll_policy())
         return _waiting(turn, wait, deps, task_status=task_status, hinted=hinted)
     turn = turn.model_copy(update={"task_status": _task_status(status)})
+    held, _ = queue_and_run(_times(info).model_dump())
+    if held is not None:
+        turn = _held_signal(turn, held, deps)
     if status == TaskStatus.SUCCEEDED:
         return _succeeded(info, turn, deps=deps, now=now)
     if status == TaskStatus.FAILED:
@@ -227,13 +228,15 @@ def _succeeded(info: TaskInfo, turn: PollTurn, *, deps: ProviderDeps, now: datet
     return _final(turn, PollDecision.SUCCEEDED, succeeded, now)
 
 
-def _held_signal(turn: PollTurn, history: TierHistory, deps: ProviderDeps, now: datetime) -> PollTurn:
-    """A task PENDING far past its tier's learned queue time is held in the provider's own queue: the
-    working cap is too high (lowered once per job)."""
-    if deps.capacity is None or turn.held_long or not history.queue:
+def _held_signal(turn: PollTurn, pending: float, deps: ProviderDeps) -> PollTurn:
+    """A task PENDING far past its tier's usual queue time is held in the provider's own queue: the
+    working cap is too high (lowered once per job). Seen by a poll while it waits, or, with push on
+    (few polls), from the provider's times once the task has ended."""
+    if deps.capacity is None or turn.held_long:
         return turn
-    pending = (now - turn.submitted_at).total_seconds()
-    if not held_too_long(pending, statistics.median(history.queue)):
+    history = deps.stats.history(turn.tier)
+    prior = DEFAULT_QUEUE_SECONDS * deps.settings.generation_time_scale
+    if not history.queue or not held_too_long(pending, usual_queue_seconds(history.queue, prior=prior)):
         return turn
     deps.capacity.leases.held_too_long()
     return turn.model_copy(update={"held_long": True})

@@ -219,13 +219,16 @@ def test_a_create_refused_for_capacity_goes_back_to_the_queue_and_lowers_the_cap
     wiring.provider_deps.cache_clear()
     wiring.provider_deps().capacity.waker = env.waker  # type: ignore[union-attr]
     first = submit_app.lambda_handler(event("job-a"), CTX)
-    env.emu.set_faults({"rules": [{"endpoint": "create", "kind": "error", "code": "Throttling", "times": 1}]})
+    env.emu.set_faults({"rules": [{"endpoint": "create", "kind": "error", "code": "Throttling", "times": 2}]})
 
     refused = submit_app.lambda_handler(event("job-b"), CTX)
 
-    # Then B waits again at the front of its line, the working cap is what was in flight (A alone)
+    # Then B waits again at the front of its line; a lone refusal below the cap is doubted: one step
     assert refused["decision"] == "QUEUED" and env.emu.create_count() == 1
     assert env.stack.job("job-b")["status"] == "WAITING" and env.stack.job("job-b")["queue_owner"] == "-"
+    assert capacity(env)["cap"] == 2 and capacity(env)["doubt"] is True
+    # When B looks again and is refused a second time, the cap is what was in flight (A alone)
+    assert submit_app.lambda_handler(event("job-b"), CTX)["decision"] == "QUEUED"
     assert capacity(env)["cap"] == 1 and capacity(env)["leases"].keys() == {"job-a"}
     assert submit_app.lambda_handler(event("job-b"), CTX)["decision"] == "QUEUED"  # the cap holds
 

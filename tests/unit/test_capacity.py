@@ -18,10 +18,33 @@ from t2v.capacity import (
 
 
 def test_a_refusal_lowers_the_cap_to_what_was_in_flight_not_by_half() -> None:
-    cap = WorkingCap.start(100).refused(in_flight=49)
+    cap = WorkingCap.start(100).refused(in_flight=49).refused(in_flight=49)
     assert cap.cap == 49  # halving would give 50, then 25 on the next refusal
     assert cap.refused(in_flight=49).cap == 49
-    assert WorkingCap.start(4).refused(in_flight=0).cap == 1  # never below one
+    assert WorkingCap(ceiling=4, cap=1).refused(in_flight=0).cap == 1  # never below one
+
+
+def test_a_lone_refusal_well_below_the_cap_is_doubted_until_a_second_confirms_it() -> None:
+    # Given creates going through at 16 in flight, one refusal comes while only 3 are in flight
+    cap = WorkingCap(ceiling=24, cap=16).refused(in_flight=3)
+    assert (cap.cap, cap.doubt) == (15, True)  # one step, not down to 3
+    # When a create is accepted next, the doubt is gone: it was a blip
+    assert not cap.accepted().doubt
+    # When a second refusal comes first, the cap goes down to what was in flight
+    assert cap.refused(in_flight=3).cap == 3
+
+
+def test_random_refusals_at_low_load_do_not_ratchet_the_cap_down() -> None:
+    # Given a provider that refuses 3 % of creates at random (a rate limit, injected faults), far
+    # below its real cap, and a load that keeps only a few tasks in flight
+    import random
+
+    rng = random.Random(7)
+    cap = WorkingCap(ceiling=24, cap=24)
+    for _ in range(2_000):
+        in_flight = rng.randint(0, 5)
+        cap = cap.refused(in_flight=in_flight) if rng.random() < 0.03 else cap.accepted()
+    assert cap.cap >= 12  # lowering to what was in flight on every refusal ends near 2
 
 
 def test_the_cap_rises_one_step_per_round_of_accepted_creates_up_to_the_ceiling() -> None:
@@ -131,10 +154,15 @@ def test_a_raise_that_holds_for_a_round_makes_probing_cheap_again() -> None:
 
 
 def test_the_refusals_of_one_burst_count_as_one_failed_raise() -> None:
-    cap = WorkingCap(ceiling=100, cap=100, raised=True)
-    for in_flight in range(60, 40, -1):  # a burst of creates past the provider's cap, all refused
+    cap = WorkingCap(ceiling=100, cap=51, raised=True)
+    for in_flight in range(50, 40, -1):  # a burst of creates past the provider's cap, all refused
         cap = cap.refused(in_flight=in_flight)
     assert (cap.cap, cap.probes) == (41, 1)
+
+
+def test_a_burst_far_past_a_cap_that_shrank_is_no_failed_raise() -> None:
+    cap = WorkingCap(ceiling=100, cap=100, raised=True).refused(in_flight=60).refused(in_flight=59)
+    assert (cap.cap, cap.probes) == (59, 0)
 
 
 def test_the_usual_queue_time_is_not_inflated_by_the_holding_it_reveals() -> None:

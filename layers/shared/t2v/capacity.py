@@ -68,6 +68,7 @@ class WorkingCap:
     streak: int = 0  # creates accepted since the cap last moved
     probes: int = 0  # raises refused in a row: the next raise waits 2**probes rounds of the cap
     raised: bool = False  # the last move was a raise not yet held for a round (a refusal undoes it)
+    doubt: bool = False  # a lone refusal below the cap, not yet confirmed by a second one
 
     @classmethod
     def start(cls, ceiling: int) -> WorkingCap:
@@ -78,20 +79,29 @@ class WorkingCap:
     def refused(self, in_flight: int) -> WorkingCap:
         """A create refused for capacity while `in_flight` other tasks held leases: that many fit.
 
-        A refusal that undoes a raise (the provider is where it was) doubles the rounds before the
-        next try; the refusals that follow it in the same burst change nothing more."""
-        probes = min(self.probes + 1, MAX_PROBES) if self.raised else self.probes
-        return replace(self, cap=max(1, min(self.cap, in_flight)), streak=0, probes=probes, raised=False)
+        Refused at the cap (or one below it, the step a raise took), or a second time before any
+        create was accepted: the cap goes down to what was in flight. A lone refusal well below the
+        cap, right after creates at higher levels went through, is doubted (a rate limit's or a
+        passing blip's, not the cap's): one step down, and the next refusal decides. Without the
+        doubt, random refusals at low load would ratchet the cap down to what little was in flight.
+        A refusal at the frontier that undoes a raise doubles the rounds before the next try."""
+        frontier = in_flight >= self.cap - 1
+        probes = min(self.probes + 1, MAX_PROBES) if self.raised and frontier else self.probes
+        if frontier or self.doubt:
+            cap, doubt = max(1, min(self.cap, in_flight)), False
+        else:
+            cap, doubt = max(1, self.cap - 1), True
+        return replace(self, cap=cap, streak=0, probes=probes, raised=False, doubt=doubt)
 
     def accepted(self) -> WorkingCap:
         """A create accepted: after `rounds_to_raise` creates in a row, try one more; a raise that
         held for a whole round of the new cap makes the next try come sooner."""
         streak = self.streak + 1
         if streak >= self.rounds_to_raise and self.cap < self.ceiling:
-            return replace(self, cap=self.cap + 1, streak=0, raised=True)
+            return replace(self, cap=self.cap + 1, streak=0, raised=True, doubt=False)
         if self.raised and streak >= self.cap:
-            return replace(self, streak=streak, probes=max(0, self.probes - 1), raised=False)
-        return replace(self, streak=min(streak, self.rounds_to_raise))
+            return replace(self, streak=streak, probes=max(0, self.probes - 1), raised=False, doubt=False)
+        return replace(self, streak=min(streak, self.rounds_to_raise), doubt=False)
 
     @property
     def rounds_to_raise(self) -> int:
@@ -100,7 +110,7 @@ class WorkingCap:
 
     def held_too_long(self) -> WorkingCap:
         """A task sat PENDING at the provider far past its tier's queue time: the provider queues ours."""
-        return replace(self, cap=max(1, self.cap - 1), streak=0, raised=False)
+        return replace(self, cap=max(1, self.cap - 1), streak=0, raised=False, doubt=False)
 
     def with_ceiling(self, ceiling: int) -> WorkingCap:
         """The parameter changed (a stack update): the cap stays learned, but never above it."""

@@ -1,7 +1,7 @@
 """Provider capacity in the jobs table (`t2v.capacity` holds the rules):
 
 - `capacity#account`: `leases` (job id -> when admitted), `held` (their number), the learned cap
-  (`cap`, `ceiling`, `streak`, `probes`, `raised`), `queued` (owner -> queued jobs) and `last_owner` (whose turn was last);
+  (`cap`, `ceiling`, `streak`, `probes`, `raised`, `doubt`), `queued` (owner -> queued jobs) and `last_owner` (whose turn was last);
 - on a queued job's item: `queue_owner` and `queue_key`, the keys of the sparse index `by_queue`
   (only queued jobs are in it), removed when the job is admitted or leaves the queue; `lease_at` once
   admitted.
@@ -78,6 +78,7 @@ class CapacityLeases(JobsTable):
             streak=int(data["streak"]),
             probes=int(data.get("probes", 0)),  # items made before the backoff have neither
             raised=bool(data.get("raised", False)),
+            doubt=bool(data.get("doubt", False)),
         )
         if working.ceiling != self._ceiling:  # the parameter changed since the item was made
             working = working.with_ceiling(self._ceiling)
@@ -277,10 +278,17 @@ class CapacityLeases(JobsTable):
             self._item_update(
                 CAPACITY_KEY,
                 "REMOVE leases.#j SET held = held - :one, cap = :cap, streak = :zero, probes = :probes, "
-                "raised = :no, queued.#o = if_not_exists(queued.#o, :zero) + :one",
+                "raised = :no, doubt = :doubt, queued.#o = if_not_exists(queued.#o, :zero) + :one",
                 condition="attribute_exists(leases.#j)",
                 names={"#j": job_id, "#o": who},
-                values={":one": 1, ":zero": 0, ":cap": lowered.cap, ":probes": lowered.probes, ":no": False},
+                values={
+                    ":one": 1,
+                    ":zero": 0,
+                    ":cap": lowered.cap,
+                    ":probes": lowered.probes,
+                    ":no": False,
+                    ":doubt": lowered.doubt,
+                },
             ),
             self._item_update(
                 job_id,
@@ -305,7 +313,7 @@ class CapacityLeases(JobsTable):
             self._table.update_item(
                 Key={"pk": CAPACITY_KEY},
                 UpdateExpression="SET cap = :cap, streak = :streak, ceiling = :ceiling, probes = :probes, "
-                "raised = :raised",
+                "raised = :raised, doubt = :doubt",
                 ConditionExpression="cap = :seen AND streak = :seen_streak",
                 ExpressionAttributeValues={
                     ":cap": learned.cap,
@@ -313,6 +321,7 @@ class CapacityLeases(JobsTable):
                     ":ceiling": learned.ceiling,
                     ":probes": learned.probes,
                     ":raised": learned.raised,
+                    ":doubt": learned.doubt,
                     ":seen": state.working.cap,
                     ":seen_streak": state.working.streak,
                 },

@@ -10,7 +10,6 @@ dimensions, or an AWS metric of a resource the stack really has.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,30 +17,22 @@ from typing import Any
 import httpx
 import pytest
 from t2v_sandbox.template import load_template
-from t2v_sandbox.user_sandbox import UserSandbox, config_for, wait_until
+from t2v_sandbox.user_sandbox import UserSandbox, wait_until
 
+from tests.e2e.sandboxes import emulated_sandbox
 from tests.e2e.test_e2e import TEMPLATE
 from tests.e2e.test_push import callback_url, ended, start
 
-NAMESPACE = "t2v-e2e-metrics"  # not the default: the alarms must follow the parameter
+NAMESPACE = "t2v-e2e-metrics"
 Emitted = tuple[str, str, frozenset[tuple[str, str]]]  # namespace, metric, dimensions
 
 
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserSandbox]:
-    if os.environ.get("DASHSCOPE_API_KEY"):
-        pytest.skip("the e2e tier runs against the emulator only (unset DASHSCOPE_API_KEY)")
-    config = config_for(
-        TEMPLATE,
-        work_dir=tmp_path_factory.mktemp("metrics-sandbox"),
-        overrides={"MetricsNamespace": NAMESPACE, "DailyBudgetSeconds": "1000", "PollIntervalSeconds": "1"},
-        pending_seconds=0.5,
-        running_seconds=1.0,
-        write_endpoints=False,
-    )
-    config.push = True  # the callback and its alarms exist with push on
-    with UserSandbox(config) as sandbox:
-        yield sandbox
+    # A non-default namespace (the alarms must follow the parameter), a day budget (its alarm exists
+    # only then) and push on (the callback and its alarms exist only then).
+    overrides = {"MetricsNamespace": NAMESPACE, "DailyBudgetSeconds": "1000", "PollIntervalSeconds": "1"}
+    yield from emulated_sandbox(tmp_path_factory, "metrics-sandbox", overrides, push=True)
 
 
 def emitted(sb: UserSandbox) -> set[Emitted]:

@@ -18,7 +18,7 @@ from t2v.capacity import CAPACITY_CODES
 from t2v.errors import BudgetExceededError, ProviderAuthError, ProviderThrottledError
 
 if TYPE_CHECKING:
-    from t2v.billing import Caps
+    from t2v.billing import Caps, DayUsage
     from t2v.jobs import JobRecord
     from t2v.provider import CanceledTask, CreatedTask, TaskInfo
     from t2v.request import VideoRequest
@@ -122,8 +122,14 @@ class MeteredBudget:
                 Signal.BUDGET_USED_PERCENT, budget_percent(self._inner.budget_used(day), cap)
             )
 
-    def __getattr__(self, name: str) -> Any:  # budget_used, day_usage, refund: as they are
-        return getattr(self._inner, name)
+    def refund(self, job: JobRecord, *, now: datetime) -> bool:
+        return self._inner.refund(job, now=now)
+
+    def budget_used(self, day: str) -> int:
+        return self._inner.budget_used(day)
+
+    def day_usage(self, day: str, owner: str) -> DayUsage:
+        return self._inner.day_usage(day, owner)
 
 
 def budget_percent(used: int, cap: int) -> float:

@@ -25,6 +25,7 @@ from t2v.jobs import CONTESTED, FOREIGN, TERMINAL, JobRecord, JobStatus, Write, 
 from t2v.media import DownloadRejectedError
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import VideoRequest
+from t2v.signals import Signal, Signals
 from t2v.times import iso
 from t2v.usecases.ports import AnnouncementStore, BudgetStore, IdempotencyStore, JobStore, TaskOwnerStore
 from t2v_bench.ledger import MemoryPollStats  # noqa: F401 - the fake of PollStats is the benchmarks' ledger
@@ -526,6 +527,25 @@ class FakeExecutions:
     def stop(self, job_id: str, *, cause: str) -> bool:
         self.stopped.append(job_id)
         return job_id in self.started
+
+
+@dataclass
+class FakeSignals:
+    """The operator's metrics (`t2v.signals.Signals`), recorded: (name, value, status) per signal."""
+
+    seen: list[tuple[str, float, str | None]] = field(default_factory=list)
+
+    def count(self, signal: Signal, value: float = 1, *, status: str | None = None) -> None:
+        self.seen.append((signal.value, value, status))
+
+    def percent(self, signal: Signal, value: float) -> None:
+        self.seen.append((signal.value, value, None))
+
+    def total(self, signal: Signal) -> float:
+        return sum(value for name, value, _ in self.seen if name == signal.value)
+
+
+_signals: Signals = FakeSignals()
 
 
 @dataclass

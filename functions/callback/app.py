@@ -14,7 +14,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from t2v.push import MAX_BODY_BYTES, TOKEN_HEADER, PushError, receive_push
-from t2v.wiring import push_deps
+from t2v.signals import Signal
+from t2v.wiring import push_deps, signals
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore"])  # not patch_all: it imports sqlite3, http.client, ...
@@ -46,6 +47,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     except PushError as exc:
         logger.warning("push refused", extra={"code": exc.code, "status": exc.http_status})
         if exc.http_status == 401:
+            signals().count(Signal.CALLBACK_TOKEN_REFUSALS)  # the operator's alarm: a wrong or missing token
             return _response(401, {"message": "Unauthorized"})
         return _response(exc.http_status, {"code": exc.code, "message": str(exc)})
     logger.info("push", extra={"task_id": push.task_id, "event_id": push.event_id, "outcome": outcome.value})

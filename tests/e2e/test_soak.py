@@ -73,6 +73,10 @@ def test_small_soak_under_every_fault_ends_every_job_once_as_the_provider_says(t
             assert summary["faults"].get(f"push push_{kind}", 0) > 0, f"push_{kind} never fired\n{report}"
         assert summary["push_accepted"] > 0, report
         assert summary["push_refused"] > 0, report  # the wrong-token pushes got 401
+        # The flood reached the callback for some jobs: right tokens answered, forged ones refused.
+        flood = summary["push_flood"]
+        assert flood["jobs"] > 0 and flood["answers"].get("200", 0) > 0, report
+        assert flood["answers"].get("401", 0) > 0, report
     # About 30 s on a quiet machine; push on adds a park and a callback invocation per job, and a
     # 2-core machine shared with other suites has taken 110 s.
     assert time.monotonic() - started < 240

@@ -531,7 +531,13 @@ def test_a_job_recorded_but_never_started_is_started_by_the_sweeper(
     assert execution["name"] == job.job_id
     started = json.loads(submitting.sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert started["request"] == job.request
-    assert sweep(monkeypatch, submitting) == {"started": [], "ended": [], "announced": [], "reclaimed": []}
+    assert sweep(monkeypatch, submitting) == {
+        "started": [],
+        "ended": [],
+        "announced": [],
+        "reclaimed": [],
+        "overdue": [],
+    }
 
 
 def test_a_job_whose_execution_ended_is_ended_by_the_sweeper_with_its_notification(

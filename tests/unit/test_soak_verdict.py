@@ -116,3 +116,64 @@ def test_the_budget_verdict_counts_refunds_missed_and_given_twice() -> None:
 
     # A job with a task and no charge is counted too
     assert budget_verdict([{"pk": "x", "status": "RUNNING", "task_id": "t"}], {})["uncharged_tasks"] == 1
+
+
+# -- the push flood (t2v_sandbox.soak_flood)
+
+
+def flooded_verdict(
+    record: dict[str, Any], expected: str, code: str | None, *, flooded: bool = True
+) -> Judge:
+    judge = judge_of([], [])
+    job = PlannedJob(1, "api", "plain", "p", {}, flooded=flooded)
+    judge.check_flood(Verdict(job, expected, record["status"]), record, expected, code)
+    return judge
+
+
+def test_a_flooded_job_that_ends_as_the_provider_says_is_right() -> None:
+    judge = flooded_verdict({"status": "SUCCEEDED", "push_events": {"e-1", "e-2"}}, "SUCCEEDED", None)
+    assert +judge.counts == Counter()
+    judge = flooded_verdict(
+        {"status": "FAILED", "error_code": "InternalError.Algo"}, "FAILED", "InternalError.Algo"
+    )
+    assert +judge.counts == Counter()
+
+
+@pytest.mark.parametrize(
+    ("record", "expected", "code"),
+    [
+        ({"status": "TIMED_OUT", "error_code": "Timeout"}, "SUCCEEDED", None),  # the polls spent by wakes
+        ({"status": "FAILED", "error_code": "MaxPolls"}, "SUCCEEDED", None),
+        ({"status": "FAILED", "error_code": "MaxPolls"}, "FAILED", "InternalError.Algo"),  # another reason
+    ],
+)
+def test_a_flooded_job_ended_otherwise_than_the_provider_says_was_ended_by_pushes(
+    record: dict[str, Any], expected: str, code: str | None
+) -> None:
+    judge = flooded_verdict(record, expected, code)
+    assert +judge.counts == Counter({"ended_by_pushes": 1})
+
+
+def test_more_push_ids_than_the_bound_is_unbounded_and_only_flooded_jobs_are_judged_so() -> None:
+    from t2v.capacity import MAX_PUSH_WAKES
+
+    many = {"status": "SUCCEEDED", "push_events": {f"e-{n}" for n in range(MAX_PUSH_WAKES + 1)}}
+    assert +flooded_verdict(many, "SUCCEEDED", None).counts == Counter({"unbounded_pushes": 1})
+    assert +flooded_verdict({"status": "TIMED_OUT"}, "SUCCEEDED", None, flooded=False).counts == Counter()
+    assert (
+        +flooded_verdict({"status": "CANCELED"}, "SUCCEEDED", None).counts == Counter()
+    )  # not a push's doing
+
+
+def test_a_tasks_flood_has_distinct_ids_past_the_bound_duplicates_no_ids_and_forged_tokens() -> None:
+    from t2v.capacity import MAX_PUSH_WAKES
+    from t2v_sandbox.soak_flood import DUPLICATES, FORGED, STATUS_TEXTS, pushes_for
+
+    pushes = pushes_for("t-1", "run1")
+    right = [body for body, token in pushes if token]
+    ids = [body.get("id") for body in right]
+    assert len({i for i in ids if i}) > MAX_PUSH_WAKES
+    assert max(Counter(i for i in ids if i).values()) == DUPLICATES + 1
+    assert sorted(b["data"]["task_status"] for b in right if "id" not in b) == sorted(STATUS_TEXTS)
+    assert sum(1 for _, token in pushes if not token) == FORGED
+    assert {b["data"]["task_id"] for b, _ in pushes} == {"t-1"}

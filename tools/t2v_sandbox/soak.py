@@ -39,6 +39,7 @@ from t2v_client import ApiClient, Target
 
 from t2v_sandbox import soak_hostile
 from t2v_sandbox.patches import MotoVersionError
+from t2v_sandbox.soak_flood import FLOODED_SCENARIOS, FloodStats, PushFlood, flood_problems
 from t2v_sandbox.user_sandbox import EventTap, Subscriber, UserSandbox, put_video_request, topic_arn
 
 LOG = logging.getLogger("t2v_sandbox.soak")
@@ -68,6 +69,8 @@ BAD_KEYS: Final = (
     "leaked_leases",  # capacity leases or queue places still held after every job ended
     "refund_twice",  # a day counter given back more than the jobs marked refunded were charged
     "refund_missed",  # an ended job whose outcome the refund table gives back, never refunded
+    "ended_by_pushes",  # a flooded job ended TIMED_OUT or FAILED where the provider's record says otherwise
+    "unbounded_pushes",  # a flooded job's record holds more push ids than MAX_PUSH_WAKES
 )
 # Answers that mean "the provider is full" (t2v.capacity.CAPACITY_CODES) and the queue's own time-out.
 CAPACITY_ENDINGS: Final = frozenset(
@@ -224,6 +227,7 @@ class PlannedJob:
     cancel_answers: list[tuple[int | None, str]] = field(default_factory=list)
     twin: bool = False  # the other client creates a task with this prompt when ours is created
     twin_created: bool = False  # ... and it did (the emulator accepted the other client's create)
+    flooded: bool = False  # its task got the push flood (soak_flood), push on only
 
     @property
     def cancel_status(self) -> int | None:
@@ -742,6 +746,7 @@ class Judge:
         if len(terminal) != 1:
             self.bad(verdict, "multiple_terminal", f"history has {len(terminal)} terminal entries")
         self.check_status(verdict, record, status, code, lost_cancel=job.cancel_maybe and not tasks)
+        self.check_flood(verdict, record, status, code)
         if len(tasks) == 1 and record.get("task_id") != tasks[0]["task_id"]:
             self.bad(verdict, "wrong_status", f"bound to {record.get('task_id')}, not {tasks[0]['task_id']}")
         if not tasks and record.get("task_id"):
@@ -769,6 +774,12 @@ class Judge:
             verdict.expected += " or CANCELED (a DELETE whose answer was lost)"
         elif record["status"] != status or (code is not None and record.get("error_code") != code):
             self.bad(verdict, "wrong_status", f"expected {verdict.expected}, got {verdict.actual}")
+
+    def check_flood(self, verdict: Verdict, record: dict[str, Any], status: str, code: str | None) -> None:
+        """A flooded job ends as the provider says, with no more push ids than the bound."""
+        if verdict.job.flooded:
+            for key, problem in flood_problems(record, status, code).items():
+                self.bad(verdict, key, problem)
 
     def check_account(self, verdict: Verdict, record: dict[str, Any], tasks: list[dict[str, Any]]) -> None:
         """A canceled job leaves no task of its own running; no job takes another client's task."""
@@ -928,9 +939,11 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             )
         subscriber = Subscriber.attach(sb, topic_arn(sb), name="t2v-soak-outcomes")
         tap = EventTap.attach(sb, name="t2v-soak-events")
+        flood = start_flood(sb, jobs, run)
         harness_errors = submit_all(sb, jobs, config, hostile)
         refused = frozenset(f.job_ids[line.number] for f in hostile for line in f.lines if line.reason)
         settle(sb, jobs, config.settle_timeout, refused)
+        flooded = flood.stop() if flood is not None else FloodStats()
         time.sleep(1.0)  # a duplicate notification would follow right behind the first
         judge = Judge(sb, jobs, subscriber, tap)
         summary, verdicts = judge.run()
@@ -946,6 +959,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
         summary["seconds"] = round(time.monotonic() - started, 1)
         summary.update({k: v for k, v in sb.fault_stats().items() if k != "kills_by_function"})
         summary.update(push_totals(sb))
+        summary["push_flood"] = flooded.as_dict()
         summary["faults"] = fault_totals(sb)
         details = config.work_dir / "soak-jobs.jsonl"
         details.parent.mkdir(parents=True, exist_ok=True)
@@ -979,6 +993,23 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             *[f"BAD harness {error}" for error in harness_errors],
         ]
     return summary
+
+
+def start_flood(sb: UserSandbox, jobs: list[PlannedJob], run: str) -> PushFlood | None:
+    """Push on: flood the callback for the tasks of the jobs of FLOODED_SCENARIOS as they appear."""
+    url = sb.callback_url()
+    if not sb.push_enabled or url is None:
+        return None
+    secret = sb.client("secretsmanager").get_secret_value(SecretId=sb.physical_id("CallbackSecret"))
+    emulator = sb.emulator
+
+    def flooded(job: PlannedJob) -> Any:
+        return lambda: setattr(job, "flooded", True)
+
+    targets = {j.prompt: flooded(j) for j in jobs if j.scenario in FLOODED_SCENARIOS}
+    return PushFlood(
+        url=url, token=secret["SecretString"], tasks=emulator.tasks, targets=targets, run=run
+    ).start()
 
 
 def bad_total(summary: dict[str, Any]) -> int:

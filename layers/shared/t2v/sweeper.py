@@ -10,6 +10,9 @@ start) can leave behind:
   FAILED (`WorkflowEnded`), cancelling its provider task while that is still PENDING, and announce it.
 - terminal and not fully announced (the announcer died): announce it.
 
+It also counts the jobs past their deadline that are not terminal (`overdue`), whatever it did with
+them: a job whose execution still runs past every limit is one nothing here can repair.
+
 Adapters are passed in (`SweepDeps`): the use case does no I/O of its own.
 """
 
@@ -23,6 +26,7 @@ from typing import Any, Protocol
 from t2v.config import SweeperSettings
 from t2v.contract import Ended, ExecutionInput
 from t2v.jobs import JobRecord, JobStatus
+from t2v.signals import NoSignals, Signal, Signals
 from t2v.times import utcnow
 from t2v.usecases.announce import AnnounceDeps, announce_once, end_job
 from t2v.usecases.capacity import Governor
@@ -46,6 +50,7 @@ class SweepDeps:
     settings: SweeperSettings
     clock: Callable[[], datetime] = utcnow
     capacity: Governor | None = None  # reclaims the leases of holders that ended or vanished
+    signals: Signals = field(default_factory=NoSignals)  # the operator's metrics (each run, zeros too)
 
 
 @dataclass
@@ -54,6 +59,12 @@ class SweepReport:
     ended: list[str]
     announced: list[str]
     reclaimed: list[str] = field(default_factory=list)  # capacity leases given back
+    overdue: list[str] = field(default_factory=list)  # not terminal, past the deadline (no repair)
+
+    @property
+    def repairs(self) -> int:
+        """What a crash left behind and this run put right: each one means something broke."""
+        return len(self.started) + len(self.ended) + len(self.announced) + len(self.reclaimed)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +72,7 @@ class SweepReport:
             "ended": self.ended,
             "announced": self.announced,
             "reclaimed": self.reclaimed,
+            "overdue": self.overdue,
         }
 
 
@@ -76,6 +88,8 @@ def sweep(deps: SweepDeps) -> SweepReport:
             announce_once(job_or_fail(deps.outcomes.repo, job.job_id), deps.outcomes)
             report.announced.append(job.job_id)
             continue
+        if is_overdue(job, now, deps.settings):
+            report.overdue.append(job.job_id)
         execution = deps.executions.status(job.job_id)
         if execution == RUNNING:
             continue
@@ -87,7 +101,27 @@ def sweep(deps: SweepDeps) -> SweepReport:
             report.ended.append(job.job_id)
     if deps.capacity is not None:
         report.reclaimed = deps.capacity.reclaim(lambda job_id: _status_of(job_id, deps.repo))
+    measure(report, deps.signals)
     return report
+
+
+def measure(report: SweepReport, signals: Signals) -> None:
+    """Every run tells all three, zeros included: an alarm then tells "all well" from "no sweeps"."""
+    signals.count(Signal.SWEEPER_REPAIRS, report.repairs)
+    signals.count(Signal.UNRECORDED_ENDINGS, len(report.ended))
+    signals.count(Signal.OVERDUE_JOBS, len(report.overdue))
+
+
+def is_overdue(job: JobRecord, now: datetime, settings: SweeperSettings) -> bool:
+    """Past the time by which the job must have ended, by more than a sweep's grace. A job waiting in
+    our queue for capacity has its own limit (MaxQueueSeconds from when it queued; its deadline starts
+    with its lease)."""
+    if job.status == JobStatus.WAITING and job.lease_at is None:
+        queued = job.queued_at or job.created_at
+        limit = None if queued is None else queued + timedelta(seconds=settings.max_queue_seconds)
+    else:
+        limit = job.deadline_at
+    return limit is not None and now > limit + timedelta(seconds=settings.sweep_grace_seconds)
 
 
 def _status_of(job_id: str, repo: JobStore) -> str | None:

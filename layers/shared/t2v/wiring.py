@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -40,11 +41,12 @@ if TYPE_CHECKING:
     from t2v.dashscope import DashScopeClient
     from t2v.intake import IntakeDeps
     from t2v.push import PushDeps
+    from t2v.signals import Signals
     from t2v.sweeper import SweepDeps
     from t2v.usecases.announce import AnnounceDeps
     from t2v.usecases.capacity import Governor
     from t2v.usecases.finalize import FinalizeDeps
-    from t2v.usecases.ports import ProviderDeps
+    from t2v.usecases.ports import ProviderClient, ProviderDeps
     from t2v.usecases.videos import ApiDeps
 
 
@@ -111,6 +113,21 @@ def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
     )
 
 
+@cache
+def signals() -> Signals:
+    """The operator's metrics (t2v.signals), as EMF lines in the function's log."""
+    from t2v.adapters.metrics import EmfSignals
+
+    return EmfSignals()
+
+
+def metered(clients: Callable[[], ProviderClient]) -> Callable[[], ProviderClient]:
+    """The provider client, counting the key's refusals and the creates refused for capacity."""
+    from t2v.signals import MeteredProvider
+
+    return lambda: MeteredProvider(clients(), signals())
+
+
 def build_governor(settings: JobsSettings, table: LazyTable) -> Governor:
     """The capacity governor: leases in the jobs table; wakes go to parked capacity waits."""
     from t2v.adapters.capacity_leases import CapacityLeases
@@ -126,17 +143,19 @@ def build_governor(settings: JobsSettings, table: LazyTable) -> Governor:
 def build_announce_deps(settings: AnnounceSettings, *, repos: Repositories | None = None) -> AnnounceDeps:
     """What ending a job and announcing it needs: the jobs, their announcement claims and the notifier."""
     from t2v.adapters.notifier import Notifier
+    from t2v.signals import MeteredNotifier
     from t2v.usecases.announce import AnnounceDeps
 
     repos = repos or Repositories.over(settings.jobs_table)
+    notifier = Notifier(
+        topic_arn=settings.topic_arn,
+        event_bus_name=settings.event_bus_name,
+        event_source=settings.event_source,
+    )
     return AnnounceDeps(
         repo=repos.jobs,
         announcements=repos.announcements,
-        notifier=Notifier(
-            topic_arn=settings.topic_arn,
-            event_bus_name=settings.event_bus_name,
-            event_source=settings.event_source,
-        ),
+        notifier=MeteredNotifier(notifier, signals()),
         capacity=build_governor(settings, repos.table),
         include_prompt=settings.outcome_prompts == "Included",
         refunds=repos.budget if settings.refunds_enabled else None,
@@ -161,6 +180,7 @@ def build_finalize_deps(settings: FinalizeSettings, *, store: VideoStore | None 
 
 @cache
 def provider_deps() -> ProviderDeps:
+    from t2v.signals import MeteredBudget
     from t2v.usecases.ports import ProviderDeps
 
     settings = ProviderSettings.from_env()
@@ -169,8 +189,8 @@ def provider_deps() -> ProviderDeps:
     return ProviderDeps(
         repo=repos.jobs,
         tasks=repos.tasks,
-        budget=repos.budget,
-        client=client,
+        budget=MeteredBudget(repos.budget, signals()),
+        client=metered(client),
         refresh_key=client.refresh,
         settings=settings,
         stats=PollStats(repos.table, default_scale=settings.generation_time_scale),
@@ -255,7 +275,7 @@ def build_api_deps() -> ApiDeps:
         budget=repos.budget,
         keys=repos.keys,
         executions=Workflow(settings.state_machine_arn),
-        provider=provider_client_factory(settings),
+        provider=metered(provider_client_factory(settings)),
         outcomes=build_announce_deps(settings, repos=repos),
         settings=settings,
     )
@@ -285,8 +305,9 @@ def sweep_deps() -> SweepDeps:
     return SweepDeps(
         repo=repos.jobs,
         executions=Workflow(settings.state_machine_arn),
-        provider=provider_client_factory(settings),
+        provider=metered(provider_client_factory(settings)),
         outcomes=outcomes,
         settings=settings,
         capacity=outcomes.capacity,
+        signals=signals(),
     )

@@ -21,7 +21,7 @@ import pytest
 from t2v_sandbox.user_sandbox import UserSandbox, config_for
 
 from tests.e2e.test_e2e import TEMPLATE
-from tests.unit.test_readme_deploy import Command, bash_blocks, commands, section, t2v_commands
+from tests.readme import Command, bash_blocks, commands, section, t2v_commands
 
 FIRST_DEPLOY = section("Deploying to AWS").split("### First deploy in five lines", 1)[1].split("\n### ", 1)[0]
 SANDBOX_UPLOADS = section("The sandbox and the `t2v` command").split("### Prompt files in the sandbox", 1)[1]

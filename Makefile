@@ -69,7 +69,7 @@ build: sam-venv ## sam validate --lint, then sam build into .aws-sam/build (what
 	$(SAM) build
 
 DEPLOY_ARGS ?=
-deploy: build ## sam deploy with samconfig.toml (stack t2v, us-east-1; DEPLOY_ARGS="--region eu-west-1 ...")
+deploy: build ## sam deploy with samconfig.toml (its stack and region; DEPLOY_ARGS="--parameter-overrides ...")
 	$(SAM) deploy $(DEPLOY_ARGS)
 
 lint: venv ## ruff + mypy

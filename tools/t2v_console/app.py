@@ -229,6 +229,7 @@ class GalleryQuery:
     order: str = "newest"
     since: str = ""  # YYYY-MM-DD, from a date input
     until: str = ""
+    limit: int = PAGE_SIZE
 
     @classmethod
     def from_args(cls) -> GalleryQuery:
@@ -240,12 +241,14 @@ class GalleryQuery:
             order=order if order in ORDERS else "newest",
             since=_day(request.args.get("since")),
             until=_day(request.args.get("until")),
+            limit=_limit(request.args.get("limit")),
         )
 
     def args(self) -> dict[str, str]:
         """As URL parameters (what a fragment's or the next page's URL carries)."""
         found = {"status": self.status or "", "q": self.q, "order": self.order, "since": self.since}
-        return {k: v for k, v in {**found, "until": self.until}.items() if v and v != "newest"}
+        found = {k: v for k, v in {**found, "until": self.until}.items() if v and v != "newest"}
+        return found | ({"limit": str(self.limit)} if self.limit != PAGE_SIZE else {})
 
     def filters(self) -> dict[str, str | None]:
         """As the API's query: ISO-8601 instants for the days (until: the end of its day)."""
@@ -263,6 +266,10 @@ class GalleryQuery:
         return not day or ((not self.since or day >= self.since) and (not self.until or day <= self.until))
 
 
+def _limit(text: str | None) -> int:
+    return max(1, min(100, int(text))) if text and text.isdigit() else PAGE_SIZE
+
+
 def _day(text: str | None) -> str:
     try:
         return date.fromisoformat(text or "").isoformat()
@@ -278,7 +285,7 @@ class GalleryPage:
 
 
 def _page(query: GalleryQuery, cursor: str | None = None) -> GalleryPage:
-    answer = _backend().list_jobs(status=query.status, limit=PAGE_SIZE, cursor=cursor, **query.filters())
+    answer = _backend().list_jobs(status=query.status, limit=query.limit, cursor=cursor, **query.filters())
     if answer.status != 200:
         return GalleryPage([], error_line(answer.status, answer.body), None)
     body = answer.body if isinstance(answer.body, dict) else {}

@@ -249,6 +249,14 @@ def test_the_form_enforces_the_duration_rule_and_shows_the_servers_field_errors(
     assert page.input_value("#size") == "1920*1080"
 
 
+def upload_prompt_file(page: Page, console: RunningConsole, name: str, lines: list[dict[str, Any]]) -> None:
+    """Upload one .jsonl from the console's form, as a person would."""
+    page.goto(f"{console.url}/new")
+    body = "\n".join(json.dumps(x) for x in lines).encode()
+    page.set_input_files("#files", files=[{"name": name, "mimeType": "application/x-ndjson", "buffer": body}])
+    page.click("#upload-submit")
+
+
 def test_uploaded_prompt_files_show_up_in_the_gallery_with_their_origin(
     page: Page, console: RunningConsole, tmp_path: Path
 ) -> None:
@@ -258,18 +266,7 @@ def test_uploaded_prompt_files_show_up_in_the_gallery_with_their_origin(
         {"prompt": f"upload {tag} one", "size": "640*360"},
         {"prompt": f"upload {tag} two", "size": "360*640"},
     ]
-    page.goto(f"{console.url}/new")
-    page.set_input_files(
-        "#files",
-        files=[
-            {
-                "name": name,
-                "mimeType": "application/x-ndjson",
-                "buffer": "\n".join(json.dumps(x) for x in lines).encode(),
-            }
-        ],
-    )
-    page.click("#upload-submit")
+    upload_prompt_file(page, console, name, lines)
     expect(page.locator("#notice")).to_contain_text(f"prompts/{name}")
     # The gallery refreshes by itself until both lines' jobs are there, each naming its file and line
     cards = page.locator(f"#gallery article:has-text('upload {tag}')")
@@ -521,18 +518,7 @@ def test_a_refused_prompt_file_line_shows_in_the_gallery(page: Page, console: Ru
         {"prompt": f"refused {tag} good", "size": "640*360"},
         {"prompt": f"refused {tag} bad", "size": "7*7"},
     ]
-    page.goto(f"{console.url}/new")
-    page.set_input_files(
-        "#files",
-        files=[
-            {
-                "name": name,
-                "mimeType": "application/x-ndjson",
-                "buffer": "\n".join(map(json.dumps, lines)).encode(),
-            }
-        ],
-    )
-    page.click("#upload-submit")
+    upload_prompt_file(page, console, name, lines)
     # Then the gallery shows it FAILED, naming its file and line
     refused = page.locator(f"#gallery article:has(.origin:text-is('file prompts/{name}:2'))")
     expect(refused).to_have_count(1)

@@ -193,11 +193,13 @@ class ConsoleBackend:
         endpoints_file: Path | None = None,
         source: PlaceSource | None = None,
         identity: str | None = None,
+        video_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._source = source or PlaceSource(place, endpoints_file if place.sandbox else None)
         self._identity = identity
         self._client_factory = client_factory or _default_client
         self._clock = clock
+        self._video_transport = video_transport  # where presigned URLs are fetched (tests: a fake)
         # A finished job's video by job id: shared by every identity, each of which only asks for
         # the jobs its own listing shows; emptied when the sandbox moves (its URLs went with it).
         self._videos: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -240,6 +242,7 @@ class ConsoleBackend:
                 clock=self._clock,
                 source=self._source,
                 identity=name,
+                video_transport=self._video_transport,
             )
             other._videos = self._videos
             other._refused_cancel = self._refused_cancel
@@ -331,7 +334,8 @@ class ConsoleBackend:
         (a link to another origin cannot make the browser save it); CliError when it cannot."""
         if not url.startswith(("https://", "http://")):
             raise CliError("the video's URL is not an HTTP URL")
-        http = httpx.Client(timeout=httpx.Timeout(30.0, connect=API_TIMEOUT_SECONDS))
+        timeout = httpx.Timeout(30.0, connect=API_TIMEOUT_SECONDS)
+        http = httpx.Client(timeout=timeout, transport=self._video_transport)
         try:
             response = http.send(http.build_request("GET", url), stream=True)
         except httpx.TransportError as exc:

@@ -470,6 +470,11 @@ def test_a_390_px_wide_dark_console_fits_and_unknown_jobs_get_a_styled_404(
         box = phone.locator("#filter-text").bounding_box()
         assert box is not None and box["x"] + box["width"] <= 390  # the search box is not cut
         screenshot(phone, "console-mobile-dark.png", tmp_path)
+        # A job's page fits too, with its buttons
+        phone.locator("#gallery article a.prompt").first.click()
+        phone.wait_for_url("**/jobs/*")
+        expect(phone.locator("#rerun")).to_be_visible()
+        assert phone.evaluate("() => document.scrollingElement.scrollWidth") <= 390
     finally:
         phone.close()
     import httpx
@@ -493,6 +498,7 @@ def test_the_gallery_pages_sorts_filters_by_date_and_searches_on_the_server(
             break
         page.click("#load-more")
         page.wait_for_function("() => !document.getElementById('load-more').disabled")
+    expect(page.locator("#load-more")).to_be_hidden()  # the last page came
     shown = page.eval_on_selector_all("[data-job]", "nodes => nodes.map(n => n.dataset.job)")
     assert len(shown) == len(set(shown))
     assert set(ids) <= set(shown)
@@ -560,6 +566,7 @@ def test_the_console_says_reconnecting_fails_fast_keeps_the_form_and_follows_the
         endpoints.write_text(json.dumps(moved))
         expect(tab.locator("#connection")).to_contain_text("Reconnecting to the API")
         expect(tab.locator("#gallery")).to_have_class("cards stale")
+        screenshot(tab, "console-reconnecting.png", tmp_path)
 
         # And a video requested meanwhile keeps what was typed
         tab.goto(f"{running.url}/new")

@@ -79,6 +79,8 @@ def run_console(args: argparse.Namespace) -> int:
         return 1
     caller = f" as {place.target.identity}" if place.target.identity else ""
     print(f"t2v console for {place.target.api_url}{caller} at {running.url} (Ctrl-C stops it)", flush=True)
+    if not args.stack:
+        print(f"it follows {args.endpoints} when the sandbox restarts on new ports", flush=True)
     if args.open:
         webbrowser.open(running.url)
     try:

@@ -2,14 +2,20 @@
 
 The console is served the way `t2v console` serves it, from the sandbox's endpoints file; what is
 asserted is what a person sees: the form's choices and errors, the status and progress moving, a
-<video> that plays with the requested dimensions and length, a cancel that takes, uploaded prompt
-files turning into jobs. `T2V_SCREENSHOT_DIR=docs` (`make screenshots`) keeps the README's pictures.
+<video> that plays with the requested dimensions and length, a cancel that takes (and one that
+cannot, said in red), uploaded prompt files turning into jobs with thumbnails that are not black,
+re-run, copy, a download the browser saves, a notification, a 390 px wide dark page, and a console
+that says "reconnecting" while its API is gone or hung and follows it to a new address.
+`T2V_SCREENSHOT_DIR=docs` (`make screenshots`) keeps the README's pictures.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +24,7 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
-from t2v_client import sandbox_place
+from t2v_client import ApiClient, sandbox_place
 from t2v_console.command import RunningConsole, serve
 from t2v_sandbox.user_sandbox import UserSandbox, config_for
 
@@ -56,7 +62,8 @@ def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserSandbox]:
 
 @pytest.fixture(scope="module")
 def console(sb: UserSandbox) -> Iterator[RunningConsole]:
-    running = serve(sandbox_place(sb.work_dir / "endpoints.json"))
+    endpoints = sb.work_dir / "endpoints.json"
+    running = serve(sandbox_place(endpoints), endpoints_file=endpoints)
     try:
         yield running
     finally:
@@ -178,10 +185,47 @@ def test_cancel_a_pending_job(page: Page, console: RunningConsole, sb: UserSandb
     # When the user presses Cancel
     page.click("#cancel")
 
-    # Then the page shows it CANCELED, and the button is gone
+    # Then the page shows it CANCELED, and the button is gone; the user's own cancel is good news,
+    # in a green notice, and the job's "canceled by the user" is not shown as an error
     expect(page.locator("#status")).to_have_text("CANCELED")
     expect(page.locator("#cancel")).to_have_count(0)
     expect(page.locator("#notice")).to_have_text("cancel requested")
+    expect(page.locator("#notice")).to_have_class("notice notice-ok")
+    expect(page.locator("#job-error")).to_have_class("notice notice-info")
+
+
+def test_cancel_is_not_offered_once_the_provider_runs_the_task_and_a_refusal_shows_in_red(
+    page: Page, console: RunningConsole, sb: UserSandbox
+) -> None:
+    # Given a job whose provider task is RUNNING (with push on, the job itself may still say SUBMITTED)
+    emulator = sb.emulator
+    saved = emulator.config.running_seconds
+    emulator.config.running_seconds = 30.0
+    try:
+        prompt = f"console marathon {uuid.uuid4().hex[:6]}"
+        job_id = submit_from_form(page, console, prompt, "640*360", "5")
+        wait_until_provider_says(sb, prompt, "RUNNING")
+    finally:
+        emulator.config.running_seconds = saved
+    page.goto(f"{console.url}/jobs/{job_id}")
+    # Then Cancel is not offered, or, offered on a status that cannot tell, its refusal is an error
+    # (red) and the button does not come back
+    if page.locator("#cancel").count():
+        page.click("#cancel")
+        expect(page.locator("#notice")).to_have_class("notice notice-error")
+        expect(page.locator("#notice")).to_contain_text("409")
+        page.reload()
+    expect(page.locator("#cancel")).to_have_count(0)
+
+
+def wait_until_provider_says(sb: UserSandbox, prompt: str, status: str) -> None:
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        tasks = [t for t in sb.emulator.tasks() if prompt in str(t["prompt"])]
+        if tasks and str(tasks[0]["status"]) == status:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the provider never said {status} for {prompt!r}")
 
 
 def test_the_form_enforces_the_duration_rule_and_shows_the_servers_field_errors(
@@ -205,6 +249,14 @@ def test_the_form_enforces_the_duration_rule_and_shows_the_servers_field_errors(
     assert page.input_value("#size") == "1920*1080"
 
 
+def upload_prompt_file(page: Page, console: RunningConsole, name: str, lines: list[dict[str, Any]]) -> None:
+    """Upload one .jsonl from the console's form, as a person would."""
+    page.goto(f"{console.url}/new")
+    body = "\n".join(json.dumps(x) for x in lines).encode()
+    page.set_input_files("#files", files=[{"name": name, "mimeType": "application/x-ndjson", "buffer": body}])
+    page.click("#upload-submit")
+
+
 def test_uploaded_prompt_files_show_up_in_the_gallery_with_their_origin(
     page: Page, console: RunningConsole, tmp_path: Path
 ) -> None:
@@ -214,18 +266,7 @@ def test_uploaded_prompt_files_show_up_in_the_gallery_with_their_origin(
         {"prompt": f"upload {tag} one", "size": "640*360"},
         {"prompt": f"upload {tag} two", "size": "360*640"},
     ]
-    page.goto(f"{console.url}/new")
-    page.set_input_files(
-        "#files",
-        files=[
-            {
-                "name": name,
-                "mimeType": "application/x-ndjson",
-                "buffer": "\n".join(json.dumps(x) for x in lines).encode(),
-            }
-        ],
-    )
-    page.click("#upload-submit")
+    upload_prompt_file(page, console, name, lines)
     expect(page.locator("#notice")).to_contain_text(f"prompts/{name}")
     # The gallery refreshes by itself until both lines' jobs are there, each naming its file and line
     cards = page.locator(f"#gallery article:has-text('upload {tag}')")
@@ -238,12 +279,23 @@ def test_uploaded_prompt_files_show_up_in_the_gallery_with_their_origin(
     expect(page.locator("#gallery article:visible")).to_have_count(1)
     page.fill("#filter-text", "")
     expect(page.locator(f"#gallery article:has-text('upload {tag}') .badge")).to_have_text(["SUCCEEDED"] * 2)
-    # Finished jobs show their video in place (first frame; hover plays it)
+    # Finished jobs show their video in place: a decoded frame (not only the metadata), not black
     page.wait_for_function(
         "() => { const v = [...document.querySelectorAll('#gallery video')];"
-        " return v.length >= 3 && v.every(x => x.readyState >= 1 && x.videoWidth > 0); }"
+        " return v.length >= 3 && v.every(x => x.readyState >= 2 && x.videoWidth > 0 && x.currentTime > 0); }"
     )
+    for thumb in page.locator(f"#gallery article:has-text('upload {tag}') video").all():
+        assert brightest(thumb.screenshot()) > 40, "a finished card's thumbnail is black"
     screenshot(page, "console-gallery.png", tmp_path)
+
+
+def brightest(png: bytes) -> int:
+    """The highest channel value in a PNG screenshot (0: all black)."""
+    import av
+
+    with av.open(io.BytesIO(png), format="png_pipe") as container:
+        frame = next(container.decode(video=0)).reformat(format="rgb24")
+    return max(bytes(frame.planes[0]))
 
 
 def test_the_console_refuses_other_hosts_and_forms_without_its_token(console: RunningConsole) -> None:
@@ -319,3 +371,221 @@ def test_endpoints_file_outputs_are_reachable_and_events_follows_sns_and_eventbr
     assert not [q for q in place.client("sqs").list_queues().get("QueueUrls", []) if "t2v-events-" in q]
     rules = place.client("events").list_rules(EventBusName=place.event_bus)["Rules"]
     assert not [r for r in rules if r["Name"].startswith("t2v-events-")]
+
+
+# --- issue 22: a console that survives real use
+
+
+NOTIFICATION_SPY = """
+window.__notes = [];
+if ("Notification" in window) {
+  const Real = window.Notification;
+  class Spy {
+    constructor(title, options) { window.__notes.push({ title, body: options && options.body }); }
+    static get permission() { return Real.permission; }
+    static requestPermission() { return Real.requestPermission(); }
+  }
+  window.Notification = Spy;
+}
+"""
+
+
+def test_ctrl_enter_notify_copy_cost_download_and_rerun(
+    browser: BrowserContext, page: Page, console: RunningConsole, tmp_path: Path
+) -> None:
+    browser.grant_permissions(["notifications", "clipboard-read", "clipboard-write"], origin=console.url)
+    page.add_init_script(NOTIFICATION_SPY)
+    try:
+        # Given the form, Ctrl+Enter in the prompt sends it
+        prompt = f"console heron {uuid.uuid4().hex[:6]}"
+        page.goto(f"{console.url}/new")
+        page.fill("#prompt", prompt)
+        page.select_option("#size", "640*360")
+        page.press("#prompt", "Control+Enter")
+        page.wait_for_url("**/jobs/*")
+        job_id = page.url.rsplit("/", 1)[-1]
+
+        # When the user asks to be told, then the browser notifies once the job ends
+        page.click("#notify")
+        expect(page.locator("#notify")).to_have_text("You will be notified")
+        expect(page.locator("#status")).to_have_text("SUCCEEDED")
+        page.wait_for_function("() => window.__notes.length === 1")
+        assert page.evaluate("() => window.__notes[0]") == {"title": "t2v: SUCCEEDED", "body": prompt}
+
+        # Copy puts the job id and the prompt on the clipboard
+        page.click("#copy-id")
+        expect(page.locator("#copied")).to_contain_text("copied")
+        assert page.evaluate("() => navigator.clipboard.readText()") == job_id
+        page.click("#copy-prompt")
+        page.wait_for_function("t => navigator.clipboard.readText().then(x => x === t)", arg=prompt)
+
+        # The cost in seconds and the budget left; booleans as JSON writes them
+        expect(page.locator("#cost-seconds")).to_contain_text("5 s")
+        expect(page.locator("#budget-left")).to_be_visible()
+        expect(page.locator("#request tr:has(th:text-is('audio')) td")).to_have_text("false")
+
+        # The download button saves the MP4 (an attachment from the console, not a cross-origin link)
+        with page.expect_download() as info:
+            page.click("#download")
+        download = info.value
+        assert download.suggested_filename == f"{job_id}.mp4"
+        saved = tmp_path / "saved.mp4"
+        download.save_as(saved)
+        assert saved.read_bytes()[4:8] == b"ftyp"
+        assert str(saved.stat().st_size) in page.inner_text("#player")
+
+        # Re-run opens the form with the same settings, and sends a new job
+        page.click("#rerun")
+        assert page.input_value("#prompt") == prompt
+        assert page.input_value("#size") == "640*360"
+        assert page.input_value("#duration") == "5"
+        page.click("#submit")
+        page.wait_for_url("**/jobs/*")
+        assert page.url.rsplit("/", 1)[-1] != job_id
+        expect(page.locator("#prompt-title")).to_have_text(prompt)
+    finally:
+        browser.clear_permissions()
+
+
+def test_a_390_px_wide_dark_console_fits_and_unknown_jobs_get_a_styled_404(
+    browser: BrowserContext, console: RunningConsole, tmp_path: Path
+) -> None:
+    phone = browser.new_page()
+    try:
+        phone.set_viewport_size({"width": 390, "height": 844})
+        phone.emulate_media(color_scheme="dark")
+        for path in ("/", "/new", "/jobs/no-such-job"):
+            answer = phone.goto(f"{console.url}{path}")
+            assert answer is not None
+            # No horizontal scroll at 390 px, and the page is dark
+            width = phone.evaluate("() => document.scrollingElement.scrollWidth")
+            assert width <= 390, f"{path} is {width} px wide"
+            background = phone.evaluate("() => getComputedStyle(document.body).backgroundColor")
+            assert sum(int(x) for x in background[4:-1].split(",")[:3]) < 3 * 60, background
+        # The last one: an unknown job, as a page of the console with the API's word
+        assert answer.status == 404
+        expect(phone.locator("h1")).to_have_text("Not found")
+        expect(phone.locator("#unreachable")).to_contain_text("no job no-such-job")
+        phone.goto(f"{console.url}/")
+        box = phone.locator("#filter-text").bounding_box()
+        assert box is not None and box["x"] + box["width"] <= 390  # the search box is not cut
+        screenshot(phone, "console-mobile-dark.png", tmp_path)
+        # A job's page fits too, with its buttons
+        phone.locator("#gallery article a.prompt").first.click()
+        phone.wait_for_url("**/jobs/*")
+        expect(phone.locator("#rerun")).to_be_visible()
+        assert phone.evaluate("() => document.scrollingElement.scrollWidth") <= 390
+    finally:
+        phone.close()
+    import httpx
+
+    icon = httpx.get(f"{console.url}/favicon.ico")
+    assert icon.status_code == 200 and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_the_gallery_pages_sorts_filters_by_date_and_searches_on_the_server(
+    page: Page, console: RunningConsole, sb: UserSandbox
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    place = sandbox_place(sb.work_dir / "endpoints.json")
+    with ApiClient(place.target) as api:
+        ids = [api.submit({"prompt": f"paging {tag} {n}", "size": "640*360"})["job_id"] for n in range(3)]
+    # Pages of two: "Load more" appends the next page until there is none, each job once
+    page.goto(f"{console.url}/?limit=2")
+    expect(page.locator("#gallery article")).to_have_count(2)
+    for _ in range(20):
+        if page.locator("#load-more").is_hidden():
+            break
+        page.click("#load-more")
+        page.wait_for_function("() => !document.getElementById('load-more').disabled")
+    expect(page.locator("#load-more")).to_be_hidden()  # the last page came
+    shown = page.eval_on_selector_all("[data-job]", "nodes => nodes.map(n => n.dataset.job)")
+    assert len(shown) == len(set(shown))
+    assert set(ids) <= set(shown)
+    # Search goes to the server (the words in the URL) and shows only those jobs
+    page.fill("#filter-text", f"paging {tag}")
+    page.press("#filter-text", "Enter")
+    page.wait_for_url(f"**q=paging+{tag}**")
+    expect(page.locator("#gallery article:visible")).to_have_count(3)
+    # Sort and date: the controls keep their values; a range with no jobs shows none
+    page.select_option("#filter-order", "oldest")
+    page.wait_for_url("**order=oldest**")
+    expect(page.locator("#filter-order")).to_have_value("oldest")
+    page.goto(f"{console.url}/?since=2099-01-01")
+    expect(page.locator(".empty")).to_have_text("No videos match these filters.")
+    expect(page.locator("#filter-since")).to_have_value("2099-01-01")
+
+
+def test_a_refused_prompt_file_line_shows_in_the_gallery(page: Page, console: RunningConsole) -> None:
+    # Given a prompt file whose second line breaks the rules (needs the refused lines to be owned)
+    tag = uuid.uuid4().hex[:6]
+    name = f"refused-{tag}.jsonl"
+    lines = [
+        {"prompt": f"refused {tag} good", "size": "640*360"},
+        {"prompt": f"refused {tag} bad", "size": "7*7"},
+    ]
+    upload_prompt_file(page, console, name, lines)
+    # Then the gallery shows it FAILED, naming its file and line
+    refused = page.locator(f"#gallery article:has(.origin:text-is('file prompts/{name}:2'))")
+    expect(refused).to_have_count(1)
+    expect(refused.locator(".badge")).to_have_text("FAILED")
+
+
+def test_the_console_says_reconnecting_fails_fast_keeps_the_form_and_follows_the_sandbox(
+    browser: BrowserContext, sb: UserSandbox, tmp_path: Path
+) -> None:
+    # Given a console reading its own copy of the endpoints file, whose API first hangs
+    real = sb.work_dir / "endpoints.json"
+    endpoints = tmp_path / "endpoints.json"
+    shutil.copy(real, endpoints)
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # connections are taken by the kernel, and never answered
+    moved = json.loads(real.read_text())
+    moved["api_url"] = f"http://127.0.0.1:{hung.getsockname()[1]}/v1"
+    running = serve(sandbox_place(real), endpoints_file=endpoints)
+    tab = browser.new_page()
+    try:
+        endpoints.write_text(json.dumps(moved))
+        # When the page is loaded, it fails within seconds and says it is reconnecting
+        started = time.monotonic()
+        answer = tab.goto(f"{running.url}/")
+        assert answer is not None and answer.status == 503
+        assert time.monotonic() - started < 12, "a reload under a hung API took too long"
+        expect(tab.locator("#reconnecting h1")).to_have_text("Reconnecting to the API…")
+
+        # Then the sandbox "comes back" at another address: the page reloads itself with the gallery
+        shutil.copy(real, endpoints)
+        expect(tab.locator("#gallery")).to_be_visible()
+        expect(tab.locator("#connection")).to_be_hidden()
+
+        # When the API goes away under an open page, the page says so and dims what it shows
+        gone = socket.socket()
+        gone.bind(("127.0.0.1", 0))
+        moved["api_url"] = f"http://127.0.0.1:{gone.getsockname()[1]}/v1"  # bound, not listening: refused
+        endpoints.write_text(json.dumps(moved))
+        expect(tab.locator("#connection")).to_contain_text("Reconnecting to the API")
+        expect(tab.locator("#gallery")).to_have_class("cards stale")
+        screenshot(tab, "console-reconnecting.png", tmp_path)
+
+        # And a video requested meanwhile keeps what was typed
+        tab.goto(f"{running.url}/new")
+        tab.fill("#prompt", "typed while the API is down")
+        tab.select_option("#size", "640*480")
+        tab.fill("#seed", "42")
+        tab.click("#submit")
+        expect(tab.locator("#form-error")).to_contain_text("cannot reach the API")
+        assert tab.input_value("#prompt") == "typed while the API is down"
+        assert tab.input_value("#size") == "640*480"
+        assert tab.input_value("#seed") == "42"
+
+        # Once it is back, the same form goes through
+        shutil.copy(real, endpoints)
+        tab.click("#submit")
+        tab.wait_for_url("**/jobs/*")
+        expect(tab.locator("#prompt-title")).to_have_text("typed while the API is down")
+        gone.close()
+    finally:
+        tab.close()
+        running.stop()
+        hung.close()

@@ -6,6 +6,11 @@ this process (`ConsoleBackend`); a page never holds a credential. Because the co
 the user's credentials, it answers only to its own host name (no DNS rebinding) and every form
 carries a per-process token (no cross-site form posts that would start billed videos).
 
+When the API cannot be reached or does not answer within a few seconds, a page says so and keeps
+trying ("reconnecting"); the backend follows a restarted sandbox to its new address. A video is
+downloaded through the console (`/jobs/<id>/download`, an attachment): a link to the presigned URL
+is another origin's, where browsers ignore `download`.
+
 In the sandbox, the header's picker switches which of its identities signs: a form post (token
 checked) sets a cookie holding the name and its HMAC under the process's token, so no other page,
 not even another port of 127.0.0.1, can choose one; each request signs as its cookie's identity, or
@@ -16,10 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 from flask import (
@@ -32,22 +39,33 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
+    stream_with_context,
     url_for,
 )
 from t2v_client import CliError, error_line
 from werkzeug.datastructures import FileStorage
+from werkzeug.exceptions import HTTPException
 
 from t2v_console.backend import (
+    API_TIMEOUT_SECONDS,
     SIZE_CHOICES,
     STATUSES,
     TERMINAL,
     ConsoleBackend,
     UploadError,
+    cancellable,
+    cost_line,
+    idempotency_key,
+    page_items,
 )
 
 JOB_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 IDENTITY_COOKIE: Final = "t2v_identity"
-CANCELABLE: Final = frozenset({"ACCEPTED", "WAITING", "SUBMITTED", "PENDING"})
+PAGE_SIZE: Final = 24
+ORDERS: Final = ("newest", "oldest")
+NOTICE_KINDS: Final = frozenset({"ok", "info", "error"})
+FAVICON: Final = Path(__file__).parent / "static" / "favicon.svg"
 DEFAULT_FORM: Final = {
     "prompt": "",
     "size": "1280*720",
@@ -88,8 +106,12 @@ def create_app(backend: ConsoleBackend) -> Flask:
     app.add_template_filter(_short_time, "short_time")
     app.add_template_filter(_origin_text, "origin")
     app.add_template_filter(_seconds_left, "seconds_left")
+    app.add_template_filter(json_text, "json_text")
+    app.add_template_filter(cost_line, "cost")
+    app.add_template_filter(cancellable, "cancellable")
     app.register_blueprint(pages)
     app.register_error_handler(CliError, _unreachable)
+    app.register_error_handler(HTTPException, _http_error)
     return app
 
 
@@ -142,50 +164,159 @@ def _globals() -> dict[str, Any]:
         "identity": backend.identity,
         "statuses": STATUSES,
         "terminal": TERMINAL,
-        "cancelable": CANCELABLE,
-        "budget_line": backend.budget_line,  # the acting identity's day; called by base.html only
+        "budget_line": lambda: None if g.get("unreachable") else backend.budget_line(),
+        "api_timeout": API_TIMEOUT_SECONDS,
+        "notice_kind": _notice_kind(),
     }
 
 
+def _notice_kind() -> str:
+    kind = request.args.get("kind", "ok")
+    return kind if kind in NOTICE_KINDS else "ok"
+
+
 def _unreachable(exc: CliError) -> tuple[str, int]:
-    return render_template("error.html", message=str(exc)), 502
+    """The API did not answer (refused, or not in time): say so, and let the page keep trying."""
+    g.unreachable = True  # no further call in this request: a reload fails fast, not once per call
+    if request.path.startswith("/fragments/"):
+        return render_template("_reconnecting.html", message=str(exc)), 503
+    page = render_template(
+        "error.html", heading="Reconnecting to the API…", message=str(exc), reconnecting=True
+    )
+    return page, 503
+
+
+def _http_error(exc: HTTPException) -> Any:
+    """Every HTTP error as a page of the console (a styled 404 for an unknown job)."""
+    code = exc.code or 500
+    if code < 400:
+        return exc  # a routing redirect (a trailing slash), not an error
+    if request.path.startswith("/fragments/"):
+        return render_template("_reconnecting.html", message=exc.description), code
+    heading = {404: "Not found", 403: "Refused", 421: "Wrong address"}.get(code, exc.name)
+    g.unreachable = code == 502  # the API answered badly: the header asks it nothing more
+    return render_template("error.html", heading=heading, message=exc.description, code=code), code
+
+
+def json_text(value: Any) -> str:
+    """A value of a JSON view as JSON writes it: true/false/null, not Python's True/False/None."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+@pages.get("/favicon.ico")
+def favicon() -> Response:
+    return send_file(FAVICON, mimetype="image/svg+xml", max_age=86400)
+
+
+@pages.get("/fragments/health")
+def health() -> tuple[str, int]:
+    """200 once the API answers again (the reconnecting page reloads then); 503 while it does not."""
+    answer = _backend().call("GET", "/usage")
+    return ("ok" if answer.status < 500 else "the API answers with errors"), (
+        200 if answer.status < 500 else 503
+    )
 
 
 # --- gallery
-def _page(status: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    answer = _backend().list_jobs(status=status)
+@dataclass(frozen=True)
+class GalleryQuery:
+    """The gallery's filters, from the page's query string; every one goes to the API's list."""
+
+    status: str | None = None
+    q: str = ""
+    order: str = "newest"
+    since: str = ""  # YYYY-MM-DD, from a date input
+    until: str = ""
+    limit: int = PAGE_SIZE
+
+    @classmethod
+    def from_args(cls) -> GalleryQuery:
+        status = (request.args.get("status") or "").upper()
+        order = request.args.get("order") or "newest"
+        return cls(
+            status=status if status in STATUSES else None,
+            q=" ".join((request.args.get("q") or "").split())[:200],
+            order=order if order in ORDERS else "newest",
+            since=_day(request.args.get("since")),
+            until=_day(request.args.get("until")),
+            limit=_limit(request.args.get("limit")),
+        )
+
+    def args(self) -> dict[str, str]:
+        """As URL parameters (what a fragment's or the next page's URL carries)."""
+        found = {"status": self.status or "", "q": self.q, "order": self.order, "since": self.since}
+        found = {k: v for k, v in {**found, "until": self.until}.items() if v and v != "newest"}
+        return found | ({"limit": str(self.limit)} if self.limit != PAGE_SIZE else {})
+
+    def filters(self) -> dict[str, str | None]:
+        """As the API's query: ISO-8601 instants for the days (until: the end of its day)."""
+        until = f"{date.fromisoformat(self.until) + timedelta(days=1)}T00:00:00Z" if self.until else None
+        return {
+            "q": self.q or None,
+            "order": self.order if self.order != "newest" else None,
+            "since": f"{self.since}T00:00:00Z" if self.since else None,
+            "until": until,
+        }
+
+    def keeps(self, job: dict[str, Any]) -> bool:
+        """The date range applied here too, so that an API which ignores it still shows only those days."""
+        day = str(job.get("created_at") or "")[:10]
+        return not day or ((not self.since or day >= self.since) and (not self.until or day <= self.until))
+
+
+def _limit(text: str | None) -> int:
+    return max(1, min(100, int(text))) if text and text.isdigit() else PAGE_SIZE
+
+
+def _day(text: str | None) -> str:
+    try:
+        return date.fromisoformat(text or "").isoformat()
+    except ValueError:
+        return ""
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    jobs: list[dict[str, Any]]
+    error: str | None
+    next_cursor: str | None
+
+
+def _page(query: GalleryQuery, cursor: str | None = None) -> GalleryPage:
+    answer = _backend().list_jobs(status=query.status, limit=query.limit, cursor=cursor, **query.filters())
     if answer.status != 200:
-        return [], error_line(answer.status, answer.body)
-    return list((answer.body or {}).get("items") or []), None
-
-
-def _status_arg() -> str | None:
-    status = (request.args.get("status") or "").upper()
-    return status if status in STATUSES else None
+        return GalleryPage([], error_line(answer.status, answer.body), None)
+    body = answer.body if isinstance(answer.body, dict) else {}
+    jobs = [job for job in page_items(body) if query.keeps(job)]
+    next_cursor = body.get("next_cursor")
+    return GalleryPage(jobs, None, str(next_cursor) if next_cursor else None)
 
 
 @pages.get("/")
 def gallery() -> str:
-    status = _status_arg()
-    jobs, error = _page(status)
+    query = GalleryQuery.from_args()
     return render_template(
-        "gallery.html", jobs=jobs, error=error, status=status, notice=request.args.get("notice")
+        "gallery.html", page=_page(query), query=query, notice=request.args.get("notice"), more=False
     )
 
 
 @pages.get("/fragments/gallery")
 def gallery_fragment() -> str:
-    jobs, error = _page(_status_arg())
-    return render_template("_cards.html", jobs=jobs, error=error)
+    """The first page (the live refresh) or, with `cursor`, the next one ("Load more")."""
+    query = GalleryQuery.from_args()
+    cursor = request.args.get("cursor") or None
+    return render_template("_cards.html", page=_page(query, cursor), query=query, more=cursor is not None)
 
 
 # --- one job
 def _job(job_id: str) -> dict[str, Any]:
     if not JOB_ID.match(job_id):
-        abort(404)
+        abort(404, "no such job: job ids are letters, digits and . _ : -")
     answer = _backend().get_job(job_id)
     if answer.status == 404:
-        abort(404)
+        abort(404, f"no job {job_id} for this caller (another identity's jobs are not shown)")
     if answer.status != 200:
         abort(502, error_line(answer.status, answer.body))
     job: dict[str, Any] = answer.body
@@ -194,7 +325,23 @@ def _job(job_id: str) -> dict[str, Any]:
 
 @pages.get("/jobs/<job_id>")
 def job_page(job_id: str) -> str:
-    return render_template("job.html", job=_job(job_id), notice=request.args.get("notice"))
+    job = _job(job_id)
+    usage = _backend().usage()
+    return render_template("job.html", job=job, usage=usage, notice=request.args.get("notice"))
+
+
+@pages.get("/jobs/<job_id>/download")
+def download(job_id: str) -> Response:
+    """The video as an attachment named after the job, fetched from its presigned URL here."""
+    video = _job(job_id).get("video") or {}
+    if not video.get("url"):
+        abort(404, f"job {job_id} has no video")
+    length, chunks = _backend().stream_video(str(video["url"]))
+    response = Response(stream_with_context(chunks), mimetype="video/mp4")
+    response.headers["Content-Disposition"] = f'attachment; filename="{job_id}.mp4"'
+    if length is not None:
+        response.headers["Content-Length"] = str(length)
+    return response
 
 
 @pages.get("/fragments/jobs/<job_id>")
@@ -212,8 +359,11 @@ def cancel(job_id: str) -> Any:
     if not JOB_ID.match(job_id):
         abort(404)
     answer = _backend().cancel(job_id)
-    notice = "cancel requested" if answer.status < 300 else error_line(answer.status, answer.body)
-    return redirect(url_for("console.job_page", job_id=job_id, notice=notice), code=303)
+    if answer.status < 300:
+        notice, kind = "cancel requested", "ok"
+    else:
+        notice, kind = error_line(answer.status, answer.body), "error"
+    return redirect(url_for("console.job_page", job_id=job_id, notice=notice, kind=kind), code=303)
 
 
 # --- who calls (the sandbox's identities)
@@ -228,31 +378,64 @@ def switch_identity() -> Any:
             else ("identities are the sandbox's; on AWS the console signs as its --profile")
         )
         return render_template("error.html", heading="Unknown identity", message=message), 400
-    response = redirect(url_for("console.gallery", notice=f"acting as {name}"), code=303)
+    response = redirect(url_for("console.gallery", notice=f"acting as {name}", kind="info"), code=303)
     response.set_cookie(IDENTITY_COOKIE, _seal(name), httponly=True, samesite="Strict", path="/")
     return response
 
 
 # --- new videos
 @pages.get("/new")
-def new_form() -> str:
-    return render_template("new.html", form=DEFAULT_FORM, sizes=SIZE_CHOICES, errors={}, error=None)
+def new_form() -> tuple[str, int]:
+    """The form; `?from=JOB` fills it with that job's request (re-run with the same settings)."""
+    source = request.args.get("from") or ""
+    form = form_from_request(_job(source).get("request") or {}) if source else dict(DEFAULT_FORM)
+    return _form(form, {}, None, 200)
 
 
 @pages.post("/new")
 def submit() -> Any:
     form = {name: request.form.get(name, "") for name in DEFAULT_FORM}
+    nonce = request.form.get("nonce") or secrets.token_urlsafe(12)
     body, errors = request_from_form(form)
     if errors:
-        return _form(form, errors, None, 400)
-    answer = _backend().submit(body)
+        return _form(form, errors, None, 400, nonce)
+    try:
+        answer = _backend().submit(body, idempotency_key(nonce, body))
+    except CliError as exc:
+        # Nothing typed is lost: the same form comes back, and sending it again cannot make a second
+        # video if this one did get through (the same idempotency key).
+        message = f"{exc}: your request may not have been sent; press Request video again"
+        return _form(form, {}, message, 503, nonce)
     if answer.status == 202:
         return redirect(url_for("console.job_page", job_id=str(answer.body["job_id"])), code=303)
-    return _form(form, field_errors(answer.body), error_line(answer.status, answer.body), answer.status)
+    return _form(
+        form, field_errors(answer.body), error_line(answer.status, answer.body), answer.status, nonce
+    )
 
 
-def _form(form: dict[str, str], errors: dict[str, str], error: str | None, code: int) -> tuple[str, int]:
-    return render_template("new.html", form=form, sizes=SIZE_CHOICES, errors=errors, error=error), code
+def _form(
+    form: dict[str, str], errors: dict[str, str], error: str | None, code: int, nonce: str | None = None
+) -> tuple[str, int]:
+    page = render_template(
+        "new.html",
+        form=form,
+        sizes=SIZE_CHOICES,
+        errors=errors,
+        error=error,
+        nonce=nonce or secrets.token_urlsafe(12),
+    )
+    return page, code
+
+
+def form_from_request(req: dict[str, Any]) -> dict[str, str]:
+    """The form's fields from a job's request (re-run)."""
+    form = dict(DEFAULT_FORM)
+    for name in ("prompt", "size", "duration", "seed"):
+        if req.get(name) is not None:
+            form[name] = str(req[name])
+    for name in ("audio", "watermark"):
+        form[name] = "on" if req.get(name) is True else ""
+    return form
 
 
 @pages.post("/upload")
@@ -272,7 +455,13 @@ def upload() -> Any:
 
 def _upload_refused(message: str) -> tuple[str, int]:
     page = render_template(
-        "new.html", form=DEFAULT_FORM, sizes=SIZE_CHOICES, errors={}, error=None, upload_error=message
+        "new.html",
+        form=DEFAULT_FORM,
+        sizes=SIZE_CHOICES,
+        errors={},
+        error=None,
+        upload_error=message,
+        nonce=secrets.token_urlsafe(12),
     )
     return page, 400
 

@@ -2,26 +2,41 @@
 
 Everything that needs credentials happens here, in the console's own process; the pages only
 ever see job views (whose video URLs are the API's presigned ones) and error messages.
+
+A sandbox restarted under a running console listens on new ports: the console re-reads the
+sandbox's endpoints file whenever it changes (`PlaceSource`), so it follows the sandbox instead of
+failing for good. Every API call times out within a few seconds, so a hung API shows as such.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
 from t2v.jobs import TERMINAL as JOB_TERMINAL
 from t2v.jobs import JobStatus
 from t2v.request import DURATIONS, SIZES
-from t2v_client import ApiClient, ApiResponse, CliError, Place, Target
+from t2v_client import ApiClient, ApiResponse, CliError, ExitCode, Place, Target, sandbox_place
 
 PROMPT_SUFFIXES: Final = (".txt", ".json", ".jsonl")
 MAX_PROMPT_FILE_BYTES: Final = 1024 * 1024  # intake refuses larger files; refuse them before the upload
 STATUSES: Final = tuple(status.value for status in JobStatus)
 TERMINAL: Final = frozenset(status.value for status in JOB_TERMINAL)
 _SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
+# A console call that takes longer than this is shown as the API not answering (the page says so and
+# retries): a hung API must not leave a page loading for half a minute.
+API_TIMEOUT_SECONDS: Final = 5.0
+# Statuses whose cancel can work while the provider task has not started running.
+CANCELLABLE_STATUSES: Final = frozenset({"ACCEPTED", "WAITING", "SUBMITTED", "PENDING"})
 
 
 @dataclass(frozen=True)
@@ -60,11 +75,113 @@ def upload_key(prefix: str, filename: str) -> str:
     return prefix + safe
 
 
+def error_code(body: Any) -> str | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error.get("code")) if isinstance(error, dict) and error.get("code") else None
+
+
+def cancellable(job: dict[str, Any]) -> bool:
+    """Whether a Cancel can work: the API's own `cancellable` when it says, else derived from the view
+    (a status before the provider runs the task, and no sign that the task is running)."""
+    said = job.get("cancellable")
+    if isinstance(said, bool):
+        return said
+    phase = (job.get("progress") or {}).get("phase")
+    return job.get("status") in CANCELLABLE_STATUSES and phase not in {"running", "downloading", "done"}
+
+
+def cost_line(job: dict[str, Any]) -> str:
+    """The job's cost in billed seconds: what the API or the provider says, else what was asked for."""
+    for key in ("billed_seconds", "cost_seconds"):
+        if isinstance(job.get(key), int):
+            return f"{job[key]} s billed"
+    usage: dict[str, Any] = job["usage"] if isinstance(job.get("usage"), dict) else {}
+    billed = usage.get("duration") or usage.get("video_duration")
+    if isinstance(billed, int | float) and not isinstance(billed, bool):
+        return f"{billed:g} s billed (the provider's usage)"
+    asked = (job.get("request") or {}).get("duration")
+    return f"{asked} s (as requested; billed per second)" if asked else "-"
+
+
+def idempotency_key(nonce: str, body: dict[str, Any]) -> str:
+    """One key per form and request: sending the same form again (an answer lost to a timeout) makes
+    no second video, and a changed request is a new one."""
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False)
+    return "console-" + hashlib.sha256(f"{nonce}\n{canonical}".encode()).hexdigest()[:40]
+
+
+def page_items(body: Any) -> list[dict[str, Any]]:
+    """A listing's jobs, whichever name the API gives the list (`items`, or `videos`)."""
+    if not isinstance(body, dict):
+        return []
+    found = body.get("items")
+    if found is None:
+        found = body.get("videos")
+    return [job for job in found or [] if isinstance(job, dict)]
+
+
+class PlaceSource:
+    """Where the stack is, for each identity; for the sandbox, re-read whenever its endpoints file
+    changes (a restarted sandbox listens on new random ports and has new buckets' URLs)."""
+
+    def __init__(self, place: Place, endpoints_file: Path | None = None) -> None:
+        self._place = place
+        self._file = endpoints_file
+        self._stamp = self._stat()
+        self._by_identity: dict[str, Place] = {}
+        self._lock = threading.Lock()
+        self.generation = 0  # bumped by each re-read: what was cached from the old place is stale
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        if self._file is None:
+            return None
+        try:
+            info = self._file.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def refresh(self) -> bool:
+        """Re-read the endpoints file if it changed since; True when the place moved."""
+        stamp = self._stat()
+        if self._file is None or stamp is None or stamp == self._stamp:
+            return False
+        with self._lock:
+            if stamp == self._stamp:
+                return False
+            try:
+                fresh = sandbox_place(self._file, self._place.target.identity)
+            except CliError:
+                return False  # half written, or not a sandbox's: keep the place we have
+            moved = (
+                fresh.target.api_url != self._place.target.api_url or fresh.endpoints != self._place.endpoints
+            )
+            self._place, self._stamp = fresh, stamp
+            if moved:
+                self._by_identity = {}
+                self.generation += 1
+            return moved
+
+    def place(self, identity: str | None) -> Place:
+        self.refresh()
+        base = self._place
+        if identity is None or identity == base.target.identity:
+            return base
+        with self._lock:
+            if identity not in self._by_identity:
+                self._by_identity[identity] = base.as_identity(identity)
+            return self._by_identity[identity]
+
+
+def _default_client(target: Target) -> ApiClient:
+    return ApiClient(target, timeout=API_TIMEOUT_SECONDS)
+
+
 class ConsoleBackend:
     """The API (signed with the place's credentials) and the stack's prompt bucket.
 
     In the sandbox, `acting_as(name)` is the same console signing as another of its identities
-    (each request picks one); the places are made once per identity and kept.
+    (each request picks one); all share one `PlaceSource`, which follows a restarted sandbox.
     """
 
     def __init__(
@@ -73,18 +190,36 @@ class ConsoleBackend:
         *,
         client_factory: Callable[[Target], ApiClient] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        endpoints_file: Path | None = None,
+        source: PlaceSource | None = None,
+        identity: str | None = None,
+        video_transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.place = place
-        self._client_factory = client_factory or ApiClient
+        self._source = source or PlaceSource(place, endpoints_file if place.sandbox else None)
+        self._identity = identity
+        self._client_factory = client_factory or _default_client
         self._clock = clock
+        self._video_transport = video_transport  # where presigned URLs are fetched (tests: a fake)
         # A finished job's video by job id: shared by every identity, each of which only asks for
-        # the jobs its own listing shows.
+        # the jobs its own listing shows; emptied when the sandbox moves (its URLs went with it).
         self._videos: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._videos_generation = 0
         self._as: dict[str, ConsoleBackend] = {}
+        # Jobs whose cancel the API refused because the task already runs: no Cancel offered again.
+        self._refused_cancel: set[str] = set()
+
+    @property
+    def place(self) -> Place:
+        return self._source.place(self._identity)
 
     @property
     def where(self) -> str:
-        return "sandbox" if self.place.sandbox else self.place.target.api_url
+        place = self.place
+        return "sandbox" if place.sandbox else place.target.api_url
+
+    @property
+    def api_url(self) -> str:
+        return self.place.target.api_url
 
     @property
     def identity(self) -> str | None:
@@ -102,23 +237,45 @@ class ConsoleBackend:
             return self
         if name not in self._as:
             other = ConsoleBackend(
-                self.place.as_identity(name), client_factory=self._client_factory, clock=self._clock
+                self.place,
+                client_factory=self._client_factory,
+                clock=self._clock,
+                source=self._source,
+                identity=name,
+                video_transport=self._video_transport,
             )
             other._videos = self._videos
+            other._refused_cancel = self._refused_cancel
             self._as[name] = other
         return self._as[name]
 
     def call(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
+        """One signed call; CliError(UNREACHABLE) when the API cannot be reached or does not answer in time.
+
+        A refused connection may mean the sandbox restarted elsewhere: the endpoints file is read
+        again and the call tried once more at the new address."""
+        try:
+            return self._call_once(method, path, **kwargs)
+        except CliError as exc:
+            if exc.code != ExitCode.UNREACHABLE or not self._source.refresh():
+                raise
+        return self._call_once(method, path, **kwargs)
+
+    def _call_once(self, method: str, path: str, **kwargs: Any) -> ApiResponse:
         with self._client_factory(self.place.target) as client:
             return client.call(method, path, **kwargs)
 
-    def budget_line(self) -> str | None:
-        """The header's word on the caller's day (GET /usage); None when the API cannot say."""
+    def usage(self) -> dict[str, Any] | None:
+        """The caller's day (GET /usage); None when the API cannot say."""
         try:
             answer = self.call("GET", "/usage")
         except CliError:
             return None
-        body = answer.body if answer.status == 200 and isinstance(answer.body, dict) else None
+        return answer.body if answer.status == 200 and isinstance(answer.body, dict) else None
+
+    def budget_line(self) -> str | None:
+        """The header's word on the caller's day (GET /usage); None when the API cannot say."""
+        body = self.usage()
         if body is None:
             return None
         left = body.get("left_seconds")
@@ -126,11 +283,16 @@ class ConsoleBackend:
             return "budget: no cap today"
         return f"budget: {left} s left today (renews {str(body.get('renews_at', ''))[11:16]} UTC)"
 
-    def list_jobs(self, *, status: str | None, limit: int = 50, cursor: str | None = None) -> ApiResponse:
-        """A page of jobs; SUCCEEDED ones carry their `video` (the API's presigned URL) for the gallery."""
-        answer = self.call("GET", "/videos", query={"status": status, "limit": limit, "cursor": cursor})
-        if answer.status == 200 and isinstance(answer.body, dict):
-            for job in answer.body.get("items") or []:
+    def list_jobs(
+        self, *, status: str | None, limit: int = 50, cursor: str | None = None, **filters: str | None
+    ) -> ApiResponse:
+        """A page of jobs; SUCCEEDED ones carry their `video` (the API's presigned URL) for the gallery.
+
+        `filters` (since, until, q, order) go to the API as they are: one that ignores them still answers."""
+        query = {"status": status, "limit": limit, "cursor": cursor, **filters}
+        answer = self.call("GET", "/videos", query=query)
+        if answer.status == 200:
+            for job in page_items(answer.body):
                 if job.get("status") == "SUCCEEDED" and not job.get("video"):
                     job["video"] = self._video(str(job.get("job_id")))
         return answer
@@ -138,6 +300,9 @@ class ConsoleBackend:
     def _video(self, job_id: str) -> dict[str, Any] | None:
         """A finished job's video view, cached for two thirds of its URL's life (it never changes)."""
         now = self._clock()
+        if self._videos_generation != self._source.generation:
+            self._videos.clear()
+            self._videos_generation = self._source.generation
         cached = self._videos.get(job_id)
         if cached is not None and cached[0] > now:
             return cached[1]
@@ -149,23 +314,61 @@ class ConsoleBackend:
         return None
 
     def get_job(self, job_id: str) -> ApiResponse:
-        return self.call("GET", f"/videos/{job_id}")
+        answer = self.call("GET", f"/videos/{job_id}")
+        if answer.status == 200 and isinstance(answer.body, dict) and job_id in self._refused_cancel:
+            answer.body["cancellable"] = False
+        return answer
 
-    def submit(self, body: dict[str, Any]) -> ApiResponse:
-        return self.call("POST", "/videos", json_body=body)
+    def submit(self, body: dict[str, Any], idempotency_key: str | None = None) -> ApiResponse:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self.call("POST", "/videos", json_body=body, headers=headers)
 
     def cancel(self, job_id: str) -> ApiResponse:
-        return self.call("DELETE", f"/videos/{job_id}")
+        answer = self.call("DELETE", f"/videos/{job_id}")
+        if answer.status == 409 and error_code(answer.body) == "NotCancelable":
+            self._refused_cancel.add(job_id)  # already running (or ended): the button goes
+        return answer
+
+    def stream_video(self, url: str) -> tuple[int | None, Iterator[bytes]]:
+        """The presigned URL's bytes, fetched here so the console can answer as an attachment
+        (a link to another origin cannot make the browser save it); CliError when it cannot."""
+        if not url.startswith(("https://", "http://")):
+            raise CliError("the video's URL is not an HTTP URL")
+        timeout = httpx.Timeout(30.0, connect=API_TIMEOUT_SECONDS)
+        http = httpx.Client(timeout=timeout, transport=self._video_transport)
+        try:
+            response = http.send(http.build_request("GET", url), stream=True)
+        except httpx.TransportError as exc:
+            http.close()
+            raise CliError(f"cannot fetch the video: {exc}", ExitCode.UNREACHABLE) from None
+        if response.status_code != 200:
+            response.close()
+            http.close()
+            raise CliError(f"cannot fetch the video: HTTP {response.status_code} from its presigned URL")
+        length = response.headers.get("content-length")
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from response.iter_bytes(chunk_size=256 * 1024)
+            finally:
+                response.close()
+                http.close()
+
+        return (int(length) if length and length.isdigit() else None), chunks()
 
     def upload(self, filename: str, data: bytes) -> Uploaded:
-        if self.place.bucket is None:
+        place = self.place
+        if place.bucket is None:
             raise UploadError("this stack has no OutputBucketName output to upload prompt files to")
-        key = upload_key(self.place.input_prefix, filename)
+        key = upload_key(place.input_prefix, filename)
         if len(data) > MAX_PROMPT_FILE_BYTES:
             raise UploadError(f"{filename}: {len(data)} bytes; prompt files are at most 1 MiB")
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:
             raise UploadError(f"{filename}: not UTF-8 text") from None
-        answer = self.place.client("s3").put_object(Bucket=self.place.bucket, Key=key, Body=data)
+        try:
+            answer = place.client("s3").put_object(Bucket=place.bucket, Key=key, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise UploadError(f"{filename}: not uploaded ({exc}); try again") from None
         return Uploaded(key=key, version_id=answer.get("VersionId"))

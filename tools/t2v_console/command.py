@@ -52,8 +52,9 @@ class RunningConsole:
         self.thread.join(timeout=5)
 
 
-def serve(place: Place, port: int = 0) -> RunningConsole:
-    app = create_app(ConsoleBackend(place))
+def serve(place: Place, port: int = 0, endpoints_file: Path | None = None) -> RunningConsole:
+    """Serve the console; with the sandbox's `endpoints_file` it follows a restarted sandbox."""
+    app = create_app(ConsoleBackend(place, endpoints_file=endpoints_file))
     server = make_server(HOST, port, app, threaded=True)
     bound = server.server_port
     # Answer only to our own address: a page elsewhere cannot reach us through a rebound DNS name.
@@ -72,12 +73,14 @@ def run_console(args: argparse.Namespace) -> int:
         print(f"error: {exc}", flush=True)
         return int(exc.code)
     try:
-        running = serve(place, args.port)
+        running = serve(place, args.port, None if args.stack else args.endpoints)
     except OSError as exc:
         print(f"error: cannot listen on {HOST}:{args.port}: {exc.strerror} (try --port 0)", flush=True)
         return 1
     caller = f" as {place.target.identity}" if place.target.identity else ""
     print(f"t2v console for {place.target.api_url}{caller} at {running.url} (Ctrl-C stops it)", flush=True)
+    if not args.stack:
+        print(f"it follows {args.endpoints} when the sandbox restarts on new ports", flush=True)
     if args.open:
         webbrowser.open(running.url)
     try:

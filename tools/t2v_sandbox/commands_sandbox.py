@@ -57,6 +57,13 @@ def register(subparsers: Any) -> None:
     up.set_defaults(func=run_up)
 
 
+# Everything lives in this process's memory (moto): a restart is a new, empty stack on new ports.
+STARTS_EMPTY = (
+    "this sandbox starts empty: jobs, videos and uploads live in memory and are gone when it stops "
+    "(a running `t2v console` follows it to its new ports)"
+)
+
+
 def run_up(args: argparse.Namespace) -> int:
     from t2v_sandbox.patches import MotoVersionError
     from t2v_sandbox.sandbox import Sandbox, SandboxConfig
@@ -88,6 +95,7 @@ def run_up(args: argparse.Namespace) -> int:
             print(
                 f"sandbox up; endpoints in {sandbox.work_dir / 'endpoints.json'}; Ctrl-C stops it", flush=True
             )
+            print(STARTS_EMPTY, flush=True)
             stop.wait()
             print("stopping sandbox", flush=True)
     except (TemplateError, MotoVersionError) as exc:

@@ -1,12 +1,56 @@
 // t2v console: live updates without reloading, in plain JavaScript (no build step, no libraries).
 // Sections marked data-live="URL" are refreshed from server-rendered HTML fragments every
 // data-every milliseconds; a section marked data-stop-when-terminal stops once its job has ended.
+// When the API (or the console) does not answer in time, the page says "reconnecting" and dims
+// what it shows until an answer comes.
 "use strict";
+
+const API_TIMEOUT_MS = Number(document.body.dataset.apiTimeoutMs || 5000);
 
 function fragment(html) {
   const template = document.createElement("template");
   template.innerHTML = html;
   return template.content;
+}
+
+class Unreachable extends Error {}
+
+// A fragment's HTML; Unreachable (with the console's words) when there is none in time.
+async function fetchHtml(url) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), API_TIMEOUT_MS + 3000);
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "text/html" }, signal: controller.signal });
+  } catch (error) {
+    throw new Unreachable(controller.signal.aborted ? "the console did not answer in time" : "the console cannot be reached");
+  } finally {
+    clearTimeout(timer);
+  }
+  const html = await response.text();
+  if (response.status >= 500) {
+    const said = fragment(html).textContent.trim();
+    throw new Unreachable(said || `HTTP ${response.status}`);
+  }
+  return { ok: response.ok, html };
+}
+
+function clock() {
+  return new Date().toLocaleTimeString([], { hour12: false });
+}
+
+let lastGood = clock();
+function connection(problem) {
+  const banner = document.getElementById("connection");
+  for (const section of document.querySelectorAll("[data-live]")) section.classList.toggle("stale", Boolean(problem));
+  if (!banner) return;
+  if (problem) {
+    banner.textContent = `Reconnecting to the API… (${problem}; shown as of ${lastGood})`;
+    banner.hidden = false;
+  } else {
+    lastGood = clock();
+    banner.hidden = true;
+  }
 }
 
 // Replace children that changed, keep the others (a playing video in the gallery keeps playing).
@@ -21,13 +65,13 @@ function merge(target, html) {
     next.push(old || node);
   }
   target.replaceChildren(...next);
+  thumbnails(target);
   applySearch();
 }
 
 async function refresh(section) {
-  const response = await fetch(section.dataset.live, { headers: { Accept: "text/html" } });
-  if (!response.ok) return true;
-  const html = await response.text();
+  const { ok, html } = await fetchHtml(section.dataset.live);
+  if (!ok) return true;
   if (section.id === "gallery") {
     merge(section, html);
     return true;
@@ -43,6 +87,7 @@ async function refresh(section) {
   }
   const live = section.querySelector("[data-terminal]");
   if (live && live.dataset.terminal === "1") {
+    finished(live);
     await loadPlayer();
     return !section.hasAttribute("data-stop-when-terminal");
   }
@@ -52,8 +97,8 @@ async function refresh(section) {
 async function loadPlayer() {
   const player = document.getElementById("player");
   if (!player || player.querySelector("video")) return;
-  const response = await fetch(player.dataset.src, { headers: { Accept: "text/html" } });
-  if (response.ok) player.innerHTML = await response.text();
+  const { ok, html } = await fetchHtml(player.dataset.src);
+  if (ok) player.innerHTML = html;
 }
 
 function follow(section) {
@@ -62,8 +107,10 @@ function follow(section) {
     let again = true;
     try {
       again = await refresh(section);
+      connection(null);
     } catch (error) {
-      again = true; // the console restarting or a dropped connection: try again next tick
+      connection(error instanceof Unreachable ? error.message : String(error));
+      again = true; // the API or the console restarting: try again next tick
     }
     if (again) setTimeout(tick, every);
   };
@@ -72,12 +119,108 @@ function follow(section) {
   setTimeout(tick, every);
 }
 
+// The page shown when the API did not answer: it reloads itself once the API is back.
+function reloadWhenBack(box) {
+  const tick = async () => {
+    try {
+      await fetchHtml(box.dataset.reloadWhenBack);
+      window.location.reload();
+      return;
+    } catch (error) {
+      const said = document.getElementById("retrying");
+      if (said) said.textContent = `Still reconnecting (${clock()}): ${error.message}`;
+    }
+    setTimeout(tick, 2000);
+  };
+  setTimeout(tick, 2000);
+}
+
 function applySearch() {
   const box = document.getElementById("filter-text");
   if (!box) return;
   const words = box.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
-  for (const card of document.querySelectorAll("#gallery > [data-text]")) {
+  for (const card of document.querySelectorAll("#gallery > [data-text], #more > [data-text]")) {
     card.hidden = !words.every((w) => card.dataset.text.includes(w));
+  }
+}
+
+// A card's first frame: the #t=0.1 fragment asks for it; a browser that stops at the metadata is
+// nudged to decode one frame, so that no finished card stays black.
+function thumbnails(root) {
+  for (const video of root.querySelectorAll("video[data-thumb]:not([data-thumbed])")) {
+    video.dataset.thumbed = "1";
+    const nudge = () => {
+      if (video.readyState < 2 && video.paused) video.currentTime = 0.1;
+    };
+    if (video.readyState >= 1) nudge();
+    else video.addEventListener("loadedmetadata", nudge, { once: true });
+  }
+}
+
+async function loadMore(button) {
+  const url = new URL(button.dataset.src, window.location.href);
+  url.searchParams.set("cursor", button.dataset.cursor);
+  button.disabled = true;
+  try {
+    const { ok, html } = await fetchHtml(url.toString());
+    if (!ok) return;
+    const incoming = fragment(html);
+    const more = document.getElementById("more");
+    const shown = new Set([...document.querySelectorAll("[data-job]")].map((n) => n.dataset.job));
+    let next = "";
+    for (const node of Array.from(incoming.children)) {
+      if (node.dataset.nextCursor !== undefined) next = node.dataset.nextCursor;
+      else if (!node.dataset.job || !shown.has(node.dataset.job)) more.appendChild(node);
+    }
+    button.dataset.cursor = next;
+    button.hidden = !next;
+    thumbnails(more);
+    applySearch();
+    connection(null);
+  } catch (error) {
+    connection(error.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function copy(button) {
+  const text = button.dataset.copy || "";
+  const said = document.getElementById("copied");
+  try {
+    await navigator.clipboard.writeText(text);
+    if (said) said.textContent = `copied ${text.length > 40 ? text.slice(0, 40) + "…" : text}`;
+  } catch (error) {
+    if (said) said.textContent = "cannot copy here: select the text instead";
+  }
+}
+
+// Notifications: asked for on a click; a watched job announces its end once.
+const WATCH = "t2v-watch-";
+async function watch(button) {
+  if (!("Notification" in window)) {
+    button.textContent = "this browser cannot notify";
+    return;
+  }
+  const permission = await Notification.requestPermission();
+  if (permission !== "granted") {
+    button.textContent = "notifications are blocked for this page";
+    return;
+  }
+  sessionStorage.setItem(WATCH + button.dataset.job, button.dataset.prompt || "");
+  button.textContent = "You will be notified";
+  button.disabled = true;
+}
+
+function finished(live) {
+  const job = live.dataset.job;
+  const notify = document.getElementById("notify");
+  if (notify) notify.hidden = true;
+  const prompt = sessionStorage.getItem(WATCH + job);
+  if (prompt === null) return;
+  sessionStorage.removeItem(WATCH + job);
+  if ("Notification" in window && Notification.permission === "granted") {
+    new Notification(`t2v: ${live.dataset.status}`, { body: prompt || job, tag: job });
   }
 }
 
@@ -97,11 +240,37 @@ function durationRule() {
 
 document.addEventListener("DOMContentLoaded", () => {
   for (const section of document.querySelectorAll("[data-live]")) follow(section);
-  for (const select of document.querySelectorAll("select[data-autosubmit]")) {
-    select.addEventListener("change", () => select.form.submit());
+  for (const box of document.querySelectorAll("[data-reload-when-back]")) reloadWhenBack(box);
+  for (const field of document.querySelectorAll("[data-autosubmit]")) {
+    field.addEventListener("change", () => field.form.submit());
   }
   const box = document.getElementById("filter-text");
-  if (box) box.addEventListener("input", applySearch);
+  if (box) {
+    box.addEventListener("input", applySearch);
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        box.form.submit(); // the words go to the server: every page of jobs is searched
+      }
+    });
+    applySearch();
+  }
+  const prompt = document.getElementById("prompt");
+  if (prompt) {
+    prompt.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        prompt.form.requestSubmit();
+      }
+    });
+  }
+  document.addEventListener("click", (event) => {
+    const target = event.target.closest && event.target.closest("button");
+    if (!target) return;
+    if (target.dataset.copy !== undefined) copy(target);
+    else if (target.id === "load-more") loadMore(target);
+    else if (target.id === "notify") watch(target);
+  });
   document.addEventListener("mouseover", (event) => {
     const video = event.target.closest && event.target.closest("video[data-hoverplay]");
     if (video) video.play().catch(() => {});
@@ -110,5 +279,6 @@ document.addEventListener("DOMContentLoaded", () => {
     const video = event.target.closest && event.target.closest("video[data-hoverplay]");
     if (video) video.pause();
   });
+  thumbnails(document);
   durationRule();
 });

@@ -60,7 +60,8 @@ def test_refuse_mode_answers_429_throttling_past_the_cap_and_accepts_again_once_
 
 
 def test_queue_mode_runs_at_most_n_and_starts_the_rest_first_created_first(capped: Any) -> None:
-    emu, client = capped(2, "queue", pending_seconds=0.1, running_seconds=0.5)
+    # Runs long enough that a loaded machine's slow creates cannot see the first tasks end already
+    emu, client = capped(2, "queue", pending_seconds=0.1, running_seconds=2.0)
     ids = [create(client) for _ in range(5)]
 
     time.sleep(0.3)
@@ -75,7 +76,7 @@ def test_queue_mode_runs_at_most_n_and_starts_the_rest_first_created_first(cappe
 
 
 def test_queue_mode_a_waiting_task_canceled_gives_its_turn_to_the_next(capped: Any) -> None:
-    emu, client = capped(1, "queue", pending_seconds=0.05, running_seconds=0.5)
+    emu, client = capped(1, "queue", pending_seconds=0.05, running_seconds=2.0)
     running, waiting, after = create(client), create(client), create(client)
     assert client.post(f"/tasks/{waiting}/cancel").status_code == 200
 

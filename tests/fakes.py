@@ -124,6 +124,13 @@ class FakeJobs(FakeRecords):
             {"create_claimed_at": iso(now), "updated_at": iso(now), "create_attempts": attempts},
         )
 
+    def claim_look(self, job_id: str, *, now: datetime, before: datetime) -> bool:
+        item = self.items[job_id]
+        if item.get("looked_at") is not None and item["looked_at"] > iso(before):
+            return False
+        item["looked_at"] = iso(now)
+        return True
+
     def release_claim(self, job_id: str) -> None:
         item = self.items[job_id]
         assert "task_id" not in item, "release_claim after a task was bound (DynamoDB refuses it)"

@@ -601,3 +601,66 @@ def test_a_request_without_an_iam_identity_is_403(api: SimpleNamespace) -> None:
     event["requestContext"]["identity"]["userArn"] = None
     status, _, body = call(event)
     assert (status, body["error"]["code"]) == (403, "Forbidden")
+
+
+def slots_booked(api: SimpleNamespace) -> int:
+    """Queries booked in the shared one-second ledger (`slot#<second>` items)."""
+    items = boto3.resource("dynamodb").Table(api.stack.table).scan()["Items"]
+    return sum(int(i["n"]) for i in items if str(i["pk"]).startswith("slot#"))  # type: ignore[call-overload]
+
+
+def submitted_job(api: SimpleNamespace) -> tuple[str, str, DashScopeClient]:
+    """A job started through the API whose task waits at the provider: SUBMITTED, as push leaves it."""
+    api.emu.config.pending_seconds, api.emu.config.running_seconds = 60.0, 60.0
+    client = DashScopeClient(api.stack.api_key, base_url=api.emu.base_url)
+    created = client.create_task(VideoRequest(prompt="a cat under the moon", size="640*360"))
+    job_id = post(GOOD)[2]["job_id"]
+    bound = api.tasks.record_task(
+        job_id, task_id=created.task_id, request_id=created.request_id, now=datetime.now(UTC)
+    )
+    assert bound.done and api.repo.get(job_id).status == JobStatus.SUBMITTED
+    return job_id, created.task_id, client
+
+
+def task_reads(api: SimpleNamespace, task_id: str) -> int:
+    return sum(1 for r in api.emu.requests() if r["method"] == "GET" and r["task_id"] == task_id)
+
+
+def test_reading_a_job_shows_pending_and_running_as_the_provider_says(api: SimpleNamespace) -> None:
+    # Given a job whose workflow sleeps (push mode) while its task waits at the provider
+    job_id, task_id, client = submitted_job(api)
+    reads_before = task_reads(api, task_id)
+    # When its owner reads it, the API looks at the provider itself
+    code, _, view = request("GET", f"/videos/{job_id}")
+    assert (code, view["status"], view["cancellable"]) == (200, "PENDING", True)
+    assert task_reads(api, task_id) - reads_before == 1
+    # and again once the task runs and the few seconds between looks have passed
+    task = api.emu.task(task_id)
+    task.pending_seconds = 0.0  # the provider starts the task now
+    wait_for(client, task_id, "RUNNING")
+    boto3.resource("dynamodb").Table(api.stack.table).update_item(
+        Key={"pk": job_id},
+        UpdateExpression="SET looked_at = :long_ago",
+        ExpressionAttributeValues={":long_ago": "2000-01-01T00:00:00.000Z"},
+    )
+    reads_before = task_reads(api, task_id)
+    code, _, view = request("GET", f"/videos/{job_id}")
+    # Then RUNNING shows, recorded in the history, and cancel is no longer offered
+    assert (view["status"], view["cancellable"]) == ("RUNNING", False)
+    assert [h["status"] for h in view["history"]][-2:] == ["PENDING", "RUNNING"]
+    assert api.repo.get(job_id).status == JobStatus.RUNNING
+    # Each look was one provider query, booked in the shared ledger; no workflow was woken
+    assert task_reads(api, task_id) - reads_before == 1
+    assert slots_booked(api) == 2
+    assert len(executions(api)) == 1  # the POST's own
+
+
+def test_reads_within_a_few_seconds_look_once_and_the_list_never_looks(api: SimpleNamespace) -> None:
+    job_id, task_id, _ = submitted_job(api)
+    before = task_reads(api, task_id)
+    for _ in range(5):
+        assert request("GET", f"/videos/{job_id}")[2]["status"] == "PENDING"
+    assert task_reads(api, task_id) - before == 1
+    assert slots_booked(api) == 1
+    request("GET", "/videos")
+    assert task_reads(api, task_id) - before == 1

@@ -29,6 +29,7 @@ from tests.conftest import lambda_context, load_event
 
 intake_app = importlib.import_module("functions.intake.app")
 submit_app = importlib.import_module("functions.submit.app")
+api_app = importlib.import_module("functions.api.app")
 CTX = lambda_context("intake", request_id="r")
 
 
@@ -88,9 +89,51 @@ def test_jsonl_runs_valid_lines_and_reports_the_bad_one_once(door: Any) -> None:
     assert notes[0]["attributes"] == {
         "status": "FAILED",
         "source": "s3",
-        "owner": "none",  # a line refused before it had an owner (issue 22 gives it PromptJobOwner)
+        "owner": "none",  # no PromptJobOwner set here: the file's jobs have no owner either
         "notification_id": f"{bad['pk']}/FAILED",
     }
+
+
+OWNER = "arn:aws:iam::123456789012:user/alice"
+
+
+def api_get(path: str, query: dict[str, str] | None = None) -> tuple[int, Any]:
+    """GET on the REST API handler as OWNER."""
+    event = load_event("api_get_video.json")
+    event["requestContext"]["identity"]["userArn"] = OWNER
+    event.update(
+        httpMethod="GET",
+        path=path,
+        queryStringParameters=query,
+        multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
+    )
+    response = api_app.lambda_handler(event, lambda_context("api", request_id="r"))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_refused_line_is_the_file_owners_job_in_list_and_status(
+    door: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given PromptJobOwner alice and a file with one good and one bad line
+    monkeypatch.setenv("JOB_OWNER", OWNER)
+    wiring.intake_deps.cache_clear()
+    api_app._deps.cache_clear()
+    key = "prompts/mixed.jsonl"
+    body = '{"prompt": "a", "size": "640*360"}\n{"prompt": "b", "duration": 7}\n'
+    boto3.client("s3").put_object(Bucket=door.stack.bucket, Key=key, Body=body.encode())
+    # When intake reads it
+    report = intake_app.lambda_handler(s3_event(door.stack.bucket, key, None), CTX)
+    # Then alice sees both lines, the refused one FAILED with the field and the rule it broke
+    [bad] = report["rejected"]
+    code, listed = api_get("/videos")
+    assert code == 200
+    assert {v["job_id"] for v in listed["items"]} == {bad, *report["started"]}
+    code, view = api_get(f"/videos/{bad}")
+    assert code == 200 and view["status"] == "FAILED"
+    assert "duration" in view["error"]["message"] and "line 2" in view["error"]["message"]
+    [note] = door.stack.notifications()
+    assert note["attributes"]["owner"] == OWNER
+    api_app._deps.cache_clear()
 
 
 def test_txt_file_uses_stack_defaults_and_other_prefixes_are_ignored(door: Any) -> None:

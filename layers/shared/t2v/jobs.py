@@ -29,6 +29,11 @@ class JobStatus(StrEnum):
     def is_terminal(self) -> bool:
         return self in TERMINAL
 
+    @property
+    def is_cancelable(self) -> bool:
+        """Whether a cancel may work: the provider cancels only tasks not yet RUNNING."""
+        return not self.is_terminal and self not in {JobStatus.RUNNING, JobStatus.DOWNLOADING}
+
 
 TERMINAL: Final = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT})
 

@@ -241,23 +241,34 @@ def intake_deps() -> IntakeDeps:
         hand_on=AsyncInvoker(function) if function else None,
         lines_per_invocation=settings.intake_lines_per_invocation,
         handoff_margin_seconds=settings.intake_handoff_seconds,
+        owner=settings.job_owner,
     )
 
 
 def build_api_deps() -> ApiDeps:
     """Everything the API's use cases need, from the environment; clients are built lazily."""
+    from t2v.times import utcnow
+    from t2v.usecases.look import LookDeps
     from t2v.usecases.videos import ApiDeps  # the API's use cases: only the API loads them
 
     settings = ApiSettings.from_env()
     repos = Repositories.over(settings.jobs_table)
+    provider = provider_client_factory(settings)
     return ApiDeps(
         repo=repos.jobs,
         budget=repos.budget,
         keys=repos.keys,
         executions=Workflow(settings.state_machine_arn),
-        provider=provider_client_factory(settings),
+        provider=provider,
         outcomes=build_announce_deps(settings, repos=repos),
         settings=settings,
+        looks=LookDeps(
+            repo=repos.jobs,
+            ledger=PollStats(repos.table, default_scale=settings.generation_time_scale),
+            provider=provider,
+            policy=settings.look_policy(),
+            clock=utcnow,
+        ),
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from t2v.adapters import is_conditional_failure
 from t2v.adapters.jobs_table import JobsTable, job_record, plain, to_dynamo
 from t2v.errors import InvalidCursorError
 from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
@@ -177,6 +178,22 @@ class JobsRepository(JobsTable):
         if existing is not None:
             return job_record(existing), False
         return job_record(item), True
+
+    def claim_look(self, job_id: str, *, now: datetime, before: datetime) -> bool:
+        """Take the right to look at the job's task now, unless someone looked since `before`."""
+        try:
+            self._table.update_item(
+                Key={"pk": job_id},
+                UpdateExpression="SET looked_at = :now",
+                ConditionExpression="attribute_exists(pk) AND "
+                "(attribute_not_exists(looked_at) OR looked_at <= :before)",
+                ExpressionAttributeValues={":now": iso(now), ":before": iso(before)},
+            )
+        except ClientError as exc:
+            if is_conditional_failure(exc):
+                return False
+            raise
+        return True
 
     def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write:
         """Take the right to call the provider's create for this job.

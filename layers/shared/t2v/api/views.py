@@ -208,6 +208,11 @@ class JobView(BaseModel):
     source: str | None = None
     request: dict[str, Any] = Field(default_factory=dict)
     history: list[HistoryEntry] = Field(default_factory=list)
+    cancellable: bool = Field(
+        default=False,
+        description="Whether DELETE may cancel it: not ended and not yet RUNNING at the provider (a 409 "
+        "otherwise). Read by its id, the status is the provider's of a few seconds ago at most.",
+    )
     task_id: str | None = Field(default=None, description="The DashScope task id, once created.")
     request_ids: list[str] = Field(default_factory=list, description="DashScope request ids, for support.")
     error: JobErrorView | None = None
@@ -268,6 +273,7 @@ def job_view(job: JobRecord, ctx: ViewContext, video: VideoView | None = None) -
         source=job.source,
         request=job.request,
         history=[HistoryEntry(status=h.status, at=iso(h.at)) for h in job.history],
+        cancellable=job.status.is_cancelable,
         task_id=job.task_id,
         request_ids=job.request_ids,
         error=error,

@@ -41,6 +41,7 @@ class FirstRecord:
     request: Any = None
     source: str = "unknown"
     origin: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # who sees it: a refused prompt-file line is its file's owner's job
 
 
 class Ending(NamedTuple):
@@ -79,6 +80,7 @@ def end_job(
             origin=dict(first.origin),
             now=now,
             deadline_at=now,
+            owner=first.owner,
         )
     # Keep the provider's own code and message when submit already recorded them.
     keep_recorded = outcome.status == JobStatus.FAILED and job.error_code

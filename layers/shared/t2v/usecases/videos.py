@@ -29,6 +29,7 @@ from t2v.jobs import JobRecord, JobStatus, derive_job_id
 from t2v.request import FieldError, InvalidRequestError, VideoRequest
 from t2v.times import iso, utcnow
 from t2v.usecases.announce import AnnounceDeps, end_job
+from t2v.usecases.look import LookDeps, looked
 from t2v.usecases.ports import BudgetStore, IdempotencyStore, JobStore, ProviderClient
 
 SOURCE: Final = "api"
@@ -140,6 +141,7 @@ class ApiDeps:
     outcomes: AnnounceDeps  # canceling ends the job and announces it
     settings: ApiSettings
     clock: Callable[[], datetime] = utcnow
+    looks: LookDeps | None = None  # a read of one job looks at the provider (None: never)
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,10 @@ def _check_budget(request: VideoRequest, caller: Caller, deps: ApiDeps, now: dat
 
 
 def get_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobRecord:
-    return _job(job_id, caller, deps)
+    """The caller's job; while its task waits or starts at the provider, as the provider says now
+    (`t2v.usecases.look`: at most one look per job every few seconds, in a spare slot)."""
+    job = _job(job_id, caller, deps)
+    return looked(job, deps.looks) if deps.looks is not None else job
 
 
 def list_videos(

@@ -253,6 +253,60 @@ def test_list_filters_by_status_and_paginates(api: SimpleNamespace) -> None:
     assert len(request("GET", "/videos", {"limit": "100"})[2]["items"]) == 7
 
 
+def test_list_by_date_range_words_and_order_on_dynamodb(api: SimpleNamespace) -> None:
+    # Given a caller's jobs a minute apart, and another caller's job with the same words
+    start = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    prompts = ["A Red Fox in the snow", "a cat", "red fox running", "一只小猫在月光下奔跑", "FOX"]
+    for n, prompt in enumerate(prompts):
+        at = start + timedelta(minutes=n)
+        api.repo.create_if_absent(
+            f"job-q-{n}", request={**GOOD, "prompt": prompt}, source="api", origin={}, now=at,
+            deadline_at=at, owner=CLIENT,
+        )  # fmt: skip
+    api.repo.create_if_absent(
+        "job-q-other", request={**GOOD, "prompt": "red fox"}, source="api", origin={}, now=start,
+        deadline_at=start, owner=OTHER,
+    )  # fmt: skip
+
+    def ids(query: dict[str, str], caller: str | None = None) -> list[str]:
+        status, _, page = request("GET", "/videos", query, caller=caller)
+        assert status == 200, page
+        return [item["job_id"] for item in page["items"]]
+
+    # When they list by words, range and order, Then only their own matching jobs come, in that order
+    assert ids({"q": "red FOX"}) == ["job-q-2", "job-q-0"]
+    assert ids({"q": "fox", "order": "oldest", "limit": "2"}) == ["job-q-0", "job-q-2"]
+    assert ids({"q": "小猫"}) == ["job-q-3"]
+    window = {"since": "2026-12-01T08:01:00Z", "until": "2026-12-01T08:03:00Z"}
+    assert ids(window) == ["job-q-2", "job-q-1"]
+    assert ids({**window, "order": "oldest"}) == ["job-q-1", "job-q-2"]
+    assert sorted(ids({"q": "red fox", "until": "2026-12-01T08:01:00Z"}, caller=ADMIN)) == [
+        "job-q-0",
+        "job-q-other",
+    ]
+    # and a filtered page that fills up reads on right after its last job
+    status, _, page = request("GET", "/videos", {"q": "fox", "limit": "1"})
+    assert [i["job_id"] for i in page["items"]] == ["job-q-4"]
+    assert page["search"]["complete"] is False
+    query = {"q": "fox", "limit": "5", "cursor": page["next_cursor"]}
+    assert [i["job_id"] for i in request("GET", "/videos", query)[2]["items"]] == ["job-q-2", "job-q-0"]
+    # Bad parameters are 400s naming the field
+    status, _, body = request("GET", "/videos", {"since": "last week"})
+    assert (status, [f["field"] for f in body["error"]["fields"]]) == (400, ["since"])
+
+
+def test_a_job_recorded_before_prompt_search_is_found_by_its_words_as_written(api: SimpleNamespace) -> None:
+    at = datetime.now(UTC)
+    api.repo.create_if_absent(
+        "job-old", request={**GOOD, "prompt": "an old fox"}, source="api", origin={}, now=at,
+        deadline_at=at, owner=CLIENT,
+    )  # fmt: skip
+    boto3.resource("dynamodb").Table(api.stack.table).update_item(
+        Key={"pk": "job-old"}, UpdateExpression="REMOVE prompt_lc"
+    )
+    assert [i["job_id"] for i in request("GET", "/videos", {"q": "old fox"})[2]["items"]] == ["job-old"]
+
+
 def forged(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 

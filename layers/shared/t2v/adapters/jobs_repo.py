@@ -18,6 +18,7 @@ from t2v.adapters import is_conditional_failure
 from t2v.adapters.jobs_table import JobsTable, job_record, plain, to_dynamo
 from t2v.errors import InvalidCursorError
 from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
+from t2v.listing import JobListing, JobsRead, Order, search_text
 from t2v.times import iso
 
 JOB_TTL_DAYS = 90
@@ -51,6 +52,24 @@ def decode_cursor(cursor: str, *, owner: str | None = None) -> dict[str, str]:
     return key
 
 
+def _filters(listing: JobListing, names: dict[str, str], values: dict[str, Any]) -> str:
+    """The status and the words, as a filter on what the index reads. A job recorded before jobs kept
+    `prompt_lc` is searched in its prompt as written (case-sensitively)."""
+    parts = []
+    if listing.status is not None:
+        names["#s"] = "status"
+        values[":status"] = listing.status.value
+        parts.append("#s = :status")
+    if listing.words:
+        names.update({"#r": "request", "#p": "prompt"})
+    for i, word in enumerate(listing.words):
+        values[f":w{i}"] = word
+        parts.append(
+            f"(contains(prompt_lc, :w{i}) OR (attribute_not_exists(prompt_lc) AND contains(#r.#p, :w{i})))"
+        )
+    return " AND ".join(parts)
+
+
 class JobsRepository(JobsTable):
     # -- reads -------------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
@@ -58,33 +77,42 @@ class JobsRepository(JobsTable):
 
     def list_jobs(
         self,
+        listing: JobListing | None = None,
         *,
-        status: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
         owner: str | None = None,
-    ) -> tuple[list[JobRecord], str | None]:
-        """Most recent first; only `owner`'s jobs when given (GSI `by_owner`), else every job.
-        `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey)."""
+        read: int | None = None,
+    ) -> JobsRead:
+        """One read of a listing: `read` jobs examined (default `limit`), at most `limit` of them
+        matching; only `owner`'s jobs when given (GSI `by_owner`), else every job (`by_created`).
+        `cursor` is opaque to callers (base64 of DynamoDB's LastEvaluatedKey, or of the last job
+        returned when more matched than `limit`)."""
+        listing = listing or JobListing()
+        hash_name, hash_value = ("owner", owner) if owner is not None else ("kind", "job")
+        names: dict[str, str] = {"#h": hash_name}
+        values: dict[str, Any] = {":h": hash_value}
+        condition = "#h = :h"
+        first, last = listing.created_range()
+        if first is not None and last is not None:
+            condition += " AND created_at BETWEEN :first AND :last"
+            values.update({":first": first, ":last": last})
+        elif first is not None:
+            condition += " AND created_at >= :first"
+            values[":first"] = first
+        elif last is not None:
+            condition += " AND created_at <= :last"
+            values[":last"] = last
         kwargs: dict[str, Any] = {
-            "IndexName": "by_created",
-            "KeyConditionExpression": "#k = :job",
-            "ExpressionAttributeNames": {"#k": "kind"},
-            "ExpressionAttributeValues": {":job": "job"},
-            "ScanIndexForward": False,
-            "Limit": limit,
+            "IndexName": "by_owner" if owner is not None else "by_created",
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": listing.order == Order.OLDEST,
+            "Limit": read or limit,
         }
-        if owner is not None:
-            kwargs.update(
-                IndexName="by_owner",
-                KeyConditionExpression="#o = :owner",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues={":owner": owner},
-            )
-        if status:
-            kwargs["FilterExpression"] = "#s = :status"
-            kwargs["ExpressionAttributeNames"]["#s"] = "status"
-            kwargs["ExpressionAttributeValues"][":status"] = status
+        filters = _filters(listing, names, values)
+        if filters:
+            kwargs["FilterExpression"] = filters
+        kwargs.update(ExpressionAttributeNames=names, ExpressionAttributeValues=values)
         if cursor:
             kwargs["ExclusiveStartKey"] = decode_cursor(cursor, owner=owner)
         try:
@@ -93,9 +121,17 @@ class JobsRepository(JobsTable):
             if cursor and exc.response.get("Error", {}).get("Code") == "ValidationException":
                 raise InvalidCursorError("not a cursor this API returned (use next_cursor as is)") from None
             raise
-        jobs = [job_record(item) for item in page.get("Items", [])]
-        last = page.get("LastEvaluatedKey")
-        return jobs, encode_cursor(last) if last else None
+        items = page.get("Items", [])
+        last_key = page.get("LastEvaluatedKey")
+        if len(items) > limit:  # more matched than wanted: read on right after the last one kept
+            items = items[:limit]
+            index = _OWNER_CURSOR_KEYS if owner is not None else _CURSOR_KEYS
+            last_key = {key: items[-1][key] for key in index}
+        return JobsRead(
+            [job_record(item) for item in items],
+            encode_cursor(last_key) if last_key else None,
+            int(page.get("ScannedCount", len(items))),
+        )
 
     def _query_all(self, kwargs: dict[str, Any]) -> list[JobRecord]:
         """Every job a query matches, page after page."""
@@ -174,6 +210,9 @@ class JobsRepository(JobsTable):
             item["execution"] = execution
         if owner:
             item["owner"] = owner  # who may see and cancel it (GSI by_owner)
+        prompt = request.get("prompt")
+        if isinstance(prompt, str):
+            item["prompt_lc"] = search_text(prompt)  # what GET /videos?q= searches
         existing = self._put_new(to_dynamo(item))
         if existing is not None:
             return job_record(existing), False

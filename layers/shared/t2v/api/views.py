@@ -245,9 +245,23 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class SearchView(BaseModel):
+    """What a filtered listing (status, q) read: it examines at most `bound` jobs per request."""
+
+    examined: int = Field(description="Jobs of the range examined for this page.")
+    bound: int = Field(description="The most one request examines (a status or words filter what is read).")
+    complete: bool = Field(
+        description="True: every job of the range was examined; false: next_cursor reads on."
+    )
+    note: str = Field(description="The same, in words, e.g. for a status line under a search box.")
+
+
 class JobPage(BaseModel):
     items: list[JobView]
     next_cursor: str | None = Field(default=None, description="Opaque; pass as `cursor` for the next page.")
+    search: SearchView | None = Field(
+        default=None, description="Only for a filtered listing (status or q): what it examined."
+    )
 
 
 def video_view(job: JobRecord, store: Presigner, expires_in: int) -> VideoView | None:

@@ -307,6 +307,49 @@ def test_a_job_recorded_before_prompt_search_is_found_by_its_words_as_written(ap
     assert [i["job_id"] for i in request("GET", "/videos", {"q": "old fox"})[2]["items"]] == ["job-old"]
 
 
+def test_listing_by_status_uses_the_owner_status_index_once_the_sweeper_backfilled_it(
+    api: SimpleNamespace,
+) -> None:
+    # Given a caller's 30 jobs that ended before jobs kept owner_status: 2 FAILED among 28 SUCCEEDED
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for n in range(30):
+        at = start + timedelta(minutes=n)
+        job_id = f"job-old-{n:02}"
+        api.repo.create_if_absent(
+            job_id, request=GOOD, source="api", origin={}, now=at, deadline_at=at, owner=CLIENT
+        )
+        status = JobStatus.FAILED if n in (3, 17) else JobStatus.CANCELED
+        assert api.repo.transition(job_id, status, now=at).done  # the old release's end: no owner_status
+
+    def page(query: dict[str, str]) -> dict[str, Any]:
+        code, _, body = request("GET", "/videos", query)
+        assert code == 200, body
+        return body
+
+    # When they list FAILED before the backfill: the filter over by_owner finds both, examining all
+    before = page({"status": "FAILED"})
+    assert [i["job_id"] for i in before["items"]] == ["job-old-17", "job-old-03"]
+    assert before["search"]["examined"] == 30
+    # and the sweeper's backfill runs (a few jobs per call here), until it is done
+    written = [api.repo.backfill_owner_status(read=12) for _ in range(4)]
+    assert sum(written) == 30 and written[-1] == 0
+    app_module._deps.cache_clear()  # a new container: reads the backfill's marker afresh
+    # Then the same listing reads the index: only the FAILED jobs are examined, in pages by cursor
+    first = page({"status": "FAILED", "limit": "1"})
+    assert [i["job_id"] for i in first["items"]] == ["job-old-17"]
+    assert first["search"]["examined"] == 2  # only FAILED jobs are read, whatever else the caller has
+    rest = page({"status": "FAILED", "limit": "5", "cursor": first["next_cursor"]})
+    assert [i["job_id"] for i in rest["items"]] == ["job-old-03"] and rest["search"]["complete"] is True
+    # and a job ended by this release (a cancel) is in the index from its end
+    job_id = post(GOOD)[2]["job_id"]
+    assert request("DELETE", f"/videos/{job_id}")[0] == 200
+    canceled = page({"status": "CANCELED", "limit": "100"})
+    assert canceled["items"][0]["job_id"] == job_id and len(canceled["items"]) == 29
+    assert canceled["search"]["examined"] == 29
+    # Another caller's index holds none of them
+    assert request("GET", "/videos", {"status": "FAILED"}, caller=OTHER)[2]["items"] == []
+
+
 def forged(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
@@ -573,7 +616,7 @@ def test_a_job_recorded_but_never_started_is_started_by_the_sweeper(
     deps = app_module._deps()
     deps.executions = Crashes(deps.executions, "start")
     assert post(GOOD)[0] == 500
-    [job] = submitting.repo.list_jobs(limit=10)[0]
+    [job] = submitting.repo.list_jobs(limit=10).jobs
     assert job.status == JobStatus.ACCEPTED and executions(submitting) == []
 
     # When the sweeper runs
@@ -585,7 +628,13 @@ def test_a_job_recorded_but_never_started_is_started_by_the_sweeper(
     assert execution["name"] == job.job_id
     started = json.loads(submitting.sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     assert started["request"] == job.request
-    assert sweep(monkeypatch, submitting) == {"started": [], "ended": [], "announced": [], "reclaimed": []}
+    assert sweep(monkeypatch, submitting) == {
+        "started": [],
+        "ended": [],
+        "announced": [],
+        "reclaimed": [],
+        "indexed": 0,
+    }
 
 
 def test_a_job_whose_execution_ended_is_ended_by_the_sweeper_with_its_notification(

@@ -87,6 +87,19 @@ PROVIDER_TO_JOB: Final = {
 }
 
 
+def owner_status_key(owner: str | None, status: JobStatus) -> str | None:
+    """The `by_owner_status` index's key of an ended job: its owner's jobs that ended so. None for
+    a job with no owner or not ended: the index is sparse, ended jobs only (they are the many; the
+    few active ones are the newest, which a filter over `by_owner` finds at once)."""
+    return f"{owner}#{status.value}" if owner and status.is_terminal else None
+
+
+def listed_as(owner: str | None, status: JobStatus) -> dict[str, str]:
+    """What a job's move to `status` writes besides it: its `owner_status`, once it ended."""
+    key = owner_status_key(owner, status)
+    return {} if key is None else {"owner_status": key}
+
+
 def derive_job_id(*parts: str) -> str:
     """A deterministic job id from the identity of the trigger (bucket/key/version/line, event id, ...).
 

@@ -46,6 +46,8 @@ class SweepDeps:
     settings: SweeperSettings
     clock: Callable[[], datetime] = utcnow
     capacity: Governor | None = None  # reclaims the leases of holders that ended or vanished
+    # Writes owner_status onto some of the jobs that ended before it was kept; how many (None: off).
+    backfill: Callable[[], int] | None = None
 
 
 @dataclass
@@ -54,6 +56,7 @@ class SweepReport:
     ended: list[str]
     announced: list[str]
     reclaimed: list[str] = field(default_factory=list)  # capacity leases given back
+    indexed: int = 0  # old ended jobs given their owner_status (GSI by_owner_status), no repair
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class SweepReport:
             "ended": self.ended,
             "announced": self.announced,
             "reclaimed": self.reclaimed,
+            "indexed": self.indexed,
         }
 
 
@@ -87,6 +91,8 @@ def sweep(deps: SweepDeps) -> SweepReport:
             report.ended.append(job.job_id)
     if deps.capacity is not None:
         report.reclaimed = deps.capacity.reclaim(lambda job_id: _status_of(job_id, deps.repo))
+    if deps.backfill is not None:  # last: the repairs above never wait for it
+        report.indexed = deps.backfill()
     return report
 
 

@@ -300,4 +300,5 @@ def sweep_deps() -> SweepDeps:
         outcomes=outcomes,
         settings=settings,
         capacity=outcomes.capacity,
+        backfill=repos.jobs.backfill_owner_status,
     )

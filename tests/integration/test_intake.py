@@ -425,3 +425,46 @@ def test_each_line_over_the_cap_is_refused_on_its_own(door: Any) -> None:
     notes = notified_jobs(door)
     for job_id in report.rejected:
         assert_refused_once(door, job_id, notes, "over 3 requests per file")
+
+
+def test_t2v_upload_puts_files_under_the_prompt_prefix_and_their_refused_lines_list(
+    door: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.credentials import Credentials
+    from t2v_client import Place, SandboxIdentity, Target
+    from t2v_sandbox import cli, commands_user
+
+    # Given the sandbox's prompt bucket (moto), whose PromptJobOwner is the identity alice
+    monkeypatch.setenv("JOB_OWNER", OWNER)
+    wiring.intake_deps.cache_clear()
+    api_app._deps.cache_clear()
+    keys = Credentials("testing", "testing")
+    place = Place(
+        target=Target("http://127.0.0.1:9/Prod", "us-east-1", keys),
+        session=boto3.Session(),
+        endpoint_url=None,  # AWS_ENDPOINT_URL points boto3 at moto
+        outputs={"OutputBucketName": door.stack.bucket},
+        parameters={"InputPrefix": "prompts/", "PromptJobOwner": OWNER},
+        sandbox=True,
+        identities={"alice": SandboxIdentity("alice", keys, OWNER)},
+    )
+    monkeypatch.setattr(commands_user, "resolve_place", lambda *_args, **_kwargs: place)
+    batch = tmp_path / "my batch.jsonl"
+    batch.write_text('{"prompt": "a fox"}\n{"prompt": "a cat", "size": "1*1"}\n')
+    # When the user uploads it
+    args = cli.build_parser().parse_args(["upload", str(batch)])
+    assert args.func(args) == 0
+    out, err = capsys.readouterr()
+    # Then the key it wrote is named, and how to watch the jobs
+    assert out.strip() == f"uploaded s3://{door.stack.bucket}/prompts/my-batch.jsonl"
+    assert f"PromptJobOwner ({OWNER})" in err and "`t2v list --as alice`" in err
+    body = boto3.client("s3").get_object(Bucket=door.stack.bucket, Key="prompts/my-batch.jsonl")["Body"]
+    assert body.read() == batch.read_bytes()
+    # and once intake has read it, the refused line is the owner's, with the field and its rule
+    report = intake_app.lambda_handler(s3_event(door.stack.bucket, "prompts/my-batch.jsonl", None), CTX)
+    [bad] = report["rejected"]
+    _, listed = api_get("/videos", {"status": "FAILED"})
+    [refused] = listed["items"]
+    assert refused["job_id"] == bad and refused["origin"]["line"] == 2
+    assert "size" in refused["error"]["message"]
+    api_app._deps.cache_clear()

@@ -138,6 +138,7 @@ def progress_view(job: JobRecord, ctx: ViewContext) -> ProgressView:
             submitted_at=job.submitted_at,
             finished_at=job.finished_at,
             queued_seconds=job.queued_seconds,
+            history=tuple((h.status, h.at) for h in job.history),
         ),
         ctx.timings.history(GenerationTier.of_request(job.request)),
         ctx.now,

@@ -109,8 +109,9 @@ class ProgressView(BaseModel):
         ge=0,
         le=1,
         description="Share of the expected time elapsed since the request: below 1 until the job ends, "
-        "1 once SUCCEEDED, null when unknown (downloading, or ended without a video). A revised "
-        "estimate may lower it.",
+        "1 once SUCCEEDED, null when unknown (downloading, or ended without a video). A move to a "
+        "later phase never lowers it (the last fraction of each earlier phase is its floor); a revised "
+        "estimate within a phase may.",
     )
 
 

@@ -767,3 +767,16 @@ def test_reads_within_a_few_seconds_look_once_and_the_list_never_looks(api: Simp
     assert slots_booked(api) == 1
     request("GET", "/videos")
     assert task_reads(api, task_id) - before == 1
+
+
+def test_a_slow_provider_holds_a_read_up_for_seconds_only(api: SimpleNamespace) -> None:
+    # Given a job whose task waits at a provider that answers queries after 10 s
+    job_id, _, _ = submitted_job(api)
+    api.emu.set_faults({"rules": [{"endpoint": "query", "kind": "latency", "latency_seconds": 10.0}]})
+    # When its owner reads it
+    began = time.monotonic()
+    code, _, view = request("GET", f"/videos/{job_id}")
+    # Then the read answers within the look's few seconds, showing what the record says
+    assert (code, view["status"]) == (200, "SUBMITTED")
+    assert time.monotonic() - began < 6.0
+    api.emu.set_faults({"rules": []})

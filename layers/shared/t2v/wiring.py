@@ -82,10 +82,13 @@ class ProviderClients:
     when the provider refused the cached key (rotated within the cache's 300 s).
     """
 
-    def __init__(self, secret_id: str, *, base_url: str, workspace: str | None) -> None:
+    def __init__(
+        self, secret_id: str, *, base_url: str, workspace: str | None, timeout_seconds: float | None = None
+    ) -> None:
         self._keys = ApiKeyProvider(secret_id)
         self._base_url = base_url
         self._workspace = workspace
+        self._timeout_seconds = timeout_seconds  # None: the client's own (reads may take 20 s)
         self._clients: dict[str, DashScopeClient] = {}
 
     def __call__(self, *, fresh: bool = False) -> DashScopeClient:
@@ -96,18 +99,28 @@ class ProviderClients:
         key = self._keys.get(fresh=fresh)  # cached; a rotated secret yields a new client
         if key not in self._clients:
             self._clients.clear()
-            self._clients[key] = DashScopeClient(key, base_url=self._base_url, workspace=self._workspace)
+            timeout = None
+            if self._timeout_seconds is not None:
+                import httpx
+
+                timeout = httpx.Timeout(self._timeout_seconds)
+            self._clients[key] = DashScopeClient(
+                key, base_url=self._base_url, workspace=self._workspace, timeout=timeout
+            )
         return self._clients[key]
 
     def refresh(self) -> None:
         self(fresh=True)
 
 
-def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
+def provider_client_factory(
+    settings: DashScopeSettings, *, timeout_seconds: float | None = None
+) -> ProviderClients:
     return ProviderClients(
         settings.dashscope_secret_id,
         base_url=settings.dashscope_base_url,
         workspace=settings.dashscope_workspace,
+        timeout_seconds=timeout_seconds,
     )
 
 
@@ -248,24 +261,24 @@ def intake_deps() -> IntakeDeps:
 def build_api_deps() -> ApiDeps:
     """Everything the API's use cases need, from the environment; clients are built lazily."""
     from t2v.times import utcnow
-    from t2v.usecases.look import LookDeps
+    from t2v.usecases.look import LOOK_TIMEOUT_SECONDS, LookDeps
     from t2v.usecases.videos import ApiDeps  # the API's use cases: only the API loads them
 
     settings = ApiSettings.from_env()
     repos = Repositories.over(settings.jobs_table)
-    provider = provider_client_factory(settings)
     return ApiDeps(
         repo=repos.jobs,
         budget=repos.budget,
         keys=repos.keys,
         executions=Workflow(settings.state_machine_arn),
-        provider=provider,
+        provider=provider_client_factory(settings),
         outcomes=build_announce_deps(settings, repos=repos),
         settings=settings,
         looks=LookDeps(
             repo=repos.jobs,
             ledger=PollStats(repos.table, default_scale=settings.generation_time_scale),
-            provider=provider,
+            # A look never holds a read up for long: a slow provider shows what the record says.
+            provider=provider_client_factory(settings, timeout_seconds=LOOK_TIMEOUT_SECONDS),
             policy=settings.look_policy(),
             clock=utcnow,
         ),

@@ -23,6 +23,7 @@ from t2v.schedule import Policy, SlotLedger, queue_and_run
 from t2v.usecases.ports import JobStore, ProviderClient
 
 LOOK_EVERY_SECONDS: Final = 5.0
+LOOK_TIMEOUT_SECONDS: Final = 3.0  # a read waits at most this long for the provider's answer
 # A look takes a second only while the second's fill is under this share of the query budget: the
 # rest of every second stays the schedule's (its safety-net looks, and the looks pushes ask for).
 LOOK_SHARE: Final = 0.25

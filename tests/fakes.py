@@ -22,6 +22,7 @@ from t2v.adapters.jobs_repo import decode_cursor, encode_cursor
 from t2v.billing import Caps, DayCounter, DayUsage, day_key
 from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProviderError
 from t2v.jobs import CONTESTED, FOREIGN, TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
+from t2v.listing import JobListing, JobsRead, Order, search_text
 from t2v.media import DownloadRejectedError
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import VideoRequest
@@ -107,6 +108,11 @@ class FakeJobs(FakeRecords):
             "request_ids": [],
             **({"execution": execution} if execution else {}),
             **({"owner": owner} if owner else {}),
+            **(
+                {"prompt_lc": search_text(request["prompt"])}
+                if isinstance(request.get("prompt"), str)
+                else {}
+            ),
         }
         return self.table.record(job_id), True
 
@@ -124,6 +130,13 @@ class FakeJobs(FakeRecords):
             allowed,
             {"create_claimed_at": iso(now), "updated_at": iso(now), "create_attempts": attempts},
         )
+
+    def claim_look(self, job_id: str, *, now: datetime, before: datetime) -> bool:
+        item = self.items[job_id]
+        if item.get("looked_at") is not None and item["looked_at"] > iso(before):
+            return False
+        item["looked_at"] = iso(now)
+        return True
 
     def release_claim(self, job_id: str) -> None:
         item = self.items[job_id]
@@ -179,29 +192,52 @@ class FakeJobs(FakeRecords):
 
     def list_jobs(
         self,
+        listing: JobListing | None = None,
         *,
-        status: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
         owner: str | None = None,
-    ) -> tuple[list[JobRecord], str | None]:
-        # Like DynamoDB: `limit` items are evaluated, then filtered, so a page may come back short.
+        read: int | None = None,
+    ) -> JobsRead:
+        # Like DynamoDB: `read` items of the range are evaluated, then filtered, so a page may come
+        # back short; more matches than `limit` are cut, the cursor pointing after the last kept.
+        listing = listing or JobListing()
+        first, last = listing.created_range()
         ordered = sorted(
-            (i for i in self.items.values() if i.get("kind") == "job" and owner in (None, i.get("owner"))),
+            (
+                i
+                for i in self.items.values()
+                if i.get("kind") == "job"
+                and owner in (None, i.get("owner"))
+                and (first is None or i["created_at"] >= first)
+                and (last is None or i["created_at"] <= last)
+            ),
             key=lambda i: i["created_at"],
-            reverse=True,
+            reverse=listing.order == Order.NEWEST,
         )
         start = 0
         if cursor:
-            last = decode_cursor(cursor, owner=owner)["pk"]
-            start = next(n for n, i in enumerate(ordered) if i["pk"] == last) + 1
-        evaluated = ordered[start : start + limit]
-        page = [self.table.record(i["pk"]) for i in evaluated if status in (None, i["status"])]
-        more = start + limit < len(ordered)
+            after = decode_cursor(cursor, owner=owner)["pk"]
+            start = next(n for n, i in enumerate(ordered) if i["pk"] == after) + 1
+        evaluated = ordered[start : start + (read or limit)]
+        matching = [i for i in evaluated if _matches(i, listing)]
+        more = start + len(evaluated) < len(ordered)
+        if len(matching) > limit:
+            matching, more, evaluated = matching[:limit], True, [matching[limit - 1]]
+        page = [self.table.record(i["pk"]) for i in matching]
         if not (more and evaluated):
-            return page, None
+            return JobsRead(page, None, len(evaluated))
         index = ("pk", "kind", "created_at") if owner is None else ("pk", "owner", "created_at")
-        return page, encode_cursor({k: evaluated[-1][k] for k in index})
+        return JobsRead(page, encode_cursor({k: evaluated[-1][k] for k in index}), len(evaluated))
+
+
+def _matches(item: dict[str, Any], listing: JobListing) -> bool:
+    if listing.status is not None and item["status"] != listing.status.value:
+        return False
+    text = item.get("prompt_lc")
+    if text is None:
+        text = str(item.get("request", {}).get("prompt", ""))
+    return all(word in text for word in listing.words)
 
 
 class FakeTaskOwners(FakeRecords):

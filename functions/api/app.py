@@ -14,6 +14,7 @@ from t2v.api.errors import error_answer, refused_before_routing
 from t2v.api.views import Accepted, JobPage, JobView, UsageView
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
+from t2v.listing import MAX_QUERY_CHARS, Q_DOC, SINCE_DOC, UNTIL_DOC, Order, parse_listing
 from t2v.request import VideoRequest
 from t2v.wiring import build_api_deps, build_api_reads
 
@@ -56,11 +57,17 @@ def read_video(job_id: str) -> JobView:
 
 @app.get("/videos", **routes.LIST)
 def list_recent(
+    *,
     status: Annotated[JobStatus | None, Query()] = None,
+    since: Annotated[str | None, Query(max_length=40, description=SINCE_DOC)] = None,
+    until: Annotated[str | None, Query(max_length=40, description=UNTIL_DOC)] = None,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS, description=Q_DOC)] = None,
+    order: Annotated[Order, Query(description="newest (default) or oldest first")] = Order.NEWEST,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
 ) -> JobPage:
-    return _api().recent(status=status, limit=limit, cursor=cursor)
+    listing = parse_listing(status=status, since=since, until=until, q=q, order=order)
+    return _api().recent(listing, limit=limit, cursor=cursor)
 
 
 @app.delete("/videos/<job_id>", **routes.CANCEL)

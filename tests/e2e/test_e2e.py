@@ -250,7 +250,7 @@ def test_invalid_eventbridge_request_is_recorded_failed_and_announced(
 
 
 def test_prompt_files_txt_json_and_jsonl_start_one_job_per_valid_request(
-    sb: UserSandbox, outcomes: Subscriber
+    sb: UserSandbox, outcomes: Subscriber, api: ApiClient
 ) -> None:
     bucket = sb.outputs["OutputBucketName"]
     txt, js, first, second = (unique(p) for p in ("txt dawn", "json dusk", "jsonl one", "jsonl two"))
@@ -295,6 +295,14 @@ def test_prompt_files_txt_json_and_jsonl_start_one_job_per_valid_request(
     assert "size" in bad["error"]["message"]
     for prompt in (txt, js, first, second):
         assert len(tasks_for(sb, prompt)) == 1
+    # The refused line is the file owner's job (PromptJobOwner: the sandbox's default caller), in
+    # its status and its list, naming the field and the rule it broke
+    refused = ended[("prompts/z.jsonl", 2)]["pk"]
+    view = api.get(refused)
+    assert (view["status"], view["origin"]["line"], view["cancellable"]) == ("FAILED", 2, False)
+    assert "size" in view["error"]["message"]
+    assert refused in [j["job_id"] for j in api.list(status="FAILED", limit=100)["items"]]
+    assert bad["owner"] == sb.endpoints["parameters"]["PromptJobOwner"]
 
 
 # --- failures, each in its own terminal status

@@ -194,3 +194,36 @@ def test_a_forged_push_for_a_running_task_only_makes_us_look_early(sb: UserSandb
 def _parked(sb: UserSandbox, job_id: str) -> bool:
     item = table(sb).get_item(Key={"pk": job_id}).get("Item") or {}
     return bool(item.get("wait_token"))
+
+
+def test_a_watched_job_shows_running_while_push_leaves_the_workflow_asleep(sb: UserSandbox) -> None:
+    from t2v_client import ApiClient, Target
+
+    # Given push on and a task that runs 12 s at the provider
+    config = sb.emulator.config
+    saved = config.running_seconds
+    config.running_seconds = 12.0
+    creds = sb.session.get_credentials().get_frozen_credentials()
+    try:
+        with ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, creds)) as api:
+            prompt = f"watched otter {uuid.uuid4().hex[:6]}"
+            job_id = api.submit({"prompt": prompt, "size": next(TIER_SIZES), "duration": 5})["job_id"]
+            # When someone reads it by its id, as the console's job page and `--wait` do
+            running = wait_until(
+                lambda: (view := api.get(job_id))["status"] == "RUNNING" and view,
+                timeout=30,
+                what=f"job {job_id} read as RUNNING",
+            )
+            # Then RUNNING shows while it runs, and a cancel is neither offered nor possible
+            assert running["cancellable"] is False
+            assert [h["status"] for h in running["history"]][-1] == "RUNNING"
+            assert api.call("DELETE", f"/videos/{job_id}").status == 409
+            record = ended(sb, job_id, timeout=60)
+    finally:
+        config.running_seconds = saved
+    # and it ends by its push, with RUNNING in its history; its looks were few
+    assert record["status"] == "SUCCEEDED", record
+    assert "RUNNING" in [h["status"] for h in record["history"]]
+    assert park_results(sb, job_id) == ["TaskSucceeded"]
+    [task] = tasks_for(sb, prompt)
+    assert 2 <= queries(sb, task["task_id"]) <= 5  # a look every 5 s while read, then the one after the push

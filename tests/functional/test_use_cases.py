@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -480,3 +481,27 @@ def test_push_wakes_cost_no_poll_and_have_their_own_bound(world: World) -> None:
     # And past the wakes' bound an early turn counts as a poll again: nothing is unbounded
     world.clock.advance(1)
     assert poll(turn, deps).polls == 1
+
+
+def test_an_owned_job_is_listed_under_its_owner_and_status_from_its_end(world: World) -> None:
+    # Given two owned jobs and one without an owner (a prompt file's, no PromptJobOwner)
+    now = world.clock()
+    for job_id, owner in (("job-s", "arn:alice"), ("job-f", "arn:alice"), ("job-n", None)):
+        world.repo.create_if_absent(
+            job_id, request={"prompt": "a cat", "size": "640*360"}, source="api", origin={}, now=now,
+            deadline_at=now + timedelta(hours=1), owner=owner,
+        )  # fmt: skip
+    # When one succeeds through the workflow and the others fail
+    turn = submit(world, "job-s")
+    assert "owner_status" not in world.job("job-s")  # not ended: not in the index
+    world.provider.finish(turn.task_id, "SUCCEEDED", video_url=URL)
+    done = poll_until_decided(world, turn)
+    assert isinstance(done.outcome, Succeeded)
+    finalize_job("job-s", done.outcome, world.finalize)
+    failed = Ended(status=JobStatus.FAILED, code="X", message="x")
+    end_job("job-f", failed, world.finalize.announce)
+    end_job("job-n", failed, world.finalize.announce)
+    # Then each owned job carries its owner and end, and the unowned one nothing
+    assert world.job("job-s")["owner_status"] == "arn:alice#SUCCEEDED"
+    assert world.job("job-f")["owner_status"] == "arn:alice#FAILED"
+    assert "owner_status" not in world.job("job-n")

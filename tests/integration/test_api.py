@@ -253,6 +253,103 @@ def test_list_filters_by_status_and_paginates(api: SimpleNamespace) -> None:
     assert len(request("GET", "/videos", {"limit": "100"})[2]["items"]) == 7
 
 
+def test_list_by_date_range_words_and_order_on_dynamodb(api: SimpleNamespace) -> None:
+    # Given a caller's jobs a minute apart, and another caller's job with the same words
+    start = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    prompts = ["A Red Fox in the snow", "a cat", "red fox running", "一只小猫在月光下奔跑", "FOX"]
+    for n, prompt in enumerate(prompts):
+        at = start + timedelta(minutes=n)
+        api.repo.create_if_absent(
+            f"job-q-{n}", request={**GOOD, "prompt": prompt}, source="api", origin={}, now=at,
+            deadline_at=at, owner=CLIENT,
+        )  # fmt: skip
+    api.repo.create_if_absent(
+        "job-q-other", request={**GOOD, "prompt": "red fox"}, source="api", origin={}, now=start,
+        deadline_at=start, owner=OTHER,
+    )  # fmt: skip
+
+    def ids(query: dict[str, str], caller: str | None = None) -> list[str]:
+        status, _, page = request("GET", "/videos", query, caller=caller)
+        assert status == 200, page
+        return [item["job_id"] for item in page["items"]]
+
+    # When they list by words, range and order, Then only their own matching jobs come, in that order
+    assert ids({"q": "red FOX"}) == ["job-q-2", "job-q-0"]
+    assert ids({"q": "fox", "order": "oldest", "limit": "2"}) == ["job-q-0", "job-q-2"]
+    assert ids({"q": "小猫"}) == ["job-q-3"]
+    window = {"since": "2026-12-01T08:01:00Z", "until": "2026-12-01T08:03:00Z"}
+    assert ids(window) == ["job-q-2", "job-q-1"]
+    assert ids({**window, "order": "oldest"}) == ["job-q-1", "job-q-2"]
+    assert sorted(ids({"q": "red fox", "until": "2026-12-01T08:01:00Z"}, caller=ADMIN)) == [
+        "job-q-0",
+        "job-q-other",
+    ]
+    # and a filtered page that fills up reads on right after its last job
+    status, _, page = request("GET", "/videos", {"q": "fox", "limit": "1"})
+    assert [i["job_id"] for i in page["items"]] == ["job-q-4"]
+    assert page["search"]["complete"] is False
+    query = {"q": "fox", "limit": "5", "cursor": page["next_cursor"]}
+    assert [i["job_id"] for i in request("GET", "/videos", query)[2]["items"]] == ["job-q-2", "job-q-0"]
+    # Bad parameters are 400s naming the field
+    status, _, body = request("GET", "/videos", {"since": "last week"})
+    assert (status, [f["field"] for f in body["error"]["fields"]]) == (400, ["since"])
+
+
+def test_a_job_recorded_before_prompt_search_is_found_by_its_words_as_written(api: SimpleNamespace) -> None:
+    at = datetime.now(UTC)
+    api.repo.create_if_absent(
+        "job-old", request={**GOOD, "prompt": "an old fox"}, source="api", origin={}, now=at,
+        deadline_at=at, owner=CLIENT,
+    )  # fmt: skip
+    boto3.resource("dynamodb").Table(api.stack.table).update_item(
+        Key={"pk": "job-old"}, UpdateExpression="REMOVE prompt_lc"
+    )
+    assert [i["job_id"] for i in request("GET", "/videos", {"q": "old fox"})[2]["items"]] == ["job-old"]
+
+
+def test_listing_by_status_uses_the_owner_status_index_once_the_sweeper_backfilled_it(
+    api: SimpleNamespace,
+) -> None:
+    # Given a caller's 30 jobs that ended before jobs kept owner_status: 2 FAILED among 28 SUCCEEDED
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for n in range(30):
+        at = start + timedelta(minutes=n)
+        job_id = f"job-old-{n:02}"
+        api.repo.create_if_absent(
+            job_id, request=GOOD, source="api", origin={}, now=at, deadline_at=at, owner=CLIENT
+        )
+        status = JobStatus.FAILED if n in (3, 17) else JobStatus.CANCELED
+        assert api.repo.transition(job_id, status, now=at).done  # the old release's end: no owner_status
+
+    def page(query: dict[str, str]) -> dict[str, Any]:
+        code, _, body = request("GET", "/videos", query)
+        assert code == 200, body
+        return body
+
+    # When they list FAILED before the backfill: the filter over by_owner finds both, examining all
+    before = page({"status": "FAILED"})
+    assert [i["job_id"] for i in before["items"]] == ["job-old-17", "job-old-03"]
+    assert before["search"]["examined"] == 30
+    # and the sweeper's backfill runs (a few jobs per call here), until it is done
+    written = [api.repo.backfill_owner_status(read=12) for _ in range(4)]
+    assert sum(written) == 30 and written[-1] == 0
+    app_module._deps.cache_clear()  # a new container: reads the backfill's marker afresh
+    # Then the same listing reads the index: only the FAILED jobs are examined, in pages by cursor
+    first = page({"status": "FAILED", "limit": "1"})
+    assert [i["job_id"] for i in first["items"]] == ["job-old-17"]
+    assert first["search"]["examined"] == 2  # only FAILED jobs are read, whatever else the caller has
+    rest = page({"status": "FAILED", "limit": "5", "cursor": first["next_cursor"]})
+    assert [i["job_id"] for i in rest["items"]] == ["job-old-03"] and rest["search"]["complete"] is True
+    # and a job ended by this release (a cancel) is in the index from its end
+    job_id = post(GOOD)[2]["job_id"]
+    assert request("DELETE", f"/videos/{job_id}")[0] == 200
+    canceled = page({"status": "CANCELED", "limit": "100"})
+    assert canceled["items"][0]["job_id"] == job_id and len(canceled["items"]) == 29
+    assert canceled["search"]["examined"] == 29
+    # Another caller's index holds none of them
+    assert request("GET", "/videos", {"status": "FAILED"}, caller=OTHER)[2]["items"] == []
+
+
 def forged(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode()
 
@@ -519,7 +616,7 @@ def test_a_job_recorded_but_never_started_is_started_by_the_sweeper(
     deps = app_module._deps()
     deps.executions = Crashes(deps.executions, "start")
     assert post(GOOD)[0] == 500
-    [job] = submitting.repo.list_jobs(limit=10)[0]
+    [job] = submitting.repo.list_jobs(limit=10).jobs
     assert job.status == JobStatus.ACCEPTED and executions(submitting) == []
 
     # When the sweeper runs
@@ -537,6 +634,7 @@ def test_a_job_recorded_but_never_started_is_started_by_the_sweeper(
         "announced": [],
         "reclaimed": [],
         "overdue": [],
+        "indexed": 0,
     }
 
 
@@ -607,3 +705,79 @@ def test_a_request_without_an_iam_identity_is_403(api: SimpleNamespace) -> None:
     event["requestContext"]["identity"]["userArn"] = None
     status, _, body = call(event)
     assert (status, body["error"]["code"]) == (403, "Forbidden")
+
+
+def slots_booked(api: SimpleNamespace) -> int:
+    """Queries booked in the shared one-second ledger (`slot#<second>` items)."""
+    items = boto3.resource("dynamodb").Table(api.stack.table).scan()["Items"]
+    return sum(int(i["n"]) for i in items if str(i["pk"]).startswith("slot#"))  # type: ignore[call-overload]
+
+
+def submitted_job(api: SimpleNamespace) -> tuple[str, str, DashScopeClient]:
+    """A job started through the API whose task waits at the provider: SUBMITTED, as push leaves it."""
+    api.emu.config.pending_seconds, api.emu.config.running_seconds = 60.0, 60.0
+    client = DashScopeClient(api.stack.api_key, base_url=api.emu.base_url)
+    created = client.create_task(VideoRequest(prompt="a cat under the moon", size="640*360"))
+    job_id = post(GOOD)[2]["job_id"]
+    bound = api.tasks.record_task(
+        job_id, task_id=created.task_id, request_id=created.request_id, now=datetime.now(UTC)
+    )
+    assert bound.done and api.repo.get(job_id).status == JobStatus.SUBMITTED
+    return job_id, created.task_id, client
+
+
+def task_reads(api: SimpleNamespace, task_id: str) -> int:
+    return sum(1 for r in api.emu.requests() if r["method"] == "GET" and r["task_id"] == task_id)
+
+
+def test_reading_a_job_shows_pending_and_running_as_the_provider_says(api: SimpleNamespace) -> None:
+    # Given a job whose workflow sleeps (push mode) while its task waits at the provider
+    job_id, task_id, client = submitted_job(api)
+    reads_before = task_reads(api, task_id)
+    # When its owner reads it, the API looks at the provider itself
+    code, _, view = request("GET", f"/videos/{job_id}")
+    assert (code, view["status"], view["cancellable"]) == (200, "PENDING", True)
+    assert task_reads(api, task_id) - reads_before == 1
+    # and again once the task runs and the few seconds between looks have passed
+    task = api.emu.task(task_id)
+    task.pending_seconds = 0.0  # the provider starts the task now
+    wait_for(client, task_id, "RUNNING")
+    boto3.resource("dynamodb").Table(api.stack.table).update_item(
+        Key={"pk": job_id},
+        UpdateExpression="SET looked_at = :long_ago",
+        ExpressionAttributeValues={":long_ago": "2000-01-01T00:00:00.000Z"},
+    )
+    reads_before = task_reads(api, task_id)
+    code, _, view = request("GET", f"/videos/{job_id}")
+    # Then RUNNING shows, recorded in the history, and cancel is no longer offered
+    assert (view["status"], view["cancellable"]) == ("RUNNING", False)
+    assert [h["status"] for h in view["history"]][-2:] == ["PENDING", "RUNNING"]
+    assert api.repo.get(job_id).status == JobStatus.RUNNING
+    # Each look was one provider query, booked in the shared ledger; no workflow was woken
+    assert task_reads(api, task_id) - reads_before == 1
+    assert slots_booked(api) == 2
+    assert len(executions(api)) == 1  # the POST's own
+
+
+def test_reads_within_a_few_seconds_look_once_and_the_list_never_looks(api: SimpleNamespace) -> None:
+    job_id, task_id, _ = submitted_job(api)
+    before = task_reads(api, task_id)
+    for _ in range(5):
+        assert request("GET", f"/videos/{job_id}")[2]["status"] == "PENDING"
+    assert task_reads(api, task_id) - before == 1
+    assert slots_booked(api) == 1
+    request("GET", "/videos")
+    assert task_reads(api, task_id) - before == 1
+
+
+def test_a_slow_provider_holds_a_read_up_for_seconds_only(api: SimpleNamespace) -> None:
+    # Given a job whose task waits at a provider that answers queries after 10 s
+    job_id, _, _ = submitted_job(api)
+    api.emu.set_faults({"rules": [{"endpoint": "query", "kind": "latency", "latency_seconds": 10.0}]})
+    # When its owner reads it
+    began = time.monotonic()
+    code, _, view = request("GET", f"/videos/{job_id}")
+    # Then the read answers within the look's few seconds, showing what the record says
+    assert (code, view["status"]) == (200, "SUBMITTED")
+    assert time.monotonic() - began < 6.0
+    api.emu.set_faults({"rules": []})

@@ -29,6 +29,7 @@ from tests.conftest import lambda_context, load_event
 
 intake_app = importlib.import_module("functions.intake.app")
 submit_app = importlib.import_module("functions.submit.app")
+api_app = importlib.import_module("functions.api.app")
 CTX = lambda_context("intake", request_id="r")
 
 
@@ -88,9 +89,51 @@ def test_jsonl_runs_valid_lines_and_reports_the_bad_one_once(door: Any) -> None:
     assert notes[0]["attributes"] == {
         "status": "FAILED",
         "source": "s3",
-        "owner": "none",  # a line refused before it had an owner (issue 22 gives it PromptJobOwner)
+        "owner": "none",  # no PromptJobOwner set here: the file's jobs have no owner either
         "notification_id": f"{bad['pk']}/FAILED",
     }
+
+
+OWNER = "arn:aws:iam::123456789012:user/alice"
+
+
+def api_get(path: str, query: dict[str, str] | None = None) -> tuple[int, Any]:
+    """GET on the REST API handler as OWNER."""
+    event = load_event("api_get_video.json")
+    event["requestContext"]["identity"]["userArn"] = OWNER
+    event.update(
+        httpMethod="GET",
+        path=path,
+        queryStringParameters=query,
+        multiValueQueryStringParameters={k: [v] for k, v in (query or {}).items()} or None,
+    )
+    response = api_app.lambda_handler(event, lambda_context("api", request_id="r"))
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_a_refused_line_is_the_file_owners_job_in_list_and_status(
+    door: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given PromptJobOwner alice and a file with one good and one bad line
+    monkeypatch.setenv("JOB_OWNER", OWNER)
+    wiring.intake_deps.cache_clear()
+    api_app._deps.cache_clear()
+    key = "prompts/mixed.jsonl"
+    body = '{"prompt": "a", "size": "640*360"}\n{"prompt": "b", "duration": 7}\n'
+    boto3.client("s3").put_object(Bucket=door.stack.bucket, Key=key, Body=body.encode())
+    # When intake reads it
+    report = intake_app.lambda_handler(s3_event(door.stack.bucket, key, None), CTX)
+    # Then alice sees both lines, the refused one FAILED with the field and the rule it broke
+    [bad] = report["rejected"]
+    code, listed = api_get("/videos")
+    assert code == 200
+    assert {v["job_id"] for v in listed["items"]} == {bad, *report["started"]}
+    code, view = api_get(f"/videos/{bad}")
+    assert code == 200 and view["status"] == "FAILED"
+    assert "duration" in view["error"]["message"] and "line 2" in view["error"]["message"]
+    [note] = door.stack.notifications()
+    assert note["attributes"]["owner"] == OWNER
+    api_app._deps.cache_clear()
 
 
 def test_txt_file_uses_stack_defaults_and_other_prefixes_are_ignored(door: Any) -> None:
@@ -382,3 +425,46 @@ def test_each_line_over_the_cap_is_refused_on_its_own(door: Any) -> None:
     notes = notified_jobs(door)
     for job_id in report.rejected:
         assert_refused_once(door, job_id, notes, "over 3 requests per file")
+
+
+def test_t2v_upload_puts_files_under_the_prompt_prefix_and_their_refused_lines_list(
+    door: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.credentials import Credentials
+    from t2v_client import Place, SandboxIdentity, Target
+    from t2v_sandbox import cli, commands_user
+
+    # Given the sandbox's prompt bucket (moto), whose PromptJobOwner is the identity alice
+    monkeypatch.setenv("JOB_OWNER", OWNER)
+    wiring.intake_deps.cache_clear()
+    api_app._deps.cache_clear()
+    keys = Credentials("testing", "testing")
+    place = Place(
+        target=Target("http://127.0.0.1:9/Prod", "us-east-1", keys),
+        session=boto3.Session(),
+        endpoint_url=None,  # AWS_ENDPOINT_URL points boto3 at moto
+        outputs={"OutputBucketName": door.stack.bucket},
+        parameters={"InputPrefix": "prompts/", "PromptJobOwner": OWNER},
+        sandbox=True,
+        identities={"alice": SandboxIdentity("alice", keys, OWNER)},
+    )
+    monkeypatch.setattr(commands_user, "resolve_place", lambda *_args, **_kwargs: place)
+    batch = tmp_path / "my batch.jsonl"
+    batch.write_text('{"prompt": "a fox"}\n{"prompt": "a cat", "size": "1*1"}\n')
+    # When the user uploads it
+    args = cli.build_parser().parse_args(["upload", str(batch)])
+    assert args.func(args) == 0
+    out, err = capsys.readouterr()
+    # Then the key it wrote is named, and how to watch the jobs
+    assert out.strip() == f"uploaded s3://{door.stack.bucket}/prompts/my-batch.jsonl"
+    assert f"PromptJobOwner ({OWNER})" in err and "`t2v list --as alice`" in err
+    body = boto3.client("s3").get_object(Bucket=door.stack.bucket, Key="prompts/my-batch.jsonl")["Body"]
+    assert body.read() == batch.read_bytes()
+    # and once intake has read it, the refused line is the owner's, with the field and its rule
+    report = intake_app.lambda_handler(s3_event(door.stack.bucket, "prompts/my-batch.jsonl", None), CTX)
+    [bad] = report["rejected"]
+    _, listed = api_get("/videos", {"status": "FAILED"})
+    [refused] = listed["items"]
+    assert refused["job_id"] == bad and refused["origin"]["line"] == 2
+    assert "size" in refused["error"]["message"]
+    api_app._deps.cache_clear()

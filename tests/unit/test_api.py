@@ -324,12 +324,83 @@ def test_list_filters_by_status_and_pages_with_an_opaque_cursor(world: World) ->
         ({"limit": "ten"}, "limit"),
         ({"cursor": "not-a-cursor"}, "cursor"),
         ({"cursor": ""}, "cursor"),  # the repository would read it as no cursor
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2026-13-01"}, "until"),
+        ({"since": "2026-02-03", "until": "2026-02-02T23:00:00Z"}, "until"),  # before since
+        ({"q": " "}, "q"),
+        ({"q": "a b c d e f"}, "q"),  # over five words
+        ({"q": "x" * 201}, "q"),
+        ({"order": "random"}, "order"),
     ],
 )
 def test_list_rejects_bad_queries(world: World, query: dict[str, str], field: str) -> None:
     status, _, body = request("GET", "/videos", query)
     assert status == 400
     assert [f["field"] for f in body["error"]["fields"]] == [field]
+
+
+def listing(query: dict[str, str]) -> list[str]:
+    """Every job id a listing returns, following next_cursor to its end."""
+    seen: list[str] = []
+    for _ in range(50):
+        status, _, page = request("GET", "/videos", query)
+        assert status == 200, page
+        seen += [item["job_id"] for item in page["items"]]
+        if not page["next_cursor"]:
+            return seen
+        query = {**query, "cursor": page["next_cursor"]}
+    raise AssertionError("the listing never ended")
+
+
+def test_list_by_date_range_in_either_order(world: World) -> None:
+    for n in range(6):  # one job every 10 minutes from 10:00
+        seed_job(world.repo, f"job-{n}", minutes=10 * n)
+    day = {"since": "2026-02-03T10:10:00Z", "until": "2026-02-03T10:40:00Z", "limit": "2"}
+    assert listing(day) == ["job-3", "job-2", "job-1"]  # until is exclusive
+    assert listing({**day, "order": "oldest"}) == ["job-1", "job-2", "job-3"]
+    assert listing({"since": "2026-02-03T11:10:00+01:00"}) == ["job-5", "job-4", "job-3", "job-2", "job-1"]
+    assert listing({"until": "2026-02-03"}) == []  # a date is its 00:00 UTC
+    assert listing({"since": "2026-02-03"})[-1] == "job-0"
+
+
+def test_search_by_prompt_words_any_case_says_what_it_examined(world: World) -> None:
+    prompts = ["A red fox in the snow", "a cat", "RED FOX running", "一只小猫在月光下奔跑", "fox"]
+    for n, prompt in enumerate(prompts):
+        seed_job(world.repo, f"job-{n}", minutes=n)
+        world.repo.items[f"job-{n}"].update(request={"prompt": prompt}, prompt_lc=prompt.lower())
+    status, _, page = request("GET", "/videos", {"q": "Red fox"})
+    assert status == 200
+    assert [i["job_id"] for i in page["items"]] == ["job-2", "job-0"]
+    assert page["search"] == {
+        "examined": 5,
+        "bound": 1000,
+        "complete": True,
+        "note": "examined 5 jobs: all in the range",
+    }
+    assert [i["job_id"] for i in request("GET", "/videos", {"q": "小猫"})[2]["items"]] == ["job-3"]
+    assert request("GET", "/videos")[2]["search"] is None  # nothing filtered: nothing to say
+
+
+def test_a_sparse_search_stops_at_its_bound_and_reads_on_by_cursor(world: World) -> None:
+    # Given 1,200 jobs of which only the oldest two match
+    for n in range(1200):
+        seed_job(world.repo, f"job-{n:04}", "FAILED" if n < 2 else "SUCCEEDED", minutes=n)
+    status, _, page = request("GET", "/videos", {"status": "FAILED", "limit": "5"})
+    # Then the first request examines its bound, finds none, and says so
+    assert (status, page["items"]) == (200, [])
+    assert page["search"]["examined"] == 1000 and page["search"]["complete"] is False
+    assert "the bound of one request (1000)" in page["search"]["note"]
+    # and the cursor searches on to the rest
+    query = {"status": "FAILED", "limit": "5", "cursor": page["next_cursor"]}
+    status, _, page = request("GET", "/videos", query)
+    assert [i["job_id"] for i in page["items"]] == ["job-0001", "job-0000"]
+    assert page["search"]["complete"] is True and page["next_cursor"] is None
+
+
+def test_a_filtered_page_that_fills_up_reads_on_right_after_its_last_job(world: World) -> None:
+    for n in range(30):
+        seed_job(world.repo, f"job-{n:02}", "FAILED" if n % 3 == 0 else "SUCCEEDED", minutes=n)
+    assert listing({"status": "FAILED", "limit": "4"}) == [f"job-{n:02}" for n in range(27, -1, -3)]
 
 
 # -- DELETE /videos/{id} ------------------------------------------------------------------------

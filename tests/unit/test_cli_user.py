@@ -8,6 +8,7 @@ import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -29,7 +30,7 @@ from t2v_client import (
     summary_line,
 )
 from t2v_sandbox import cli
-from t2v_sandbox.commands_user import Progress, follow, guarded, list_table
+from t2v_sandbox.commands_user import Progress, cancel_job, follow, guarded, list_query, list_table
 
 API = "http://127.0.0.1:9/Prod"
 
@@ -270,10 +271,58 @@ def test_sandbox_target_reads_endpoints(tmp_path: Path) -> None:
     assert info.value.code == ExitCode.UNREACHABLE
 
 
-def test_list_table_shortens_prompts() -> None:
-    [line] = list_table([{"job_id": "j", "status": "FAILED", "request": {"prompt": "x" * 100}}])
-    assert line.startswith("j")
-    assert line.endswith("x" * 39 + "…")
+def test_list_table_has_a_header_size_and_origin_and_shortens_prompts() -> None:
+    jobs = [
+        {"job_id": "j", "status": "FAILED", "request": {"prompt": "x" * 100}},
+        {
+            "job_id": "job-2",
+            "status": "SUCCEEDED",
+            "created_at": "2026-12-07T10:00:00.000Z",
+            "request": {"prompt": "a cat", "size": "640*360"},
+            "origin": {"door": "s3", "key": "prompts/batch.jsonl", "line": 3},
+        },
+        {"job_id": "job-3", "status": "RUNNING", "request": {"prompt": "b"}, "origin": {"door": "api"}},
+    ]
+    header, first, second, third = list_table(jobs)
+    assert header.split() == ["JOB", "STATUS", "CREATED", "SIZE", "ORIGIN", "PROMPT"]
+    assert first.startswith("j ") and first.endswith("x" * 39 + "…")
+    assert second.split() == [
+        "job-2",
+        "SUCCEEDED",
+        "2026-12-07T10:00:00.000Z",
+        "640*360",
+        "prompts/batch.jsonl:3",
+        "a",
+        "cat",
+    ]
+    assert third.split()[3:5] == ["-", "api"]
+    # the columns line up under the header
+    assert second.index("640*360") == header.index("SIZE") and third.index("api") == header.index("ORIGIN")
+
+
+def test_list_maps_its_filters_to_the_api_query(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"items": [], "next_cursor": None})
+
+    from botocore.credentials import Credentials
+
+    client = ApiClient(Target(API, "us-east-1", Credentials("a", "s")), transport=httpx.MockTransport(answer))
+    args = parse(
+        "list", "--status", "failed", "--since", "2026-12-01", "--until", "2026-12-02T12:00:00Z",
+        "--search", "red fox", "--oldest", "--limit", "5",
+    )  # fmt: skip
+    client.list(**list_query(args))
+    assert dict(seen[0].url.params) == {
+        "status": "FAILED",
+        "limit": "5",
+        "since": "2026-12-01",
+        "until": "2026-12-02T12:00:00Z",
+        "q": "red fox",
+        "order": "oldest",
+    }
 
 
 # --- the client over a fake transport (no sockets)
@@ -419,3 +468,114 @@ def test_the_client_reads_usage_signed() -> None:
     client = ApiClient(Target(API, "us-east-1", Credentials("a", "s")), transport=httpx.MockTransport(answer))
     assert client.usage()["left_seconds"] == 10
     assert seen[0].url.path == "/Prod/usage" and "authorization" in seen[0].headers
+
+
+# --- cancel, progress that never goes back, upload, the region
+
+
+def client_answering(delete: tuple[int, str], status: str) -> ApiClient:
+    """A client whose DELETE gets `delete` (status, message) and whose GET shows the job in `status`."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE":
+            return httpx.Response(delete[0], json={"error": {"code": "NotCancelable", "message": delete[1]}})
+        return httpx.Response(200, json={"job_id": "job-1", "status": status})
+
+    from botocore.credentials import Credentials
+
+    return ApiClient(Target(API, "us-east-1", Credentials("a", "s")), transport=httpx.MockTransport(answer))
+
+
+def test_cancelling_an_already_canceled_job_exits_0_with_a_clear_line() -> None:
+    client = client_answering((409, "job job-1 already ended CANCELED"), "CANCELED")
+    assert cancel_job(client, "job-1") == "job-1 CANCELED (it was canceled before; nothing to do)"
+
+
+def test_cancelling_a_running_job_is_still_an_error() -> None:
+    client = client_answering((409, "the provider task is already RUNNING"), "RUNNING")
+    with pytest.raises(CliError, match="already RUNNING") as info:
+        cancel_job(client, "job-1")
+    assert info.value.code == ExitCode.ERROR
+
+
+def test_wait_progress_never_goes_backwards() -> None:
+    # Given the API revising its estimate when the task starts (93 % queued, then 63 % running)
+    # and a lagging read showing an earlier phase
+    stream = io.StringIO()
+    progress = Progress(stream)
+    views = [
+        ("SUBMITTED", "queued", 0.93),
+        ("RUNNING", "running", 0.63),
+        ("PENDING", "queued", 0.70),
+        ("RUNNING", "running", 0.97),
+    ]
+    for n, (status, phase, fraction) in enumerate(views):
+        progress({"job_id": "j", "status": status, "progress": {"phase": phase, "fraction": fraction}}, n)
+    lines = [line.split("] ", 1)[1] for line in stream.getvalue().splitlines()]
+    # Then percent and phase only move forward
+    assert lines == [
+        "SUBMITTED   polls=0 queued 93% j",
+        "RUNNING     polls=0 running 93% j",
+        "PENDING     polls=0 running 93% j",
+        "RUNNING     polls=0 running 97% j",
+    ]
+
+
+def test_upload_refuses_what_intake_would_before_sending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "ok.jsonl").write_text('{"prompt": "a"}\n')
+    (tmp_path / "big.txt").write_bytes(b"x" * (1024 * 1024 + 1))
+    for name, rule in [("clip.mp4", "must end in .txt, .json, .jsonl"), ("big.txt", "at most 1 MiB")]:
+        args = parse(
+            "upload", str(tmp_path / "ok.jsonl"), str(tmp_path / name), "--endpoints", str(tmp_path / "none")
+        )
+        assert args.func(args) == ExitCode.INVALID
+        assert rule in capsys.readouterr().err
+    args = parse("upload", str(tmp_path / "missing.json"), "--endpoints", str(tmp_path / "none"))
+    assert args.func(args) == ExitCode.INVALID
+
+
+def test_stack_region_follows_samconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from t2v_client.place import samconfig_region
+
+    config = tmp_path / "samconfig.toml"
+    config.write_text(
+        'version = 0.1\n[default.global.parameters]\nstack_name = "t2v"\nregion = "eu-west-1"\n'
+    )
+    assert samconfig_region(config) == "eu-west-1"
+    config.write_text(config.read_text() + '[default.deploy.parameters]\nregion = "ap-southeast-1"\n')
+    assert samconfig_region(config) == "ap-southeast-1"  # what `sam deploy` itself would use
+    assert samconfig_region(tmp_path / "absent.toml") is None
+    assert samconfig_region(Path("samconfig.toml")) == "us-east-1"  # the project's own
+
+
+def test_events_ends_with_one_line_when_the_sandbox_stops_under_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+    from t2v_sandbox import events
+
+    class GoneTap:
+        closed = False
+
+        def __init__(self, place: Any) -> None:
+            self.place = place
+
+        def receive(self) -> Any:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:5999/")
+
+        def close(self) -> None:
+            GoneTap.closed = True
+
+    place = SimpleNamespace(topic_arn="arn:aws:sns:us-east-1:123456789012:t", event_bus="default")
+    monkeypatch.setattr(events, "sandbox_place", lambda _endpoints: place)
+    monkeypatch.setattr(events, "Tap", GoneTap)
+    code = events.run_events(parse("events"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == ExitCode.UNREACHABLE
+    assert err[-1].startswith("error: the sandbox stopped answering (Could not connect")
+    assert err[-1].endswith("start it with `t2v sandbox up`")
+    assert "Traceback" not in "\n".join(err)
+    assert not GoneTap.closed  # its queue and rule went with the sandbox: nothing to clean up

@@ -78,3 +78,34 @@ def test_an_open_job_is_never_shown_done() -> None:
     estimate = job_progress(job(JobStatus.RUNNING, queued=0.0), wide, T0 + timedelta(seconds=99))
     assert estimate.fraction is not None
     assert estimate.fraction <= 0.99
+
+
+def test_a_move_to_running_never_sets_the_fraction_back() -> None:
+    # Given a job that looked 93 % done while queued (the tier expects 20 s), then ran: the provider
+    # says it queued 12 s, so the run of 18 s ends at 30 s, and 19 s alone would read 63 %
+    moves = (
+        (JobStatus.ACCEPTED, T0),
+        (JobStatus.SUBMITTED, T0),
+        (JobStatus.RUNNING, T0 + timedelta(seconds=18.6)),
+    )
+    queued = job_progress(job(JobStatus.SUBMITTED), HISTORY, T0 + timedelta(seconds=18.6))
+    assert queued.fraction == 0.93
+    running = ProgressInput(
+        status=JobStatus.RUNNING,
+        created_at=T0,
+        submitted_at=T0,
+        finished_at=None,
+        queued_seconds=12.0,
+        history=moves,
+    )
+    # When it is read just after the move, and later
+    just_after = job_progress(running, HISTORY, T0 + timedelta(seconds=19))
+    later = job_progress(running, HISTORY, T0 + timedelta(seconds=29))
+    # Then the fraction holds at what the queued phase showed last, the finish is the provider's, and
+    # the fraction moves on once the run's own estimate passes it
+    assert just_after == Estimate(Phase.RUNNING, T0 + timedelta(seconds=30), 0.93)
+    assert later.fraction == round(29 / 30, 3)
+    without_history = job_progress(
+        ProgressInput(JobStatus.RUNNING, T0, T0, None, 12.0), HISTORY, T0 + timedelta(seconds=19)
+    )
+    assert without_history.fraction == round(19 / 30, 3)  # the floor comes from the job's own moves

@@ -102,8 +102,19 @@ class ApiClient:
         result: dict[str, Any] = self.ok("GET", f"/videos/{job_id}")
         return result
 
-    def list(self, *, status: str | None = None, limit: int | None = None, cursor: str | None = None) -> Any:
-        return self.ok("GET", "/videos", query={"status": status, "limit": limit, "cursor": cursor})
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        q: str | None = None,
+        order: str | None = None,
+    ) -> Any:
+        query = {"status": status, "limit": limit, "cursor": cursor, "since": since, "until": until}
+        return self.ok("GET", "/videos", query={**query, "q": q, "order": order})
 
     def usage(self) -> dict[str, Any]:
         """The caller's day of billed seconds and the account's (GET /usage)."""

@@ -8,9 +8,10 @@ Credentials stay in this process: nothing here is ever sent to a browser.
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import boto3
 
@@ -96,11 +97,30 @@ def sandbox_place(endpoints_file: Path = DEFAULT_ENDPOINTS, identity: str | None
     )
 
 
+SAMCONFIG: Final = Path("samconfig.toml")
+
+
+def samconfig_region(path: Path = SAMCONFIG) -> str | None:
+    """The region `sam deploy` uses from here: samconfig.toml's deploy, else global, parameters."""
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    default = config.get("default") or {}
+    for command in ("deploy", "global"):
+        region = ((default.get(command) or {}).get("parameters") or {}).get("region")
+        if isinstance(region, str) and region:
+            return region
+    return None
+
+
 def stack_place(stack_name: str, region: str | None = None, profile: str | None = None) -> Place:
+    """A deployed stack; its region is `region`, else samconfig.toml's (where it was deployed from),
+    else the default chain's (AWS_REGION, the profile)."""
     from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
     try:
-        session = boto3.Session(region_name=region, profile_name=profile)
+        session = boto3.Session(region_name=region or samconfig_region(), profile_name=profile)
     except ProfileNotFound as exc:
         raise CliError(str(exc), ExitCode.INVALID) from None
     try:

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
 from t2v.jobs import TERMINAL as JOB_TERMINAL
 from t2v.jobs import JobStatus
 from t2v.request import DURATIONS, SIZES
 from t2v_client import ApiClient, ApiResponse, CliError, ExitCode, Place, Target, sandbox_place
 
-PROMPT_SUFFIXES: Final = (".txt", ".json", ".jsonl")
-MAX_PROMPT_FILE_BYTES: Final = 1024 * 1024  # intake refuses larger files; refuse them before the upload
+# The console's upload rules are `t2v upload`'s; UploadError and upload_key stay importable here.
+from t2v_client.uploads import Uploaded, UploadError, upload_key, upload_prompt_file
+
 STATUSES: Final = tuple(status.value for status in JobStatus)
 TERMINAL: Final = frozenset(status.value for status in JOB_TERMINAL)
 _SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
@@ -56,23 +56,7 @@ SIZE_CHOICES: Final = tuple(
 )
 
 
-class UploadError(ValueError):
-    """A prompt file the console will not upload; names the file and the rule."""
-
-
-@dataclass(frozen=True)
-class Uploaded:
-    key: str
-    version_id: str | None
-
-
-def upload_key(prefix: str, filename: str) -> str:
-    """`prompts/<safe name>`: the file's base name, reduced to characters safe in an S3 key."""
-    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    safe = _SAFE_NAME.sub("-", base).strip("-.")
-    if not safe or not safe.lower().endswith(PROMPT_SUFFIXES):
-        raise UploadError(f"{filename or '(no name)'}: must end in {', '.join(PROMPT_SUFFIXES)}")
-    return prefix + safe
+__all__ = ["ConsoleBackend", "UploadError", "Uploaded", "upload_key"]
 
 
 def error_code(body: Any) -> str | None:
@@ -357,18 +341,4 @@ class ConsoleBackend:
         return (int(length) if length and length.isdigit() else None), chunks()
 
     def upload(self, filename: str, data: bytes) -> Uploaded:
-        place = self.place
-        if place.bucket is None:
-            raise UploadError("this stack has no OutputBucketName output to upload prompt files to")
-        key = upload_key(place.input_prefix, filename)
-        if len(data) > MAX_PROMPT_FILE_BYTES:
-            raise UploadError(f"{filename}: {len(data)} bytes; prompt files are at most 1 MiB")
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UploadError(f"{filename}: not UTF-8 text") from None
-        try:
-            answer = place.client("s3").put_object(Bucket=place.bucket, Key=key, Body=data)
-        except (BotoCoreError, ClientError) as exc:
-            raise UploadError(f"{filename}: not uploaded ({exc}); try again") from None
-        return Uploaded(key=key, version_id=answer.get("VersionId"))
+        return upload_prompt_file(self.place, filename, data)

@@ -13,31 +13,42 @@ import logging
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from t2v_client import (
     DEFAULT_ENDPOINTS,
     ApiClient,
     CliError,
     ExitCode,
+    Place,
     ProgressFacts,
     Target,
     check_place_options,
+    error_line,
+    exit_code_for_http,
     exit_code_for_status,
     format_progress,
     progress_facts,
     request_body,
+    resolve_place,
     sandbox_target,
     summary_line,
 )
 from t2v_client.options import add_caller_options
+from t2v_client.uploads import UploadError, check_prompt_file, upload_key, upload_prompt_file
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
 DEFAULT_TIMEOUT = 900.0
+# The API's progress phases in the order a job goes through them (t2v.progress.Phase).
+PHASE_ORDER: Final = {
+    name: rank
+    for rank, name in enumerate(("waiting_for_capacity", "queued", "running", "downloading", "done"))
+}
 NOTE_EVERY_SECONDS = 10.0
 
 
@@ -63,7 +74,10 @@ def _positive(text: str) -> float:
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("where the API is")
     where.add_argument("--stack", metavar="NAME", help="a deployed stack (default: the local sandbox)")
-    where.add_argument("--region", help="region of --stack (default: the AWS default chain's)")
+    where.add_argument(
+        "--region",
+        help="region of --stack (default: samconfig.toml's here, else AWS_REGION or the profile's)",
+    )
     where.add_argument(
         "--endpoints", type=Path, default=DEFAULT_ENDPOINTS, help="the sandbox's endpoints file"
     )
@@ -99,9 +113,23 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--status", type=str.upper, help="only jobs in this status, e.g. SUCCEEDED")
     listing.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
     listing.add_argument("--cursor", help="next_cursor of a previous page")
+    listing.add_argument("--since", metavar="WHEN", help="created at or after (ISO 8601, e.g. 2026-12-01)")
+    listing.add_argument("--until", metavar="WHEN", help="created before (ISO 8601)")
+    listing.add_argument(
+        "--search", metavar="WORDS", help="prompt contains every word (bounded; see the API)"
+    )
+    listing.add_argument("--oldest", action="store_true", help="oldest first")
     listing.add_argument("--json", action="store_true", help="the raw page as JSON")
     _add_target_options(listing)
     listing.set_defaults(func=run_list)
+
+    upload = subparsers.add_parser(
+        "upload",
+        help="put prompt files (.jsonl, .json, .txt) into the stack's prompt prefix: one job per line",
+    )
+    upload.add_argument("files", type=Path, nargs="+", metavar="FILE")
+    _add_target_options(upload)
+    upload.set_defaults(func=run_upload)
 
     cancel = subparsers.add_parser("cancel", help="cancel a job (only while its task is PENDING)")
     cancel.add_argument("job_id", metavar="ID")
@@ -168,9 +196,11 @@ class Progress:
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
         self._shown = 0.0
+        self._phase: str | None = None
+        self._phase_rank = -1
 
     def __call__(self, job: dict[str, Any], elapsed: float) -> None:
-        facts = progress_facts(job)
+        facts = self._forward(progress_facts(job))
         status = str(job.get("status"))
         if self.tty:
             self._draw(job, status, facts)
@@ -182,6 +212,19 @@ class Progress:
             print(line, file=self.stream, flush=True)
             self._printed_at = elapsed
         self._last_key = key
+
+    def _forward(self, facts: ProgressFacts) -> ProgressFacts:
+        """Never backwards: a revised estimate may lower the API's fraction, and a read of a lagging
+        record may show an earlier phase; what was shown once stays the floor."""
+        rank = PHASE_ORDER.get(facts.phase or "", -1)
+        if rank < self._phase_rank:
+            facts = replace(facts, phase=self._phase)
+        else:
+            self._phase_rank, self._phase = rank, facts.phase
+        if facts.fraction is not None:
+            self._shown = max(facts.fraction, self._shown)
+            facts = replace(facts, fraction=self._shown)
+        return facts
 
     def _draw(self, job: dict[str, Any], status: str, facts: ProgressFacts) -> None:
         if self._bar is None:
@@ -204,8 +247,6 @@ class Progress:
         assert self._task is not None
         done = status in {"SUCCEEDED", "FAILED", "CANCELED", "TIMED_OUT"}
         fraction = 1.0 if status == "SUCCEEDED" else facts.fraction
-        if fraction is not None:  # a revised estimate may lower the API's fraction; the bar never goes back
-            self._shown = fraction = max(fraction, self._shown)
         self._bar.update(
             self._task,
             description=f"{status:<11} {facts.phase or '' if not done else ''}".rstrip(),
@@ -312,16 +353,56 @@ def run_status(args: argparse.Namespace) -> int:
     return guarded(body)
 
 
+LIST_HEADER: Final = ("JOB", "STATUS", "CREATED", "SIZE", "ORIGIN", "PROMPT")
+
+
+def origin_text(job: dict[str, Any]) -> str:
+    """Where a job came from, short: `api`, `eventbridge`, or a prompt file's `key:line`."""
+    found = job.get("origin")
+    origin: dict[str, Any] = found if isinstance(found, dict) else {}
+    door = str(origin.get("door") or job.get("source") or "-")
+    if door != "s3" or not origin.get("key"):
+        return door
+    key = str(origin["key"])
+    key = key if len(key) <= 32 else "…" + key[-31:]
+    return f"{key}:{origin['line']}" if origin.get("line") else key
+
+
 def list_table(items: list[dict[str, Any]]) -> list[str]:
-    """One line per job: id, status, created, prompt (shortened)."""
-    lines = []
+    """A header, then one line per job: id, status, created, size, origin, prompt (shortened)."""
+    rows = [LIST_HEADER]
     for job in items:
-        prompt = str((job.get("request") or {}).get("prompt", "")).replace("\n", " ")
-        short = prompt if len(prompt) <= 40 else prompt[:39] + "…"
-        lines.append(
-            f"{job.get('job_id', '?'):<36}  {job.get('status', '?'):<11}  {job.get('created_at') or '-':<27}  {short}"
+        found = job.get("request")
+        request: dict[str, Any] = found if isinstance(found, dict) else {}
+        prompt = str(request.get("prompt", "")).replace("\n", " ")
+        rows.append(
+            (
+                str(job.get("job_id", "?")),
+                str(job.get("status", "?")),
+                str(job.get("created_at") or "-"),
+                str(request.get("size") or "-"),
+                origin_text(job),
+                prompt if len(prompt) <= 40 else prompt[:39] + "…",
+            )
         )
-    return lines
+    widths = [max(len(row[i]) for row in rows) for i in range(len(LIST_HEADER) - 1)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    ]
+
+
+def list_query(args: argparse.Namespace) -> dict[str, Any]:
+    """`t2v list`'s options as GET /videos's query parameters."""
+    return {
+        "status": args.status,
+        "limit": args.limit,
+        "cursor": args.cursor,
+        "since": args.since,
+        "until": args.until,
+        "q": args.search,
+        "order": "oldest" if args.oldest else None,
+    }
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -331,27 +412,86 @@ def run_list(args: argparse.Namespace) -> int:
 
     def body() -> int:
         with ApiClient(resolve_target(args)) as client:
-            page = client.list(status=args.status, limit=args.limit, cursor=args.cursor)
+            page = client.list(**list_query(args))
         if args.json:
             print(json.dumps(page, indent=2, ensure_ascii=False))
             return int(ExitCode.OK)
-        for line in list_table(page.get("items") or []):
+        items = page.get("items") or []
+        for line in list_table(items):
             print(line)
+        if not items:
+            print("no jobs match", file=sys.stderr)
+        if page.get("search"):  # a search reads a bounded window: say what it covered
+            print(str(page["search"].get("note") or ""), file=sys.stderr)
         if page.get("next_cursor"):
-            print(f"more: t2v list --cursor {page['next_cursor']}", file=sys.stderr)
+            print(f"more: t2v list --cursor {page['next_cursor']} (with the same options)", file=sys.stderr)
         return int(ExitCode.OK)
 
     return guarded(body)
+
+
+def cancel_job(client: ApiClient, job_id: str) -> str:
+    """DELETE the job; the line to print. A job canceled before is no error: what was asked holds."""
+    answer = client.call("DELETE", f"/videos/{job_id}")
+    if answer.status == 409 and client.get(job_id).get("status") == "CANCELED":
+        return f"{job_id} CANCELED (it was canceled before; nothing to do)"
+    if answer.status >= 300:
+        raise CliError(error_line(answer.status, answer.body), exit_code_for_http(answer.status))
+    return f"{answer.body.get('job_id', job_id)} {answer.body.get('status')}"
 
 
 def run_cancel(args: argparse.Namespace) -> int:
     def body() -> int:
         with ApiClient(resolve_target(args)) as client:
-            job = client.cancel(args.job_id)
-        print(f"{job.get('job_id', args.job_id)} {job.get('status')}")
+            print(cancel_job(client, args.job_id))
         return int(ExitCode.OK)
 
     return guarded(body)
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    def body() -> int:
+        files = [(path, _read_prompt_file(path)) for path in args.files]  # every file checked first
+        place = resolve_place(
+            args.stack, args.region, args.endpoints, identity=args.identity, profile=args.profile
+        )
+        for path, data in files:
+            try:
+                uploaded = upload_prompt_file(place, path.name, data)
+            except UploadError as exc:
+                raise CliError(str(exc), ExitCode.INVALID) from None
+            version = f" (version {uploaded.version_id})" if uploaded.version_id else ""
+            print(f"uploaded s3://{place.bucket}/{uploaded.key}{version}", flush=True)
+        print(watch_hint(place, [p.name for p, _ in files], stack=args.stack), file=sys.stderr, flush=True)
+        return int(ExitCode.OK)
+
+    return guarded(body)
+
+
+def _read_prompt_file(path: Path) -> bytes:
+    try:
+        upload_key("", path.name)  # the suffix intake reads
+        data = path.read_bytes()
+        check_prompt_file(path.name, data)
+    except UploadError as exc:
+        raise CliError(str(exc), ExitCode.INVALID) from None
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror or exc}", ExitCode.INVALID) from None
+    return data
+
+
+def watch_hint(place: Place, names: list[str], *, stack: str | None = None) -> str:
+    """Whose the uploaded files' jobs are (PromptJobOwner) and how to watch them."""
+    owner = place.parameters.get("PromptJobOwner") or None
+    who = f"PromptJobOwner ({owner})" if owner else "PromptJobOwner (unset: the account root, admins only)"
+    named = next((i.name for i in place.identities.values() if owner and i.user_arn == owner), None)
+    as_owner = f" --as {named}" if named else ""
+    where = f" --stack {stack}" if stack else ""
+    return (
+        f"intake starts one job per line of {', '.join(names)} within seconds; they are {who}'s jobs: "
+        f"watch them with `t2v list{where}{as_owner}` (refused lines show FAILED with the reason) "
+        "or `t2v events`"
+    )
 
 
 def run_usage(args: argparse.Namespace) -> int:

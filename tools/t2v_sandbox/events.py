@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
-from t2v_client import DEFAULT_ENDPOINTS, CliError, Place, sandbox_place
+from t2v_client import DEFAULT_ENDPOINTS, CliError, ExitCode, Place, sandbox_place
 
 ALL_EVENTS = {"source": [{"prefix": ""}]}  # EventBridge needs a pattern; this one matches every event
 
@@ -162,6 +162,8 @@ def run_events(args: argparse.Namespace) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return int(exc.code)
+    except (BotoCoreError, ClientError) as exc:
+        return _gone(exc)
     print(
         f"following topic {place.topic_arn} and bus {place.event_bus!r} (Ctrl-C stops)",
         file=sys.stderr,
@@ -171,6 +173,18 @@ def run_events(args: argparse.Namespace) -> int:
         follow(tap, sys.stdout, as_json=args.json, seconds=args.seconds)
     except KeyboardInterrupt:
         pass
-    finally:
-        tap.close()
+    except (BotoCoreError, ClientError) as exc:
+        # The sandbox stopped under us: its queue, rule and subscription went with it.
+        return _gone(exc)
+    tap.close()
     return 0
+
+
+def _gone(exc: Exception) -> int:
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    print(
+        f"error: the sandbox stopped answering ({first[:160]}); start it with `t2v sandbox up`",
+        file=sys.stderr,
+        flush=True,
+    )
+    return int(ExitCode.UNREACHABLE)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from t2v_client import CliError, ExitCode
+from t2v_client.place import samconfig_region
 
 BUCKET_OUTPUT = "OutputBucketName"
 DELETE_BATCH = 1000  # the most DeleteObjects accepts at once
@@ -100,7 +101,7 @@ def run_teardown(args: argparse.Namespace) -> int:
         )
         return int(ExitCode.INVALID)
     try:
-        teardown(boto3.Session(region_name=args.region), args.stack)
+        teardown(boto3.Session(region_name=args.region or samconfig_region()), args.stack)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.code)
@@ -112,6 +113,8 @@ def register(subparsers: Any) -> None:
         "teardown", help="delete a deployed stack: empty its versioned bucket, then delete the stack"
     )
     parser.add_argument("--stack", required=True, metavar="NAME", help="the stack's name")
-    parser.add_argument("--region", help="its region (default: the AWS default chain's)")
+    parser.add_argument(
+        "--region", help="its region (default: samconfig.toml's here, else AWS_REGION or the profile's)"
+    )
     parser.add_argument("--yes", action="store_true", help="really delete (videos included)")
     parser.set_defaults(func=run_teardown)

@@ -228,10 +228,18 @@ class ApiSettings(AnnounceSettings, DashScopeSettings, ExpectationSettings):
 
     state_machine_arn: str
     presign_seconds: int = Field(default=900, ge=60, le=3600)
+    # The query budget the poll schedule shares: a read of one job looks at the provider only in a
+    # second that leaves it spare (t2v.usecases.look).
+    poll_budget_qps: float = Field(
+        default=16.0, gt=0, le=20, description="the account-wide query rate all jobs share (limit: 20/s)"
+    )
     admin_principals: str = Field(
         default="",
         description="Comma-separated IAM ARNs whose callers see, read and cancel every job (the admin right)",
     )
+
+    def look_policy(self) -> Policy:
+        return Policy(budget_qps=self.poll_budget_qps, default_scale=self.generation_time_scale)
 
     @property
     def admins(self) -> frozenset[str]:

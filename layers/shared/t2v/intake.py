@@ -148,6 +148,8 @@ class IntakeDeps:
     lines_per_invocation: int = LINES_PER_INVOCATION
     handoff_margin_seconds: float = HANDOFF_MARGIN_SECONDS
     max_lines: int = MAX_JSONL_LINES
+    # Whose jobs the file's and the events' lines are (PromptJobOwner), refused lines included.
+    owner: str | None = None
 
 
 @dataclass
@@ -238,7 +240,9 @@ def _reject(
         Ended(
             status=JobStatus.FAILED, code=InvalidRequestError.code, message=bounded(message, MAX_ERROR_CHARS)
         ),
-        FirstRecord(request=RefusedRequest.of(raw).model_dump(), source=source, origin=origin),
+        FirstRecord(
+            request=RefusedRequest.of(raw).model_dump(), source=source, origin=origin, owner=deps.owner
+        ),
     )
 
 

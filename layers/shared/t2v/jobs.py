@@ -29,6 +29,11 @@ class JobStatus(StrEnum):
     def is_terminal(self) -> bool:
         return self in TERMINAL
 
+    @property
+    def is_cancelable(self) -> bool:
+        """Whether a cancel may work: the provider cancels only tasks not yet RUNNING."""
+        return not self.is_terminal and self not in {JobStatus.RUNNING, JobStatus.DOWNLOADING}
+
 
 TERMINAL: Final = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.TIMED_OUT})
 
@@ -80,6 +85,19 @@ PROVIDER_TO_JOB: Final = {
     TaskStatus.SUSPENDED: JobStatus.PENDING,
     TaskStatus.RUNNING: JobStatus.RUNNING,
 }
+
+
+def owner_status_key(owner: str | None, status: JobStatus) -> str | None:
+    """The `by_owner_status` index's key of an ended job: its owner's jobs that ended so. None for
+    a job with no owner or not ended: the index is sparse, ended jobs only (they are the many; the
+    few active ones are the newest, which a filter over `by_owner` finds at once)."""
+    return f"{owner}#{status.value}" if owner and status.is_terminal else None
+
+
+def listed_as(owner: str | None, status: JobStatus) -> dict[str, str]:
+    """What a job's move to `status` writes besides it: its `owner_status`, once it ended."""
+    key = owner_status_key(owner, status)
+    return {} if key is None else {"owner_status": key}
 
 
 def derive_job_id(*parts: str) -> str:

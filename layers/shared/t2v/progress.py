@@ -9,8 +9,9 @@ that ended without a video has no fraction either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import itertools
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -54,6 +55,8 @@ class ProgressInput:
     submitted_at: datetime | None  # when the provider accepted the task (our clock): predictions start here
     finished_at: datetime | None
     queued_seconds: float | None  # the provider's own scheduled_time - submit_time, once RUNNING
+    # The job's moves (status, when), oldest first: each earlier phase's last fraction is a floor.
+    history: tuple[tuple[JobStatus, datetime], ...] = ()
 
 
 def job_progress(job: ProgressInput, history: TierHistory, now: datetime) -> Estimate:
@@ -63,6 +66,29 @@ def job_progress(job: ProgressInput, history: TierHistory, now: datetime) -> Est
             expected_finish=job.finished_at,
             fraction=1.0 if job.status == JobStatus.SUCCEEDED else None,
         )
+    estimate = _estimate(job, history, now)
+    if estimate.fraction is None:
+        return estimate
+    # A move to a later phase revises the estimate (a RUNNING task's own queue time replaces the
+    # tier's guess) and may lower it; what the last moment of an earlier phase showed stays the floor.
+    floor = max((f for f in _phase_ends(job, history, now) if f is not None), default=0.0)
+    return replace(estimate, fraction=round(min(MAX_OPEN_FRACTION, max(estimate.fraction, floor)), 3))
+
+
+def _phase_ends(job: ProgressInput, history: TierHistory, now: datetime) -> list[float | None]:
+    """The fraction shown just before each move of the job so far (none for the phases without one)."""
+    ends = []
+    for (status, _), (_, moved_at) in itertools.pairwise(job.history):
+        at = moved_at - timedelta(milliseconds=1)
+        if status.is_terminal or moved_at > now or job.created_at is None or at < job.created_at:
+            continue
+        submitted = job.submitted_at if job.submitted_at is not None and job.submitted_at <= at else None
+        then = replace(job, status=status, submitted_at=submitted)
+        ends.append(_estimate(then, history, at).fraction)
+    return ends
+
+
+def _estimate(job: ProgressInput, history: TierHistory, now: datetime) -> Estimate:
     phase = PHASES[job.status]
     # The provider's clock starts at submission; the user's when they asked, and the fraction is
     # theirs (it must not fall back when the job moves from ACCEPTED to SUBMITTED).

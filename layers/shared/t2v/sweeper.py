@@ -51,6 +51,8 @@ class SweepDeps:
     clock: Callable[[], datetime] = utcnow
     capacity: Governor | None = None  # reclaims the leases of holders that ended or vanished
     signals: Signals = field(default_factory=NoSignals)  # the operator's metrics (each run, zeros too)
+    # Writes owner_status onto some of the jobs that ended before it was kept; how many (None: off).
+    backfill: Callable[[], int] | None = None
 
 
 @dataclass
@@ -60,6 +62,7 @@ class SweepReport:
     announced: list[str]
     reclaimed: list[str] = field(default_factory=list)  # capacity leases given back
     overdue: list[str] = field(default_factory=list)  # not terminal, past the deadline (no repair)
+    indexed: int = 0  # old ended jobs given their owner_status (GSI by_owner_status), no repair
 
     @property
     def repairs(self) -> int:
@@ -73,6 +76,7 @@ class SweepReport:
             "announced": self.announced,
             "reclaimed": self.reclaimed,
             "overdue": self.overdue,
+            "indexed": self.indexed,
         }
 
 
@@ -102,6 +106,8 @@ def sweep(deps: SweepDeps) -> SweepReport:
     if deps.capacity is not None:
         report.reclaimed = deps.capacity.reclaim(lambda job_id: _status_of(job_id, deps.repo))
     measure(report, deps.signals)
+    if deps.backfill is not None:  # last: the repairs above never wait for it
+        report.indexed = deps.backfill()
     return report
 
 

@@ -84,10 +84,13 @@ class ProviderClients:
     when the provider refused the cached key (rotated within the cache's 300 s).
     """
 
-    def __init__(self, secret_id: str, *, base_url: str, workspace: str | None) -> None:
+    def __init__(
+        self, secret_id: str, *, base_url: str, workspace: str | None, timeout_seconds: float | None = None
+    ) -> None:
         self._keys = ApiKeyProvider(secret_id)
         self._base_url = base_url
         self._workspace = workspace
+        self._timeout_seconds = timeout_seconds  # None: the client's own (reads may take 20 s)
         self._clients: dict[str, DashScopeClient] = {}
 
     def __call__(self, *, fresh: bool = False) -> DashScopeClient:
@@ -98,18 +101,28 @@ class ProviderClients:
         key = self._keys.get(fresh=fresh)  # cached; a rotated secret yields a new client
         if key not in self._clients:
             self._clients.clear()
-            self._clients[key] = DashScopeClient(key, base_url=self._base_url, workspace=self._workspace)
+            timeout = None
+            if self._timeout_seconds is not None:
+                import httpx
+
+                timeout = httpx.Timeout(self._timeout_seconds)
+            self._clients[key] = DashScopeClient(
+                key, base_url=self._base_url, workspace=self._workspace, timeout=timeout
+            )
         return self._clients[key]
 
     def refresh(self) -> None:
         self(fresh=True)
 
 
-def provider_client_factory(settings: DashScopeSettings) -> ProviderClients:
+def provider_client_factory(
+    settings: DashScopeSettings, *, timeout_seconds: float | None = None
+) -> ProviderClients:
     return ProviderClients(
         settings.dashscope_secret_id,
         base_url=settings.dashscope_base_url,
         workspace=settings.dashscope_workspace,
+        timeout_seconds=timeout_seconds,
     )
 
 
@@ -261,11 +274,14 @@ def intake_deps() -> IntakeDeps:
         hand_on=AsyncInvoker(function) if function else None,
         lines_per_invocation=settings.intake_lines_per_invocation,
         handoff_margin_seconds=settings.intake_handoff_seconds,
+        owner=settings.job_owner,
     )
 
 
 def build_api_deps() -> ApiDeps:
     """Everything the API's use cases need, from the environment; clients are built lazily."""
+    from t2v.times import utcnow
+    from t2v.usecases.look import LOOK_TIMEOUT_SECONDS, LookDeps
     from t2v.usecases.videos import ApiDeps  # the API's use cases: only the API loads them
 
     settings = ApiSettings.from_env()
@@ -278,6 +294,14 @@ def build_api_deps() -> ApiDeps:
         provider=metered(provider_client_factory(settings)),
         outcomes=build_announce_deps(settings, repos=repos),
         settings=settings,
+        looks=LookDeps(
+            repo=repos.jobs,
+            ledger=PollStats(repos.table, default_scale=settings.generation_time_scale),
+            # A look never holds a read up for long: a slow provider shows what the record says.
+            provider=provider_client_factory(settings, timeout_seconds=LOOK_TIMEOUT_SECONDS),
+            policy=settings.look_policy(),
+            clock=utcnow,
+        ),
     )
 
 
@@ -310,4 +334,5 @@ def sweep_deps() -> SweepDeps:
         settings=settings,
         capacity=outcomes.capacity,
         signals=signals(),
+        backfill=repos.jobs.backfill_owner_status,
     )

@@ -15,6 +15,7 @@ from t2v.api.views import (
     JobView,
     Presigner,
     QueuePlaces,
+    SearchView,
     TierTimings,
     UsageView,
     ViewContext,
@@ -23,7 +24,8 @@ from t2v.api.views import (
     usage_view,
     video_view,
 )
-from t2v.jobs import JobRecord, JobStatus
+from t2v.jobs import JobRecord
+from t2v.listing import SEARCH_BOUND, JobListing
 from t2v.request import VideoRequest
 from t2v.usecases.videos import (
     ApiDeps,
@@ -69,10 +71,20 @@ class VideosApi:
         ctx = self._context()
         return self._view(job, replace(ctx, queue=self.reads.queue))
 
-    def recent(self, *, status: JobStatus | None, limit: int, cursor: str | None) -> JobPage:
-        page = list_videos(status=status, limit=limit, cursor=cursor, caller=self._caller(), deps=self.deps)
+    def recent(self, listing: JobListing, *, limit: int, cursor: str | None) -> JobPage:
+        page = list_videos(listing, limit=limit, cursor=cursor, caller=self._caller(), deps=self.deps)
         ctx = self._context()
-        return JobPage(items=[self._view(job, ctx) for job in page.jobs], next_cursor=page.next_cursor)
+        search = None
+        if page.search is not None:
+            search = SearchView(
+                examined=page.examined,
+                bound=SEARCH_BOUND,
+                complete=page.next_cursor is None,
+                note=page.search,
+            )
+        return JobPage(
+            items=[self._view(job, ctx) for job in page.jobs], next_cursor=page.next_cursor, search=search
+        )
 
     def cancel(self, job_id: str) -> JobView:
         # A canceled job has no video: no URL is signed for it.

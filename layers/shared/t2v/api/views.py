@@ -109,8 +109,9 @@ class ProgressView(BaseModel):
         ge=0,
         le=1,
         description="Share of the expected time elapsed since the request: below 1 until the job ends, "
-        "1 once SUCCEEDED, null when unknown (downloading, or ended without a video). A revised "
-        "estimate may lower it.",
+        "1 once SUCCEEDED, null when unknown (downloading, or ended without a video). A move to a "
+        "later phase never lowers it (the last fraction of each earlier phase is its floor); a revised "
+        "estimate within a phase may.",
     )
 
 
@@ -138,6 +139,7 @@ def progress_view(job: JobRecord, ctx: ViewContext) -> ProgressView:
             submitted_at=job.submitted_at,
             finished_at=job.finished_at,
             queued_seconds=job.queued_seconds,
+            history=tuple((h.status, h.at) for h in job.history),
         ),
         ctx.timings.history(GenerationTier.of_request(job.request)),
         ctx.now,
@@ -208,6 +210,11 @@ class JobView(BaseModel):
     source: str | None = None
     request: dict[str, Any] = Field(default_factory=dict)
     history: list[HistoryEntry] = Field(default_factory=list)
+    cancellable: bool = Field(
+        default=False,
+        description="Whether DELETE may cancel it: not ended and not yet RUNNING at the provider (a 409 "
+        "otherwise). Read by its id, the status is the provider's of a few seconds ago at most.",
+    )
     task_id: str | None = Field(default=None, description="The DashScope task id, once created.")
     request_ids: list[str] = Field(default_factory=list, description="DashScope request ids, for support.")
     error: JobErrorView | None = None
@@ -240,9 +247,23 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+class SearchView(BaseModel):
+    """What a filtered listing (status, q) read: it examines at most `bound` jobs per request."""
+
+    examined: int = Field(description="Jobs of the range examined for this page.")
+    bound: int = Field(description="The most one request examines (a status or words filter what is read).")
+    complete: bool = Field(
+        description="True: every job of the range was examined; false: next_cursor reads on."
+    )
+    note: str = Field(description="The same, in words, e.g. for a status line under a search box.")
+
+
 class JobPage(BaseModel):
     items: list[JobView]
     next_cursor: str | None = Field(default=None, description="Opaque; pass as `cursor` for the next page.")
+    search: SearchView | None = Field(
+        default=None, description="Only for a filtered listing (status or q): what it examined."
+    )
 
 
 def video_view(job: JobRecord, store: Presigner, expires_in: int) -> VideoView | None:
@@ -268,6 +289,7 @@ def job_view(job: JobRecord, ctx: ViewContext, video: VideoView | None = None) -
         source=job.source,
         request=job.request,
         history=[HistoryEntry(status=h.status, at=iso(h.at)) for h in job.history],
+        cancellable=job.status.is_cancelable,
         task_id=job.task_id,
         request_ids=job.request_ids,
         error=error,

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from t2v.billing import billing_outcome, refundable
 from t2v.contract import Announced, Ended
 from t2v.errors import NotificationInProgressError
-from t2v.jobs import JobRecord, JobStatus
+from t2v.jobs import JobRecord, JobStatus, listed_as
 from t2v.times import iso, iso_or_none, utcnow
 from t2v.usecases.capacity import Governor
 from t2v.usecases.ports import AnnouncementStore, JobStore, NotifierLike, RefundStore
@@ -41,6 +41,7 @@ class FirstRecord:
     request: Any = None
     source: str = "unknown"
     origin: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # who sees it: a refused prompt-file line is its file's owner's job
 
 
 class Ending(NamedTuple):
@@ -79,6 +80,7 @@ def end_job(
             origin=dict(first.origin),
             now=now,
             deadline_at=now,
+            owner=first.owner,
         )
     # Keep the provider's own code and message when submit already recorded them.
     keep_recorded = outcome.status == JobStatus.FAILED and job.error_code
@@ -87,6 +89,7 @@ def end_job(
     )
     # Recorded with the end, so whoever settles the job later (a retry, the sweeper) reads the same.
     fields["billing_outcome"] = billing_outcome(job, outcome.status, outcome.task_status).value
+    fields.update(listed_as(job.owner, outcome.status))  # GSI by_owner_status lists it from now on
     written = deps.repo.transition(job_id, outcome.status, now=now, fields=fields, expect=expect).job
     if expect is not None and written.status != outcome.status:
         return Ending(written, _announcement(written, notified=False))

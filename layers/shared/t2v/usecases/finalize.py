@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from t2v.config import FinalizeSettings
 from t2v.contract import Announced, Succeeded
-from t2v.jobs import JobRecord, JobStatus
+from t2v.jobs import JobRecord, JobStatus, listed_as
 from t2v.schedule import GenerationTier, Policy, queue_and_run
 from t2v.times import iso, iso_or_none, utcnow
 from t2v.usecases.announce import AnnounceDeps, announce_once
@@ -82,6 +82,7 @@ def finalize_job(job_id: str, succeeded: Succeeded, deps: FinalizeDeps) -> Annou
             "sha256": stored.sha256,
             "bytes": stored.size,
             "usage": succeeded.usage,
+            **listed_as(job.owner, JobStatus.SUCCEEDED),  # GSI by_owner_status
         },
     ).job
     outcome = announce_once(stored_job, deps.announce)

@@ -13,6 +13,7 @@ from t2v.billing import Caps, DayUsage
 from t2v.config import ProviderSettings
 from t2v.errors import PipelineError
 from t2v.jobs import HintRecorded, JobRecord, JobStatus, Parked, Write
+from t2v.listing import JobListing, JobsRead
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import VideoRequest
 from t2v.schedule import GenerationTier, TierHistory
@@ -57,17 +58,19 @@ class JobStore(Protocol):
     ) -> Write: ...
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> JobRecord: ...
     def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write: ...
+    def claim_look(self, job_id: str, *, now: datetime, before: datetime) -> bool: ...
     def release_claim(self, job_id: str) -> None: ...
     def unbound_creates(self, *, since: datetime) -> list[JobRecord]: ...
     def sweep_candidates(self, *, since: datetime, untouched_since: datetime) -> list[JobRecord]: ...
     def list_jobs(
         self,
+        listing: JobListing | None = None,
         *,
-        status: str | None = None,
         limit: int = 20,
         cursor: str | None = None,
         owner: str | None = None,
-    ) -> tuple[list[JobRecord], str | None]: ...
+        read: int | None = None,
+    ) -> JobsRead: ...
 
 
 class TaskLookup(Protocol):

@@ -26,9 +26,11 @@ from t2v.errors import (
     TerminalProviderError,
 )
 from t2v.jobs import JobRecord, JobStatus, derive_job_id
+from t2v.listing import FILTERED_READ, SEARCH_BOUND, JobListing, search_note
 from t2v.request import FieldError, InvalidRequestError, VideoRequest
 from t2v.times import iso, utcnow
 from t2v.usecases.announce import AnnounceDeps, end_job
+from t2v.usecases.look import LookDeps, looked
 from t2v.usecases.ports import BudgetStore, IdempotencyStore, JobStore, ProviderClient
 
 SOURCE: Final = "api"
@@ -140,14 +142,18 @@ class ApiDeps:
     outcomes: AnnounceDeps  # canceling ends the job and announces it
     settings: ApiSettings
     clock: Callable[[], datetime] = utcnow
+    looks: LookDeps | None = None  # a read of one job looks at the provider (None: never)
 
 
 @dataclass(frozen=True)
 class JobsPage:
-    """One page of a listing, most recent first; `next_cursor` reads on (None: no more)."""
+    """One page of a listing in its order; `next_cursor` reads on (None: no more). A filtered
+    listing (status, words) also says how many jobs it examined and what that covered (`search`)."""
 
     jobs: list[JobRecord]
     next_cursor: str | None
+    examined: int = 0
+    search: str | None = None
 
 
 def accept_video(
@@ -237,40 +243,50 @@ def _check_budget(request: VideoRequest, caller: Caller, deps: ApiDeps, now: dat
 
 
 def get_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobRecord:
-    return _job(job_id, caller, deps)
+    """The caller's job; while its task waits or starts at the provider, as the provider says now
+    (`t2v.usecases.look`: at most one look per job every few seconds, in a spare slot)."""
+    job = _job(job_id, caller, deps)
+    return looked(job, deps.looks) if deps.looks is not None else job
 
 
 def list_videos(
-    *,
-    status: JobStatus | None,
-    limit: int,
-    cursor: str | None,
-    caller: Caller,
-    deps: ApiDeps,
+    listing: JobListing, *, limit: int, cursor: str | None, caller: Caller, deps: ApiDeps
 ) -> JobsPage:
-    """The caller's jobs (every job for an admin), most recent first. A status filter can leave
-    DynamoDB pages short, so read on to fill `limit`.
+    """The caller's jobs (every job for an admin) in the listing's range and order. A status or
+    words filter what is read and can leave DynamoDB pages short, so a filtered listing reads on,
+    up to `SEARCH_BOUND` jobs, to fill `limit`.
 
     A cursor is what a `next_cursor` was, of the same listing; any other is a 400 naming `cursor`
     (the repository refuses it before reading anything)."""
     owner = None if caller.admin else caller.principal
     try:
-        return _pages(deps.repo, status.value if status else None, limit, cursor, owner)
+        return _pages(deps.repo, listing, limit, cursor, owner)
     except InvalidCursorError as exc:
         raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
 
 
-def _pages(repo: JobStore, status: str | None, limit: int, cursor: str | None, owner: str | None) -> JobsPage:
+def _pages(
+    repo: JobStore, listing: JobListing, limit: int, cursor: str | None, owner: str | None
+) -> JobsPage:
     if cursor == "":  # the repository reads an empty cursor as none; no listing returns one
         raise InvalidCursorError(NOT_A_CURSOR)
     jobs: list[JobRecord] = []
+    examined = 0
     for _ in range(MAX_LIST_ROUNDS):
-        # Never read more than is still missing: the cursor then points right after the last item.
-        page, cursor = repo.list_jobs(status=status, limit=limit - len(jobs), cursor=cursor, owner=owner)
-        jobs.extend(page)
-        if cursor is None or len(jobs) >= limit:
+        wanted = limit - len(jobs)
+        # Unfiltered, never read more than is still missing: the cursor then points right after the
+        # last item. Filtered, read wider; the repository cuts at `wanted` and points after the cut.
+        read = min(FILTERED_READ, SEARCH_BOUND - examined) if listing.filtered else wanted
+        page = repo.list_jobs(listing, limit=wanted, cursor=cursor, owner=owner, read=max(read, wanted))
+        jobs.extend(page.jobs)
+        examined += page.examined
+        cursor = page.next_cursor
+        if cursor is None or len(jobs) >= limit or examined >= SEARCH_BOUND:
             break
-    return JobsPage(jobs, cursor)
+    note = None
+    if listing.filtered:
+        note = search_note(examined=examined, more=cursor is not None, full=len(jobs) >= limit)
+    return JobsPage(jobs, cursor, examined, note)
 
 
 def cancel_video(job_id: str, caller: Caller, deps: ApiDeps) -> JobRecord:

@@ -83,11 +83,17 @@ def _session(identity: SandboxIdentity, region: str) -> Any:
 
 def sandbox_place(endpoints_file: Path = DEFAULT_ENDPOINTS, identity: str | None = None) -> Place:
     """The sandbox, signed as `identity` (else $T2V_IDENTITY, else the sandbox's default)."""
-    target = sandbox_target(endpoints_file, identity)  # raises the friendly errors for a missing file
-    endpoints = read_endpoints(endpoints_file)
+    sandbox_target(endpoints_file, identity)  # raises the friendly errors for a missing file or API
+    return sandbox_place_of(read_endpoints(endpoints_file), identity)
+
+
+def sandbox_place_of(endpoints: dict[str, Any], identity: str | None = None) -> Place:
+    """The sandbox whose endpoints are these (a sandbox in this process: the soak's), as `identity`."""
+    chosen = pick_identity(endpoints, chosen_identity(identity))
+    target = target_as(endpoints, chosen)
     return Place(
         target=target,
-        session=_session(pick_identity(endpoints, chosen_identity(identity)), target.region),
+        session=_session(chosen, target.region),
         endpoint_url=endpoints.get("moto_url"),
         outputs={k: str(v) for k, v in (endpoints.get("outputs") or {}).items()},
         parameters={k: str(v) for k, v in (endpoints.get("parameters") or {}).items()},

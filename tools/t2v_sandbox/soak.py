@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from t2v_client import ApiClient, Target
+from t2v_client.place import sandbox_place_of
+from t2v_client.uploads import upload_prompt_file
 
 from t2v_sandbox import soak_hostile
 from t2v_sandbox.patches import MotoVersionError
@@ -106,6 +108,12 @@ OTHER_CLIENT_KEY: Final = "sk-soak-another-client"  # a second client on the sam
 # Every n-th job has a twin: the other client's task with the same prompt, made the moment ours is.
 TWIN_EVERY: Final = 3
 BUSY_ACCOUNT_TASKS: Final = 1200
+# Users watching API jobs by id (each read may look at the provider): every n-th API job, read every
+# WATCH_EVERY_SECONDS until it ends (at most WATCH_READS reads), by WATCHERS users at once.
+WATCH_EVERY_NTH: Final = 2
+WATCH_EVERY_SECONDS: Final = 0.5
+WATCH_READS: Final = 240
+WATCHERS: Final = 8
 
 
 def fault_plan(seed: int, *, background: bool = True) -> dict[str, Any]:
@@ -228,6 +236,8 @@ class PlannedJob:
     twin: bool = False  # the other client creates a task with this prompt when ours is created
     twin_created: bool = False  # ... and it did (the emulator accepted the other client's create)
     flooded: bool = False  # its task got the push flood (soak_flood), push on only
+    # A user watching it (GET /videos/{id}, where the API looks at the provider): what the reads showed.
+    watch_statuses: list[str] = field(default_factory=list)
 
     @property
     def cancel_status(self) -> int | None:
@@ -281,9 +291,32 @@ class Submitter:
         self.api = ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, sb.credentials))
         self.bucket = str(sb.outputs["OutputBucketName"])
         self.prefix = sb.stack.parameters.get("InputPrefix", "prompts/") if sb.stack else "prompts/"
+        self.place = sandbox_place_of(sb.endpoints)  # `t2v upload`'s way into the bucket
 
     def close(self) -> None:
         self.api.close()
+
+    def watch_after(self, posted: Future[None], job: PlannedJob) -> None:
+        posted.result()  # the POST's own crash is counted on its future
+        self.watch(job)
+
+    def watch(self, job: PlannedJob) -> None:
+        """A user with the job page open: reads the job by id until it ends, as the console and
+        `t2v submit --wait` do; each read may look at the provider (`t2v.usecases.look`)."""
+        if not job.job_id:
+            return
+        with ApiClient(self.api.target) as api:
+            for _ in range(WATCH_READS):
+                time.sleep(WATCH_EVERY_SECONDS)
+                try:
+                    answer = api.call("GET", f"/videos/{job.job_id}")
+                except Exception as exc:  # noqa: BLE001 - a read lost to a killed worker: read again
+                    job.watch_statuses.append(f"lost: {type(exc).__name__}")
+                    continue
+                status = str(answer.body.get("status")) if answer.status == 200 else f"HTTP {answer.status}"
+                job.watch_statuses.append(status)
+                if status in TERMINAL:
+                    return
 
     def api_post(self, job: PlannedJob) -> None:
         """A careful user: retries 5xx and network errors with the same Idempotency-Key."""
@@ -361,7 +394,18 @@ class Submitter:
             key, data = f"{self.prefix}soak/{name}.json", json.dumps(jobs[0].body)
         else:
             key, data = f"{self.prefix}soak/{name}.jsonl", "\n".join(json.dumps(j.body) for j in jobs)
-        answer = self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data.encode())
+        s3 = self.sb.client("s3")
+        if not single and int(name.lstrip("f") or 0) % 4 == 1:
+            # Every other batch file the way a user uploads one: `t2v upload` (its own key).
+            uploaded = upload_prompt_file(self.place, f"soak-{name}.jsonl", data.encode())
+            key = uploaded.key
+            answer = (
+                {"VersionId": uploaded.version_id}
+                if uploaded.version_id
+                else s3.head_object(Bucket=self.bucket, Key=key)
+            )
+        else:
+            answer = s3.put_object(Bucket=self.bucket, Key=key, Body=data.encode())
         # A refused line's record keeps no prompt (a digest and a prefix): it is found by its job id.
         version = str(answer.get("VersionId") or answer["ETag"].strip('"'))
         for line, job in enumerate(jobs, start=1):
@@ -392,7 +436,11 @@ def submit_all(
     files = 0
     started = time.monotonic()
     try:
-        with ThreadPoolExecutor(4, "soak-submit") as pool, ThreadPoolExecutor(4, "soak-twins") as twins:
+        with (
+            ThreadPoolExecutor(4, "soak-submit") as pool,
+            ThreadPoolExecutor(4, "soak-twins") as twins,
+            ThreadPoolExecutor(WATCHERS, "soak-watch") as watchers,
+        ):
             if hostile:  # first, so the long file's hand-offs run while the other jobs arrive
                 pool.submit(soak_hostile.upload, sb, hostile, submitter.bucket, submitter.prefix).result()
             for n, job in enumerate([j for j in jobs if j.door != soak_hostile.DOOR]):
@@ -403,7 +451,10 @@ def submit_all(
                 if job.twin and config.twins and job.door != "s3":  # prompt files' job ids come later
                     futures.append(twins.submit(submitter.twin, job))
                 if job.door == "api":
-                    futures.append(pool.submit(submitter.api_post, job))
+                    posted = pool.submit(submitter.api_post, job)
+                    futures.append(posted)
+                    if job.scenario != "cancel" and job.index % WATCH_EVERY_NTH == 0:
+                        futures.append(watchers.submit(submitter.watch_after, posted, job))
                 elif job.door == "eventbridge":
                     futures.append(pool.submit(submitter.event, job))
                 else:
@@ -954,6 +1005,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             summary[key] = summary.get(key, 0) + count
         summary["harness_errors"] = len(harness_errors)
         summary["twins"] = sum(1 for j in jobs if j.twin_created)
+        summary["watch"] = watch_totals(jobs)
         summary["events"] = sum(len(e) for e in judge.evidence.events.values())
         summary["handoffs"] = soak_hostile.handoffs(config.work_dir, run)
         summary["seconds"] = round(time.monotonic() - started, 1)
@@ -1010,6 +1062,21 @@ def start_flood(sb: UserSandbox, jobs: list[PlannedJob], run: str) -> PushFlood 
     return PushFlood(
         url=url, token=secret["SecretString"], tasks=emulator.tasks, targets=targets, run=run
     ).start()
+
+
+def watch_totals(jobs: Iterable[PlannedJob]) -> dict[str, int]:
+    """What the users watching jobs by id saw: reads, and how many jobs showed PENDING or RUNNING
+    while they ran (the API's own look; with push on, nothing else would show them)."""
+    watched = [j for j in jobs if j.watch_statuses]
+    return {
+        "jobs": len(watched),
+        "reads": sum(len(j.watch_statuses) for j in watched),
+        "saw_running": sum(1 for j in watched if "RUNNING" in j.watch_statuses),
+        "saw_pending": sum(1 for j in watched if "PENDING" in j.watch_statuses),
+        "errors": sum(
+            1 for j in watched for st in j.watch_statuses if not st.isupper() or st.startswith("HTTP")
+        ),
+    }
 
 
 def bad_total(summary: dict[str, Any]) -> int:

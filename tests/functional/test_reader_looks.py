@@ -92,3 +92,18 @@ def test_a_finished_task_is_left_to_the_workflow_and_no_news_is_no_failure() -> 
 
 def test_cancellable_says_whether_cancel_can_work() -> None:
     assert [s.value for s in JobStatus if s.is_cancelable] == ["ACCEPTED", "WAITING", "SUBMITTED", "PENDING"]
+
+
+def test_a_look_at_a_task_the_job_let_go_meanwhile_moves_nothing() -> None:
+    # Given a reader who read the job bound to t-1, which the provider shows RUNNING
+    deps, provider, _ = world(task="RUNNING")
+    seen = deps.repo.get("job-1")
+    assert seen is not None
+    # When, before the look writes, the job released t-1 (another client's) and took its own t-2
+    deps.repo.items["job-1"].update(task_id="t-2")  # type: ignore[attr-defined]
+    provider.add_task("t-2", "PENDING")
+    shown = looked(seen, deps)
+    # Then the job is not moved by t-1's status
+    recorded = deps.repo.get("job-1")
+    assert recorded is not None and recorded.status == JobStatus.SUBMITTED
+    assert shown.status == JobStatus.SUBMITTED

@@ -73,5 +73,9 @@ def looked(job: JobRecord, deps: LookDeps) -> JobRecord:
     )
     if new == JobStatus.RUNNING and queued is not None:
         fields["queued_seconds"] = round(queued, 3)  # the provider's queue time: the view's ETA uses it
-    moved = deps.repo.transition(job.job_id, new, now=deps.clock(), fields=fields)
+    # Only while the job still holds the task looked at: a task released meanwhile (shown to be
+    # another client's, the job now on its own new task) says nothing about the job.
+    moved = deps.repo.transition(
+        job.job_id, new, now=deps.clock(), fields=fields, expect={"task_id": job.task_id}
+    )
     return moved.job  # not moved: the workflow moved it meanwhile; show its move

@@ -24,6 +24,7 @@ from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.finalize import FinalizeDeps, finalize_job
 from t2v.usecases.poll import poll_job
 from t2v.usecases.ports import ProviderDeps
+from t2v.usecases.reconcile import INDEX_LAG_SECONDS
 from t2v.usecases.submit import submit_job
 from t2v_bench.ledger import MemoryPollStats  # from its home: tests.fakes re-exports it only implicitly
 
@@ -111,6 +112,16 @@ def submit(world: World, job_id: str = "job-1", **request: Any) -> PollTurn:
     turn = submit_job(event, world.pipeline)
     assert isinstance(turn, PollTurn), turn  # no capacity governor here: never a capacity wait
     return turn
+
+
+def submit_after_index_lag(world: World) -> PollTurn:
+    """Submit as Step Functions' retries do after a lost create answer: the first look finds the only
+    candidate task too young for the index to show every rival create (UNDECIDED, retried); the
+    retry, once the index has caught up, adopts it."""
+    with pytest.raises(AmbiguousCreateError):
+        submit(world)
+    world.clock.advance(INDEX_LAG_SECONDS + world.pipeline.settings.provider_clock_skew_seconds + 0.1)
+    return submit(world)
 
 
 def poll(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
@@ -246,7 +257,7 @@ def test_a_lost_create_answer_is_reconciled_to_the_one_task_it_made(world: World
     world.provider.lose_next_answer = True
 
     # When submit reconciles: the one task the provider made while our create was in flight
-    turn = submit(world)
+    turn = submit_after_index_lag(world)
 
     # Then it is bound to the job, and no second (billed) task is created
     assert turn.task_id == "task-1" and world.provider.creates == 1
@@ -283,6 +294,9 @@ def test_submit_adopting_a_lost_creates_task_reads_the_job_once(
         lost_create(world, claimed_ago=claimed_ago, answered=answered)
     else:
         world.provider.lose_next_answer = True
+        with pytest.raises(AmbiguousCreateError):  # the task is too young to tell: retried
+            submit(world)
+        world.clock.advance(INDEX_LAG_SECONDS + world.pipeline.settings.provider_clock_skew_seconds + 0.1)
     reads = count_reads(world, monkeypatch)
 
     # When submit reconciles and adopts the task
@@ -349,7 +363,7 @@ def test_a_lost_create_is_told_apart_from_another_applications_twin_by_its_api_k
     world.provider.lose_next_answer = True
 
     # When submit reconciles: the twin (another key) is no candidate, ours is the one task left
-    turn = submit(world)
+    turn = submit_after_index_lag(world)
 
     # Then ours is bound at once; no second (billed) task, and the twin is left alone
     assert turn.task_id == "task-1"
@@ -449,7 +463,7 @@ def test_a_task_adopted_without_proof_that_shows_another_prompt_is_released_for_
         raise AmbiguousCreateError("the create timed out before the provider made anything")
 
     monkeypatch.setattr(world.provider, "create_task", lost_before_made)
-    turn = submit(world)
+    turn = submit_after_index_lag(world)
     assert turn.task_id == "task-theirs" and world.job("job-1")["adopted_unproven"] is True
 
     # When its task finishes and shows another prompt
@@ -505,3 +519,34 @@ def test_an_owned_job_is_listed_under_its_owner_and_status_from_its_end(world: W
     assert world.job("job-s")["owner_status"] == "arn:alice#SUCCEEDED"
     assert world.job("job-f")["owner_status"] == "arn:alice#FAILED"
     assert "owner_status" not in world.job("job-n")
+
+
+def test_a_rival_create_the_index_does_not_show_yet_keeps_its_task(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`unbound_creates` reads a global secondary index, which lags its table: a job whose create
+    was sent a moment ago may not show there. Its task, made while our lost create was in flight,
+    must not be adopted as ours (its job would then cancel it as an orphan, and both would fail)."""
+    # Given job-y's create in flight, its task made, but job-y not yet in the index
+    record(world, "job-y", "a dog")
+    world.repo.update_fields("job-y", {"create_sent_at": iso(world.clock())}, now=world.clock())
+    world.provider.add_task("task-y", "PENDING", prompt="a dog")
+    monkeypatch.setattr(world.repo, "unbound_creates", lambda since: [])
+    create = world.provider.create_task
+
+    def lost_before_made(request: VideoRequest) -> CreatedTask:
+        monkeypatch.setattr(world.provider, "create_task", create)
+        raise AmbiguousCreateError("the create timed out before the provider made anything")
+
+    monkeypatch.setattr(world.provider, "create_task", lost_before_made)
+
+    # When job-1's create is lost: the lone unowned task is too young to tell
+    with pytest.raises(AmbiguousCreateError):
+        submit(world)
+    assert world.repos.tasks.owner_of_task("task-y") is None
+
+    # Then job-y binds its own task meanwhile, and job-1's retry creates its own
+    world.repos.tasks.record_task("job-y", task_id="task-y", request_id="r-y", now=world.clock())
+    world.clock.advance(world.pipeline.settings.create_claim_stale_seconds + 1)  # the lost claim lapses
+    turn = submit(world)
+    assert turn.task_id == "task-1" and world.job("job-y")["task_id"] == "task-y"

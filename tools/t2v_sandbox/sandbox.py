@@ -290,6 +290,8 @@ class Sandbox:
             "CREATE_CLAIM_STALE_SECONDS": str(scaled),
             # The sweeper's grace shrinks with the schedule that fires it.
             "SWEEP_GRACE_SECONDS": str(max(1, round(300 * self.config.time_scale))),
+            # moto's indexes never lag; the guard still runs, at the scale of the retries that wait it out.
+            "INDEX_LAG_SECONDS": str(round(2.0 * self.config.time_scale, 3)),
         }
         if self.config.emulator:
             env["PROVIDER_CLOCK_SKEW_SECONDS"] = "0.05"  # the emulator shares this machine's clock

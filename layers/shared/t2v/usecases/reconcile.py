@@ -20,6 +20,11 @@ from t2v.usecases.ports import ProviderDeps
 # The provider makes the task once it has the whole request, which the client's connect and write
 # timeouts (5 s + 10 s, dashscope.DEFAULT_TIMEOUT) bound; the read that follows creates nothing.
 CREATE_MAX_SECONDS = 16
+# How long a job's `create_sent_at` may take to show in the `by_created` index that `unbound_creates`
+# queries (a global secondary index is eventually consistent, usually well under a second): a task
+# younger than this may be a rival's whose create the index does not show yet. The setting
+# `index_lag_seconds` (INDEX_LAG_SECONDS) holds it; this is its default.
+INDEX_LAG_SECONDS = 2.0
 _UNFINISHED = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.SUSPENDED})
 
 
@@ -123,6 +128,10 @@ def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reco
                 return Reconciliation(Reconciled.ADOPTED, bound)
         else:
             maybe.append((task_id, str(info.status), info.request_id, created))
+    if any(_too_young(created, deps) for *_, created in maybe):
+        # A rival's create sent moments before this task appeared may not show in the index yet:
+        # adopting it then would take another job's task (and that job would cancel it as an orphan).
+        return Reconciliation(Reconciled.UNDECIDED)
     return _decide(job, maybe, deps)
 
 
@@ -189,6 +198,15 @@ def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconcil
         # other claimants have moved on and one job looks like the only one left.
         deps.tasks.contest_task(task_id, job_id=job.job_id, now=deps.clock())
     return Reconciliation(Reconciled.ABSENT)
+
+
+def _too_young(created: float | None, deps: ProviderDeps) -> bool:
+    """Whether a task was made too recently for every rival create to show in the index."""
+    lag = deps.settings.index_lag_seconds
+    if created is None or lag <= 0:  # no lag (an index that never trails its table): no guard
+        return False
+    margin = lag + deps.settings.provider_clock_skew_seconds  # the provider's clock may run behind
+    return deps.clock().timestamp() - created < margin
 
 
 def _likeliest_maker(claimants: list[JobRecord], created: float) -> str:

@@ -210,9 +210,11 @@ class SoakConfig:
     intake_lines_per_invocation: int = 25
     # The emulated account's cap, below the soak's concurrency, and the governor's ceiling above it (it
     # must learn the cap from refusals): no job may fail for capacity, the provider is never above it.
-    emulator_max_running_tasks: int = 16
+    # At 5 jobs/s of 1.2 s tasks the soak keeps about 6 in flight (a cap of 16 was never reached: 0
+    # refusals, a peak of 5), so the cap is 4.
+    emulator_max_running_tasks: int = 4
     emulator_over_cap: str = "refuse"
-    governor_ceiling: int = 24
+    governor_ceiling: int = 8
     # Wakes move the queue; the heartbeat (scaled with the schedule) is the safety net. At the template's
     # 600 s, a time-scaled sandbox's hundreds of waiting jobs would keep its 4 submit workers busy.
     capacity_heartbeat_seconds: int = 3600

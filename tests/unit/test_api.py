@@ -794,3 +794,28 @@ def test_a_caller_names_only_images_in_its_own_folder(world: World, key: str, ac
     if not accepted:
         assert [f["field"] for f in answer["error"]["fields"]] == ["media.0.url"]
         assert world.executions.started == {}
+
+
+def test_a_job_view_shows_its_images_with_a_url_to_show_them(world: World) -> None:
+    url = "s3://videos-bucket/inputs/123456789012/user/video-client/cat.png"
+    status, _, body = post(
+        {"model": "pixverse/pixverse-v5.6-it2v", "media": [{"type": "image_url", "url": url}]}
+    )
+    assert status == 202
+
+    status, _, view = request("GET", f"/videos/{body['job_id']}")
+
+    assert status == 200
+    (image,) = view["images"]
+    assert (image["type"], image["uri"]) == ("image_url", url)
+    assert image["url"].startswith("https://") and image["expires_in"] == 900
+
+
+def test_the_same_key_with_other_images_is_a_conflict(world: World) -> None:
+    folder = "s3://videos-bucket/inputs/123456789012/user/video-client/"
+    first = {"model": "pixverse/pixverse-v5.6-it2v", "media": [{"type": "image_url", "url": folder + "a.png"}]}
+    second = {"model": "pixverse/pixverse-v5.6-it2v", "media": [{"type": "image_url", "url": folder + "b.png"}]}
+
+    assert post(first, key="img-key")[0] == 202
+    assert post(first, key="img-key")[0] == 202
+    assert post(second, key="img-key")[0] == 409

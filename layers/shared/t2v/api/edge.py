@@ -18,6 +18,7 @@ from t2v.api.views import (
     TierTimings,
     UsageView,
     ViewContext,
+    image_views,
     job_view,
     links,
     usage_view,
@@ -89,4 +90,6 @@ class VideosApi:
         return ViewContext(now=self.deps.clock(), timings=self.reads.timings, base_path=self.base_path)
 
     def _view(self, job: JobRecord, ctx: ViewContext) -> JobView:
-        return job_view(job, ctx, video_view(job, self.reads.store, self.deps.settings.presign_seconds))
+        settings = self.deps.settings
+        images = image_views(job, self.reads.store, settings.image_place, settings.presign_seconds)
+        return job_view(job, ctx, video_view(job, self.reads.store, settings.presign_seconds), images)

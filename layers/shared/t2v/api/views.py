@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from t2v.capacity import QueuePlace, seconds_to_start
 from t2v.families import tier_of
+from t2v.images import ImagePlace, s3_image
 from t2v.jobs import JobRecord, JobStatus
 from t2v.progress import Phase, ProgressInput, job_progress
 from t2v.schedule import GenerationTier, TierHistory
@@ -203,6 +204,17 @@ class VideoView(BaseModel):
     sha256: str | None = None
 
 
+class ImageView(BaseModel):
+    """One input image of the job, as the request named it, and a URL to show it (a thumbnail)."""
+
+    type: str = Field(description="image_url, first_frame or last_frame")
+    uri: str = Field(description="As the request named it: s3://bucket/key or https://...")
+    url: str = Field(
+        description="An s3:// image's presigned GET (valid `expires_in` s); an https image as is."
+    )
+    expires_in: int | None = None
+
+
 class JobView(BaseModel):
     job_id: str
     status: JobStatus
@@ -222,6 +234,9 @@ class JobView(BaseModel):
     origin: OriginView = Field(description="Where the request came from: file and line, event, or caller.")
     progress: ProgressView
     video: VideoView | None = Field(default=None, description="Only for SUCCEEDED jobs.")
+    images: list[ImageView] = Field(
+        default_factory=list, description="The request's input images (image families)."
+    )
     links: dict[str, str] = Field(description=LINKS_DOC)
 
 
@@ -259,7 +274,30 @@ def video_view(job: JobRecord, store: Presigner, expires_in: int) -> VideoView |
     )
 
 
-def job_view(job: JobRecord, ctx: ViewContext, video: VideoView | None = None) -> JobView:
+def image_views(
+    job: JobRecord, store: Presigner, place: ImagePlace | None, expires_in: int
+) -> list[ImageView]:
+    """The job's images; an s3:// one under the input-images prefix gets a presigned GET (locally signed)."""
+    views = []
+    for item in job.request.get("media") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+            continue
+        uri, image = item["url"], s3_image(item["url"])
+        url, expires = uri, None
+        if image is not None:
+            if place is None or image.bucket != place.bucket or not image.key.startswith(place.prefix):
+                continue  # never sign what the door would not have taken
+            url, expires = (
+                store.presign(bucket=image.bucket, key=image.key, expires_in=expires_in),
+                expires_in,
+            )
+        views.append(ImageView(type=str(item.get("type")), uri=uri, url=url, expires_in=expires))
+    return views
+
+
+def job_view(
+    job: JobRecord, ctx: ViewContext, video: VideoView | None = None, images: list[ImageView] | None = None
+) -> JobView:
     error = None
     if job.error_code or job.error_message:
         error = JobErrorView(code=job.error_code, message=job.error_message, request_id=job.error_request_id)
@@ -282,6 +320,7 @@ def job_view(job: JobRecord, ctx: ViewContext, video: VideoView | None = None) -
         origin=origin_view(job.source, job.origin),
         progress=progress_view(job, ctx),
         video=video,
+        images=images or [],
         links=links(job.job_id, ctx.base_path),
     )
 

@@ -813,8 +813,14 @@ def test_a_job_view_shows_its_images_with_a_url_to_show_them(world: World) -> No
 
 def test_the_same_key_with_other_images_is_a_conflict(world: World) -> None:
     folder = "s3://videos-bucket/inputs/123456789012/user/video-client/"
-    first = {"model": "pixverse/pixverse-v5.6-it2v", "media": [{"type": "image_url", "url": folder + "a.png"}]}
-    second = {"model": "pixverse/pixverse-v5.6-it2v", "media": [{"type": "image_url", "url": folder + "b.png"}]}
+    first = {
+        "model": "pixverse/pixverse-v5.6-it2v",
+        "media": [{"type": "image_url", "url": folder + "a.png"}],
+    }
+    second = {
+        "model": "pixverse/pixverse-v5.6-it2v",
+        "media": [{"type": "image_url", "url": folder + "b.png"}],
+    }
 
     assert post(first, key="img-key")[0] == 202
     assert post(first, key="img-key")[0] == 202

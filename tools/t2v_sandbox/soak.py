@@ -106,7 +106,9 @@ SCENARIOS: Final = (
     "it2v",  # first frame to video, from an image in the caller's folder of the input-images prefix
     "kf2v",  # first and last frame to video
     "badimage",  # an it2v request whose .png holds text: refused before any paid call
+    "imgfetch",  # an it2v request whose image the provider cannot fetch (InvalidParameter.DataInspection)
 )
+IMAGE_SCENARIOS: Final = ("it2v", "kf2v", "badimage", "imgfetch")
 # Image requests name their images with this token for the stack's bucket (known once it runs).
 BUCKET_MARK: Final = "%BUCKET%"
 IMAGES: Final = {"red.png": (200, 40, 40), "blue.png": (40, 40, 200)}
@@ -138,6 +140,13 @@ def fault_plan(seed: int, *, background: bool = True) -> dict[str, Any]:
             "kind": "error",
             "code": "DataInspectionFailed",
             "prompt_contains": "#createinspect#",
+        },
+        # An image the provider could not fetch (it passed our checks): terminal, never retried.
+        {
+            "endpoint": "create",
+            "kind": "error",
+            "code": "InvalidParameter.DataInspection",
+            "prompt_contains": "#imgfetch#",
         },
         *tagged("c500", create_500),
         *tagged("c429", create_429),
@@ -274,7 +283,7 @@ def plan_jobs(count: int, seed: int, *, run: str | None = None) -> list[PlannedJ
         body: dict[str, Any] = {"prompt": prompt, **SMALL}
         if scenario == "invalid":
             body = {"prompt": prompt, "size": "1920*1080", "duration": 10}
-        elif scenario in {"it2v", "kf2v", "badimage"}:
+        elif scenario in {"it2v", "kf2v", "badimage", "imgfetch"}:
             body = image_body(scenario, prompt)
         jobs.append(PlannedJob(index, door, scenario, prompt, body, twin=index % TWIN_EVERY == 1))
     return jobs
@@ -731,7 +740,7 @@ class Judge:
         summary["foreign_tasks"] = len(self.foreign_tasks)
         summary["creates"] = len(self.all_tasks)  # each create that reached the provider made one task
         summary["jobs_with_task"] = sum(1 for j in self.jobs if self.evidence.tasks.get(j.prompt))
-        summary["image_jobs"] = {k: self.counts[f"image_{k}"] for k in ("it2v", "kf2v", "badimage")}
+        summary["image_jobs"] = {k: self.counts[f"image_{k}"] for k in IMAGE_SCENARIOS}
         return summary, verdicts
 
     def check_capacity(self) -> dict[str, Any]:
@@ -838,9 +847,9 @@ class Judge:
             self.bad(
                 verdict, "wrong_status", f"a refused image reached the provider ({len(creates)} creates)"
             )
-        if scenario in {"it2v", "kf2v"} and not creates:
+        if scenario in {"it2v", "kf2v", "imgfetch"} and not creates:
             self.bad(verdict, "wrong_status", "a good image job never reached the provider")
-        if scenario in {"it2v", "kf2v", "badimage"}:
+        if scenario in IMAGE_SCENARIOS:
             self.counts[f"image_{scenario}"] += 1
 
     def check_status(

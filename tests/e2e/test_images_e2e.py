@@ -161,7 +161,7 @@ def test_a_bad_image_fails_the_job_before_any_task_naming_it(
     accepted = api.submit({"model": IT2V, "prompt": prompt, "media": [{"type": "image_url", "url": url}]})
     job = wait_terminal(sb, accepted["job_id"])
 
-    assert job["status"] == "FAILED"
+    assert (job["status"], job.get("error_code")) == ("FAILED", "InvalidImage")
     message = str(job.get("error_message"))
     assert "media.0.url" in message and name in message and rule in message, message
     assert tasks_for(sb, prompt) == []  # no paid call

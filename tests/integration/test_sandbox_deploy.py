@@ -186,6 +186,18 @@ def test_real_template_deploys(tmp_path: Path) -> None:
         ),
         ({"OutputPrefix": "prompts/sub/"}, "OutputPrefix='prompts/sub/' does not match AllowedPattern"),
         ({"InputPrefix": ""}, "InputPrefix='' does not match AllowedPattern"),
+        (
+            {"InputImagesPrefix": "prompts/"},
+            "rule PrefixesDoNotOverlap: InputImagesPrefix must be another folder than InputPrefix and OutputPrefix",
+        ),
+        (
+            {"InputImagesPrefix": "videos/"},
+            "rule PrefixesDoNotOverlap: InputImagesPrefix must be another folder than InputPrefix and OutputPrefix",
+        ),
+        (
+            {"InputImagesPrefix": "inputs/sub/"},
+            "InputImagesPrefix='inputs/sub/' does not match AllowedPattern",
+        ),
     ],
 )
 def test_overlapping_or_nested_prefixes_fail_before_anything_is_created(

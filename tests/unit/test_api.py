@@ -39,6 +39,7 @@ ENV = {
     "OUTPUT_BUCKET": "videos-bucket",
     "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:outcomes",
     "DASHSCOPE_SECRET_ID": "t2v/key",
+    "INPUT_IMAGES_BUCKET": "videos-bucket",
 }
 CTX = lambda_context("api", request_id="req-unit")
 
@@ -558,7 +559,7 @@ def test_committed_openapi_document_is_current() -> None:
 
     assert gen.render() == committed, "docs/openapi.json is stale: run .venv/bin/python tools/gen_openapi.py"
     document = json.loads(committed)
-    assert set(document["paths"]) == {"/videos", "/videos/{job_id}", "/usage"}
+    assert set(document["paths"]) == {"/videos", "/videos/{job_id}", "/usage", "/models"}
     assert "422" not in json.dumps(document["paths"])
 
 
@@ -781,3 +782,117 @@ def test_canceling_a_pending_task_gives_its_charge_back_once(
     assert world.repos.table.budget == {f"budget#{day}#{CALLER}": 0, f"budget#{day}": 0}
     assert world.repos.table.refunded == {f"budget#{day}#{CALLER}": 5, f"budget#{day}": 5}
     assert world.repo.items["job-p"]["billing_outcome"] == "canceled_pending"
+
+
+# -- model families (issue 23) -----------------------------------------------------------------
+
+
+def test_get_models_lists_the_registry(world: World) -> None:
+    status, _, body = request("GET", "/models")
+
+    assert status == 200
+    assert [m["model"] for m in body["models"]] == [
+        "pixverse/pixverse-v5.6-t2v",
+        "pixverse/pixverse-v5.6-it2v",
+        "pixverse/pixverse-v5.6-kf2v",
+        "pixverse/pixverse-v6-it2v",
+    ]
+    assert "choices" not in body["models"][1]["fields"]["media"]  # an optional key is absent, not null
+
+
+def test_post_an_it2v_request_starts_it_in_the_providers_shape(world: World) -> None:
+    it2v = {
+        "model": "pixverse/pixverse-v5.6-it2v",
+        "prompt": "waves",
+        "media": [{"type": "image_url", "url": "https://example.com/a.png"}],
+        "resolution": "540P",
+    }
+    status, _, body = post(it2v)
+
+    assert status == 202
+    started = world.executions.started[body["job_id"]]["request"]
+    assert started["media"] == it2v["media"]
+    assert (started["model"], started["resolution"]) == (it2v["model"], "540P")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {
+                "model": "pixverse/pixverse-v5.6-it2v",
+                "media": [{"type": "image_url", "url": "https://a.example/b.png"}],
+                "size": "1280*720",
+            },
+            "size",
+        ),
+        (
+            {
+                "model": "pixverse/pixverse-v5.6-kf2v",
+                "prompt": "p",
+                "media": [{"type": "first_frame", "url": "https://a.example/b.png"}],
+            },
+            "media",
+        ),
+        ({"model": "nope", "prompt": "p"}, "model"),
+    ],
+)
+def test_post_refuses_a_family_rule_naming_the_field(world: World, body: dict[str, Any], field: str) -> None:
+    status, _, answer = post(body)
+
+    assert status == 400
+    assert [f["field"] for f in answer["error"]["fields"]] == [field]
+    assert world.executions.started == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [
+        ("inputs/123456789012/user/video-client/cat.png", True),
+        ("inputs/123456789012/user/someone-else/cat.png", False),
+        ("prompts/cat.png", False),
+    ],
+)
+def test_a_caller_names_only_images_in_its_own_folder(world: World, key: str, accepted: bool) -> None:
+    status, _, answer = post(
+        {
+            "model": "pixverse/pixverse-v5.6-it2v",
+            "media": [{"type": "image_url", "url": f"s3://videos-bucket/{key}"}],
+        }
+    )
+
+    assert (status == 202) is accepted
+    if not accepted:
+        assert [f["field"] for f in answer["error"]["fields"]] == ["media.0.url"]
+        assert world.executions.started == {}
+
+
+def test_a_job_view_shows_its_images_with_a_url_to_show_them(world: World) -> None:
+    url = "s3://videos-bucket/inputs/123456789012/user/video-client/cat.png"
+    status, _, body = post(
+        {"model": "pixverse/pixverse-v5.6-it2v", "media": [{"type": "image_url", "url": url}]}
+    )
+    assert status == 202
+
+    status, _, view = request("GET", f"/videos/{body['job_id']}")
+
+    assert status == 200
+    (image,) = view["images"]
+    assert (image["type"], image["uri"]) == ("image_url", url)
+    assert image["url"].startswith("https://") and image["expires_in"] == 900
+
+
+def test_the_same_key_with_other_images_is_a_conflict(world: World) -> None:
+    folder = "s3://videos-bucket/inputs/123456789012/user/video-client/"
+    first = {
+        "model": "pixverse/pixverse-v5.6-it2v",
+        "media": [{"type": "image_url", "url": folder + "a.png"}],
+    }
+    second = {
+        "model": "pixverse/pixverse-v5.6-it2v",
+        "media": [{"type": "image_url", "url": folder + "b.png"}],
+    }
+
+    assert post(first, key="img-key")[0] == 202
+    assert post(first, key="img-key")[0] == 202
+    assert post(second, key="img-key")[0] == 409

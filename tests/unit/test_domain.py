@@ -213,6 +213,16 @@ def test_outputs_never_land_under_the_input_prefix() -> None:
     assert IntakeSettings.from_env(env).output_prefix == "videos/"
 
 
+@pytest.mark.parametrize("images", ["prompts/", "videos/", "bad prefix", ""])
+def test_the_input_images_prefix_is_a_folder_of_its_own(images: str) -> None:
+    env = {"JOBS_TABLE": "t", "OUTPUT_BUCKET": "b", "TOPIC_ARN": "a", "STATE_MACHINE_ARN": "s"}
+    if not images:  # unset: the default, inputs/
+        assert IntakeSettings.from_env(env).input_images_prefix == "inputs/"
+        return
+    with pytest.raises(ConfigError, match="INPUT_IMAGES_PREFIX"):
+        IntakeSettings.from_env({**env, "INPUT_IMAGES_PREFIX": images})
+
+
 def test_layer_requirements_match_the_project_pins() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     layer = (ROOT / "layers" / "shared" / "requirements.txt").read_text(encoding="utf-8").split()

@@ -54,6 +54,7 @@ Kind = Literal[
 ERROR_STATUS: Final[dict[str, int]] = {
     "InvalidParameter": 400,
     "DataInspectionFailed": 400,
+    "InvalidParameter.DataInspection": 400,
     "Arrearage": 400,
     "InvalidApiKey": 401,
     "AccessDenied": 403,
@@ -75,6 +76,7 @@ DEFAULT_MESSAGES: Final[dict[str, str]] = {
     "Throttling": "Requests rate limit exceeded, please try again later.",
     "Throttling.RateQuota": "Requests rate limit exceeded, please try again later.",
     "DataInspectionFailed": "Input data may contain inappropriate content.",
+    "InvalidParameter.DataInspection": "Download the media resource timed out.",
     "RequestTimeOut": "Request timed out, please try again later.",
     "SystemError": "An system error has occured, please try again later.",
 }

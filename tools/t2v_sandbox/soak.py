@@ -24,9 +24,11 @@ import hashlib
 import json
 import logging
 import random
+import struct
 import sys
 import time
 import uuid
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -103,7 +105,15 @@ SCENARIOS: Final = (
     "createinspect",
     "invalid",
     "cancel",  # the API door: DELETE at a random moment after the POST
+    "it2v",  # first frame to video, from an image in the caller's folder of the input-images prefix
+    "kf2v",  # first and last frame to video
+    "badimage",  # an it2v request whose .png holds text: refused before any paid call
+    "imgfetch",  # an it2v request whose image the provider cannot fetch (InvalidParameter.DataInspection)
 )
+IMAGE_SCENARIOS: Final = ("it2v", "kf2v", "badimage", "imgfetch")
+# Image requests name their images with this token for the stack's bucket (known once it runs).
+BUCKET_MARK: Final = "%BUCKET%"
+IMAGES: Final = {"red.png": (200, 40, 40), "blue.png": (40, 40, 200)}
 OTHER_CLIENT_KEY: Final = "sk-soak-another-client"  # a second client on the same DashScope account
 # Every n-th job has a twin: the other client's task with the same prompt, made the moment ours is.
 TWIN_EVERY: Final = 3
@@ -138,6 +148,13 @@ def fault_plan(seed: int, *, background: bool = True) -> dict[str, Any]:
             "kind": "error",
             "code": "DataInspectionFailed",
             "prompt_contains": "#createinspect#",
+        },
+        # An image the provider could not fetch (it passed our checks): terminal, never retried.
+        {
+            "endpoint": "create",
+            "kind": "error",
+            "code": "InvalidParameter.DataInspection",
+            "prompt_contains": "#imgfetch#",
         },
         *tagged("c500", create_500),
         *tagged("c429", create_429),
@@ -278,8 +295,43 @@ def plan_jobs(count: int, seed: int, *, run: str | None = None) -> list[PlannedJ
         body: dict[str, Any] = {"prompt": prompt, **SMALL}
         if scenario == "invalid":
             body = {"prompt": prompt, "size": "1920*1080", "duration": 10}
+        elif scenario in {"it2v", "kf2v", "badimage", "imgfetch"}:
+            body = image_body(scenario, prompt)
         jobs.append(PlannedJob(index, door, scenario, prompt, body, twin=index % TWIN_EVERY == 1))
     return jobs
+
+
+def image_body(scenario: str, prompt: str) -> dict[str, Any]:
+    """An image family's request; its urls name the soak caller's folder (see `Submitter.upload_images`)."""
+    where = f"s3://{BUCKET_MARK}/{{folder}}"
+    if scenario == "kf2v":
+        media = [
+            {"type": "first_frame", "url": f"{where}red.png"},
+            {"type": "last_frame", "url": f"{where}blue.png"},
+        ]
+        return {
+            "model": "pixverse/pixverse-v5.6-kf2v",
+            "prompt": prompt,
+            "media": media,
+            "resolution": "360P",
+        }
+    name = "text.png" if scenario == "badimage" else "red.png"
+    media = [{"type": "image_url", "url": f"{where}{name}"}]
+    return {"model": "pixverse/pixverse-v5.6-it2v", "prompt": prompt, "media": media, "resolution": "360P"}
+
+
+def _png(rgb: tuple[int, int, int], width: int = 32, height: int = 18) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = (b"\x00" + bytes(rgb) * width) * height
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 # --- submission through the three doors
@@ -294,6 +346,27 @@ class Submitter:
         self.bucket = str(sb.outputs["OutputBucketName"])
         self.prefix = sb.stack.parameters.get("InputPrefix", "prompts/") if sb.stack else "prompts/"
         self.place = sandbox_place_of(sb.endpoints)  # `t2v upload`'s way into the bucket
+        self.folder = self.upload_images()
+
+    def upload_images(self) -> str:
+        """The image scenarios' images, in the soak caller's own folder (the API door takes no other;
+        prompt files and events may name any key under the prefix, so they use the same ones)."""
+        from t2v.images import ImagePlace
+
+        from t2v_sandbox.identities import DEFAULT
+
+        images = self.sb.stack.parameters.get("InputImagesPrefix", "inputs/") if self.sb.stack else "inputs/"
+        folder = ImagePlace(self.bucket, str(images)).folder_of(DEFAULT.user_arn)
+        files = {name: _png(rgb) for name, rgb in IMAGES.items()} | {"text.png": b"soak: text, not a picture"}
+        for name, data in files.items():
+            self.sb.client("s3").put_object(Bucket=self.bucket, Key=f"{folder}{name}", Body=data)
+        return folder
+
+    def body(self, job: PlannedJob) -> dict[str, Any]:
+        """The job's request with the stack's bucket and the caller's folder filled in."""
+        text = json.dumps(job.body).replace(BUCKET_MARK, self.bucket).replace("{folder}", self.folder)
+        body: dict[str, Any] = json.loads(text)
+        return body
 
     def close(self) -> None:
         self.api.close()
@@ -327,7 +400,7 @@ class Submitter:
         for attempt in range(8):
             try:
                 answer = self.api.call(
-                    "POST", "/videos", json_body=job.body, headers={"Idempotency-Key": key}
+                    "POST", "/videos", json_body=self.body(job), headers={"Idempotency-Key": key}
                 )
             except Exception as exc:  # noqa: BLE001 - any transport failure is retried like a 5xx
                 last = str(exc)
@@ -363,7 +436,7 @@ class Submitter:
         """The other client on the account creates a task with our prompt (but 8 s long) the moment our
         job claims its create: inside our create's window, where a lost answer makes us look."""
         from t2v.dashscope import DashScopeClient
-        from t2v.request import parse_request
+        from t2v.families import parse_request
 
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -373,7 +446,7 @@ class Submitter:
             time.sleep(0.05)
         with DashScopeClient(OTHER_CLIENT_KEY, base_url=self.sb.emulator.base_url) as other:
             try:
-                other.create_task(parse_request({**job.body, "duration": 8}))
+                other.create_task(parse_request({**self.body(job), "duration": 8}))
             except Exception:  # an injected fault: the twin is simply not made
                 LOG.debug("the other client's create failed", exc_info=True)
             else:
@@ -382,7 +455,7 @@ class Submitter:
     def event(self, job: PlannedJob) -> None:
         from t2v.jobs import derive_job_id
 
-        answer = put_video_request(self.sb, job.body)
+        answer = put_video_request(self.sb, self.body(job))
         if answer["FailedEntryCount"]:
             job.submit_error = json.dumps(answer["Entries"])
             return
@@ -393,9 +466,9 @@ class Submitter:
 
         single = len(jobs) == 1 and jobs[0].scenario != "invalid"
         if single:
-            key, data = f"{self.prefix}soak/{name}.json", json.dumps(jobs[0].body)
+            key, data = f"{self.prefix}soak/{name}.json", json.dumps(self.body(jobs[0]))
         else:
-            key, data = f"{self.prefix}soak/{name}.jsonl", "\n".join(json.dumps(j.body) for j in jobs)
+            key, data = f"{self.prefix}soak/{name}.jsonl", "\n".join(json.dumps(self.body(j)) for j in jobs)
         s3 = self.sb.client("s3")
         if not single and int(name.lstrip("f") or 0) % 4 == 1:
             # Every other batch file the way a user uploads one: `t2v upload` (its own key).
@@ -720,6 +793,7 @@ class Judge:
         summary["foreign_tasks"] = len(self.foreign_tasks)
         summary["creates"] = len(self.all_tasks)  # each create that reached the provider made one task
         summary["jobs_with_task"] = sum(1 for j in self.jobs if self.evidence.tasks.get(j.prompt))
+        summary["image_jobs"] = {k: self.counts[f"image_{k}"] for k in IMAGE_SCENARIOS}
         return summary, verdicts
 
     def check_capacity(self) -> dict[str, Any]:
@@ -772,6 +846,7 @@ class Judge:
         tasks = ev.tasks.get(job.prompt, [])
         status, code, why = expected_outcome(job, tasks, ev.creates.get(job.prompt, []), self.emulator)
         verdict = Verdict(job, f"{status}{f' {code}' if code else ''} ({why})", "-")
+        self.check_images(verdict, ev.creates.get(job.prompt, []))
         if len(tasks) > 1:
             self.bad(verdict, "duplicate_tasks", f"{len(tasks)} provider tasks", len(tasks) - 1)
             # A task more than one lost create may have made, which the pipeline marked contested rather
@@ -817,6 +892,18 @@ class Judge:
                 "notifications": ev.messages.get(str(record["pk"]), []),
             }
         return verdict
+
+    def check_images(self, verdict: Verdict, creates: list[dict[str, Any]]) -> None:
+        """A refused image never reaches the provider; a good one always does (the image scenarios)."""
+        scenario = verdict.job.scenario
+        if scenario == "badimage" and creates:
+            self.bad(
+                verdict, "wrong_status", f"a refused image reached the provider ({len(creates)} creates)"
+            )
+        if scenario in {"it2v", "kf2v", "imgfetch"} and not creates:
+            self.bad(verdict, "wrong_status", "a good image job never reached the provider")
+        if scenario in IMAGE_SCENARIOS:
+            self.counts[f"image_{scenario}"] += 1
 
     def check_status(
         self, verdict: Verdict, record: dict[str, Any], status: str, code: str | None, *, lost_cancel: bool

@@ -193,6 +193,8 @@ def build_finalize_deps(settings: FinalizeSettings, *, store: VideoStore | None 
 
 @cache
 def provider_deps() -> ProviderDeps:
+    from t2v.adapters.images import ImageReader
+    from t2v.families import FAMILIES
     from t2v.signals import MeteredBudget
     from t2v.usecases.ports import ProviderDeps
 
@@ -208,6 +210,7 @@ def provider_deps() -> ProviderDeps:
         settings=settings,
         stats=PollStats(repos.table, default_scale=settings.generation_time_scale),
         capacity=build_governor(settings, repos.table),
+        images=ImageReader(max_bytes=max(f.image_limits.max_bytes for f in FAMILIES if f.image_limits)),
     )
 
 
@@ -271,6 +274,7 @@ def intake_deps() -> IntakeDeps:
         read_object=read_object,
         defaults={"size": settings.default_size, "duration": settings.default_duration},
         input_prefix=settings.input_prefix,
+        images=settings.image_place,
         hand_on=AsyncInvoker(function) if function else None,
         lines_per_invocation=settings.intake_lines_per_invocation,
         handoff_margin_seconds=settings.intake_handoff_seconds,

@@ -19,6 +19,7 @@ from t2v.api.views import (
     TierTimings,
     UsageView,
     ViewContext,
+    image_views,
     job_view,
     links,
     usage_view,
@@ -26,7 +27,7 @@ from t2v.api.views import (
 )
 from t2v.jobs import JobRecord
 from t2v.listing import SEARCH_BOUND, JobListing
-from t2v.request import VideoRequest
+from t2v.request import RequestBase
 from t2v.usecases.videos import (
     ApiDeps,
     Caller,
@@ -59,7 +60,7 @@ class VideosApi:
     base_path: str = ""
 
     def accept(
-        self, request: VideoRequest, *, idempotency_key: str | None, origin: dict[str, Any]
+        self, request: RequestBase, *, idempotency_key: str | None, origin: dict[str, Any]
     ) -> Accepted:
         job = accept_video(
             request, idempotency_key=idempotency_key, origin=origin, caller=self._caller(), deps=self.deps
@@ -101,4 +102,6 @@ class VideosApi:
         return ViewContext(now=self.deps.clock(), timings=self.reads.timings, base_path=self.base_path)
 
     def _view(self, job: JobRecord, ctx: ViewContext) -> JobView:
-        return job_view(job, ctx, video_view(job, self.reads.store, self.deps.settings.presign_seconds))
+        settings = self.deps.settings
+        images = image_views(job, self.reads.store, settings.image_place, settings.presign_seconds)
+        return job_view(job, ctx, video_view(job, self.reads.store, settings.presign_seconds), images)

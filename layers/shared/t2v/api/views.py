@@ -10,11 +10,13 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from t2v.capacity import QueuePlace, seconds_to_start
+from t2v.families import tier_of
+from t2v.images import ImagePlace, s3_image
 from t2v.jobs import JobRecord, JobStatus
 from t2v.progress import Phase, ProgressInput, job_progress
 from t2v.schedule import GenerationTier, TierHistory
@@ -141,7 +143,7 @@ def progress_view(job: JobRecord, ctx: ViewContext) -> ProgressView:
             queued_seconds=job.queued_seconds,
             history=tuple((h.status, h.at) for h in job.history),
         ),
-        ctx.timings.history(GenerationTier.of_request(job.request)),
+        ctx.timings.history(tier_of(job.request)),
         ctx.now,
     )
     return ProgressView(
@@ -156,7 +158,7 @@ def capacity_view(job: JobRecord, ctx: ViewContext) -> CapacityView | None:
     if job.status != JobStatus.WAITING or ctx.queue is None or not job.queue_key:
         return None
     place = ctx.queue.place(job.job_id, job.owner, job.queue_key)
-    history = ctx.timings.history(GenerationTier.of_request(job.request))
+    history = ctx.timings.history(tier_of(job.request))
     generation = statistics.median(history.queue) + statistics.median(history.run) if history.run else None
     if generation is None:
         return CapacityView(position=place.position)
@@ -204,6 +206,17 @@ class VideoView(BaseModel):
     sha256: str | None = None
 
 
+class ImageView(BaseModel):
+    """One input image of the job, as the request named it, and a URL to show it (a thumbnail)."""
+
+    type: str = Field(description="image_url, first_frame or last_frame")
+    uri: str = Field(description="As the request named it: s3://bucket/key or https://...")
+    url: str = Field(
+        description="An s3:// image's presigned GET (valid `expires_in` s); an https image as is."
+    )
+    expires_in: int | None = None
+
+
 class JobView(BaseModel):
     job_id: str
     status: JobStatus
@@ -228,6 +241,9 @@ class JobView(BaseModel):
     origin: OriginView = Field(description="Where the request came from: file and line, event, or caller.")
     progress: ProgressView
     video: VideoView | None = Field(default=None, description="Only for SUCCEEDED jobs.")
+    images: list[ImageView] = Field(
+        default_factory=list, description="The request's input images (image families)."
+    )
     links: dict[str, str] = Field(description=LINKS_DOC)
 
 
@@ -279,7 +295,30 @@ def video_view(job: JobRecord, store: Presigner, expires_in: int) -> VideoView |
     )
 
 
-def job_view(job: JobRecord, ctx: ViewContext, video: VideoView | None = None) -> JobView:
+def image_views(
+    job: JobRecord, store: Presigner, place: ImagePlace | None, expires_in: int
+) -> list[ImageView]:
+    """The job's images; an s3:// one under the input-images prefix gets a presigned GET (locally signed)."""
+    views = []
+    for item in job.request.get("media") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+            continue
+        uri, image = item["url"], s3_image(item["url"])
+        url, expires = uri, None
+        if image is not None:
+            if place is None or image.bucket != place.bucket or not image.key.startswith(place.prefix):
+                continue  # never sign what the door would not have taken
+            url, expires = (
+                store.presign(bucket=image.bucket, key=image.key, expires_in=expires_in),
+                expires_in,
+            )
+        views.append(ImageView(type=str(item.get("type")), uri=uri, url=url, expires_in=expires))
+    return views
+
+
+def job_view(
+    job: JobRecord, ctx: ViewContext, video: VideoView | None = None, images: list[ImageView] | None = None
+) -> JobView:
     error = None
     if job.error_code or job.error_message:
         error = JobErrorView(code=job.error_code, message=job.error_message, request_id=job.error_request_id)
@@ -303,6 +342,7 @@ def job_view(job: JobRecord, ctx: ViewContext, video: VideoView | None = None) -
         origin=origin_view(job.source, job.origin),
         progress=progress_view(job, ctx),
         video=video,
+        images=images or [],
         links=links(job.job_id, ctx.base_path),
     )
 
@@ -358,3 +398,46 @@ def usage_view(usage: Usage, caller: str) -> UsageView:
             budget_seconds=usage.account_budget,
         ),
     )
+
+
+class ModelFieldView(BaseModel):
+    """One request field of a model family (GET /models); an optional key is absent when it does not apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["string", "integer", "boolean", "media"]
+    required: bool
+    choices: list[Any] | None = None
+    default: Any = None
+    min: int | None = None
+    max: int | None = None
+    max_length: int | None = None
+
+
+class MediaSlotView(BaseModel):
+    type: Literal["first_frame", "last_frame", "image_url"]
+    required: bool
+
+
+class ImageLimitsView(BaseModel):
+    formats: list[str]
+    max_bytes: int
+    min_side: int | None
+    max_side: int
+    max_pixels: int
+    unconfirmed: list[str] = Field(description="The limits DashScope's own pages do not confirm.")
+
+
+class ModelView(BaseModel):
+    model: str = Field(description="The provider's full model name, e.g. pixverse/pixverse-v5.6-it2v.")
+    family: Literal["t2v", "it2v", "kf2v"]
+    default: bool = Field(description="The model a request without `model` gets.")
+    fields: dict[str, ModelFieldView]
+    media: list[MediaSlotView]
+    image_limits: ImageLimitsView | None
+
+
+class ModelsView(BaseModel):
+    """The model families a request may name (GET /models), from the registry (t2v.families)."""
+
+    models: list[ModelView]

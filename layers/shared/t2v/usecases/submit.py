@@ -17,8 +17,10 @@ from t2v.errors import (
     RetryableProviderError,
     TerminalProviderError,
 )
+from t2v.families import family_of_request, parse_request
+from t2v.images import inspect_images
 from t2v.jobs import JobRecord, JobStatus
-from t2v.request import VideoRequest, parse_request
+from t2v.request import RequestBase
 from t2v.times import iso
 from t2v.usecases.booking import first_turn
 from t2v.usecases.ports import ProviderClient, ProviderDeps, job_or_fail
@@ -42,6 +44,7 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> SubmitResult:
         return first_turn(job, deps)
     if job.status.is_terminal:
         raise JobAlreadyFinishedError(f"job {job_id} already ended {job.status}")
+    _check_images(request, deps)
     _charge(job, request, deps, now)
     if deps.capacity is not None and job.lease_at is None:
         waiting = _wait_for_capacity(job, deps, now)
@@ -69,7 +72,7 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> SubmitResult:
     return _create(claim.job, request, deps)
 
 
-def _record(event: SubmitInput, request: VideoRequest, deps: ProviderDeps, now: datetime) -> JobRecord:
+def _record(event: SubmitInput, request: RequestBase, deps: ProviderDeps, now: datetime) -> JobRecord:
     job, _ = deps.repo.create_if_absent(
         event.job_id,
         request=request.model_dump(exclude_none=True),
@@ -82,7 +85,7 @@ def _record(event: SubmitInput, request: VideoRequest, deps: ProviderDeps, now: 
     return job
 
 
-def _charge(job: JobRecord, request: VideoRequest, deps: ProviderDeps, now: datetime) -> None:
+def _charge(job: JobRecord, request: RequestBase, deps: ProviderDeps, now: datetime) -> None:
     """The account's day and its owner's pay for the job's seconds once, before it queues or creates.
 
     A job with no owner (submit invoked on its own) counts for the account only."""
@@ -170,12 +173,12 @@ def _refused_for_capacity(job: JobRecord, exc: ProviderThrottledError, deps: Pro
     return CapacityWait(job_id=job.job_id, wait_seconds=wait, turns=turns)
 
 
-def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> SubmitResult:
+def _create(job: JobRecord, request: RequestBase, deps: ProviderDeps) -> SubmitResult:
     client = deps.client()
     # When the create was sent bounds which provider tasks it can have made (see reconcile).
     deps.repo.update_fields(job.job_id, {"create_sent_at": iso(deps.clock())}, now=deps.clock())
     try:
-        created = client.create_task(request)
+        created = client.create_task(request, _image_urls(request, deps))
     except AmbiguousCreateError as exc:
         lost = deps.repo.update_fields(
             job.job_id,
@@ -222,6 +225,21 @@ def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Submit
                 f"job {job.job_id} ended {current.status} while its task was created"
             )
     return first_turn(current, deps)
+
+
+def _check_images(request: RequestBase, deps: ProviderDeps) -> None:
+    """Before any paid call (and again after a capacity wait: an image may have gone meanwhile)."""
+    if request.images and deps.images is not None:
+        inspect_images(request, deps.images, family_of_request(request).image_limits)
+
+
+def _image_urls(request: RequestBase, deps: ProviderDeps) -> dict[str, str]:
+    """Each image's URL for the provider, made now (after any capacity wait): an S3 object's
+    presigned GET lasting `image_url_seconds` (README: and never past the signing role's session)."""
+    if deps.images is None:
+        return {}
+    seconds = deps.settings.image_url_seconds
+    return {item.url: deps.images.presign(item.url, seconds) for item in request.images}
 
 
 def cancel_orphan(client: ProviderClient, task_id: str) -> None:

@@ -25,9 +25,10 @@ from t2v.errors import (
     NotCancelableError,
     TerminalProviderError,
 )
+from t2v.images import check_places
 from t2v.jobs import JobRecord, JobStatus, derive_job_id
 from t2v.listing import FILTERED_READ, SEARCH_BOUND, JobListing, search_note
-from t2v.request import FieldError, InvalidRequestError, VideoRequest
+from t2v.request import FieldError, InvalidRequestError, RequestBase
 from t2v.times import iso, utcnow
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.look import LookDeps, looked
@@ -157,7 +158,7 @@ class JobsPage:
 
 
 def accept_video(
-    request: VideoRequest,
+    request: RequestBase,
     *,
     idempotency_key: str | None,
     origin: dict[str, Any],
@@ -173,6 +174,10 @@ def accept_video(
     no execution, which a retry with the same key or the sweeper (t2v.sweeper) starts. The answer is
     the job as recorded (by the first attempt, for a retry).
     """
+    place = deps.settings.image_place
+    # A caller names only images in its own folder of the input-images prefix; an admin, any there.
+    folder = None if caller.admin or place is None else place.folder_of(caller.principal)
+    check_places(request, place, folder)
     now = deps.clock()
     if idempotency_key is not None:
         key = scoped_key(caller, idempotency_key)
@@ -220,7 +225,7 @@ def caller_usage(caller: Caller, deps: ApiDeps) -> Usage:
     )
 
 
-def _check_budget(request: VideoRequest, caller: Caller, deps: ApiDeps, now: datetime) -> None:
+def _check_budget(request: RequestBase, caller: Caller, deps: ApiDeps, now: datetime) -> None:
     """Refuse what cannot fit the caller's day or the account's (the caller's named first: it is
     the one a caller can do something about). Submit charges both atomically later."""
     if not deps.settings.budgets_on:

@@ -1,0 +1,119 @@
+"""Input images into the caller's own folder of the stack's input-images prefix, as `s3://` URLs.
+
+Shared by `t2v submit --image` and the `t2v console`. A key is named by the image's content
+(`inputs/<caller's folder>/<sha256 prefix>-<name>`), so the same image sent twice is the same
+object and the same request (one job, by the API's idempotency), and a name never overwrites
+another image. The API lets a caller name only images in its own folder; the folder is the one
+the API derives from the caller's identity (`caller_folder`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from t2v_client.errors import CliError, ExitCode
+from t2v_client.models import CONTENT_TYPES, EXTENSIONS, ImageLimits, ModelsError, check_image
+from t2v_client.place import Place
+
+DEFAULT_IMAGE_PREFIX: Final = "inputs/"
+_SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE_FOLDER: Final = re.compile(r"[^A-Za-z0-9_.=@-]+")
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    bucket: str
+    key: str
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def caller_folder(user_arn: str) -> str:
+    """The caller's folder under the input-images prefix, as the API derives it from the ARN it sees."""
+    return hashlib.sha256(user_arn.encode("utf-8")).hexdigest()[:32]
+
+
+def image_prefix(place: Place) -> str:
+    """The stack's input-images prefix (its parameter, else the template's default)."""
+    for name in ("InputImagesPrefix", "ImagePrefix", "ImageInputPrefix"):
+        value = place.parameters.get(name)
+        if value:
+            return value if value.endswith("/") else value + "/"
+    return DEFAULT_IMAGE_PREFIX
+
+
+def image_key(prefix: str, folder: str, filename: str, data: bytes, kind: str) -> str:
+    """`inputs/<folder>/<sha256[:16]>-<safe base name>`, its extension the type the bytes show."""
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = _SAFE_NAME.sub("-", base.rsplit(".", 1)[0] if "." in base else base).strip("-.")[:60] or "image"
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    return f"{prefix}{_UNSAFE_FOLDER.sub('-', folder)}/{digest}-{stem}{EXTENSIONS.get(kind, '')}"
+
+
+def caller_arn(place: Place) -> str:
+    """Who the API will see: the sandbox identity's user ARN, or the AWS credentials' ARN."""
+    if place.sandbox:
+        identity = place.identities.get(place.target.identity or "")
+        if identity is None or not identity.user_arn:
+            raise CliError(
+                f"the sandbox identity {place.target.identity!r} has no user ARN in the endpoints file; "
+                "restart the sandbox (`t2v sandbox up`)",
+                ExitCode.UNREACHABLE,
+            )
+        return identity.user_arn
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        arn: str = place.session.client("sts").get_caller_identity()["Arn"]
+    except (BotoCoreError, ClientError) as exc:
+        raise CliError(
+            f"cannot tell who you are (sts get-caller-identity): {exc}", ExitCode.UNREACHABLE
+        ) from None
+    return arn
+
+
+def upload_image(place: Place, filename: str, data: bytes, limits: ImageLimits, field: str) -> UploadedImage:
+    """Check one image against the family's limits and put it in the caller's folder.
+
+    ModelsError (naming the image) for an image the family cannot take; CliError when S3 refuses."""
+    kind = check_image(filename, data, limits, field)
+    bucket = place.bucket
+    if bucket is None:
+        raise ModelsError("this stack has no OutputBucketName output to upload images to", field)
+    key = image_key(image_prefix(place), caller_folder(caller_arn(place)), filename, data, kind)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        place.client("s3").put_object(Bucket=bucket, Key=key, Body=data, ContentType=CONTENT_TYPES[kind])
+    except (BotoCoreError, ClientError) as exc:
+        raise CliError(
+            f"{filename}: not uploaded to s3://{bucket}/{key}: {exc}", ExitCode.UNREACHABLE
+        ) from None
+    return UploadedImage(bucket, key)
+
+
+def image_source(
+    place_for_upload: Place | None, given: str, limits: ImageLimits, field: str
+) -> tuple[str, UploadedImage | None]:
+    """What `--image` names, as the request's URL: https:// and s3:// as they are, a local file uploaded.
+
+    `place_for_upload` is only asked for when a file has to be uploaded."""
+    if given.startswith(("https://", "s3://")):
+        return given, None
+    if given.startswith("http://"):
+        raise ModelsError(f"{field}: {given[:60]}: only https:// URLs (or a local file, or s3://)", field)
+    path = Path(given)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelsError(f"{field}: cannot read {given}: {exc.strerror or exc}", field) from None
+    if place_for_upload is None:
+        raise ModelsError(f"{field}: {given}: no stack to upload it to", field)
+    uploaded = upload_image(place_for_upload, path.name, data, limits, field)
+    return uploaded.url, uploaded

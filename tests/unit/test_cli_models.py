@@ -4,6 +4,7 @@ checked by content and uploaded to the caller's folder before the request names 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,20 @@ class FakeApi:
 
 
 class FakeS3:
+    """put_object and get_object over a dict (the console's thumbnails read back what was put)."""
+
     def __init__(self) -> None:
         self.puts: list[dict[str, Any]] = []
+        self.objects: dict[str, bytes] = {}
 
     def put_object(self, **kwargs: Any) -> dict[str, Any]:
         self.puts.append(kwargs)
+        self.objects[f"{kwargs['Bucket']}/{kwargs['Key']}"] = kwargs["Body"]
         return {}
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        data = self.objects[f"{kwargs['Bucket']}/{kwargs['Key']}"]
+        return {"Body": io.BytesIO(data), "ContentLength": len(data)}
 
 
 class FakeSession:
@@ -59,12 +68,13 @@ class FakeSession:
         return self.s3
 
 
-def place(s3: FakeS3) -> Place:
+def place(s3: FakeS3, bucket: str = "t2v-bucket") -> Place:
+    """A sandbox place signed as alice, its S3 the fake."""
     return Place(
         target=TARGET,
         session=FakeSession(s3),
         endpoint_url=None,
-        outputs={"OutputBucketName": "t2v-bucket"},
+        outputs={"OutputBucketName": bucket},
         sandbox=True,
         identities={"alice": SandboxIdentity("alice", Credentials("AKID", "secret"), ALICE)},
     )
@@ -220,7 +230,10 @@ def test_t2v_models_prints_each_family_with_its_fields(
     assert "pixverse/pixverse-v5.6-t2v  family t2v (default)" in out
     assert "resolution  string; optional; one of 360P, 540P, 720P, 1080P; default 720P" in out
     assert "media       last_frame (required)" in out
-    assert "images      JPEG, PNG, WEBP; at most 20 MiB; max side 10000" in out
+    assert (
+        "images      JPEG, PNG, WEBP; at most 20 MiB; max side 10000; max pixels 100000000; not confirmed"
+        in out
+    )
 
 
 def test_sniff_and_keys() -> None:

@@ -66,7 +66,13 @@ class ImageLimits:
         parts = [", ".join(f.upper() for f in self.formats) or "any type"]
         if self.max_bytes:
             parts.append(f"at most {human_bytes(self.max_bytes)}")
-        parts.extend(f"{k.replace('_', ' ')} {v}" for k, v in self.extra.items())
+        unconfirmed = self.extra.get("unconfirmed")
+        for key, value in self.extra.items():
+            if value is None or key == "unconfirmed" or isinstance(value, list | dict):
+                continue
+            parts.append(f"{key.replace('_', ' ')} {value}")
+        if isinstance(unconfirmed, list) and unconfirmed:
+            parts.append(f"not confirmed for DashScope: {', '.join(str(u) for u in unconfirmed)}")
         return "; ".join(parts)
 
 

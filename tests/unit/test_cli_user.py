@@ -99,7 +99,9 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
     assert info.value.code == 2
 
 
-def test_submit_without_a_prompt_or_a_model_exits_2_before_any_call(capsys: pytest.CaptureFixture[str]) -> None:
+def test_submit_without_a_prompt_or_a_model_exits_2_before_any_call(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     # The prompt is optional only where a --model says so (it2v); text to video still needs one
     args = parse("submit", "--endpoints", "/nonexistent/endpoints.json")
     assert args.func(args) == 2

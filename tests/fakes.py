@@ -24,7 +24,7 @@ from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProvid
 from t2v.jobs import CONTESTED, FOREIGN, TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
 from t2v.media import DownloadRejectedError
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo
-from t2v.request import VideoRequest
+from t2v.request import RequestBase
 from t2v.signals import Signal, Signals
 from t2v.times import iso
 from t2v.usecases.ports import AnnouncementStore, BudgetStore, IdempotencyStore, JobStore, TaskOwnerStore
@@ -367,7 +367,7 @@ _keys: IdempotencyStore = FakeKeys()
 @dataclass
 class FakeTask:
     task_id: str
-    prompt: str
+    prompt: str | None
     model: str
     created: datetime
     status: str = "PENDING"
@@ -394,7 +394,7 @@ class FakeProvider:
     def _now(self) -> datetime:
         return self.clock() if self.clock else datetime.now(UTC)
 
-    def create_task(self, request: VideoRequest) -> CreatedTask:
+    def create_task(self, request: RequestBase) -> CreatedTask:
         if self.fail:
             raise self.fail
         self.creates += 1

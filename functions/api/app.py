@@ -12,9 +12,9 @@ from t2v.api.checks import MAX_IDEMPOTENCY_KEY_CHARS, base_path
 from t2v.api.edge import VideosApi
 from t2v.api.errors import error_answer, refused_before_routing
 from t2v.api.views import Accepted, JobPage, JobView, UsageView
+from t2v.families import AnyRequest, describe_models
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
-from t2v.request import VideoRequest
 from t2v.wiring import build_api_deps, build_api_reads
 
 logger = Logger()
@@ -35,7 +35,7 @@ def _api() -> VideosApi:
 
 @app.post("/videos", status_code=202, **routes.CREATE)
 def create_video(
-    body: Annotated[VideoRequest, Body()],  # the one validation of the request, against the contract's model
+    body: Annotated[AnyRequest, Body()],  # the one validation of the request: its model family's contract
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", min_length=1, max_length=MAX_IDEMPOTENCY_KEY_CHARS)
     ] = None,
@@ -66,6 +66,12 @@ def list_recent(
 @app.delete("/videos/<job_id>", **routes.CANCEL)
 def cancel(job_id: str) -> JobView:
     return _api().cancel(job_id)
+
+
+@app.get("/models", **routes.MODELS)
+def list_models() -> Response[dict[str, Any]]:
+    # Sent as the registry describes it: a key that does not apply is absent, not null (ModelsView documents it).
+    return Response(200, content_types.APPLICATION_JSON, describe_models())
 
 
 @app.get("/usage", **routes.USAGE)

@@ -17,7 +17,7 @@ from t2v.contract import Ended, PollDecision, PollTurn, SubmitInput, Succeeded
 from t2v.errors import AmbiguousCreateError, CreateInProgressError, JobAlreadyFinishedError
 from t2v.jobs import FOREIGN, JobRecord, JobStatus
 from t2v.provider import CreatedTask
-from t2v.request import VideoRequest
+from t2v.request import RequestBase
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.finalize import FinalizeDeps, finalize_job
@@ -443,7 +443,7 @@ def test_a_task_adopted_without_proof_that_shows_another_prompt_is_released_for_
     world.provider.add_task("task-theirs", "PENDING", prompt="their prompt")
     create = world.provider.create_task
 
-    def lost_before_made(request: VideoRequest) -> CreatedTask:
+    def lost_before_made(request: RequestBase) -> CreatedTask:
         monkeypatch.setattr(world.provider, "create_task", create)
         raise AmbiguousCreateError("the create timed out before the provider made anything")
 

@@ -308,7 +308,7 @@ def other_jobs_unclaimed_task(env: Any, prompt: str) -> str:
     """A task at the provider that no job has bound yet (its job's create answer is still in flight):
     made with the pipeline's own key, as another job of this stack would make it."""
     from t2v.dashscope import DashScopeClient
-    from t2v.request import parse_request
+    from t2v.families import parse_request
 
     with DashScopeClient(env.stack.api_key, base_url=env.emu.base_url) as client:
         return client.create_task(parse_request({"prompt": prompt, "size": "640*360"})).task_id
@@ -580,7 +580,7 @@ def wiring_client(env: Any) -> Any:
 
 
 def _request(prompt: str, **params: Any) -> Any:
-    from t2v.request import parse_request
+    from t2v.families import parse_request
 
     return parse_request({"prompt": prompt, "size": "640*360", **params})
 

@@ -487,7 +487,7 @@ def test_committed_openapi_document_is_current() -> None:
 
     assert gen.render() == committed, "docs/openapi.json is stale: run .venv/bin/python tools/gen_openapi.py"
     document = json.loads(committed)
-    assert set(document["paths"]) == {"/videos", "/videos/{job_id}", "/usage"}
+    assert set(document["paths"]) == {"/videos", "/videos/{job_id}", "/usage", "/models"}
     assert "422" not in json.dumps(document["paths"])
 
 
@@ -710,3 +710,63 @@ def test_canceling_a_pending_task_gives_its_charge_back_once(
     assert world.repos.table.budget == {f"budget#{day}#{CALLER}": 0, f"budget#{day}": 0}
     assert world.repos.table.refunded == {f"budget#{day}#{CALLER}": 5, f"budget#{day}": 5}
     assert world.repo.items["job-p"]["billing_outcome"] == "canceled_pending"
+
+
+# -- model families (issue 23) -----------------------------------------------------------------
+
+
+def test_get_models_lists_the_registry(world: World) -> None:
+    status, _, body = request("GET", "/models")
+
+    assert status == 200
+    assert [m["model"] for m in body["models"]] == [
+        "pixverse/pixverse-v5.6-t2v",
+        "pixverse/pixverse-v5.6-it2v",
+        "pixverse/pixverse-v5.6-kf2v",
+    ]
+    assert "choices" not in body["models"][1]["fields"]["media"]  # an optional key is absent, not null
+
+
+def test_post_an_it2v_request_starts_it_in_the_providers_shape(world: World) -> None:
+    it2v = {
+        "model": "pixverse/pixverse-v5.6-it2v",
+        "prompt": "waves",
+        "media": [{"type": "image_url", "url": "https://example.com/a.png"}],
+        "resolution": "540P",
+    }
+    status, _, body = post(it2v)
+
+    assert status == 202
+    started = world.executions.started[body["job_id"]]["request"]
+    assert started["media"] == it2v["media"]
+    assert (started["model"], started["resolution"]) == (it2v["model"], "540P")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {
+                "model": "pixverse/pixverse-v5.6-it2v",
+                "media": [{"type": "image_url", "url": "https://a.example/b.png"}],
+                "size": "1280*720",
+            },
+            "size",
+        ),
+        (
+            {
+                "model": "pixverse/pixverse-v5.6-kf2v",
+                "prompt": "p",
+                "media": [{"type": "first_frame", "url": "https://a.example/b.png"}],
+            },
+            "media",
+        ),
+        ({"model": "nope", "prompt": "p"}, "model"),
+    ],
+)
+def test_post_refuses_a_family_rule_naming_the_field(world: World, body: dict[str, Any], field: str) -> None:
+    status, _, answer = post(body)
+
+    assert status == 400
+    assert [f["field"] for f in answer["error"]["fields"]] == [field]
+    assert world.executions.started == {}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 
 from dashscope_emulator import rules
-from t2v.request import DURATIONS, MAX_PROMPT_CHARS, MAX_SEED, SIZES, SUPPORTED_MODELS, output_size
+from t2v.families import REGISTRY
+from t2v.request import DURATIONS, MAX_PROMPT_CHARS, MAX_SEED, SIZES, output_size
 
 from tests.conftest import ROOT
 
@@ -13,7 +14,8 @@ from tests.conftest import ROOT
 def test_both_copies_of_the_provider_rules_agree() -> None:
     assert {size: spec.tier for size, spec in SIZES.items()} == rules.SIZE_TIERS
     assert {str(tier): allowed for tier, allowed in DURATIONS.items()} == rules.TIER_DURATIONS
-    assert (MAX_PROMPT_CHARS, MAX_SEED, set(SUPPORTED_MODELS)) == (
+    text_models = {model for model, family in REGISTRY.items() if family.family == "t2v"}
+    assert (MAX_PROMPT_CHARS, MAX_SEED, text_models) == (
         rules.PROMPT_MAX_CHARS,
         rules.SEED_MAX,
         set(rules.MODELS),

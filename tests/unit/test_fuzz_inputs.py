@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from t2v.families import parse_request
 from t2v.intake import parse_prompt_file
-from t2v.request import DURATIONS, SIZES, InvalidRequestError, VideoRequest, parse_request
+from t2v.request import DURATIONS, SIZES, InvalidRequestError, VideoRequest
 
 from tests.conftest import load_event
 from tests.unit.test_api import call, post, world  # noqa: F401 - `world` is a fixture

@@ -14,7 +14,8 @@ import pytest
 from t2v.adapters.poll_stats import PollStats
 from t2v.contract import PollTurn
 from t2v.errors import UnknownTierError
-from t2v.request import DURATIONS, SIZES, RefusedRequest, parse_request
+from t2v.families import parse_request, tier_of
+from t2v.request import DURATIONS, SIZES, RefusedRequest
 from t2v.schedule import DEFAULT_RUN_SECONDS, GenerationTier, TierHistory, default_history
 
 from tests.conftest import load_event
@@ -55,7 +56,7 @@ def test_an_unknown_size_raises_a_typed_error_naming_it(size: str) -> None:
 
 def test_a_stored_request_with_an_unknown_size_raises_too() -> None:
     with pytest.raises(UnknownTierError, match=r"1234\*5678"):
-        GenerationTier.of_request({"prompt": "p", "size": "1234*5678", "duration": 5})
+        tier_of({"prompt": "p", "size": "1234*5678", "duration": 5})
 
 
 def test_every_request_the_contract_accepts_has_a_tier_with_a_prior() -> None:
@@ -65,7 +66,7 @@ def test_every_request_the_contract_accepts_has_a_tier_with_a_prior() -> None:
             for audio in (False, True):
                 stored = parse_request({"prompt": "p", "size": size, "duration": duration, "audio": audio})
                 # When its record's tier is taken
-                tier = GenerationTier.of_request(stored.model_dump(exclude_none=True))
+                tier = tier_of(stored.model_dump(exclude_none=True))
                 # Then it is the size's resolution, and it has seeded timings until real ones are learned
                 assert tier == GenerationTier(resolution=spec.tier, seconds=duration, audio=audio)
                 assert default_history(tier).run
@@ -82,9 +83,9 @@ def test_the_tier_keys_of_stored_timings_are_unchanged() -> None:
 
 def test_records_that_lack_a_size_keep_the_tier_they_had() -> None:
     # A refused request's record keeps only a digest; an early record may omit defaulted fields.
-    assert GenerationTier.of_request(RefusedRequest.of("not json").model_dump()) == T720
-    assert GenerationTier.of_request({"prompt": "p"}) == T720
-    assert GenerationTier.of_request({"prompt": "p", "size": "640*360"}).key == "360P/5s/silent"
+    assert tier_of(RefusedRequest.of("not json").model_dump()) == T720
+    assert tier_of({"prompt": "p"}) == T720
+    assert tier_of({"prompt": "p", "size": "640*360"}).key == "360P/5s/silent"
 
 
 def test_a_turn_in_flight_keeps_its_tier() -> None:
@@ -102,7 +103,7 @@ def test_timings_learned_under_todays_key_are_read_and_extended() -> None:
     key = "stats#tier#1080P/8s/audio"
     table = _Table({key: {"pk": key, "queue": [Decimal("2.5")], "run": [Decimal("80")], "version": 1}})
     stats = PollStats("jobs", resource=_Resource(table))
-    tier = GenerationTier.of_request({"prompt": "p", "size": "1920*1080", "duration": 8, "audio": True})
+    tier = tier_of({"prompt": "p", "size": "1920*1080", "duration": 8, "audio": True})
 
     # When a job of the same request reads them, and another finishes
     read = stats.history(tier)

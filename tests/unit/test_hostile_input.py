@@ -6,15 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from t2v.families import parse_request
 from t2v.intake import CONTINUATION_KEY, Continuation
 from t2v.jsontext import MAX_DEPTH, loads
-from t2v.request import (
-    MAX_PROMPT_CHARS,
-    REFUSED_PREFIX_CHARS,
-    InvalidRequestError,
-    RefusedRequest,
-    parse_request,
-)
+from t2v.request import MAX_PROMPT_CHARS, REFUSED_PREFIX_CHARS, InvalidRequestError, RefusedRequest
 
 from tests.conftest import load_event
 

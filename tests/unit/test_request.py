@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from t2v.request import (
-    DEFAULT_MODEL,
-    DURATIONS,
-    MAX_PROMPT_CHARS,
-    MAX_SEED,
-    SIZES,
-    InvalidRequestError,
-    parse_request,
-)
+from t2v.families import parse_request
+from t2v.request import DEFAULT_MODEL, DURATIONS, MAX_PROMPT_CHARS, MAX_SEED, SIZES, InvalidRequestError
 
 TABLE = {
     "360P": ["640*360", "640*480", "640*640", "480*640", "360*640"],

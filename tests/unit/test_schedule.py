@@ -7,6 +7,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from t2v.families import tier_of
 from t2v.schedule import (
     SLOT_MARGIN,
     GenerationTier,
@@ -190,7 +191,7 @@ def test_a_task_still_queued_is_expected_no_sooner_than_a_full_run_from_now() ->
 def test_tiers_and_defaults() -> None:
     assert GenerationTier.of("1920*1080", 8, True).key == "1080P/8s/audio"
     assert GenerationTier.of("640*360", 5, False).key == "360P/5s/silent"
-    assert GenerationTier.of_request({"prompt": "p"}) == T720
+    assert tier_of({"prompt": "p"}) == T720
     slow, quick = (
         default_history(GenerationTier.of("1920*1080", 8, True)),
         default_history(GenerationTier.of("640*360", 5, False)),

@@ -328,7 +328,7 @@ class Submitter:
         """The other client on the account creates a task with our prompt (but 8 s long) the moment our
         job claims its create: inside our create's window, where a lost answer makes us look."""
         from t2v.dashscope import DashScopeClient
-        from t2v.request import parse_request
+        from t2v.families import parse_request
 
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from t2v.capacity import STATE_MACHINE_TIMEOUT_SECONDS, TimeLimits
 from t2v.errors import PipelineError
-from t2v.request import DEFAULT_MODEL, SUPPORTED_MODELS
+from t2v.families import SUPPORTED_MODELS
+from t2v.request import DEFAULT_MODEL
 from t2v.schedule import Policy
 
 # The cap for PixVerse is not published (some DashScope video models document 2): a team's batch is

@@ -29,7 +29,7 @@ from t2v.errors import (
 )
 from t2v.jobs import TaskStatus
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo, TaskPage
-from t2v.request import VideoRequest
+from t2v.request import RequestBase
 
 DEFAULT_BASE_URL: Final = "https://dashscope.aliyuncs.com/api/v1"
 """Beijing (cn-beijing) endpoint."""
@@ -117,7 +117,7 @@ class DashScopeClient:
 
     # -- public calls -------------------------------------------------------------------------
 
-    def create_task(self, request: VideoRequest) -> CreatedTask:
+    def create_task(self, request: RequestBase) -> CreatedTask:
         """Submit one generation task. Never retried here: a retry could pay for two videos.
 
         Raises `AmbiguousCreateError` when the request may have reached the provider without an
@@ -208,7 +208,7 @@ class DashScopeClient:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _create(self, body: Mapping[str, Any]) -> CreatedTask:
-        """POST a raw create body. Private: callers go through VideoRequest's validation."""
+        """POST a raw create body. Private: callers go through RequestBase's validation."""
         try:
             response = self._http.request(
                 "POST",

@@ -176,13 +176,14 @@ class EventPublishError(PipelineError):
 
 
 class UnknownTierError(PipelineError):
-    """A size with no generation tier: not one of the contract's, so no record this code wrote holds it."""
+    """A size, resolution or model with no generation tier: not one of the contract's, so no record
+    this code wrote holds it (never quietly taken as 720P)."""
 
     code = "UnknownTier"
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, what: str = "size") -> None:
         self.key = key
-        super().__init__(f"no generation tier for size {key!r}: not one of the contract's sizes")
+        super().__init__(f"no generation tier for {what} {key!r}: not one of the contract's {what}s")
 
 
 def classify_http_error(

@@ -25,9 +25,10 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Eve
 
 from t2v.contract import Ended, ExecutionInput
 from t2v.errors import PipelineError
+from t2v.families import parse_request
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.jsontext import loads
-from t2v.request import FieldError, InvalidRequestError, RefusedRequest, VideoRequest, bounded, parse_request
+from t2v.request import FieldError, InvalidRequestError, RefusedRequest, RequestBase, bounded
 from t2v.usecases.announce import FirstRecord
 
 LOG = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class PromptFileIncompleteError(PipelineError):
 @dataclass(frozen=True, slots=True)
 class ParsedItem:
     line: int  # 1-based line for .jsonl, 0 for whole-file formats
-    request: VideoRequest | None
+    request: RequestBase | None
     raw: str  # the text the request came from: a line, or the whole file (never stored as is)
     error: str | None = None
 
@@ -218,7 +219,7 @@ class Continuation:
 
 
 def _execution(
-    job_id: str, request: VideoRequest, source: str, origin: dict[str, Any], delay: int
+    job_id: str, request: RequestBase, source: str, origin: dict[str, Any], delay: int
 ) -> ExecutionInput:
     return ExecutionInput(
         job_id=job_id,

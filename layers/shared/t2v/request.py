@@ -6,22 +6,19 @@ Pure domain: no I/O. Every validation error names the field and the rule it brok
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 DEFAULT_MODEL: Final = "pixverse/pixverse-v5.6-t2v"
-SUPPORTED_MODELS: Final = frozenset({DEFAULT_MODEL})
 MAX_PROMPT_CHARS: Final = 2048
 MAX_SEED: Final = 2_147_483_647
 # What a refusal may quote of a value, and what is kept of a refused request's text.
@@ -89,22 +86,21 @@ def output_size(size: str, duration: int) -> str:
 Prompt = Annotated[str, StringConstraints(strip_whitespace=False)]
 
 
-class VideoRequest(BaseModel):
-    """One video to generate. Unknown fields are rejected so typos never pass silently."""
+class RequestBase(BaseModel):
+    """What every model family's request shares: the rules of prompt, duration, watermark, seed and
+    model. Each family (t2v.families) adds its own fields and says what it sends the provider."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
-    prompt: Prompt = Field(description="What the video shows; Chinese or English, 1-2048 characters.")
-    size: str = Field(default="1280*720", description="width*height, one of the 20 sizes of the contract.")
-    duration: int = Field(default=5, description="Seconds: 5, 8 or 10 (1080P: 5 or 8). Billed per second.")
-    audio: bool = Field(default=False, description="Generate background music / sound effects.")
-    watermark: bool = Field(default=False, description='Add the "AI生成" watermark at the bottom right.')
-    seed: int | None = Field(default=None, description="Random seed in [0, 2147483647].")
-    model: str = Field(default=DEFAULT_MODEL, description="DashScope model name.")
+    if TYPE_CHECKING:  # every family declares them (in its own field order, which its records keep)
+        model: str
+        prompt: str | None
 
-    @field_validator("prompt")
+    @field_validator("prompt", check_fields=False)
     @classmethod
-    def _prompt_rule(cls, value: str) -> str:
+    def _prompt_rule(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value.strip():
             raise ValueError("prompt must not be empty or whitespace only")
         try:
@@ -118,14 +114,7 @@ class VideoRequest(BaseModel):
             )
         return value
 
-    @field_validator("size")
-    @classmethod
-    def _size_rule(cls, value: str) -> str:
-        if value not in SIZES:
-            raise ValueError(f"size {shown(value)} is not one of the 20 supported sizes: {', '.join(SIZES)}")
-        return value
-
-    @field_validator("duration", mode="before")
+    @field_validator("duration", mode="before", check_fields=False)
     @classmethod
     def _duration_is_integer(cls, value: Any) -> Any:
         # Strict, as the booleans are: a JSON integer, never a string ("5") or a fraction (5.5).
@@ -135,14 +124,14 @@ class VideoRequest(BaseModel):
             raise ValueError("duration must be a JSON integer number of seconds: 5, 8 or 10")
         return value
 
-    @field_validator("audio", "watermark", mode="before")
+    @field_validator("audio", "watermark", mode="before", check_fields=False)
     @classmethod
     def _strict_bool(cls, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError("must be a JSON boolean (true or false)")
         return value
 
-    @field_validator("seed", mode="before")
+    @field_validator("seed", mode="before", check_fields=False)
     @classmethod
     def _seed_rule(cls, value: Any) -> Any:
         if value is None:
@@ -153,10 +142,79 @@ class VideoRequest(BaseModel):
             raise ValueError(f"seed {value} is outside [0, {MAX_SEED}]")
         return value
 
+    @property
+    def billed_seconds(self) -> int:
+        return int(getattr(self, "duration", 0))
+
+    @property
+    def images(self) -> tuple[MediaItem, ...]:
+        """The images the request names (none for text-to-video)."""
+        return tuple(getattr(self, "media", ()) or ())
+
+    def expected_usage(self) -> dict[str, Any]:
+        """What the provider's usage of a task made from this request shows (size, duration, audio);
+        None where it cannot be told in advance."""
+        raise NotImplementedError
+
+    def to_provider_body(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+MediaType = Literal["image_url", "first_frame", "last_frame"]
+MAX_URL_CHARS: Final = 2048
+
+
+class MediaItem(BaseModel):
+    """One image, in the provider's own shape: its role and where it is (`https://...`, or
+    `s3://<the stack's bucket>/<key under the input-images prefix>`, checked at the door)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: MediaType = Field(description="image_url (it2v), first_frame or last_frame (kf2v)")
+    url: str = Field(description="https://... or s3://<bucket>/<key under the input-images prefix>")
+
+    @field_validator("url")
+    @classmethod
+    def _url_rule(cls, value: str) -> str:
+        if len(value) > MAX_URL_CHARS:
+            raise ValueError(f"url has {len(value)} characters; at most {MAX_URL_CHARS}")
+        if (
+            value.startswith("https://")
+            and len(value) > len("https://")
+            and not any(c.isspace() for c in value)
+        ):
+            return value
+        if value.startswith("s3://"):
+            bucket, _, key = value.removeprefix("s3://").partition("/")
+            if bucket and key and not key.endswith("/"):
+                return value
+            raise ValueError(f"url {shown(value)}: an s3:// url names a bucket and an object key")
+        raise ValueError(f"url {shown(value)} must be https://... or s3://<bucket>/<key>")
+
+
+class VideoRequest(RequestBase):
+    """One text-to-video request (`pixverse/pixverse-v5.6-t2v`). Unknown fields are rejected so
+    typos never pass silently."""
+
+    prompt: Prompt = Field(description="What the video shows; Chinese or English, 1-2048 characters.")
+    size: str = Field(default="1280*720", description="width*height, one of the 20 sizes of the contract.")
+    duration: int = Field(default=5, description="Seconds: 5, 8 or 10 (1080P: 5 or 8). Billed per second.")
+    audio: bool = Field(default=False, description="Generate background music / sound effects.")
+    watermark: bool = Field(default=False, description='Add the "AI生成" watermark at the bottom right.')
+    seed: int | None = Field(default=None, description="Random seed in [0, 2147483647].")
+    model: str = Field(default=DEFAULT_MODEL, description="DashScope model name.")
+
+    @field_validator("size")
+    @classmethod
+    def _size_rule(cls, value: str) -> str:
+        if value not in SIZES:
+            raise ValueError(f"size {shown(value)} is not one of the 20 supported sizes: {', '.join(SIZES)}")
+        return value
+
     @field_validator("model")
     @classmethod
     def _model_rule(cls, value: str) -> str:
-        if value not in SUPPORTED_MODELS:
+        if value != DEFAULT_MODEL:
             raise ValueError(f"model {shown(value)} is not supported; use {DEFAULT_MODEL!r}")
         return value
 
@@ -182,6 +240,9 @@ class VideoRequest(BaseModel):
     @property
     def billed_seconds(self) -> int:
         return self.duration
+
+    def expected_usage(self) -> dict[str, Any]:
+        return {"size": self.output_size, "duration": self.duration, "audio": bool(self.audio)}
 
     def to_provider_body(self) -> dict[str, Any]:
         """The JSON body of DashScope's create-task call."""
@@ -233,29 +294,3 @@ class InvalidRequestError(ValueError):
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = errors
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
-
-
-def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
-    """pydantic's errors for a request as the contract's field errors: each names its field and rule."""
-    found: list[FieldError] = []
-    for err in errors:
-        # An unknown field's name is the caller's text: quote a bounded piece of it.
-        loc = bounded(".".join(str(part) for part in err["loc"]), 100) or "request"
-        message = bounded(str(err["msg"]).removeprefix("Value error, "), 300)
-        if message.startswith("duration: "):
-            loc, message = "duration", message.removeprefix("duration: ")
-        elif err["type"] == "extra_forbidden":
-            message = "unknown field; allowed: " + ", ".join(VideoRequest.model_fields)
-        found.append(FieldError(loc, message))
-    return found
-
-
-def parse_request(data: Any, defaults: dict[str, Any] | None = None) -> VideoRequest:
-    """Validate raw input (a dict from JSON) into a VideoRequest, or raise InvalidRequestError."""
-    if not isinstance(data, dict):
-        raise InvalidRequestError([FieldError("request", "must be a JSON object")])
-    merged = {**(defaults or {}), **data}
-    try:
-        return VideoRequest.model_validate(merged)
-    except ValidationError as exc:
-        raise InvalidRequestError(field_errors(exc.errors(include_url=False))) from None

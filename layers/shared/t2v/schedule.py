@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from t2v.errors import UnknownTierError
 from t2v.request import SIZES, Tier, VideoRequest
@@ -52,13 +52,25 @@ _DEFAULT_DURATION: Final[int] = VideoRequest.model_fields["duration"].default
 
 
 class GenerationTier(BaseModel):
-    """The history bucket of a request: generation time depends on resolution, duration and audio only."""
+    """The history bucket of a request: generation time depends on the model family, resolution,
+    duration and audio only."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     resolution: Tier
     seconds: int = Field(ge=1)
     audio: bool
+    family: str = Field(
+        default="t2v", description="the model family (t2v.families); t2v keys stay unprefixed"
+    )
+
+    @model_serializer(mode="wrap")
+    def _text_tiers_unchanged(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A text-to-video tier goes out as before the registry (turns in flight, stored records).
+        data: dict[str, Any] = handler(self)
+        if data.get("family") == "t2v":
+            data.pop("family")
+        return data
 
     @classmethod
     def of(cls, size: str, duration: int, audio: bool) -> GenerationTier:
@@ -69,9 +81,16 @@ class GenerationTier(BaseModel):
         return cls(resolution=spec.tier, seconds=int(duration), audio=bool(audio))
 
     @classmethod
-    def of_request(cls, request: Mapping[str, Any]) -> GenerationTier:
-        """The tier of a stored request (a job record's `request`). A field it lacks takes the
-        contract's default: a refused request's record keeps only a digest, and is shown as 720P."""
+    def of_resolution(cls, family: str, resolution: str, duration: int, audio: bool) -> GenerationTier:
+        """The tier of an image family's request; a resolution no tier has raises UnknownTierError."""
+        if resolution not in DEFAULT_RUN_SECONDS:
+            raise UnknownTierError(resolution, what="resolution")
+        return cls(resolution=resolution, seconds=int(duration), audio=bool(audio), family=family)
+
+    @classmethod
+    def of_text_request(cls, request: Mapping[str, Any]) -> GenerationTier:
+        """The tier of a stored text-to-video request. A field it lacks takes the contract's
+        default: a refused request's record keeps only a digest, and is shown as 720P."""
         return cls.of(
             str(request.get("size", _DEFAULT_SIZE)),
             int(request.get("duration", _DEFAULT_DURATION)),
@@ -81,7 +100,8 @@ class GenerationTier(BaseModel):
     @property
     def key(self) -> str:
         """Where the tier's history is kept, e.g. `720P/5s/silent`."""
-        return f"{self.resolution}/{self.seconds}s/{'audio' if self.audio else 'silent'}"
+        key = f"{self.resolution}/{self.seconds}s/{'audio' if self.audio else 'silent'}"
+        return key if self.family == "t2v" else f"{self.family}/{key}"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from t2v.billing import Caps, DayUsage
     from t2v.jobs import JobRecord
     from t2v.provider import CanceledTask, CreatedTask, TaskInfo
-    from t2v.request import VideoRequest
+    from t2v.request import RequestBase
     from t2v.usecases.ports import BudgetStore, NotifierLike, ProviderClient
 
 
@@ -60,7 +60,7 @@ class MeteredProvider:
     def __init__(self, inner: ProviderClient, signals: Signals) -> None:
         self._inner, self._signals = inner, signals
 
-    def create_task(self, request: VideoRequest) -> CreatedTask:
+    def create_task(self, request: RequestBase) -> CreatedTask:
         try:
             return self._inner.create_task(request)
         except ProviderThrottledError as exc:

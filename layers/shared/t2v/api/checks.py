@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from t2v.errors import PipelineError
+from t2v.families import REGISTRY, UnknownModelError, family_of, field_errors
 from t2v.jsontext import loads
-from t2v.request import FieldError, InvalidRequestError, field_errors
+from t2v.request import FieldError, InvalidRequestError
 
 MAX_IDEMPOTENCY_KEY_CHARS: Final = 255
 
@@ -65,8 +66,9 @@ _NOT_AN_OBJECT_TYPES: Final = frozenset({"missing", "model_type", "model_attribu
 def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
     """The resolver's validation errors as the contract's field errors.
 
-    The resolver's body model is the contract's `VideoRequest`, so its validation is the one the
-    request gets; its errors are phrased here exactly as `parse_request` phrases them.
+    The resolver's body model is the union of the model families (t2v.families.AnyRequest), picked
+    by `model`, so its validation is the one the request gets; its errors are phrased here exactly as
+    `parse_request` phrases them (the family's tag in each error's location is dropped).
     """
     fields = [
         FieldError(str(e["loc"][-1]), str(e.get("msg", e["type"])).removeprefix("Value error, "))
@@ -81,8 +83,17 @@ def invalid_request(errors: Sequence[Mapping[str, Any]]) -> InvalidRequestError:
         )
     elif any(tuple(e["loc"]) == ("body",) and e["type"] in _NOT_AN_OBJECT_TYPES for e in body):
         fields.append(NOT_AN_OBJECT)
+    elif unknown := next((e for e in body if e["type"] == "unknown_model"), None):
+        given = unknown.get("input")
+        fields.extend(UnknownModelError(given.get("model") if isinstance(given, dict) else None).errors)
     else:
-        fields.extend(field_errors({**e, "loc": tuple(e["loc"][1:])} for e in body))
+        by_family: dict[str, list[Mapping[str, Any]]] = {}
+        for e in body:
+            tagged = len(e["loc"]) > 1 and e["loc"][1] in REGISTRY
+            model = str(e["loc"][1]) if tagged else next(iter(REGISTRY))
+            by_family.setdefault(model, []).append({**e, "loc": tuple(e["loc"][2 if tagged else 1 :])})
+        for model, found in by_family.items():
+            fields.extend(field_errors(found, family_of(model)))
     return InvalidRequestError(fields)
 
 

@@ -24,7 +24,7 @@ from t2v.api.views import (
     video_view,
 )
 from t2v.jobs import JobRecord, JobStatus
-from t2v.request import VideoRequest
+from t2v.request import RequestBase
 from t2v.usecases.videos import (
     ApiDeps,
     Caller,
@@ -57,7 +57,7 @@ class VideosApi:
     base_path: str = ""
 
     def accept(
-        self, request: VideoRequest, *, idempotency_key: str | None, origin: dict[str, Any]
+        self, request: RequestBase, *, idempotency_key: str | None, origin: dict[str, Any]
     ) -> Accepted:
         job = accept_video(
             request, idempotency_key=idempotency_key, origin=origin, caller=self._caller(), deps=self.deps

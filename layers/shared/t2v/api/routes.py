@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
-from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView, UsageView
+from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView, ModelsView, UsageView
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse, OpenAPIResponseContentModel
@@ -55,4 +55,8 @@ CANCEL: Final = _route(
 USAGE: Final = _route(
     "The caller's day of billed video seconds: spent, refunded and left, its own and the account's",
     (200, "Today (UTC)", UsageView),
+)
+MODELS: Final = _route(
+    "The model families a request may name: each one's fields, choices, images and image limits",
+    (200, "From the registry (t2v.families)", ModelsView),
 )

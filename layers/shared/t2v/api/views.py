@@ -10,11 +10,12 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from t2v.capacity import QueuePlace, seconds_to_start
+from t2v.families import tier_of
 from t2v.jobs import JobRecord, JobStatus
 from t2v.progress import Phase, ProgressInput, job_progress
 from t2v.schedule import GenerationTier, TierHistory
@@ -139,7 +140,7 @@ def progress_view(job: JobRecord, ctx: ViewContext) -> ProgressView:
             finished_at=job.finished_at,
             queued_seconds=job.queued_seconds,
         ),
-        ctx.timings.history(GenerationTier.of_request(job.request)),
+        ctx.timings.history(tier_of(job.request)),
         ctx.now,
     )
     return ProgressView(
@@ -154,7 +155,7 @@ def capacity_view(job: JobRecord, ctx: ViewContext) -> CapacityView | None:
     if job.status != JobStatus.WAITING or ctx.queue is None or not job.queue_key:
         return None
     place = ctx.queue.place(job.job_id, job.owner, job.queue_key)
-    history = ctx.timings.history(GenerationTier.of_request(job.request))
+    history = ctx.timings.history(tier_of(job.request))
     generation = statistics.median(history.queue) + statistics.median(history.run) if history.run else None
     if generation is None:
         return CapacityView(position=place.position)
@@ -336,3 +337,46 @@ def usage_view(usage: Usage, caller: str) -> UsageView:
             budget_seconds=usage.account_budget,
         ),
     )
+
+
+class ModelFieldView(BaseModel):
+    """One request field of a model family (GET /models); an optional key is absent when it does not apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["string", "integer", "boolean", "media"]
+    required: bool
+    choices: list[Any] | None = None
+    default: Any = None
+    min: int | None = None
+    max: int | None = None
+    max_length: int | None = None
+
+
+class MediaSlotView(BaseModel):
+    type: Literal["first_frame", "last_frame", "image_url"]
+    required: bool
+
+
+class ImageLimitsView(BaseModel):
+    formats: list[str]
+    max_bytes: int
+    min_side: int | None
+    max_side: int
+    max_pixels: int
+    unconfirmed: list[str] = Field(description="The limits DashScope's own pages do not confirm.")
+
+
+class ModelView(BaseModel):
+    model: str = Field(description="The provider's full model name, e.g. pixverse/pixverse-v5.6-it2v.")
+    family: Literal["t2v", "it2v", "kf2v"]
+    default: bool = Field(description="The model a request without `model` gets.")
+    fields: dict[str, ModelFieldView]
+    media: list[MediaSlotView]
+    image_limits: ImageLimitsView | None
+
+
+class ModelsView(BaseModel):
+    """The model families a request may name (GET /models), from the registry (t2v.families)."""
+
+    models: list[ModelView]

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from t2v.contract import PollTurn
+from t2v.families import tier_of
 from t2v.jobs import JobRecord
 from t2v.schedule import (
     DISPATCH_LATENCY,
-    GenerationTier,
     Observation,
     book_query,
     first_wait,
@@ -35,7 +35,7 @@ class Booked:
 def first_turn(job: JobRecord, deps: ProviderDeps) -> PollTurn:
     """The loop's first turn, for a job whose task is bound: when to look first."""
     now = deps.clock()
-    tier = GenerationTier.of_request(job.request)
+    tier = tier_of(job.request)
     submitted_at = job.submitted_at or now
     deadline = job.deadline_at or deps.settings.deadline_from(now)
     obs = Observation(

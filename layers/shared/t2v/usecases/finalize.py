@@ -9,8 +9,9 @@ from typing import Any, Protocol
 
 from t2v.config import FinalizeSettings
 from t2v.contract import Announced, Succeeded
+from t2v.families import tier_of
 from t2v.jobs import JobRecord, JobStatus
-from t2v.schedule import GenerationTier, Policy, queue_and_run
+from t2v.schedule import Policy, queue_and_run
 from t2v.times import iso, iso_or_none, utcnow
 from t2v.usecases.announce import AnnounceDeps, announce_once
 from t2v.usecases.ports import PollStatsLike, job_or_fail
@@ -93,5 +94,5 @@ def _learn_timing(job: JobRecord, succeeded: Succeeded, deps: FinalizeDeps) -> N
     queue, run = queue_and_run(succeeded.provider_times.model_dump())
     if deps.stats is None or queue is None or run is None:
         return
-    tier = GenerationTier.of_request(job.request)
+    tier = tier_of(job.request)
     deps.stats.record_timing(tier, queue=queue, run=run, limit=Policy().history_limit)

@@ -8,9 +8,9 @@ from typing import Any
 from t2v.capacity import MAX_PUSH_WAKES, held_too_long, usual_queue_seconds
 from t2v.contract import Ended, PollDecision, PollTurn, ProviderTimes, SubmitInput, SubmitResult, Succeeded
 from t2v.errors import ProviderAuthError, ProviderThrottledError, RetryableProviderError
+from t2v.families import parse_request
 from t2v.jobs import PROVIDER_TO_JOB, JobStatus, TaskStatus
 from t2v.provider import TaskInfo
-from t2v.request import parse_request
 from t2v.schedule import (
     DEFAULT_QUEUE_SECONDS,
     Observation,

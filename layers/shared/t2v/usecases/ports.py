@@ -14,14 +14,14 @@ from t2v.config import ProviderSettings
 from t2v.errors import PipelineError
 from t2v.jobs import HintRecorded, JobRecord, JobStatus, Parked, Write
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo
-from t2v.request import VideoRequest
+from t2v.request import RequestBase
 from t2v.schedule import GenerationTier, TierHistory
 from t2v.times import utcnow
 from t2v.usecases.capacity import Governor
 
 
 class ProviderClient(Protocol):
-    def create_task(self, request: VideoRequest) -> CreatedTask: ...
+    def create_task(self, request: RequestBase) -> CreatedTask: ...
     def get_task(self, task_id: str) -> TaskInfo: ...
     def cancel_task(self, task_id: str) -> CanceledTask: ...
     def iter_tasks(

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from t2v.errors import IncompleteListError
 from t2v.jobs import CONTESTED, JobRecord, TaskStatus
 from t2v.provider import TaskInfo
-from t2v.request import VideoRequest, output_size
+from t2v.request import RequestBase
 from t2v.usecases.ports import ProviderDeps
 
 # The provider makes the task once it has the whole request, which the client's connect and write
@@ -72,7 +72,7 @@ def _created_at(listed: TaskInfo) -> float | None:
     return value / 1000 if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def reconcile(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> Reconciliation:
+def reconcile(job: JobRecord, request: RequestBase, deps: ProviderDeps) -> Reconciliation:
     """Look for the task a lost create made (list-tasks) and bind it to the job, never another job's.
     An adoption comes with the job as the binding left it (SUBMITTED, with the task).
 
@@ -146,7 +146,7 @@ def _unowned(job: JobRecord, listed_tasks: list[TaskInfo], deps: ProviderDeps) -
     return [t for t in unowned if not our_keys or _key_id(t) in our_keys]
 
 
-def foreign(info: TaskInfo, request: VideoRequest) -> bool:
+def foreign(info: TaskInfo, request: RequestBase) -> bool:
     """Whether a task that shows its request (SUCCEEDED) was made from another request than ours:
     another prompt, or a video of another size, length or sound (the provider's usage)."""
     if info.orig_prompt is not None and info.orig_prompt != request.prompt:
@@ -155,12 +155,8 @@ def foreign(info: TaskInfo, request: VideoRequest) -> bool:
     if usage is None:
         return False
     seen = {"size": usage.size, "duration": usage.duration, "audio": usage.audio}
-    want = {
-        "size": output_size(request.size, request.duration),
-        "duration": request.duration,
-        "audio": bool(request.audio),
-    }
-    return any(seen[k] is not None and seen[k] != want[k] for k in want)
+    want = request.expected_usage()  # None where the family cannot tell in advance (an image's aspect)
+    return any(seen[k] is not None and want.get(k) is not None and seen[k] != want[k] for k in seen)
 
 
 def _decide(job: JobRecord, maybe: list[_Maybe], deps: ProviderDeps) -> Reconciliation:

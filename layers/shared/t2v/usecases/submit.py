@@ -17,8 +17,9 @@ from t2v.errors import (
     RetryableProviderError,
     TerminalProviderError,
 )
+from t2v.families import parse_request
 from t2v.jobs import JobRecord, JobStatus
-from t2v.request import VideoRequest, parse_request
+from t2v.request import RequestBase
 from t2v.times import iso
 from t2v.usecases.booking import first_turn
 from t2v.usecases.ports import ProviderClient, ProviderDeps, job_or_fail
@@ -69,7 +70,7 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> SubmitResult:
     return _create(claim.job, request, deps)
 
 
-def _record(event: SubmitInput, request: VideoRequest, deps: ProviderDeps, now: datetime) -> JobRecord:
+def _record(event: SubmitInput, request: RequestBase, deps: ProviderDeps, now: datetime) -> JobRecord:
     job, _ = deps.repo.create_if_absent(
         event.job_id,
         request=request.model_dump(exclude_none=True),
@@ -82,7 +83,7 @@ def _record(event: SubmitInput, request: VideoRequest, deps: ProviderDeps, now: 
     return job
 
 
-def _charge(job: JobRecord, request: VideoRequest, deps: ProviderDeps, now: datetime) -> None:
+def _charge(job: JobRecord, request: RequestBase, deps: ProviderDeps, now: datetime) -> None:
     """The account's day and its owner's pay for the job's seconds once, before it queues or creates.
 
     A job with no owner (submit invoked on its own) counts for the account only."""
@@ -170,7 +171,7 @@ def _refused_for_capacity(job: JobRecord, exc: ProviderThrottledError, deps: Pro
     return CapacityWait(job_id=job.job_id, wait_seconds=wait, turns=turns)
 
 
-def _create(job: JobRecord, request: VideoRequest, deps: ProviderDeps) -> SubmitResult:
+def _create(job: JobRecord, request: RequestBase, deps: ProviderDeps) -> SubmitResult:
     client = deps.client()
     # When the create was sent bounds which provider tasks it can have made (see reconcile).
     deps.repo.update_fields(job.job_id, {"create_sent_at": iso(deps.clock())}, now=deps.clock())

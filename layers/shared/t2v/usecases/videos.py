@@ -26,7 +26,7 @@ from t2v.errors import (
     TerminalProviderError,
 )
 from t2v.jobs import JobRecord, JobStatus, derive_job_id
-from t2v.request import FieldError, InvalidRequestError, VideoRequest
+from t2v.request import FieldError, InvalidRequestError, RequestBase
 from t2v.times import iso, utcnow
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.ports import BudgetStore, IdempotencyStore, JobStore, ProviderClient
@@ -151,7 +151,7 @@ class JobsPage:
 
 
 def accept_video(
-    request: VideoRequest,
+    request: RequestBase,
     *,
     idempotency_key: str | None,
     origin: dict[str, Any],
@@ -214,7 +214,7 @@ def caller_usage(caller: Caller, deps: ApiDeps) -> Usage:
     )
 
 
-def _check_budget(request: VideoRequest, caller: Caller, deps: ApiDeps, now: datetime) -> None:
+def _check_budget(request: RequestBase, caller: Caller, deps: ApiDeps, now: datetime) -> None:
     """Refuse what cannot fit the caller's day or the account's (the caller's named first: it is
     the one a caller can do something about). Submit charges both atomically later."""
     if not deps.settings.budgets_on:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from botocore.credentials import Credentials
+from t2v.families import describe_models
 from t2v_client import ApiClient, CliError, ExitCode, Place, SandboxIdentity, Target
 from t2v_client.images import caller_folder, image_key
 from t2v_client.models import (
@@ -23,7 +23,7 @@ from t2v_client.models import (
 from t2v_sandbox import cli
 from t2v_sandbox.commands_user import submit_body
 
-MODELS = json.loads((Path(__file__).parents[1] / "fixtures" / "api" / "models.json").read_text())
+MODELS = describe_models()  # GET /v1/models as the API answers it, from the registry itself
 TARGET = Target("http://api.test/v1", "us-east-1", Credentials("AKID", "secret"), identity="alice")
 ALICE = "arn:aws:iam::123456789012:user/alice"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
@@ -207,8 +207,9 @@ def test_the_catalog_finds_models_and_lists_their_fields() -> None:
     assert [p.name for p in catalog.find("kf2v").parameters] == [
         "resolution",
         "duration",
-        "seed",
+        "audio",
         "watermark",
+        "seed",
     ]
     with pytest.raises(ModelsError):
         parse_catalog({"nope": 1})

@@ -64,7 +64,7 @@ def test_the_form_offers_every_model_and_each_ones_fields(client: Any, api: Mode
     kf2v = client.get("/new?model=kf2v").get_data(as_text=True).split('<div id="model-fields">')[1]
     live = kf2v.split("</form>")[0]
     assert 'id="image"' in live and 'id="last-frame"' in live and 'id="resolution"' in live
-    assert 'id="size"' not in live and 'id="audio"' not in live  # kf2v has no audio here
+    assert 'id="size"' not in live and 'id="audio"' in live
     assert 'accept="image/jpeg,image/png,image/webp"' in live and 'data-max-bytes="20971520"' in live
     assert [c for c in api.calls if c[1] == "/v1/models"] == [("GET", "/v1/models", None)]  # cached
 

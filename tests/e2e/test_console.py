@@ -16,8 +16,10 @@ import json
 import os
 import shutil
 import socket
+import struct
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -589,3 +591,82 @@ def test_the_console_says_reconnecting_fails_fast_keeps_the_form_and_follows_the
         tab.close()
         running.stop()
         hung.close()
+
+
+# --- model families (issue 23): the form from GET /v1/models, images in, thumbnails out
+IT2V = "pixverse/pixverse-v5.6-it2v"
+KF2V = "pixverse/pixverse-v5.6-kf2v"
+
+
+def solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A PNG of one colour, written here (no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_the_form_switches_fields_with_the_model_and_checks_images_in_the_page(
+    page: Page, console: RunningConsole
+) -> None:
+    # Given the form: its models are the API's (GET /v1/models), text to video first
+    page.goto(f"{console.url}/new")
+    models = page.locator("#model option").evaluate_all("(options) => options.map((o) => o.value)")
+    assert models[0] == "pixverse/pixverse-v5.6-t2v" and {IT2V, KF2V} <= set(models), models
+    expect(page.locator("#size option")).to_have_count(20)
+    expect(page.locator("#image")).to_have_count(0)
+
+    # When kf2v is picked: a resolution instead of a size, and two image inputs
+    page.select_option("#model", KF2V)
+    expect(page.locator("#size")).to_have_count(0)
+    expect(page.locator("#resolution option")).to_have_count(4)
+    expect(page.locator("#image")).to_be_visible()
+    expect(page.locator("#last-frame")).to_be_visible()
+    # 1080P offers 5 and 8 s only, as for sizes
+    page.select_option("#resolution", "1080P")
+    assert page.locator("#duration option[value='10']").is_disabled()
+
+    # A text file named .png is refused in the page, naming it, before anything is sent
+    page.set_input_files(
+        "#last-frame", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": b"not a picture"}]
+    )
+    expect(page.locator("#error-last-frame")).to_contain_text("photo.png: not an image its bytes show")
+    assert page.input_value("#last-frame") == ""
+    # A dropped image is taken and previewed
+    red = list(solid_png(64, 48, (220, 30, 30)))
+    page.evaluate(
+        """(bytes) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([new Uint8Array(bytes)], "red.png", { type: "image/png" }));
+          const zone = document.getElementById("image").closest("[data-drop]");
+          zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        red,
+    )
+    page.wait_for_function(
+        "() => { const p = document.getElementById('preview-image'); return !p.hidden && p.naturalWidth === 64; }"
+    )
+    assert page.evaluate("() => document.getElementById('image').files[0].name") == "red.png"
+
+    # Sent without its last frame, the console says which image is missing and keeps the first
+    page.fill("#prompt", "from red to nothing")
+    page.click("#submit")
+    expect(page.locator("#error-last-frame")).to_contain_text(f"{KF2V} needs this image")
+    expect(page.locator("#kept-image")).to_contain_text("s3://")
+    assert page.input_value("#model") == KF2V
+
+    # And it2v has one image input; back to text to video, the size returns
+    page.select_option("#model", IT2V)
+    expect(page.locator("#image")).to_be_visible()
+    expect(page.locator("#last-frame")).to_have_count(0)
+    page.select_option("#model", "pixverse/pixverse-v5.6-t2v")
+    expect(page.locator("#size option")).to_have_count(20)
+    expect(page.locator("#image")).to_have_count(0)

@@ -23,6 +23,8 @@ KF2V = "pixverse/pixverse-v5.6-kf2v"
 
 
 class ModelsApi(FakeApi):
+    now = 0.0  # the console's clock (its cache of GET /v1/models lasts a minute)
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/models":
             self.calls.append((request.method, request.url.path, None))
@@ -43,7 +45,11 @@ def s3() -> FakeS3:
 @pytest.fixture
 def client(api: ModelsApi, s3: FakeS3) -> Any:
     place = fake_place(s3, "bkt")
-    backend = ConsoleBackend(place, client_factory=lambda t: ApiClient(t, transport=httpx.MockTransport(api)))
+    backend = ConsoleBackend(
+        place,
+        client_factory=lambda t: ApiClient(t, transport=httpx.MockTransport(api)),
+        clock=lambda: api.now,
+    )
     app = create_app(backend)
     app.config["ALLOWED_HOSTS"] = frozenset({"localhost"})
     return app.test_client()
@@ -150,3 +156,15 @@ def test_the_job_page_shows_the_jobs_images_through_the_console_only(
     rerun = client.get("/new?from=job-i").get_data(as_text=True)
     assert f'<option value="{KF2V}" selected>' in rerun
     assert f'name="kept_image" value="s3://bkt/{FOLDER}x-a.png"' in rerun
+
+
+def test_the_form_opens_while_the_api_is_down_with_the_models_it_last_listed(
+    client: Any, api: ModelsApi
+) -> None:
+    assert f'data-model-template="{KF2V}"' in client.get("/new").get_data(as_text=True)
+    api.down = True
+    api.now += 120
+    # Given the API gone (past the cache's minute too), the form still offers every model it knew
+    page = client.get("/new?model=kf2v")
+    assert page.status_code == 200
+    assert 'id="last-frame"' in page.get_data(as_text=True)

@@ -368,11 +368,15 @@ class ConsoleBackend:
 
     def models(self) -> Catalog | None:
         """The model families (GET /v1/models), cached a minute; None for an API without them (the
-        form is then today's text to video). CliError when the API cannot be reached."""
+        form is then today's text to video). While the API cannot be reached, the families it last
+        listed (or today's form): the form still opens and keeps what is typed, as it always did."""
         now = self._clock()
         if self._models and self._models[0][0] > now and self._models[0][1] == self._source.generation:
             return self._models[0][2]
-        answer = self.call("GET", "/models")
+        try:
+            answer = self.call("GET", "/models")
+        except CliError:
+            return self._models[0][2] if self._models else None
         catalog: Catalog | None = None
         if answer.status == 200:
             try:
@@ -380,7 +384,7 @@ class ConsoleBackend:
             except ModelsError:
                 catalog = None
         elif answer.status not in {403, 404}:
-            raise CliError(f"cannot list the models: HTTP {answer.status}")
+            return self._models[0][2] if self._models else None
         self._models[:] = [(now + MODELS_TTL_SECONDS, self._source.generation, catalog)]
         return catalog
 

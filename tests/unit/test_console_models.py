@@ -135,7 +135,12 @@ def test_the_job_page_shows_the_jobs_images_through_the_console_only(
         {"type": "image_url", "url": f"s3://bkt/{FOLDER}x-evil.png"},
         {"type": "image_url", "url": "s3://other-bucket/inputs/f/a.png"},
     ]
-    api.jobs["job-i"] = {"job_id": "job-i", "status": "SUCCEEDED", "request": {"model": KF2V, "media": media}}
+    api.jobs["job-i"] = {
+        "job_id": "job-i",
+        "status": "SUCCEEDED",
+        "request": {"model": KF2V, "media": media, "resolution": "720P", "duration": 5},
+    }
+    assert "pixverse-v5.6-kf2v · 720P · 5 s" in client.get("/").get_data(as_text=True)  # the gallery's card
     page = client.get("/jobs/job-i").get_data(as_text=True)
     assert 'id="image-0" src="/jobs/job-i/images/0"' in page
     assert 'href="https://example.com/b.png" rel="noreferrer noopener"' in page

@@ -41,11 +41,8 @@ def caller_folder(user_arn: str) -> str:
 
 def image_prefix(place: Place) -> str:
     """The stack's input-images prefix (its parameter, else the template's default)."""
-    for name in ("InputImagesPrefix", "ImagePrefix", "ImageInputPrefix"):
-        value = place.parameters.get(name)
-        if value:
-            return value if value.endswith("/") else value + "/"
-    return DEFAULT_IMAGE_PREFIX
+    value = place.parameters.get("InputImagesPrefix") or DEFAULT_IMAGE_PREFIX
+    return value if value.endswith("/") else value + "/"
 
 
 def image_key(prefix: str, folder: str, filename: str, data: bytes, kind: str) -> str:

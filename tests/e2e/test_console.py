@@ -670,3 +670,44 @@ def test_the_form_switches_fields_with_the_model_and_checks_images_in_the_page(
     page.select_option("#model", "pixverse/pixverse-v5.6-t2v")
     expect(page.locator("#size option")).to_have_count(20)
     expect(page.locator("#image")).to_have_count(0)
+
+
+def test_t2v_models_lists_the_families_and_submit_uploads_a_local_image_to_the_callers_folder(
+    sb: UserSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from t2v_client.images import image_prefix
+    from t2v_sandbox import cli
+
+    endpoints = str(sb.work_dir / "endpoints.json")
+    # `t2v models`: the API's families and their fields (GET /v1/models, as the sandbox serves it)
+    args = cli.build_parser().parse_args(["models", "--endpoints", endpoints])
+    assert args.func(args) == 0
+    listed = capsys.readouterr().out
+    assert f"{IT2V}  family it2v" in listed and f"{KF2V}  family kf2v" in listed
+    assert "resolution  string; optional; one of 360P, 540P, 720P, 1080P" in listed
+
+    # `t2v submit --model it2v --image FILE`: the file lands in the caller's folder, the job is accepted
+    image = tmp_path / "red square.png"
+    image.write_bytes(solid_png(96, 64, (220, 30, 30)))
+    argv = [
+        "submit",
+        "--model",
+        "it2v",
+        "--image",
+        str(image),
+        "--resolution",
+        "360P",
+        "--endpoints",
+        endpoints,
+    ]
+    args = cli.build_parser().parse_args(argv)
+    assert args.func(args) == 0, capsys.readouterr().err
+    job_id = capsys.readouterr().out.strip()
+    place = sandbox_place(sb.work_dir / "endpoints.json")
+    with ApiClient(place.target) as api:
+        (media,) = api.get(job_id)["request"]["media"]
+    assert media["type"] == "image_url"
+    bucket, _, key = media["url"].removeprefix("s3://").partition("/")
+    assert bucket == place.bucket and key.startswith(image_prefix(place)) and key.endswith("-red-square.png")
+    stored = place.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored == image.read_bytes()

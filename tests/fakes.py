@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,6 +21,7 @@ from typing import Any
 from t2v.adapters.jobs_repo import decode_cursor, encode_cursor
 from t2v.billing import Caps, DayCounter, DayUsage, day_key
 from t2v.errors import AmbiguousCreateError, BudgetExceededError, TerminalProviderError
+from t2v.images import HEAD_BYTES, ImageHeadRead, ImageUnreadableError
 from t2v.jobs import CONTESTED, FOREIGN, TERMINAL, JobRecord, JobStatus, Write, statuses_that_may_move_to
 from t2v.media import DownloadRejectedError
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo
@@ -390,13 +391,15 @@ class FakeProvider:
     lose_next_answer: bool = False
     fail: Exception | None = None
     canceled: list[str] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)  # what each create sent
 
     def _now(self) -> datetime:
         return self.clock() if self.clock else datetime.now(UTC)
 
-    def create_task(self, request: RequestBase) -> CreatedTask:
+    def create_task(self, request: RequestBase, urls: Mapping[str, str] | None = None) -> CreatedTask:
         if self.fail:
             raise self.fail
+        self.bodies.append(request.to_provider_body(urls))
         self.creates += 1
         task = FakeTask(f"task-{self.creates}", request.prompt, request.model, self._now())
         self.tasks[task.task_id] = task
@@ -557,3 +560,22 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeImages:
+    """Input images in memory (`t2v.adapters.images.ImageReader`'s interface): url -> bytes; a
+    missing url cannot be read. `heads` counts reads; presigned URLs say their lifetime."""
+
+    objects: dict[str, bytes] = field(default_factory=dict)
+    heads: int = 0
+
+    def head(self, url: str) -> ImageHeadRead:
+        self.heads += 1
+        if url not in self.objects:
+            raise ImageUnreadableError("cannot be read from the bucket (NoSuchKey)")
+        data = self.objects[url]
+        return ImageHeadRead(data[:HEAD_BYTES], len(data))
+
+    def presign(self, url: str, seconds: int) -> str:
+        return f"https://signed.example/{url.removeprefix('s3://')}?expires={seconds}"

@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from t2v.contract import Ended, PollDecision, PollTurn, SubmitInput, Succeeded
 from t2v.errors import AmbiguousCreateError, CreateInProgressError, JobAlreadyFinishedError
 from t2v.jobs import FOREIGN, JobRecord, JobStatus
 from t2v.provider import CreatedTask
-from t2v.request import RequestBase
+from t2v.request import InvalidRequestError, RequestBase
 from t2v.times import iso
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.finalize import FinalizeDeps, finalize_job
@@ -29,12 +29,14 @@ from t2v_bench.ledger import MemoryPollStats  # from its home: tests.fakes re-ex
 from tests.fakes import (
     FakeClock,
     FakeDownloader,
+    FakeImages,
     FakeJobs,
     FakeNotifier,
     FakeProvider,
     FakeRepos,
     FakeStore,
 )
+from tests.images import png
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 URL = "https://media.pixverseai.cn/v.mp4"
@@ -299,9 +301,9 @@ def test_a_job_canceled_while_its_task_is_created_gets_the_task_canceled(
     # Given a user who cancels the job while the provider creates its task
     create = world.provider.create_task
 
-    def create_while_canceled(request: Any) -> Any:
+    def create_while_canceled(request: Any, urls: Any = None) -> Any:
         world.repo.transition("job-1", JobStatus.CANCELED, now=world.clock())
-        return create(request)
+        return create(request, urls)
 
     monkeypatch.setattr(world.provider, "create_task", create_while_canceled)
     reads = count_reads(world, monkeypatch)
@@ -443,7 +445,7 @@ def test_a_task_adopted_without_proof_that_shows_another_prompt_is_released_for_
     world.provider.add_task("task-theirs", "PENDING", prompt="their prompt")
     create = world.provider.create_task
 
-    def lost_before_made(request: RequestBase) -> CreatedTask:
+    def lost_before_made(request: RequestBase, urls: Any = None) -> CreatedTask:
         monkeypatch.setattr(world.provider, "create_task", create)
         raise AmbiguousCreateError("the create timed out before the provider made anything")
 
@@ -480,3 +482,66 @@ def test_push_wakes_cost_no_poll_and_have_their_own_bound(world: World) -> None:
     # And past the wakes' bound an early turn counts as a poll again: nothing is unbounded
     world.clock.advance(1)
     assert poll(turn, deps).polls == 1
+
+
+# -- image-to-video: images checked before any paid call, presigned when the task is created ----
+
+IT2V = "pixverse/pixverse-v5.6-it2v"
+KEY = "s3://t2v-bucket/inputs/123456789012/user/alice/cat.png"
+
+
+def submit_images(world: World, images: FakeImages, media: list[dict[str, str]], **request: Any) -> Any:
+    deps = replace(world.pipeline, images=images)
+    body = {"model": IT2V, "media": media, **request}
+    return submit_job(SubmitInput(job_id="job-img", request=body, source="test"), deps)
+
+
+def test_an_it2v_task_gets_the_images_presigned_url(world: World) -> None:
+    images = FakeImages({KEY: png(64, 36)})
+
+    turn = submit_images(world, images, [{"type": "image_url", "url": KEY}], prompt="waves")
+
+    assert isinstance(turn, PollTurn) and turn.tier.key == "it2v/720P/5s/silent"
+    (body,) = world.provider.bodies
+    assert body["input"]["media"] == [
+        {
+            "type": "image_url",
+            "url": "https://signed.example/t2v-bucket/inputs/123456789012/user/alice/cat.png?expires=3600",
+        }
+    ]
+    assert world.job("job-img")["request"]["media"] == [
+        {"type": "image_url", "url": KEY}
+    ]  # the job keeps the key
+
+
+@pytest.mark.parametrize(
+    ("data", "rule"),
+    [
+        (b"I am text, named .png", "is not a JPEG, PNG, WEBP image"),
+        (png(2, 2) + bytes(21 * 1024 * 1024), "over the limit"),
+        (None, "NoSuchKey"),
+    ],
+)
+def test_a_bad_image_fails_before_any_paid_call_naming_it(
+    world: World, data: bytes | None, rule: str
+) -> None:
+    images = FakeImages({KEY: data} if data is not None else {})
+
+    with pytest.raises(InvalidRequestError) as raised:
+        submit_images(world, images, [{"type": "image_url", "url": KEY}])
+
+    assert world.provider.creates == 0
+    (error,) = raised.value.errors
+    assert error.field == "media.0.url" and KEY in error.message and rule in error.message
+
+
+def test_kf2v_checks_both_frames(world: World) -> None:
+    last = KEY.replace("cat", "dog")
+    images = FakeImages({KEY: png(8, 8), last: b"not an image"})
+    media = [{"type": "first_frame", "url": KEY}, {"type": "last_frame", "url": last}]
+
+    with pytest.raises(InvalidRequestError) as raised:
+        submit_images(world, images, media, prompt="cat to dog", model="pixverse/pixverse-v5.6-kf2v")
+
+    assert [e.field for e in raised.value.errors] == ["media.1.url"]
+    assert world.provider.creates == 0

@@ -39,6 +39,7 @@ ENV = {
     "OUTPUT_BUCKET": "videos-bucket",
     "TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:outcomes",
     "DASHSCOPE_SECRET_ID": "t2v/key",
+    "INPUT_IMAGES_BUCKET": "videos-bucket",
 }
 CTX = lambda_context("api", request_id="req-unit")
 
@@ -770,3 +771,25 @@ def test_post_refuses_a_family_rule_naming_the_field(world: World, body: dict[st
     assert status == 400
     assert [f["field"] for f in answer["error"]["fields"]] == [field]
     assert world.executions.started == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "accepted"),
+    [
+        ("inputs/123456789012/user/video-client/cat.png", True),
+        ("inputs/123456789012/user/someone-else/cat.png", False),
+        ("prompts/cat.png", False),
+    ],
+)
+def test_a_caller_names_only_images_in_its_own_folder(world: World, key: str, accepted: bool) -> None:
+    status, _, answer = post(
+        {
+            "model": "pixverse/pixverse-v5.6-it2v",
+            "media": [{"type": "image_url", "url": f"s3://videos-bucket/{key}"}],
+        }
+    )
+
+    assert (status == 202) is accepted
+    if not accepted:
+        assert [f["field"] for f in answer["error"]["fields"]] == ["media.0.url"]
+        assert world.executions.started == {}

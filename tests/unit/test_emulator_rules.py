@@ -39,3 +39,23 @@ def test_the_emulator_imports_nothing_of_the_project() -> None:
     for path in sorted((ROOT / "tools" / "dashscope_emulator").glob("*.py")):
         modules = imported_modules(path.read_text(encoding="utf-8"))
         assert not {m for m in modules if m.split(".")[0] == "t2v"}, path.name
+
+
+def test_both_copies_of_the_image_families_agree() -> None:
+    from t2v.families import REGISTRY as FAMILIES
+    from t2v.families.base import RESOLUTIONS
+
+    images = {model: f for model, f in FAMILIES.items() if f.media}
+    assert set(images) == set(rules.IMAGE_MODELS)
+    for model, family in images.items():
+        assert tuple(slot.type for slot in family.media) == rules.IMAGE_MODELS[model]
+        assert (not family.fields["prompt"]["required"]) is (model in rules.PROMPT_OPTIONAL)
+    assert RESOLUTIONS == rules.RESOLUTIONS
+    assert max(f.image_limits.max_bytes for f in images.values() if f.image_limits) == rules.IMAGE_MAX_BYTES
+
+
+def test_an_image_clip_takes_the_size_of_its_tier_closest_to_the_first_images_aspect() -> None:
+    assert rules.image_output_size("720P", 1600, 900) == "1280*720"
+    assert rules.image_output_size("360P", 900, 1600) == "360*640"
+    assert rules.image_output_size("1080P", 500, 500) == "1808*1808"
+    assert rules.image_output_size("540P", 1200, 900) == "1024*768"

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
@@ -94,6 +94,8 @@ class VideoSpec:
     audio: bool
     watermark: bool
     seed: int
+    # Image families: the input images as files (first frame, then the last frame for kf2v).
+    images: tuple[bytes, ...] = ()
 
     @property
     def width(self) -> int:
@@ -193,35 +195,92 @@ def _encode_audio(container: av.container.OutputContainer, stream: av.AudioStrea
         container.mux(packet)
 
 
-def render_mp4(spec: VideoSpec, path: Path) -> None:
-    """Encode the clip described by `spec` to `path` (written atomically)."""
+def _rows(plane: av.video.plane.VideoPlane, width: int, height: int) -> list[bytes]:
+    data, stride = bytes(plane), plane.line_size
+    return [data[r * stride : r * stride + width] for r in range(height)]
+
+
+def _picture(data: bytes, width: int, height: int) -> list[list[bytes]]:
+    """An input image scaled to the clip's size: its Y, U and V rows (yuv420p)."""
+    from dashscope_emulator.images import frame_of
+
+    frame = frame_of(data, width, height)
+    half_w, half_h = (width + 1) // 2, (height + 1) // 2
+    return [
+        _rows(frame.planes[0], width, height),
+        _rows(frame.planes[1], half_w, half_h),
+        _rows(frame.planes[2], half_w, half_h),
+    ]
+
+
+def _image_frames(spec: VideoSpec, template: av.VideoFrame) -> Iterator[av.VideoFrame]:
+    """it2v: every frame is the image (a block sweeps the middle band after the first); kf2v: a wipe
+    from the first image (frame 0) to the last (the final frame), left to right."""
+    first = _picture(spec.images[0], spec.width, spec.height)
+    last = _picture(spec.images[-1], spec.width, spec.height) if len(spec.images) > 1 else None
+    strides = [plane.line_size for plane in template.planes]
+    frames = spec.duration * FPS
+    band_y, band_h = spec.height * 9 // 20, spec.height // 10
+    block_w = max(16, spec.width // 12)
+    scale = max(1, min(spec.width, spec.height) // 180)
+    for i in range(frames):
+        planes = []
+        for index, rows in enumerate(first):
+            if last is not None:
+                cut = len(rows[0]) * i // max(1, frames - 1)
+                rows = [b[:cut] + a[cut:] for a, b in zip(rows, last[index], strict=True)]  # noqa: PLW2901
+            planes.append(bytearray(b"".join(r.ljust(strides[index], b"\0") for r in rows)))
+        luma = _Plane(spec.width, spec.height, strides[0], 0)
+        luma.data = planes[0]
+        if last is None and i > 0:
+            luma.rect((spec.width - block_w) * i // max(1, frames - 1), band_y, block_w, band_h, 200)
+        if spec.watermark:
+            x = spec.width - 4 * scale - _text_width(WATERMARK, scale * 2)
+            luma.text(x, spec.height - 4 * scale - 16 * scale, WATERMARK, scale * 2, 250)
+        frame = av.VideoFrame(spec.width, spec.height, "yuv420p")
+        for plane, data in zip(frame.planes, planes, strict=True):
+            plane.update(bytes(data))
+        frame.pts = i
+        frame.time_base = Fraction(1, FPS)
+        yield frame
+
+
+def _text_frames(spec: VideoSpec, template: av.VideoFrame) -> Iterator[av.VideoFrame]:
+    """Text to video: the prompt on a seeded background, a block sweeping the middle band."""
     digest = hashlib.sha256(f"{spec.seed}:{spec.prompt}".encode()).digest()
     background, chroma_u, chroma_v = 40 + digest[0] % 60, 90 + digest[1] % 76, 90 + digest[2] % 76
+    y_plane, u_plane, v_plane = template.planes
+    base = _base_plane(spec, y_plane.line_size, background)
+    u_bytes, v_bytes = bytes([chroma_u]) * u_plane.buffer_size, bytes([chroma_v]) * v_plane.buffer_size
+    frames = spec.duration * FPS
+    band_y, band_h = spec.height * 9 // 20, spec.height // 10
+    block_w = max(16, spec.width // 12)
+    for i in range(frames):
+        plane = _Plane(spec.width, spec.height, base.stride, 0)
+        plane.data = bytearray(base.data)
+        plane.rect((spec.width - block_w) * i // max(1, frames - 1), band_y, block_w, band_h, 200)
+        frame = av.VideoFrame(spec.width, spec.height, "yuv420p")
+        frame.planes[0].update(bytes(plane.data))
+        frame.planes[1].update(u_bytes)
+        frame.planes[2].update(v_bytes)
+        frame.pts = i
+        frame.time_base = Fraction(1, FPS)
+        yield frame
+
+
+def render_mp4(spec: VideoSpec, path: Path) -> None:
+    """Encode the clip described by `spec` to `path` (written atomically): from its images when it
+    has any (image families; a finer quality so the images' colours survive), else from its prompt."""
+    frames, crf = (_image_frames, "23") if spec.images else (_text_frames, "30")
     tmp = path.with_suffix(".part")
     with av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}) as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
         stream.codec_context.gop_size = FPS * 2
-        stream.codec_context.options = {"preset": "ultrafast", "crf": "30"}
+        stream.codec_context.options = {"preset": "ultrafast", "crf": crf}
         # Every stream must exist before the first packet is muxed.
         audio = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono") if spec.audio else None
-        template = av.VideoFrame(spec.width, spec.height, "yuv420p")
-        y_plane, u_plane, v_plane = template.planes
-        base = _base_plane(spec, y_plane.line_size, background)
-        u_bytes, v_bytes = bytes([chroma_u]) * u_plane.buffer_size, bytes([chroma_v]) * v_plane.buffer_size
-        frames = spec.duration * FPS
-        band_y, band_h = spec.height * 9 // 20, spec.height // 10
-        block_w = max(16, spec.width // 12)
-        for i in range(frames):
-            plane = _Plane(spec.width, spec.height, base.stride, 0)
-            plane.data = bytearray(base.data)
-            plane.rect((spec.width - block_w) * i // max(1, frames - 1), band_y, block_w, band_h, 200)
-            frame = av.VideoFrame(spec.width, spec.height, "yuv420p")
-            frame.planes[0].update(bytes(plane.data))
-            frame.planes[1].update(u_bytes)
-            frame.planes[2].update(v_bytes)
-            frame.pts = i
-            frame.time_base = Fraction(1, FPS)
+        for frame in frames(spec, av.VideoFrame(spec.width, spec.height, "yuv420p")):
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode(None):

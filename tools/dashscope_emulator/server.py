@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Final
@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from dashscope_emulator import capacity
+from dashscope_emulator import capacity, images
 from dashscope_emulator.capacity import OVER_CAP_MODES, THROTTLED_MESSAGE, OverCap
 from dashscope_emulator.faults import FaultInjector, FaultPlan, FaultRule
 from dashscope_emulator.media import MediaStore, VideoSpec
@@ -270,7 +270,7 @@ class Emulator:
             window.append(now)
             return False
 
-    def _create_task(self, key: str, req: Any, request_id: str) -> Task:
+    def _create_task(self, key: str, req: Any, request_id: str, pictures: tuple[bytes, ...] = ()) -> Task:
         cfg = self.config
         _, outcome_rule = self._faults.pick("task", req.prompt)
         task = Task(
@@ -291,6 +291,7 @@ class Emulator:
             running_seconds=cfg.running_seconds,
             ttl_seconds=cfg.task_ttl_seconds,
             parameters=req.parameters,
+            images=pictures,
         )
         if outcome_rule is not None and outcome_rule.kind == "task_failed":
             task.outcome, task.fail_code, task.fail_message = (
@@ -320,7 +321,13 @@ class Emulator:
         self.pusher.task_ended(task, "FAILED" if task.outcome == "failed" else "SUCCEEDED", task.finished_at)
         if task.outcome == "succeeded":
             spec = VideoSpec(
-                task.render_prompt, task.delivered_size, task.duration, task.audio, task.watermark, task.seed
+                task.render_prompt,
+                task.delivered_size,
+                task.duration,
+                task.audio,
+                task.watermark,
+                task.seed,
+                images=task.images,
             )
             self.media.submit(task.task_id, spec)
         return task
@@ -603,9 +610,14 @@ class _Handler(BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "InvalidParameter", "The request body is not valid JSON.") from None
         req = parse_create(body)
+        pictures: tuple[bytes, ...] = ()
+        if req.media:  # the provider fetches the images itself; one it cannot read fails the create
+            fetched = images.fetch_all([url for _, url in req.media])
+            req = replace(req, size=images.output_size(req.resolution or "720P", fetched[0]))
+            pictures = tuple(f.data for f in fetched)
         self._rec.prompt = req.prompt
         rule = self._inject("create", req.prompt)
-        task = self.emulator._create_task(key, req, self._rec.request_id or "")
+        task = self.emulator._create_task(key, req, self._rec.request_id or "", pictures)
         self._rec.task_id = task.task_id
         if rule is not None and rule.kind == "drop_after_accept":
             self._drop()

@@ -58,6 +58,8 @@ class Task:
     video_url_override: str | None = None
     # Over the account's cap in queue mode: when a running place came free for it (capacity.py).
     start_override: float | None = None
+    # The fetched input images of an image family's task (first frame, then last), as files.
+    images: tuple[bytes, ...] = field(default=(), repr=False)
 
     @property
     def scheduled_at(self) -> float:
@@ -133,7 +135,7 @@ class Task:
             "fps": 24,
             "video_count": 1,
             "audio": self.audio,
-            "SR": SIZE_TIERS[self.size].removesuffix("P"),
+            "SR": SIZE_TIERS[self.size].removesuffix("P") if self.size in SIZE_TIERS else None,
         }
 
     def list_item(self, now: float) -> dict[str, Any]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from dashscope_emulator.rules import MODELS, PROMPT_MAX_CHARS, SEED_MAX, SIZE_TIERS, TIER_DURATIONS
+from dashscope_emulator.rules import (
+    IMAGE_MODELS,
+    MODELS,
+    PROMPT_MAX_CHARS,
+    PROMPT_OPTIONAL,
+    RESOLUTIONS,
+    SEED_MAX,
+    SIZE_TIERS,
+    TIER_DURATIONS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +34,10 @@ class CreateRequest:
     watermark: bool
     seed: int | None
     parameters: dict[str, Any]
+    # Image families: (type, url) of each image, in the order given, and the resolution tier; `size`
+    # is then chosen from the first image's aspect once the images are fetched.
+    media: tuple[tuple[str, str], ...] = ()
+    resolution: str | None = None
 
     @property
     def truncated(self) -> bool:
@@ -50,16 +63,18 @@ def _model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if model is None or model == "":
         raise _missing("model", "BadRequest.EmptyModel")
-    if not isinstance(model, str) or model not in MODELS:
+    if not isinstance(model, str) or (model not in MODELS and model not in IMAGE_MODELS):
         raise _bad("Model not exist.")
     return model
 
 
-def _prompt(body: dict[str, Any]) -> str:
+def _prompt(body: dict[str, Any], *, optional: bool = False) -> str:
     inputs = body.get("input")
     if not isinstance(inputs, dict) or not inputs:
         raise _missing("input", "BadRequest.EmptyInput")
     prompt = inputs.get("prompt")
+    if prompt is None and optional:
+        return ""
     if prompt is None:
         raise _bad("Field required: input.prompt")
     if not isinstance(prompt, str):
@@ -109,11 +124,78 @@ def _seed(params: dict[str, Any]) -> int | None:
     return seed
 
 
+def _media(model: str, inputs: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    media = inputs.get("media")
+    roles = IMAGE_MODELS[model]
+    if not isinstance(media, list) or not media:
+        raise _bad(f"Field required: input.media ({model} takes {', '.join(roles)})")
+    found: list[tuple[str, str]] = []
+    for item in media:
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("type"), str)
+            or not isinstance(item.get("url"), str)
+        ):
+            raise _bad('input.media items must be {"type": ..., "url": ...}')
+        found.append((item["type"], item["url"]))
+    if sorted(t for t, _ in found) != sorted(roles):
+        raise _bad(
+            f"input.media of {model} must hold exactly: {', '.join(roles)}; got {', '.join(t for t, _ in found)}"
+        )
+    if not all(url.startswith(("http://", "https://")) for _, url in found):
+        raise ApiError(400, "InvalidParameter.DataInspection", "The media url must be a http or https url.")
+    return tuple(sorted(found, key=lambda f: roles.index(f[0])))
+
+
+def _resolution_duration(params: dict[str, Any]) -> tuple[str, int]:
+    resolution = params.get("resolution")
+    if resolution is None:
+        raise _bad("Field required: parameters.resolution")
+    if resolution not in RESOLUTIONS:
+        raise _bad(f"parameters.resolution {resolution!r} must be one of: {', '.join(RESOLUTIONS)}")
+    duration = params.get("duration")
+    if duration is None:
+        raise _bad("Field required: parameters.duration")
+    if (
+        isinstance(duration, bool)
+        or not isinstance(duration, int)
+        or duration not in TIER_DURATIONS[resolution]
+    ):
+        choices = ", ".join(str(d) for d in TIER_DURATIONS[resolution])
+        raise _bad(
+            f"The duration is not match, parameters.duration {duration!r} for {resolution}; allowed: {choices}"
+        )
+    return resolution, duration
+
+
+def _parse_image_create(body: dict[str, Any], model: str) -> CreateRequest:
+    prompt = _prompt(body, optional=model in PROMPT_OPTIONAL)
+    media = _media(model, body["input"])
+    params = body.get("parameters")
+    if not isinstance(params, dict) or not params:
+        raise _missing("parameters", "BadRequest.EmptyParameters")
+    resolution, duration = _resolution_duration(params)
+    return CreateRequest(
+        model=model,
+        prompt=prompt,
+        size="",  # chosen from the first image once it is fetched
+        duration=duration,
+        audio=_flag(params, "audio"),
+        watermark=_flag(params, "watermark"),
+        seed=_seed(params),
+        parameters=dict(params),
+        media=media,
+        resolution=resolution,
+    )
+
+
 def parse_create(body: Any) -> CreateRequest:
     """Validate a create body; raises ApiError. Unknown input/parameters keys are accepted."""
     if not isinstance(body, dict):
         raise _bad("The request body must be a JSON object.")
     model = _model(body)
+    if model in IMAGE_MODELS:
+        return _parse_image_create(body, model)
     prompt = _prompt(body)
     params = body.get("parameters")
     if not isinstance(params, dict) or not params:

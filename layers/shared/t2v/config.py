@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from t2v.capacity import STATE_MACHINE_TIMEOUT_SECONDS, TimeLimits
 from t2v.errors import PipelineError
 from t2v.families import SUPPORTED_MODELS
+from t2v.images import ImagePlace
 from t2v.request import DEFAULT_MODEL
 from t2v.schedule import Policy
 
@@ -64,6 +65,23 @@ class JobsSettings(_EnvModel):
     capacity_heartbeat_seconds: int = Field(
         default=600, ge=1, le=3600, description="a parked capacity wait looks again after this, woken or not"
     )
+    # Input images (issue 23): the stack's bucket and the folder requests may name images under.
+    input_images_bucket: str | None = Field(
+        default=None, description="the stack's bucket; unset: no s3:// images"
+    )
+    input_images_prefix: str = Field(default="inputs/", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}/$")
+    image_url_seconds: int = Field(
+        default=3600,
+        ge=300,
+        le=12 * 3600,
+        description="lifetime of an image's presigned GET handed to the provider",
+    )
+
+    @property
+    def image_place(self) -> ImagePlace | None:
+        if not self.input_images_bucket:
+            return None
+        return ImagePlace(self.input_images_bucket, self.input_images_prefix)
 
     @property
     def max_capacity_turns(self) -> int:
@@ -216,6 +234,12 @@ class IntakeSettings(AnnounceSettings):
             self.output_prefix
         ):
             raise ValueError("OUTPUT_PREFIX and INPUT_PREFIX must not overlap (recursive triggers)")
+        for name, other in (("INPUT_PREFIX", self.input_prefix), ("OUTPUT_PREFIX", self.output_prefix)):
+            images = self.input_images_prefix
+            if images.startswith(other) or other.startswith(images):
+                raise ValueError(
+                    f"INPUT_IMAGES_PREFIX and {name} must not overlap (an image would start a job or look like an output)"
+                )
         return self
 
 

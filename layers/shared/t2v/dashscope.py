@@ -117,13 +117,14 @@ class DashScopeClient:
 
     # -- public calls -------------------------------------------------------------------------
 
-    def create_task(self, request: RequestBase) -> CreatedTask:
+    def create_task(self, request: RequestBase, urls: Mapping[str, str] | None = None) -> CreatedTask:
         """Submit one generation task. Never retried here: a retry could pay for two videos.
 
         Raises `AmbiguousCreateError` when the request may have reached the provider without an
-        answer coming back: reconcile through `list_tasks` before creating again.
+        answer coming back: reconcile through `list_tasks` before creating again. `urls` gives the
+        provider's URL of each image the request names (an S3 object's presigned GET).
         """
-        return self._create(request.to_provider_body())
+        return self._create(request.to_provider_body(urls))
 
     def get_task(self, task_id: str) -> TaskInfo:
         response = self._send("GET", f"/tasks/{_path_segment(task_id)}")

@@ -26,6 +26,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, S3Eve
 from t2v.contract import Ended, ExecutionInput
 from t2v.errors import PipelineError
 from t2v.families import parse_request
+from t2v.images import ImagePlace, check_places
 from t2v.jobs import JobStatus, derive_job_id
 from t2v.jsontext import loads
 from t2v.request import FieldError, InvalidRequestError, RefusedRequest, RequestBase, bounded
@@ -62,7 +63,12 @@ class ParsedItem:
 
 
 def parse_prompt_file(  # noqa: PLR0911 - one early answer per kind of file
-    key: str, data: bytes, defaults: dict[str, Any], *, max_lines: int = MAX_JSONL_LINES
+    key: str,
+    data: bytes,
+    defaults: dict[str, Any],
+    *,
+    max_lines: int = MAX_JSONL_LINES,
+    place: ImagePlace | None = None,
 ) -> list[ParsedItem]:
     """Turn a prompt file into requests, one item per promise. Errors name the file, line and field."""
     if len(data) > MAX_PROMPT_FILE_BYTES:
@@ -77,7 +83,7 @@ def parse_prompt_file(  # noqa: PLR0911 - one early answer per kind of file
         return [ParsedItem(0, None, "", f"{key}: not UTF-8 (invalid byte at offset {exc.start})")]
     lower = key.lower()
     if lower.endswith(".txt"):
-        return [_validate(key, 0, {"prompt": text.strip()}, text, defaults)]
+        return [_validate(key, 0, {"prompt": text.strip()}, text, defaults, place=place)]
     if lower.endswith(".json"):
         try:
             raw = loads(text)
@@ -87,13 +93,15 @@ def parse_prompt_file(  # noqa: PLR0911 - one early answer per kind of file
                     0, None, text, f"{key}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
                 )
             ]
-        return [_validate(key, 0, raw, text, defaults)]
+        return [_validate(key, 0, raw, text, defaults, place=place)]
     if lower.endswith(".jsonl"):
-        return _parse_jsonl(key, text, defaults, max_lines)
+        return _parse_jsonl(key, text, defaults, max_lines, place)
     return [ParsedItem(0, None, "", f"{key}: unsupported file type (use .txt, .json or .jsonl)")]
 
 
-def _parse_jsonl(key: str, text: str, defaults: dict[str, Any], max_lines: int) -> list[ParsedItem]:
+def _parse_jsonl(
+    key: str, text: str, defaults: dict[str, Any], max_lines: int, place: ImagePlace | None
+) -> list[ParsedItem]:
     items: list[ParsedItem] = []
     # JSON Lines are separated by "\n" only: str.splitlines() would also split inside a JSON string
     # holding U+2028, U+0085 or a form feed, which json.dumps(ensure_ascii=False) writes raw.
@@ -110,16 +118,18 @@ def _parse_jsonl(key: str, text: str, defaults: dict[str, Any], max_lines: int) 
         except json.JSONDecodeError as exc:
             items.append(ParsedItem(number, None, line, f"{key} line {number}: invalid JSON: {exc.msg}"))
             continue
-        items.append(_validate(key, number, raw, line, defaults))
+        items.append(_validate(key, number, raw, line, defaults, place=place))
     if not items:
         items.append(ParsedItem(0, None, text, f"{key}: no requests in the file"))
     return items
 
 
-def _validate(key: str, line: int, raw: Any, text: str, defaults: dict[str, Any]) -> ParsedItem:
+def _validate(
+    key: str, line: int, raw: Any, text: str, defaults: dict[str, Any], *, place: ImagePlace | None
+) -> ParsedItem:
     where = f"{key} line {line}" if line else key
     try:
-        return ParsedItem(line, parse_request(raw, defaults), text)
+        return ParsedItem(line, _parse(raw, defaults, place), text)
     except InvalidRequestError as exc:
         return ParsedItem(line, None, text, f"{where}: {exc}")
 
@@ -144,6 +154,7 @@ class IntakeDeps:
     read_object: Callable[[str, str, str | None], bytes]
     defaults: dict[str, Any]
     input_prefix: str = "prompts/"
+    images: ImagePlace | None = None  # where requests may name s3:// images
     # Invokes intake again, asynchronously, with a continuation event (see `Continuation`).
     hand_on: Callable[[dict[str, Any]], None] | None = None
     lines_per_invocation: int = LINES_PER_INVOCATION
@@ -321,7 +332,7 @@ def _process_file(
     file = part.file
     data = deps.read_object(file.bucket, file.key, file.version_id)
     valid_index = 0
-    for item in parse_prompt_file(file.key, data, deps.defaults, max_lines=deps.max_lines):
+    for item in parse_prompt_file(file.key, data, deps.defaults, max_lines=deps.max_lines, place=deps.images):
         if item.line >= part.from_line and share.spent():
             return Continuation(file, item.line, part.hops)
         if item.request is not None:
@@ -358,7 +369,7 @@ def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
     origin = {"event_id": event_id, "source": received.get("source"), "time": received.get("time")}
     raw = detail.get("request", detail) if isinstance(detail, dict) else detail
     try:
-        request = parse_request(raw, deps.defaults)
+        request = _parse(raw, deps.defaults, deps.images)
     except InvalidRequestError as exc:
         _reject(
             deps,
@@ -372,6 +383,14 @@ def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
         return report
     _start(deps, report, _execution(job_id, request, "eventbridge", origin, 0))
     return report
+
+
+def _parse(raw: Any, defaults: dict[str, Any], place: ImagePlace | None) -> RequestBase:
+    """A request of a prompt file or an event: owned by PromptJobOwner, so it may name any image
+    under the input-images prefix (never outside it)."""
+    request = parse_request(raw, defaults)
+    check_places(request, place)
+    return request
 
 
 def _as_text(raw: Any) -> str:

@@ -6,6 +6,7 @@ Pure domain: no I/O. Every validation error names the field and the rule it brok
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
@@ -156,7 +157,8 @@ class RequestBase(BaseModel):
         None where it cannot be told in advance."""
         raise NotImplementedError
 
-    def to_provider_body(self) -> dict[str, Any]:
+    def to_provider_body(self, urls: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The JSON body of DashScope's create-task call; `urls` replaces each image's url."""
         raise NotImplementedError
 
 
@@ -244,7 +246,7 @@ class VideoRequest(RequestBase):
     def expected_usage(self) -> dict[str, Any]:
         return {"size": self.output_size, "duration": self.duration, "audio": bool(self.audio)}
 
-    def to_provider_body(self) -> dict[str, Any]:
+    def to_provider_body(self, urls: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The JSON body of DashScope's create-task call."""
         parameters: dict[str, Any] = {
             "size": self.size,

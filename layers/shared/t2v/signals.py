@@ -9,7 +9,7 @@ four terminal statuses): low cardinality, as CloudWatch bills each combination a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -60,9 +60,9 @@ class MeteredProvider:
     def __init__(self, inner: ProviderClient, signals: Signals) -> None:
         self._inner, self._signals = inner, signals
 
-    def create_task(self, request: RequestBase) -> CreatedTask:
+    def create_task(self, request: RequestBase, urls: Mapping[str, str] | None = None) -> CreatedTask:
         try:
-            return self._inner.create_task(request)
+            return self._inner.create_task(request, urls)
         except ProviderThrottledError as exc:
             if exc.provider_code in CAPACITY_CODES:
                 self._signals.count(Signal.CREATE_REFUSALS)

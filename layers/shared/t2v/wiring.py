@@ -180,6 +180,8 @@ def build_finalize_deps(settings: FinalizeSettings, *, store: VideoStore | None 
 
 @cache
 def provider_deps() -> ProviderDeps:
+    from t2v.adapters.images import ImageReader
+    from t2v.families import FAMILIES
     from t2v.signals import MeteredBudget
     from t2v.usecases.ports import ProviderDeps
 
@@ -195,6 +197,7 @@ def provider_deps() -> ProviderDeps:
         settings=settings,
         stats=PollStats(repos.table, default_scale=settings.generation_time_scale),
         capacity=build_governor(settings, repos.table),
+        images=ImageReader(max_bytes=max(f.image_limits.max_bytes for f in FAMILIES if f.image_limits)),
     )
 
 
@@ -258,6 +261,7 @@ def intake_deps() -> IntakeDeps:
         read_object=read_object,
         defaults={"size": settings.default_size, "duration": settings.default_duration},
         input_prefix=settings.input_prefix,
+        images=settings.image_place,
         hand_on=AsyncInvoker(function) if function else None,
         lines_per_invocation=settings.intake_lines_per_invocation,
         handoff_margin_seconds=settings.intake_handoff_seconds,

@@ -23,9 +23,7 @@ class ImageToVideoRequest(ResolutionRequest):
     MEDIA = ("image_url",)
 
     model: str = Field(description="DashScope model name.")
-    media: tuple[MediaItem, ...] = Field(
-        description='One {"type": "image_url", "url": ...}: the first frame.'
-    )
+    media: list[MediaItem] = Field(description='One {"type": "image_url", "url": ...}: the first frame.')
     prompt: Prompt | None = Field(
         default=None, description="What happens from the image on; 1-2048 characters."
     )

@@ -21,7 +21,7 @@ class KeyframesRequest(ResolutionRequest):
     MEDIA = ("first_frame", "last_frame")
 
     model: str = Field(description="DashScope model name.")
-    media: tuple[MediaItem, ...] = Field(
+    media: list[MediaItem] = Field(
         description='{"type": "first_frame", "url": ...} and {"type": "last_frame", "url": ...}'
     )
     prompt: Prompt = Field(description="How the first image becomes the last; 1-2048 characters.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from t2v.billing import Caps, DayUsage
 from t2v.config import ProviderSettings
 from t2v.errors import PipelineError
+from t2v.images import ImageSource
 from t2v.jobs import HintRecorded, JobRecord, JobStatus, Parked, Write
 from t2v.provider import CanceledTask, CreatedTask, TaskInfo
 from t2v.request import RequestBase
@@ -21,7 +22,7 @@ from t2v.usecases.capacity import Governor
 
 
 class ProviderClient(Protocol):
-    def create_task(self, request: RequestBase) -> CreatedTask: ...
+    def create_task(self, request: RequestBase, urls: Mapping[str, str] | None = None) -> CreatedTask: ...
     def get_task(self, task_id: str) -> TaskInfo: ...
     def cancel_task(self, task_id: str) -> CanceledTask: ...
     def iter_tasks(
@@ -151,6 +152,8 @@ class ProviderDeps:
     refresh_key: Callable[[], None] = lambda: None
     # The capacity governor (t2v.usecases.capacity); None: no governor (the use-case tests' fakes).
     capacity: Governor | None = None
+    # Reads input images' heads and signs their GETs (t2v.adapters.images); None: requests name none.
+    images: ImageSource | None = None
 
 
 def job_or_fail(repo: JobStore, job_id: str) -> JobRecord:

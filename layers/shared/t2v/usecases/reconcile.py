@@ -149,7 +149,7 @@ def _unowned(job: JobRecord, listed_tasks: list[TaskInfo], deps: ProviderDeps) -
 def foreign(info: TaskInfo, request: RequestBase) -> bool:
     """Whether a task that shows its request (SUCCEEDED) was made from another request than ours:
     another prompt, or a video of another size, length or sound (the provider's usage)."""
-    if info.orig_prompt is not None and info.orig_prompt != request.prompt:
+    if info.orig_prompt is not None and info.orig_prompt != (request.prompt or ""):
         return True
     usage = info.usage
     if usage is None:

@@ -17,7 +17,8 @@ from t2v.errors import (
     RetryableProviderError,
     TerminalProviderError,
 )
-from t2v.families import parse_request
+from t2v.families import family_of_request, parse_request
+from t2v.images import inspect_images
 from t2v.jobs import JobRecord, JobStatus
 from t2v.request import RequestBase
 from t2v.times import iso
@@ -43,6 +44,7 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> SubmitResult:
         return first_turn(job, deps)
     if job.status.is_terminal:
         raise JobAlreadyFinishedError(f"job {job_id} already ended {job.status}")
+    _check_images(request, deps)
     _charge(job, request, deps, now)
     if deps.capacity is not None and job.lease_at is None:
         waiting = _wait_for_capacity(job, deps, now)
@@ -176,7 +178,7 @@ def _create(job: JobRecord, request: RequestBase, deps: ProviderDeps) -> SubmitR
     # When the create was sent bounds which provider tasks it can have made (see reconcile).
     deps.repo.update_fields(job.job_id, {"create_sent_at": iso(deps.clock())}, now=deps.clock())
     try:
-        created = client.create_task(request)
+        created = client.create_task(request, _image_urls(request, deps))
     except AmbiguousCreateError as exc:
         lost = deps.repo.update_fields(
             job.job_id,
@@ -223,6 +225,21 @@ def _create(job: JobRecord, request: RequestBase, deps: ProviderDeps) -> SubmitR
                 f"job {job.job_id} ended {current.status} while its task was created"
             )
     return first_turn(current, deps)
+
+
+def _check_images(request: RequestBase, deps: ProviderDeps) -> None:
+    """Before any paid call (and again after a capacity wait: an image may have gone meanwhile)."""
+    if request.images and deps.images is not None:
+        inspect_images(request, deps.images, family_of_request(request).image_limits)
+
+
+def _image_urls(request: RequestBase, deps: ProviderDeps) -> dict[str, str]:
+    """Each image's URL for the provider, made now (after any capacity wait): an S3 object's
+    presigned GET lasting `image_url_seconds` (README: and never past the signing role's session)."""
+    if deps.images is None:
+        return {}
+    seconds = deps.settings.image_url_seconds
+    return {item.url: deps.images.presign(item.url, seconds) for item in request.images}
 
 
 def cancel_orphan(client: ProviderClient, task_id: str) -> None:

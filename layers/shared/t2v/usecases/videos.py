@@ -25,6 +25,7 @@ from t2v.errors import (
     NotCancelableError,
     TerminalProviderError,
 )
+from t2v.images import check_places
 from t2v.jobs import JobRecord, JobStatus, derive_job_id
 from t2v.request import FieldError, InvalidRequestError, RequestBase
 from t2v.times import iso, utcnow
@@ -167,6 +168,10 @@ def accept_video(
     no execution, which a retry with the same key or the sweeper (t2v.sweeper) starts. The answer is
     the job as recorded (by the first attempt, for a retry).
     """
+    place = deps.settings.image_place
+    # A caller names only images in its own folder of the input-images prefix; an admin, any there.
+    folder = None if caller.admin or place is None else place.folder_of(caller.principal)
+    check_places(request, place, folder)
     now = deps.clock()
     if idempotency_key is not None:
         key = scoped_key(caller, idempotency_key)

@@ -711,3 +711,28 @@ def test_t2v_models_lists_the_families_and_submit_uploads_a_local_image_to_the_c
     assert bucket == place.bucket and key.startswith(image_prefix(place)) and key.endswith("-red-square.png")
     stored = place.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     assert stored == image.read_bytes()
+
+
+def test_an_it2v_request_with_an_uploaded_image_succeeds_and_its_page_shows_the_thumbnail(
+    page: Page, console: RunningConsole, tmp_path: Path
+) -> None:
+    # Given an it2v request from the form with a chosen image
+    page.goto(f"{console.url}/new")
+    page.select_option("#model", IT2V)
+    page.fill("#prompt", f"the red square wakes {uuid.uuid4().hex[:6]}")
+    page.select_option("#resolution", "360P")
+    page.set_input_files(
+        "#image",
+        files=[{"name": "red.png", "mimeType": "image/png", "buffer": solid_png(96, 64, (220, 30, 30))}],
+    )
+    page.click("#submit")
+    page.wait_for_url("**/jobs/*")
+
+    # Then the job succeeds, and its page shows the image it started from, through the console
+    expect(page.locator("#status")).to_have_text("SUCCEEDED")
+    thumb = page.locator("#image-0")
+    expect(thumb).to_be_visible()
+    page.wait_for_function("() => document.getElementById('image-0').naturalWidth === 96")
+    assert str(thumb.get_attribute("src")).startswith("/jobs/")
+    expect(page.locator("#images figcaption")).to_have_text("image_url")
+    screenshot(page, "console-job-it2v.png", tmp_path)

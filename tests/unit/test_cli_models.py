@@ -13,7 +13,7 @@ import pytest
 from botocore.credentials import Credentials
 from t2v.families import describe_models
 from t2v_client import ApiClient, CliError, ExitCode, Place, SandboxIdentity, Target
-from t2v_client.images import caller_folder, image_key
+from t2v_client.images import image_key
 from t2v_client.models import (
     ModelsError,
     check_image,
@@ -113,7 +113,8 @@ def test_it2v_with_a_local_image_uploads_it_to_the_callers_folder(tmp_path: Path
     # Then the image lands in the caller's own folder, named by its content, and the request names it
     (put,) = s3.puts
     assert put["Bucket"] == "t2v-bucket" and put["ContentType"] == "image/png"
-    assert put["Key"].startswith(f"inputs/{caller_folder(ALICE)}/") and put["Key"].endswith("-My-Cat.png")
+    # the API's own rule for alice's folder: inputs/<account>/user/alice/
+    assert put["Key"].startswith("inputs/123456789012/user/alice/") and put["Key"].endswith("-My-Cat.png")
     assert body == {
         "model": "pixverse/pixverse-v5.6-it2v",
         "media": [{"type": "image_url", "url": f"s3://t2v-bucket/{put['Key']}"}],
@@ -246,5 +247,5 @@ def test_sniff_and_keys() -> None:
         None,
     ]
     assert check_image("a", PNG, parse_catalog(MODELS).find("it2v").image_limits) == "png"
-    key = image_key("inputs/", "f", "../../etc/pass wd.jpeg", JPEG, "jpeg")
+    key = image_key("inputs/f/", "../../etc/pass wd.jpeg", JPEG, "jpeg")
     assert key.startswith("inputs/f/") and key.endswith("-pass-wd.jpg") and ".." not in key

@@ -9,15 +9,14 @@ from typing import Any
 import httpx
 import pytest
 from t2v_client import ApiClient
-from t2v_client.images import caller_folder
 from t2v_console.app import create_app
 from t2v_console.backend import ConsoleBackend
 
-from tests.unit.test_cli_models import ALICE, MODELS, PNG, FakeS3
+from tests.unit.test_cli_models import MODELS, PNG, FakeS3
 from tests.unit.test_cli_models import place as fake_place
 from tests.unit.test_console import FakeApi, token
 
-FOLDER = f"inputs/{caller_folder(ALICE)}/"
+FOLDER = "inputs/123456789012/user/alice/"  # the API's rule (t2v.images.ImagePlace.folder_of)
 IT2V = "pixverse/pixverse-v5.6-it2v"
 KF2V = "pixverse/pixverse-v5.6-kf2v"
 

@@ -1,10 +1,10 @@
 """Input images into the caller's own folder of the stack's input-images prefix, as `s3://` URLs.
 
 Shared by `t2v submit --image` and the `t2v console`. A key is named by the image's content
-(`inputs/<caller's folder>/<sha256 prefix>-<name>`), so the same image sent twice is the same
+(`inputs/<account>/user/<name>/<sha256 prefix>-<name>`), so the same image sent twice is the same
 object and the same request (one job, by the API's idempotency), and a name never overwrites
-another image. The API lets a caller name only images in its own folder; the folder is the one
-the API derives from the caller's identity (`caller_folder`).
+another image. The API lets a caller name only images in its own folder, which it derives from the
+caller's ARN (`t2v.images.ImagePlace.folder_of`, used here too: one rule).
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from t2v.images import ImagePlace
+
 from t2v_client.errors import CliError, ExitCode
 from t2v_client.models import CONTENT_TYPES, EXTENSIONS, ImageLimits, ModelsError, check_image
 from t2v_client.place import Place
 
 DEFAULT_IMAGE_PREFIX: Final = "inputs/"
 _SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
-_UNSAFE_FOLDER: Final = re.compile(r"[^A-Za-z0-9_.=@-]+")
 
 
 @dataclass(frozen=True)
@@ -34,9 +35,9 @@ class UploadedImage:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def caller_folder(user_arn: str) -> str:
-    """The caller's folder under the input-images prefix, as the API derives it from the ARN it sees."""
-    return hashlib.sha256(user_arn.encode("utf-8")).hexdigest()[:32]
+def own_folder(place: Place) -> str:
+    """`inputs/<account>/user/alice/`: the caller's own folder, by the API's own rule (`t2v.images`)."""
+    return ImagePlace(place.bucket or "", image_prefix(place)).folder_of(caller_arn(place))
 
 
 def image_prefix(place: Place) -> str:
@@ -45,12 +46,12 @@ def image_prefix(place: Place) -> str:
     return value if value.endswith("/") else value + "/"
 
 
-def image_key(prefix: str, folder: str, filename: str, data: bytes, kind: str) -> str:
-    """`inputs/<folder>/<sha256[:16]>-<safe base name>`, its extension the type the bytes show."""
+def image_key(folder: str, filename: str, data: bytes, kind: str) -> str:
+    """`<folder><sha256[:16]>-<safe base name>`, its extension the type the bytes show."""
     base = filename.replace("\\", "/").rsplit("/", 1)[-1]
     stem = _SAFE_NAME.sub("-", base.rsplit(".", 1)[0] if "." in base else base).strip("-.")[:60] or "image"
     digest = hashlib.sha256(data).hexdigest()[:16]
-    return f"{prefix}{_UNSAFE_FOLDER.sub('-', folder)}/{digest}-{stem}{EXTENSIONS.get(kind, '')}"
+    return f"{folder}{digest}-{stem}{EXTENSIONS.get(kind, '')}"
 
 
 def caller_arn(place: Place) -> str:
@@ -83,7 +84,7 @@ def upload_image(place: Place, filename: str, data: bytes, limits: ImageLimits, 
     bucket = place.bucket
     if bucket is None:
         raise ModelsError("this stack has no OutputBucketName output to upload images to", field)
-    key = image_key(image_prefix(place), caller_folder(caller_arn(place)), filename, data, kind)
+    key = image_key(own_folder(place), filename, data, kind)
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:

@@ -662,6 +662,7 @@ def test_the_form_switches_fields_with_the_model_and_checks_images_in_the_page(
     expect(page.locator("#error-last-frame")).to_contain_text(f"{KF2V} needs this image")
     expect(page.locator("#kept-image")).to_contain_text("s3://")
     assert page.input_value("#model") == KF2V
+    page.wait_for_load_state()  # the new page's script listens before the picker is used
 
     # And it2v has one image input; back to text to video, the size returns
     page.select_option("#model", IT2V)

@@ -713,6 +713,14 @@ def test_t2v_models_lists_the_families_and_submit_uploads_a_local_image_to_the_c
     stored = place.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
     assert stored == image.read_bytes()
 
+    # kf2v with two local frames, followed to its end: both uploaded, the video made
+    last = tmp_path / "blue.png"
+    last.write_bytes(solid_png(96, 64, (30, 30, 220)))
+    argv = ["submit", "red to blue", "--model", KF2V, "--image", str(image), "--last-frame", str(last)]
+    args = cli.build_parser().parse_args([*argv, "--resolution", "360P", "--wait", "--endpoints", endpoints])
+    assert args.func(args) == 0, capsys.readouterr().err
+    assert " SUCCEEDED size=360P " in capsys.readouterr().err
+
 
 def test_an_it2v_request_with_an_uploaded_image_succeeds_and_its_page_shows_the_thumbnail(
     page: Page, console: RunningConsole, tmp_path: Path

@@ -545,3 +545,24 @@ def test_kf2v_checks_both_frames(world: World) -> None:
 
     assert [e.field for e in raised.value.errors] == ["media.1.url"]
     assert world.provider.creates == 0
+
+
+def test_the_providers_data_inspection_refusal_fails_the_job_with_its_reason_never_retried(
+    world: World,
+) -> None:
+    from t2v.errors import TerminalProviderError, classify_http_error
+
+    world.provider.fail = classify_http_error(
+        400, "InvalidParameter.DataInspection", "Download the media resource timed out.", "req-1"
+    )
+    images = FakeImages({KEY: png(8, 8)})
+
+    with pytest.raises(TerminalProviderError) as raised:
+        submit_images(world, images, [{"type": "image_url", "url": KEY}])
+
+    assert raised.value.retryable is False
+    job = world.job("job-img")
+    assert (job["error_code"], job["error_message"]) == (
+        "InvalidParameter.DataInspection",
+        "Download the media resource timed out.",
+    )

@@ -724,6 +724,7 @@ def test_get_models_lists_the_registry(world: World) -> None:
         "pixverse/pixverse-v5.6-t2v",
         "pixverse/pixverse-v5.6-it2v",
         "pixverse/pixverse-v5.6-kf2v",
+        "pixverse/pixverse-v6-it2v",
     ]
     assert "choices" not in body["models"][1]["fields"]["media"]  # an optional key is absent, not null
 

@@ -123,8 +123,8 @@ def test_models_are_described_from_the_registry_in_the_agreed_shape() -> None:
     described = json.loads(json.dumps(describe_models()))["models"]
 
     assert [m["model"] for m in described] == list(REGISTRY) == [f.model for f in FAMILIES]
-    assert [m["default"] for m in described] == [True, False, False]
-    by_family = {m["family"]: m for m in described}
+    assert [m["default"] for m in described] == [True, False, False, False]
+    by_family = {m["family"]: m for m in described if "v6" not in m["model"]}
     assert set(by_family) == {"t2v", "it2v", "kf2v"}
     assert by_family["t2v"]["media"] == [] and by_family["t2v"]["image_limits"] is None
     assert "size" in by_family["t2v"]["fields"] and "resolution" not in by_family["t2v"]["fields"]
@@ -145,3 +145,15 @@ def test_models_are_described_from_the_registry_in_the_agreed_shape() -> None:
         for spec in model["fields"].values():
             assert spec["type"] in {"string", "integer", "boolean", "media"}
             assert set(spec) <= {"type", "required", "choices", "default", "min", "max", "max_length"}
+
+
+def test_a_further_family_is_one_module_v6_it2v() -> None:
+    # Given the v6 first-frame model (same shape as v5.6 on DashScope)
+    request = parse_request({"model": "pixverse/pixverse-v6-it2v", "media": [IMAGE], "resolution": "540P"})
+
+    assert request.to_provider_body()["model"] == "pixverse/pixverse-v6-it2v"
+    # It learns its own timings, apart from v5.6's
+    assert tier_of(request.model_dump(mode="json")).key == "v6-it2v/540P/5s/silent"
+    # Reseller-only durations (1-15 s) are not taken until DashScope confirms them
+    errors = refused({"model": "pixverse/pixverse-v6-it2v", "media": [IMAGE], "duration": 12})
+    assert "duration" in errors

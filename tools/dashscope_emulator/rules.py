@@ -15,8 +15,9 @@ MODELS: Final = frozenset({"pixverse/pixverse-v5.6-t2v"})
 IMAGE_MODELS: Final[dict[str, tuple[str, ...]]] = {
     "pixverse/pixverse-v5.6-it2v": ("image_url",),
     "pixverse/pixverse-v5.6-kf2v": ("first_frame", "last_frame"),
+    "pixverse/pixverse-v6-it2v": ("image_url",),
 }
-PROMPT_OPTIONAL: Final = frozenset({"pixverse/pixverse-v5.6-it2v"})
+PROMPT_OPTIONAL: Final = frozenset({"pixverse/pixverse-v5.6-it2v", "pixverse/pixverse-v6-it2v"})
 RESOLUTIONS: Final = ("360P", "540P", "720P", "1080P")
 IMAGE_MAX_BYTES: Final = 20 * 1024 * 1024  # PixVerse's own upload limit (unconfirmed for DashScope)
 PROMPT_MAX_CHARS: Final = 2048  # longer prompts are silently truncated by the service

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Final
 from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
 
 from t2v.errors import UnknownTierError
-from t2v.families import it2v, kf2v, t2v
+from t2v.families import it2v, kf2v, t2v, v6_it2v
 from t2v.families.base import Family, ResolutionRequest
 from t2v.request import (
     DEFAULT_MODEL,
@@ -25,7 +25,7 @@ from t2v.request import (
 )
 from t2v.schedule import GenerationTier
 
-FAMILIES: Final[tuple[Family, ...]] = (t2v.FAMILY, it2v.FAMILY, kf2v.FAMILY)
+FAMILIES: Final[tuple[Family, ...]] = (t2v.FAMILY, it2v.FAMILY, kf2v.FAMILY, v6_it2v.FAMILY)
 REGISTRY: Final[dict[str, Family]] = {f.model: f for f in FAMILIES}
 SUPPORTED_MODELS: Final = frozenset(REGISTRY)
 
@@ -107,7 +107,7 @@ def tier_of(request: Mapping[str, Any]) -> GenerationTier:
         return GenerationTier.of_text_request(request)
     resolution = str(request.get("resolution", "720P"))
     return GenerationTier.of_resolution(
-        family.family, resolution, int(request.get("duration", 5)), bool(request.get("audio"))
+        family.timings, resolution, int(request.get("duration", 5)), bool(request.get("audio"))
     )
 
 
@@ -129,7 +129,8 @@ def _tag(value: Any) -> str | None:
 AnyRequest = Annotated[
     Annotated[VideoRequest, Tag(t2v.MODEL)]
     | Annotated[it2v.ImageToVideoRequest, Tag(it2v.MODEL)]
-    | Annotated[kf2v.KeyframesRequest, Tag(kf2v.MODEL)],
+    | Annotated[kf2v.KeyframesRequest, Tag(kf2v.MODEL)]
+    | Annotated[v6_it2v.V6ImageToVideoRequest, Tag(v6_it2v.MODEL)],
     Discriminator(_tag, custom_error_type="unknown_model", custom_error_message="model is not supported"),
 ]
 ANY_REQUEST: Final[TypeAdapter[RequestBase]] = TypeAdapter(AnyRequest)

@@ -67,6 +67,12 @@ class Family:
     image_limits: ImageLimits | None = None
     # A field of another family named here is refused with this advice (e.g. size on it2v).
     hints: Mapping[str, str] = field(default_factory=dict)
+    # The schedule learns timings under this key (the family's name unless the model needs its own).
+    timing_key: str = ""
+
+    @property
+    def timings(self) -> str:
+        return self.timing_key or self.family
 
     def describe(self, *, default: bool) -> dict[str, Any]:
         """This family as `GET /v1/models` lists it."""
@@ -87,6 +93,7 @@ def image_family(
     *,
     media: tuple[MediaSlot, ...],
     prompt_required: bool,
+    timing_key: str = "",
 ) -> Family:
     """An image family's entry: its fields as GET /v1/models lists them, its images and their limits."""
     return Family(
@@ -106,6 +113,7 @@ def image_family(
         media=media,
         image_limits=PIXVERSE_IMAGE_LIMITS,
         hints={"size": "use resolution (360P, 540P, 720P or 1080P)"},
+        timing_key=timing_key,
     )
 
 

@@ -687,13 +687,13 @@ def test_t2v_models_lists_the_families_and_submit_uploads_a_local_image_to_the_c
     assert f"{IT2V}  family it2v" in listed and f"{KF2V}  family kf2v" in listed
     assert "resolution  string; optional; one of 360P, 540P, 720P, 1080P" in listed
 
-    # `t2v submit --model it2v --image FILE`: the file lands in the caller's folder, the job is accepted
+    # `t2v submit --model pixverse-v5.6-it2v --image FILE`: the file lands in the caller's folder, the job is accepted
     image = tmp_path / "red square.png"
     image.write_bytes(solid_png(96, 64, (220, 30, 30)))
     argv = [
         "submit",
         "--model",
-        "it2v",
+        "pixverse-v5.6-it2v",
         "--image",
         str(image),
         "--resolution",

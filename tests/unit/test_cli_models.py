@@ -147,11 +147,11 @@ def test_kf2v_takes_two_frames_and_urls_are_passed_as_they_are() -> None:
     ("argv", "said"),
     [
         (
-            ("--model", "it2v", "--image", "https://e.test/a.jpg", "--size", "640*360"),
+            ("--model", "pixverse-v5.6-it2v", "--image", "https://e.test/a.jpg", "--size", "640*360"),
             "size: not a field of pixverse/pixverse-v5.6-it2v; use resolution",
         ),
         (
-            ("--model", "it2v", "--image", "https://e.test/a.jpg", "--resolution", "4K"),
+            ("--model", "pixverse-v5.6-it2v", "--image", "https://e.test/a.jpg", "--resolution", "4K"),
             "resolution: '4K' is not one of 360P",
         ),
         (("x", "--model", "kf2v", "--image", "https://e.test/a.jpg"), "needs a last frame"),
@@ -162,7 +162,7 @@ def test_kf2v_takes_two_frames_and_urls_are_passed_as_they_are() -> None:
         (("x", "--model", "t2v", "--image", "https://e.test/a.jpg"), "takes no images"),
         (("x", "--model", "wan-2"), "model: no model 'wan-2'; known: pixverse/pixverse-v5.6-t2v"),
         (("x", "--image", "https://e.test/a.jpg"), "need --model (one of: pixverse/pixverse-v5.6-it2v"),
-        (("--model", "it2v", "--image", "http://e.test/a.jpg"), "only https://"),
+        (("--model", "pixverse-v5.6-it2v", "--image", "http://e.test/a.jpg"), "only https://"),
     ],
 )
 def test_what_the_model_cannot_take_is_refused_before_any_upload(argv: tuple[str, ...], said: str) -> None:
@@ -179,18 +179,21 @@ def test_an_image_is_checked_by_its_bytes_not_its_name(tmp_path: Path) -> None:
     fake.write_text("not a picture")
     s3 = FakeS3()
     with pytest.raises(CliError, match=r"photo.png: not an image its bytes show; accepted: JPEG, PNG, WEBP"):
-        body_of(args("--model", "it2v", "--image", str(fake)), s3=s3)
+        body_of(args("--model", "pixverse-v5.6-it2v", "--image", str(fake)), s3=s3)
     big = dict(MODELS)
     big["models"] = [dict(m, image_limits={"formats": ["JPG"], "max_bytes": 10}) for m in MODELS["models"]]
     (tmp_path / "cat.jpg").write_bytes(JPEG)
     with pytest.raises(CliError, match=r"cat.jpg: 68 bytes is over the limit of 10 bytes"):
-        body_of(args("--model", "it2v", "--image", str(tmp_path / "cat.jpg")), FakeApi(big), s3)
+        body_of(args("--model", "pixverse-v5.6-it2v", "--image", str(tmp_path / "cat.jpg")), FakeApi(big), s3)
     assert s3.puts == []
 
 
 def test_an_unreachable_or_old_api_is_a_clear_error() -> None:
     with pytest.raises(CliError, match=r"cannot list the models \(GET /v1/models\): HTTP 404"):
-        body_of(args("x", "--model", "it2v"), FakeApi({"error": {"code": "NotFound", "message": "no"}}, 404))
+        body_of(
+            args("x", "--model", "pixverse-v5.6-it2v"),
+            FakeApi({"error": {"code": "NotFound", "message": "no"}}, 404),
+        )
 
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
@@ -204,7 +207,7 @@ def test_an_unreachable_or_old_api_is_a_clear_error() -> None:
 def test_the_catalog_finds_models_and_lists_their_fields() -> None:
     catalog = parse_catalog(MODELS)
     assert catalog.default is not None and catalog.default.family == "t2v"
-    assert catalog.find("it2v").model == "pixverse/pixverse-v5.6-it2v"
+    assert catalog.find("pixverse-v5.6-it2v").model == "pixverse/pixverse-v5.6-it2v"
     assert [p.name for p in catalog.find("kf2v").parameters] == [
         "resolution",
         "duration",
@@ -212,6 +215,12 @@ def test_the_catalog_finds_models_and_lists_their_fields() -> None:
         "watermark",
         "seed",
     ]
+    assert catalog.find("kf2v").model == "pixverse/pixverse-v5.6-kf2v"  # a family of one model
+    with pytest.raises(
+        ModelsError,
+        match=r"'it2v' names several models \(pixverse/pixverse-v5.6-it2v, pixverse/pixverse-v6-it2v\)",
+    ):
+        catalog.find("it2v")
     with pytest.raises(ModelsError):
         parse_catalog({"nope": 1})
 
@@ -246,6 +255,6 @@ def test_sniff_and_keys() -> None:
         "gif",
         None,
     ]
-    assert check_image("a", PNG, parse_catalog(MODELS).find("it2v").image_limits) == "png"
+    assert check_image("a", PNG, parse_catalog(MODELS).find("pixverse-v5.6-it2v").image_limits) == "png"
     key = image_key("inputs/f/", "../../etc/pass wd.jpeg", JPEG, "jpeg")
     assert key.startswith("inputs/f/") and key.endswith("-pass-wd.jpg") and ".." not in key

@@ -16,8 +16,10 @@ import json
 import os
 import shutil
 import socket
+import struct
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -589,3 +591,157 @@ def test_the_console_says_reconnecting_fails_fast_keeps_the_form_and_follows_the
         tab.close()
         running.stop()
         hung.close()
+
+
+# --- model families (issue 23): the form from GET /v1/models, images in, thumbnails out
+IT2V = "pixverse/pixverse-v5.6-it2v"
+KF2V = "pixverse/pixverse-v5.6-kf2v"
+
+
+def solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A PNG of one colour, written here (no imaging library needed)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_the_form_switches_fields_with_the_model_and_checks_images_in_the_page(
+    page: Page, console: RunningConsole
+) -> None:
+    # Given the form: its models are the API's (GET /v1/models), text to video first
+    page.goto(f"{console.url}/new")
+    models = page.locator("#model option").evaluate_all("(options) => options.map((o) => o.value)")
+    assert models[0] == "pixverse/pixverse-v5.6-t2v" and {IT2V, KF2V} <= set(models), models
+    expect(page.locator("#size option")).to_have_count(20)
+    expect(page.locator("#image")).to_have_count(0)
+
+    # When kf2v is picked: a resolution instead of a size, and two image inputs
+    page.select_option("#model", KF2V)
+    expect(page.locator("#size")).to_have_count(0)
+    expect(page.locator("#resolution option")).to_have_count(4)
+    expect(page.locator("#image")).to_be_visible()
+    expect(page.locator("#last-frame")).to_be_visible()
+    # 1080P offers 5 and 8 s only, as for sizes
+    page.select_option("#resolution", "1080P")
+    assert page.locator("#duration option[value='10']").is_disabled()
+
+    # A text file named .png is refused in the page, naming it, before anything is sent
+    page.set_input_files(
+        "#last-frame", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": b"not a picture"}]
+    )
+    expect(page.locator("#error-last-frame")).to_contain_text("photo.png: not an image its bytes show")
+    assert page.input_value("#last-frame") == ""
+    # A dropped image is taken and previewed
+    red = list(solid_png(64, 48, (220, 30, 30)))
+    page.evaluate(
+        """(bytes) => {
+          const dt = new DataTransfer();
+          dt.items.add(new File([new Uint8Array(bytes)], "red.png", { type: "image/png" }));
+          const zone = document.getElementById("image").closest("[data-drop]");
+          zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        red,
+    )
+    page.wait_for_function(
+        "() => { const p = document.getElementById('preview-image'); return !p.hidden && p.naturalWidth === 64; }"
+    )
+    assert page.evaluate("() => document.getElementById('image').files[0].name") == "red.png"
+
+    # Sent without its last frame, the console says which image is missing and keeps the first
+    page.fill("#prompt", "from red to nothing")
+    page.click("#submit")
+    expect(page.locator("#error-last-frame")).to_contain_text(f"{KF2V} needs this image")
+    expect(page.locator("#kept-image")).to_contain_text("s3://")
+    assert page.input_value("#model") == KF2V
+    page.wait_for_load_state()  # the new page's script listens before the picker is used
+
+    # And it2v has one image input; back to text to video, the size returns
+    page.select_option("#model", IT2V)
+    expect(page.locator("#image")).to_be_visible()
+    expect(page.locator("#last-frame")).to_have_count(0)
+    page.select_option("#model", "pixverse/pixverse-v5.6-t2v")
+    expect(page.locator("#size option")).to_have_count(20)
+    expect(page.locator("#image")).to_have_count(0)
+
+
+def test_t2v_models_lists_the_families_and_submit_uploads_a_local_image_to_the_callers_folder(
+    sb: UserSandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from t2v_client.images import image_prefix
+    from t2v_sandbox import cli
+
+    endpoints = str(sb.work_dir / "endpoints.json")
+    # `t2v models`: the API's families and their fields (GET /v1/models, as the sandbox serves it)
+    args = cli.build_parser().parse_args(["models", "--endpoints", endpoints])
+    assert args.func(args) == 0
+    listed = capsys.readouterr().out
+    assert f"{IT2V}  family it2v" in listed and f"{KF2V}  family kf2v" in listed
+    assert "resolution  string; optional; one of 360P, 540P, 720P, 1080P" in listed
+
+    # `t2v submit --model pixverse-v5.6-it2v --image FILE`: the file lands in the caller's folder, the job is accepted
+    image = tmp_path / "red square.png"
+    image.write_bytes(solid_png(96, 64, (220, 30, 30)))
+    argv = [
+        "submit",
+        "--model",
+        "pixverse-v5.6-it2v",
+        "--image",
+        str(image),
+        "--resolution",
+        "360P",
+        "--endpoints",
+        endpoints,
+    ]
+    args = cli.build_parser().parse_args(argv)
+    assert args.func(args) == 0, capsys.readouterr().err
+    job_id = capsys.readouterr().out.strip()
+    place = sandbox_place(sb.work_dir / "endpoints.json")
+    with ApiClient(place.target) as api:
+        (media,) = api.get(job_id)["request"]["media"]
+    assert media["type"] == "image_url"
+    bucket, _, key = media["url"].removeprefix("s3://").partition("/")
+    assert bucket == place.bucket and key.startswith(image_prefix(place)) and key.endswith("-red-square.png")
+    stored = place.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored == image.read_bytes()
+
+    # kf2v with two local frames, followed to its end: both uploaded, the video made
+    last = tmp_path / "blue.png"
+    last.write_bytes(solid_png(96, 64, (30, 30, 220)))
+    argv = ["submit", "red to blue", "--model", KF2V, "--image", str(image), "--last-frame", str(last)]
+    args = cli.build_parser().parse_args([*argv, "--resolution", "360P", "--wait", "--endpoints", endpoints])
+    assert args.func(args) == 0, capsys.readouterr().err
+    assert " SUCCEEDED size=360P " in capsys.readouterr().err
+
+
+def test_an_it2v_request_with_an_uploaded_image_succeeds_and_its_page_shows_the_thumbnail(
+    page: Page, console: RunningConsole, tmp_path: Path
+) -> None:
+    # Given an it2v request from the form with a chosen image
+    page.goto(f"{console.url}/new")
+    page.select_option("#model", IT2V)
+    page.fill("#prompt", f"the red square wakes {uuid.uuid4().hex[:6]}")
+    page.select_option("#resolution", "360P")
+    page.set_input_files(
+        "#image",
+        files=[{"name": "red.png", "mimeType": "image/png", "buffer": solid_png(96, 64, (220, 30, 30))}],
+    )
+    page.click("#submit")
+    page.wait_for_url("**/jobs/*")
+
+    # Then the job succeeds, and its page shows the image it started from, through the console
+    expect(page.locator("#status")).to_have_text("SUCCEEDED")
+    thumb = page.locator("#image-0")
+    expect(thumb).to_be_visible()
+    page.wait_for_function("() => document.getElementById('image-0').naturalWidth === 96")
+    assert str(thumb.get_attribute("src")).startswith("/jobs/")
+    expect(page.locator("#images figcaption")).to_have_text("image_url")
+    screenshot(page, "console-job-it2v.png", tmp_path)

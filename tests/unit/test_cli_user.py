@@ -87,7 +87,6 @@ def test_submit_parses_every_option() -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["submit"],
         ["submit", "p", "--audio", "maybe"],
         ["submit", "p", "--duration", "five"],
         ["submit", "p", "--timeout", "0"],
@@ -99,6 +98,15 @@ def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str
     with pytest.raises(SystemExit) as info:
         parse(*argv)
     assert info.value.code == 2
+
+
+def test_submit_without_a_prompt_or_a_model_exits_2_before_any_call(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The prompt is optional only where a --model says so (it2v); text to video still needs one
+    args = parse("submit", "--endpoints", "/nonexistent/endpoints.json")
+    assert args.func(args) == 2
+    assert capsys.readouterr().err == "error: a prompt is required (text to video)\n"
 
 
 def test_every_user_command_and_demo_is_registered() -> None:

@@ -19,6 +19,7 @@ from botocore.awsrequest import AWSRequest
 
 from t2v_client.errors import CliError, ExitCode, error_line, exit_code_for_http
 from t2v_client.jobs import TERMINAL_BAD, TERMINAL_OK
+from t2v_client.models import Catalog, ModelsError, parse_catalog
 from t2v_client.target import Target
 
 
@@ -115,6 +116,17 @@ class ApiClient:
     ) -> Any:
         query = {"status": status, "limit": limit, "cursor": cursor, "since": since, "until": until}
         return self.ok("GET", "/videos", query={**query, "q": q, "order": order})
+
+    def models(self) -> Catalog:
+        """The model families the API serves (GET /models); CliError when it cannot say."""
+        try:
+            body = self.ok("GET", "/models")
+        except CliError as exc:
+            raise CliError(f"cannot list the models (GET /v1/models): {exc}", exc.code) from None
+        try:
+            return parse_catalog(body)
+        except ModelsError as exc:
+            raise CliError(f"cannot list the models: {exc}") from None
 
     def usage(self) -> dict[str, Any]:
         """The caller's day of billed seconds and the account's (GET /usage)."""

@@ -94,17 +94,26 @@ def format_progress(
 
 
 def request_body(
-    prompt: str,
+    prompt: str | None,
     *,
     size: str | None = None,
     duration: int | None = None,
     audio: bool | None = None,
     watermark: bool | None = None,
     seed: int | None = None,
+    model: str | None = None,
+    resolution: str | None = None,
+    media: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The POST /videos body; options left out take the API's defaults."""
-    body: dict[str, Any] = {"prompt": prompt}
-    optional = {"size": size, "duration": duration, "audio": audio, "watermark": watermark, "seed": seed}
+    """The POST /videos body (DashScope's shape: model, prompt, media, parameters); options left out
+    take the API's defaults, and a text-to-video body without a model is as it always was."""
+    body: dict[str, Any] = {} if model is None else {"model": model}
+    if prompt is not None:
+        body["prompt"] = prompt
+    if media:
+        body["media"] = media
+    optional = {"size": size, "resolution": resolution, "duration": duration}
+    optional |= {"audio": audio, "watermark": watermark, "seed": seed}
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
 
@@ -115,7 +124,7 @@ def summary_line(job: dict[str, Any], *, path: Path | None, elapsed: float) -> s
     video = job.get("video") or {}
     parts = [
         f"{job.get('job_id')} {job.get('status')}",
-        f"size={request.get('size', '?')}",
+        f"size={request.get('size') or request.get('resolution') or '?'}",
         f"duration={request.get('duration', '?')}s",
         f"bytes={video.get('bytes', '?')}",
         f"sha256={video.get('sha256', '?')}",

@@ -44,12 +44,12 @@ from flask import (
     url_for,
 )
 from t2v_client import CliError, error_line
+from t2v_client.models import ModelsError
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
 
 from t2v_console.backend import (
     API_TIMEOUT_SECONDS,
-    SIZE_CHOICES,
     STATUSES,
     TERMINAL,
     ConsoleBackend,
@@ -59,25 +59,29 @@ from t2v_console.backend import (
     idempotency_key,
     page_items,
 )
+from t2v_console.forms import (
+    KEPT_SCHEMES,
+    FormFamily,
+    default_form,
+    form_families,
+    form_from_request,
+    pick,
+    request_from_form,
+)
 
 JOB_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 IDENTITY_COOKIE: Final = "t2v_identity"
 PAGE_SIZE: Final = 24
 ORDERS: Final = ("newest", "oldest")
 NOTICE_KINDS: Final = frozenset({"ok", "info", "error"})
+# A few prompt files, or two images at the largest the image families take (20 MiB each), and the form.
+MAX_FORM_BYTES: Final = 48 * 1024 * 1024
 FAVICON: Final = Path(__file__).parent / "static" / "favicon.svg"
-DEFAULT_FORM: Final = {
-    "prompt": "",
-    "size": "1280*720",
-    "duration": "5",
-    "seed": "",
-    "audio": "",
-    "watermark": "",
-}
 SECURITY_HEADERS: Final = {
-    # Scripts and styles only from the console itself; videos come from presigned S3 URLs.
+    # Scripts and styles only from the console itself; videos come from presigned S3 URLs; images
+    # from the console (a job's thumbnails) or the page itself (blob: previews of chosen files).
     "Content-Security-Policy": (
-        "default-src 'self'; media-src 'self' http: https:; img-src 'self' data:; "
+        "default-src 'self'; media-src 'self' http: https:; img-src 'self' data: blob:; "
         "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
@@ -98,7 +102,7 @@ class ConsoleState:
 def create_app(backend: ConsoleBackend) -> Flask:
     """The console for one stack. Set `ALLOWED_HOSTS` in its config once the port is known."""
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024  # a few prompt files at most
+    app.config["MAX_CONTENT_LENGTH"] = MAX_FORM_BYTES
     app.extensions["t2v_console"] = ConsoleState(backend, secrets.token_urlsafe(24))
     app.before_request(_guard)
     app.after_request(_headers)
@@ -109,6 +113,8 @@ def create_app(backend: ConsoleBackend) -> Flask:
     app.add_template_filter(json_text, "json_text")
     app.add_template_filter(cost_line, "cost")
     app.add_template_filter(cancellable, "cancellable")
+    app.add_template_filter(job_images, "images")
+    app.add_template_global(default_form, "default_form")
     app.register_blueprint(pages)
     app.register_error_handler(CliError, _unreachable)
     app.register_error_handler(HTTPException, _http_error)
@@ -344,6 +350,36 @@ def download(job_id: str) -> Response:
     return response
 
 
+def job_images(job: dict[str, Any]) -> list[dict[str, Any]]:
+    """The job's images as its request names them: type, URL, and whether the console shows a
+    thumbnail (an object of the stack's bucket) or only the address (an https:// URL it never fetches)."""
+    request_view: dict[str, Any] = job["request"] if isinstance(job.get("request"), dict) else {}
+    media: list[Any] = request_view["media"] if isinstance(request_view.get("media"), list) else []
+    return [
+        {"index": index, "type": str(item.get("type") or "image"), "url": str(item.get("url") or "")}
+        | {"thumbnail": str(item.get("url") or "").startswith("s3://")}
+        | {"link": str(item.get("url") or "").startswith("https://")}
+        for index, item in enumerate(media)
+        if isinstance(item, dict)
+    ]
+
+
+@pages.get("/jobs/<job_id>/images/<int:index>")
+def job_image(job_id: str, index: int) -> Response:
+    """One of the job's images, read here with the caller's credentials: only a job the API shows this
+    caller (another's is a 404 there), only an object of the stack's input prefix, only image bytes."""
+    images = job_images(_job(job_id))
+    if index >= len(images) or not images[index]["thumbnail"]:
+        abort(404, f"job {job_id} has no image {index} to show")
+    found = _backend().image(images[index]["url"])
+    if found is None:
+        abort(404, f"image {index} of job {job_id} cannot be shown (gone, or not a JPEG, PNG or WEBP)")
+    data, content_type = found
+    response = Response(data, mimetype=content_type)
+    response.headers["Content-Disposition"] = "inline"
+    return response
+
+
 @pages.get("/fragments/jobs/<job_id>")
 def job_fragment(job_id: str) -> str:
     return render_template("_live.html", job=_job(job_id))
@@ -386,56 +422,99 @@ def switch_identity() -> Any:
 # --- new videos
 @pages.get("/new")
 def new_form() -> tuple[str, int]:
-    """The form; `?from=JOB` fills it with that job's request (re-run with the same settings)."""
+    """The form for a model (`?model=`, else the default); `?from=JOB` fills it with that job's
+    request (re-run with the same settings and images)."""
     source = request.args.get("from") or ""
-    form = form_from_request(_job(source).get("request") or {}) if source else dict(DEFAULT_FORM)
-    return _form(form, {}, None, 200)
+    families = form_families(_backend().models())
+    if source:
+        req = _job(source).get("request") or {}
+        family = pick(families, str(req.get("model") or ""))
+        form = form_from_request(req, family.family)
+    else:
+        family = pick(families, request.args.get("model"))
+        form = default_form(family)
+    return _form(families, family, form)
+
+
+def _posted(family: FormFamily) -> dict[str, str]:
+    names = ["prompt", *(spec.name for spec in family.family.parameters)]
+    names += [f"kept_{image.name}" for image in family.images]
+    return {"model": family.value} | {name: request.form.get(name, "") for name in names}
 
 
 @pages.post("/new")
 def submit() -> Any:
-    form = {name: request.form.get(name, "") for name in DEFAULT_FORM}
+    families = form_families(_backend().models())
+    family = pick(families, request.form.get("model"))
+    form = _posted(family)
     nonce = request.form.get("nonce") or secrets.token_urlsafe(12)
-    body, errors = request_from_form(form)
+    if request.form.get("switch"):  # without JavaScript, the model's fields come with a reload
+        return _form(families, family, default_form(family) | {"prompt": form["prompt"]}, nonce=nonce)
+    body, errors = request_from_form(form, family.family)
+    media, image_errors = _images(family, form)
+    errors |= image_errors
     if errors:
-        return _form(form, errors, None, 400, nonce)
+        return _form(families, family, form, errors=errors, code=400, nonce=nonce)
+    if media:
+        body["media"] = media
     try:
         answer = _backend().submit(body, idempotency_key(nonce, body))
     except CliError as exc:
         # Nothing typed is lost: the same form comes back, and sending it again cannot make a second
         # video if this one did get through (the same idempotency key).
         message = f"{exc}: your request may not have been sent; press Request video again"
-        return _form(form, {}, message, 503, nonce)
+        return _form(families, family, form, error=message, code=503, nonce=nonce)
     if answer.status == 202:
         return redirect(url_for("console.job_page", job_id=str(answer.body["job_id"])), code=303)
-    return _form(
-        form, field_errors(answer.body), error_line(answer.status, answer.body), answer.status, nonce
-    )
+    errors, error = field_errors(answer.body), error_line(answer.status, answer.body)
+    return _form(families, family, form, errors=errors, error=error, code=answer.status, nonce=nonce)
+
+
+def _images(family: FormFamily, form: dict[str, str]) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """The request's media: each chosen file uploaded into the caller's folder (checked by its bytes
+    first), else the one the form kept from before; errors by input, each naming the image."""
+    media: list[dict[str, str]] = []
+    errors: dict[str, str] = {}
+    for image in family.images:
+        kept = f"kept_{image.name}"
+        upload = request.files.get(image.name)
+        if upload is not None and upload.filename:
+            try:
+                limits = family.family.image_limits
+                form[kept] = _backend().upload_image(upload.filename, upload.read(), limits, image.name).url
+            except (ModelsError, CliError) as exc:
+                errors[image.name] = str(exc)
+                continue
+        url = form.get(kept, "")
+        if url.startswith(KEPT_SCHEMES):
+            media.append({"type": image.media_type, "url": url})
+        elif image.required:
+            errors[image.name] = f"{image.label}: {family.value} needs this image (JPEG, PNG or WEBP)"
+    return media, errors
 
 
 def _form(
-    form: dict[str, str], errors: dict[str, str], error: str | None, code: int, nonce: str | None = None
+    families: tuple[FormFamily, ...],
+    family: FormFamily,
+    form: dict[str, str],
+    *,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    code: int = 200,
+    nonce: str | None = None,
+    upload_error: str | None = None,
 ) -> tuple[str, int]:
     page = render_template(
         "new.html",
+        families=families,
+        family=family,
         form=form,
-        sizes=SIZE_CHOICES,
-        errors=errors,
+        errors=errors or {},
         error=error,
+        upload_error=upload_error,
         nonce=nonce or secrets.token_urlsafe(12),
     )
     return page, code
-
-
-def form_from_request(req: dict[str, Any]) -> dict[str, str]:
-    """The form's fields from a job's request (re-run)."""
-    form = dict(DEFAULT_FORM)
-    for name in ("prompt", "size", "duration", "seed"):
-        if req.get(name) is not None:
-            form[name] = str(req[name])
-    for name in ("audio", "watermark"):
-        form[name] = "on" if req.get(name) is True else ""
-    return form
 
 
 @pages.post("/upload")
@@ -454,37 +533,9 @@ def upload() -> Any:
 
 
 def _upload_refused(message: str) -> tuple[str, int]:
-    page = render_template(
-        "new.html",
-        form=DEFAULT_FORM,
-        sizes=SIZE_CHOICES,
-        errors={},
-        error=None,
-        upload_error=message,
-        nonce=secrets.token_urlsafe(12),
-    )
-    return page, 400
-
-
-def request_from_form(form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The POST /videos body from the form's text fields; errors here are only about form syntax.
-
-    Everything else (sizes, the duration rule, the prompt's limits) is the API's to judge, so the
-    page shows the server's own field errors.
-    """
-    body: dict[str, Any] = {"prompt": form["prompt"], "size": form["size"]}
-    errors: dict[str, str] = {}
-    for name in ("duration", "seed"):
-        text = form[name].strip()
-        if not text:
-            continue
-        if not re.fullmatch(r"-?\d{1,12}", text):
-            errors[name] = f"{name} must be a whole number"
-            continue
-        body[name] = int(text)
-    body["audio"] = form["audio"] == "on"
-    body["watermark"] = form["watermark"] == "on"
-    return body, errors
+    families = form_families(_backend().models())
+    family = pick(families, None)
+    return _form(families, family, default_form(family), code=400, upload_error=message)
 
 
 def field_errors(body: Any) -> dict[str, str]:
@@ -493,7 +544,8 @@ def field_errors(body: Any) -> dict[str, str]:
     found: dict[str, str] = {}
     for item in (error or {}).get("fields") or []:
         if isinstance(item, dict) and item.get("field"):
-            name = str(item["field"]).split(".")[-1]
+            parts = str(item["field"]).split(".")
+            name = "media" if "media" in parts or parts[0].startswith("media[") else parts[-1]
             found[name] = "; ".join(filter(None, [found.get(name), str(item.get("message") or "")]))
     return found
 

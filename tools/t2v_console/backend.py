@@ -21,10 +21,13 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
+from botocore.exceptions import BotoCoreError, ClientError
 from t2v.jobs import TERMINAL as JOB_TERMINAL
 from t2v.jobs import JobStatus
 from t2v.request import DURATIONS, SIZES
 from t2v_client import ApiClient, ApiResponse, CliError, ExitCode, Place, Target, sandbox_place
+from t2v_client.images import UploadedImage, image_prefix, upload_image
+from t2v_client.models import Catalog, ImageLimits, ModelsError, parse_catalog, sniff
 
 # The console's upload rules are `t2v upload`'s; UploadError and upload_key stay importable here.
 from t2v_client.uploads import Uploaded, UploadError, upload_key, upload_prompt_file
@@ -35,6 +38,11 @@ _SAFE_NAME: Final = re.compile(r"[^A-Za-z0-9._-]+")
 # A console call that takes longer than this is shown as the API not answering (the page says so and
 # retries): a hung API must not leave a page loading for half a minute.
 API_TIMEOUT_SECONDS: Final = 5.0
+# GET /v1/models changes only with a deployment: asked again after this long.
+MODELS_TTL_SECONDS: Final = 60.0
+# A job's image shown as a thumbnail is read whole; larger objects are not shown.
+MAX_THUMBNAIL_SOURCE_BYTES: Final = 25 * 1024 * 1024
+SHOWN_IMAGE_TYPES: Final = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 # Statuses whose cancel can work while the provider task has not started running.
 CANCELLABLE_STATUSES: Final = frozenset({"ACCEPTED", "WAITING", "SUBMITTED", "PENDING"})
 
@@ -191,6 +199,8 @@ class ConsoleBackend:
         self._as: dict[str, ConsoleBackend] = {}
         # Jobs whose cancel the API refused because the task already runs: no Cancel offered again.
         self._refused_cancel: set[str] = set()
+        # GET /v1/models: (until, generation, catalog or None for an API without it), shared by all.
+        self._models: list[tuple[float, int, Catalog | None]] = []
 
     @property
     def place(self) -> Place:
@@ -230,6 +240,7 @@ class ConsoleBackend:
             )
             other._videos = self._videos
             other._refused_cancel = self._refused_cancel
+            other._models = self._models
             self._as[name] = other
         return self._as[name]
 
@@ -339,6 +350,56 @@ class ConsoleBackend:
                 http.close()
 
         return (int(length) if length and length.isdigit() else None), chunks()
+
+    def models(self) -> Catalog | None:
+        """The model families (GET /v1/models), cached a minute; None for an API without them (the
+        form is then today's text to video). While the API cannot be reached, the families it last
+        listed (or today's form): the form still opens and keeps what is typed, as it always did."""
+        now = self._clock()
+        if self._models and self._models[0][0] > now and self._models[0][1] == self._source.generation:
+            return self._models[0][2]
+        try:
+            answer = self.call("GET", "/models")
+        except CliError:
+            return self._models[0][2] if self._models else None
+        catalog: Catalog | None = None
+        if answer.status == 200:
+            try:
+                catalog = parse_catalog(answer.body)
+            except ModelsError:
+                catalog = None
+        elif answer.status not in {403, 404}:
+            return self._models[0][2] if self._models else None
+        self._models[:] = [(now + MODELS_TTL_SECONDS, self._source.generation, catalog)]
+        return catalog
+
+    def upload_image(self, filename: str, data: bytes, limits: ImageLimits, field: str) -> UploadedImage:
+        """An image into this caller's folder of the input prefix, checked by its bytes first;
+        ModelsError naming the image when it cannot be taken."""
+        return upload_image(self.place, filename, data, limits, field)
+
+    def image(self, url: str) -> tuple[bytes, str] | None:
+        """A job's s3:// image and its type, for a thumbnail; None for anything else.
+
+        Only objects of this stack's bucket under the input prefix are read, with this caller's
+        credentials, and only what the bytes show to be a JPEG, PNG or WEBP is returned (never
+        markup, whatever the object's name or metadata say)."""
+        place = self.place
+        bucket, _, key = url.removeprefix("s3://").partition("/")
+        if not url.startswith("s3://") or bucket != place.bucket or not key.startswith(image_prefix(place)):
+            return None
+        try:
+            answer = place.client("s3").get_object(Bucket=bucket, Key=key)
+            if int(answer.get("ContentLength") or 0) > MAX_THUMBNAIL_SOURCE_BYTES:
+                answer["Body"].close()
+                return None
+            data: bytes = answer["Body"].read(MAX_THUMBNAIL_SOURCE_BYTES + 1)
+        except (BotoCoreError, ClientError):
+            return None
+        kind = sniff(data[:16])
+        if kind not in SHOWN_IMAGE_TYPES or len(data) > MAX_THUMBNAIL_SOURCE_BYTES:
+            return None
+        return data, SHOWN_IMAGE_TYPES[kind]
 
     def upload(self, filename: str, data: bytes) -> Uploaded:
         return upload_prompt_file(self.place, filename, data)

@@ -36,6 +36,8 @@ from t2v_client import (
     sandbox_target,
     summary_line,
 )
+from t2v_client.images import image_source
+from t2v_client.models import ModelsError, catalog_lines, checked_family, media_list
 from t2v_client.options import add_caller_options
 from t2v_client.uploads import UploadError, check_prompt_file, upload_key, upload_prompt_file
 
@@ -90,8 +92,20 @@ def _add_wait_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: Any) -> None:
-    submit = subparsers.add_parser("submit", help="request a video; prints its job id")
-    submit.add_argument("prompt")
+    submit = subparsers.add_parser(
+        "submit",
+        help="request a video; prints its job id",
+        description="Text to video by default; --model picks another family (`t2v models` lists them "
+        "with their fields), --image and --last-frame give it pictures (a local file is uploaded to your "
+        "folder of the stack's input prefix; an https:// or s3:// URL is passed as it is).",
+    )
+    submit.add_argument("prompt", nargs="?", help="the prompt (optional where the model says so)")
+    submit.add_argument("--model", metavar="NAME", help="full name, the part after '/', or a family (it2v)")
+    submit.add_argument("--image", metavar="PATH|URL", help="the first frame (image-to-video families)")
+    submit.add_argument(
+        "--last-frame", metavar="PATH|URL", help="the last frame (first-and-last-frame families)"
+    )
+    submit.add_argument("--resolution", help="image families: e.g. 720P (`t2v models` lists the choices)")
     submit.add_argument("--size", help="width*height, e.g. 1280*720")
     submit.add_argument("--duration", type=int, help="seconds: 5, 8 or 10")
     submit.add_argument("--audio", type=_bool, metavar="BOOL")
@@ -104,24 +118,17 @@ def register(subparsers: Any) -> None:
     _add_target_options(submit)
     submit.set_defaults(func=run_submit)
 
+    models = subparsers.add_parser("models", help="the model families the API serves, with their fields")
+    models.add_argument("--json", action="store_true", help="the raw answer of GET /v1/models")
+    _add_target_options(models)
+    models.set_defaults(func=run_models)
+
     status = subparsers.add_parser("status", help="show a job (JSON)")
     status.add_argument("job_id", metavar="ID")
     _add_target_options(status)
     status.set_defaults(func=run_status)
 
-    listing = subparsers.add_parser("list", help="recent jobs, newest first")
-    listing.add_argument("--status", type=str.upper, help="only jobs in this status, e.g. SUCCEEDED")
-    listing.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
-    listing.add_argument("--cursor", help="next_cursor of a previous page")
-    listing.add_argument("--since", metavar="WHEN", help="created at or after (ISO 8601, e.g. 2026-12-01)")
-    listing.add_argument("--until", metavar="WHEN", help="created before (ISO 8601)")
-    listing.add_argument(
-        "--search", metavar="WORDS", help="prompt contains every word (bounded; see the API)"
-    )
-    listing.add_argument("--oldest", action="store_true", help="oldest first")
-    listing.add_argument("--json", action="store_true", help="the raw page as JSON")
-    _add_target_options(listing)
-    listing.set_defaults(func=run_list)
+    _register_list(subparsers)
 
     upload = subparsers.add_parser(
         "upload",
@@ -150,6 +157,22 @@ def register(subparsers: Any) -> None:
 
 # ---------------------------------------------------------------------------------------------
 # plumbing shared by the commands
+
+
+def _register_list(subparsers: Any) -> None:
+    listing = subparsers.add_parser("list", help="recent jobs, newest first")
+    listing.add_argument("--status", type=str.upper, help="only jobs in this status, e.g. SUCCEEDED")
+    listing.add_argument("--limit", type=int, default=20, help="1-100 (default 20)")
+    listing.add_argument("--cursor", help="next_cursor of a previous page")
+    listing.add_argument("--since", metavar="WHEN", help="created at or after (ISO 8601, e.g. 2026-12-01)")
+    listing.add_argument("--until", metavar="WHEN", help="created before (ISO 8601)")
+    listing.add_argument(
+        "--search", metavar="WORDS", help="prompt contains every word (bounded; see the API)"
+    )
+    listing.add_argument("--oldest", action="store_true", help="oldest first")
+    listing.add_argument("--json", action="store_true", help="the raw page as JSON")
+    _add_target_options(listing)
+    listing.set_defaults(func=run_list)
 
 
 def resolve_target(args: argparse.Namespace) -> Target:
@@ -312,21 +335,14 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.output is not None and not args.wait:
         print("error: --output needs --wait (or use `t2v download ID FILE` later)", file=sys.stderr)
         return int(ExitCode.INVALID)
+    if args.prompt is None and all(getattr(args, name) is None for name in FAMILY_OPTIONS):
+        print("error: a prompt is required (text to video)", file=sys.stderr)
+        return int(ExitCode.INVALID)
 
     def body() -> int:
         started = time.monotonic()
         with ApiClient(resolve_target(args)) as client:
-            accepted = client.submit(
-                request_body(
-                    args.prompt,
-                    size=args.size,
-                    duration=args.duration,
-                    audio=args.audio,
-                    watermark=args.watermark,
-                    seed=args.seed,
-                ),
-                idempotency_key=args.idempotency_key,
-            )
+            accepted = client.submit(submit_body(args, client), idempotency_key=args.idempotency_key)
             job_id = str(accepted["job_id"])
             print(job_id, flush=True)
             if not args.wait:
@@ -340,6 +356,72 @@ def run_submit(args: argparse.Namespace) -> int:
                 started=started,
             )
             return code
+
+    return guarded(body)
+
+
+FAMILY_OPTIONS = ("model", "image", "last_frame", "resolution")
+PARAMETER_OPTIONS = ("size", "resolution", "duration", "audio", "watermark", "seed")
+
+
+def submit_body(
+    args: argparse.Namespace,
+    client: ApiClient,
+    place_for: Callable[[argparse.Namespace], Place] | None = None,
+) -> dict[str, Any]:
+    """The POST body: as it always was for text to video; for a --model (or images), checked against
+    what GET /v1/models says of that model, its local images uploaded first."""
+    given = {name: getattr(args, name) for name in PARAMETER_OPTIONS if getattr(args, name) is not None}
+    if all(getattr(args, name) is None for name in FAMILY_OPTIONS):
+        if args.prompt is None:
+            raise CliError("a prompt is required (text to video)", ExitCode.INVALID)
+        return request_body(args.prompt, **given)
+    catalog = client.models()
+    try:
+        family = checked_family(
+            catalog,
+            args.model,
+            given,
+            has_prompt=args.prompt is not None,
+            first=args.image,
+            last=args.last_frame,
+        )
+        needs_upload = _needs_upload(args.image, args.last_frame)
+        place = (place_for or _upload_place)(args) if needs_upload else None
+        limits = family.image_limits
+        first = image_source(place, args.image, limits, "image")[0] if args.image else None
+        last = image_source(place, args.last_frame, limits, "last_frame")[0] if args.last_frame else None
+        media = media_list(family, first, last)
+    except ModelsError as exc:
+        raise CliError(str(exc), ExitCode.INVALID) from None
+    return request_body(args.prompt, model=family.model, media=media, **given)
+
+
+def _needs_upload(*given: str | None) -> bool:
+    return any(g and not g.startswith(("https://", "s3://", "http://")) for g in given)
+
+
+def _upload_place(args: argparse.Namespace) -> Place:
+    """Where local images go: the stack (or sandbox) the API belongs to, as the same caller."""
+    return resolve_place(
+        args.stack,
+        getattr(args, "region", None),
+        getattr(args, "endpoints", DEFAULT_ENDPOINTS),
+        identity=getattr(args, "identity", None),
+        profile=getattr(args, "profile", None),
+    )
+
+
+def run_models(args: argparse.Namespace) -> int:
+    def body() -> int:
+        with ApiClient(resolve_target(args)) as client:
+            if args.json:
+                print(json.dumps(client.ok("GET", "/models"), indent=2, ensure_ascii=False))
+                return int(ExitCode.OK)
+            catalog = client.models()
+        for line in catalog_lines(catalog):
+            print(line)
+        return int(ExitCode.OK)
 
     return guarded(body)
 

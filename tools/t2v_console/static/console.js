@@ -224,18 +224,121 @@ function finished(live) {
   }
 }
 
-// The duration rule, as the form's choices: 1080P sizes offer 5 and 8 s only.
-function durationRule() {
-  const size = document.getElementById("size");
-  const duration = document.getElementById("duration");
+// The duration rule, as the form's choices: a 1080P size or resolution offers 5 and 8 s only.
+function durationRule(root) {
+  const size = root.querySelector("#size, #resolution");
+  const duration = root.querySelector("#duration");
   if (!size || !duration) return;
   const apply = () => {
-    const allowed = (size.selectedOptions[0].dataset.durations || "").split(",");
+    const said = size.selectedOptions[0] && size.selectedOptions[0].dataset.durations;
+    const allowed = said ? said.split(",") : [...duration.options].map((o) => o.value);
     for (const option of duration.options) option.disabled = !allowed.includes(option.value);
-    if (duration.selectedOptions[0].disabled) duration.value = allowed[0];
+    if (duration.selectedOptions[0] && duration.selectedOptions[0].disabled) duration.value = allowed[0];
   };
   size.addEventListener("change", apply);
   apply();
+}
+
+// The model picker: the chosen model's fields are swapped in from their <template>, keeping the
+// values of the fields both models have.
+function modelSwitch() {
+  const picker = document.querySelector("[data-switch-model]");
+  const box = document.getElementById("model-fields");
+  if (!picker || !box) return;
+  const plain = "select, input:not([type=file]):not([type=hidden])";
+  picker.addEventListener("change", () => {
+    const template = [...document.querySelectorAll("template[data-model-template]")].find(
+      (t) => t.dataset.modelTemplate === picker.value,
+    );
+    if (!template) return;
+    const before = new Map();
+    for (const field of box.querySelectorAll(plain)) before.set(field.name, field.type === "checkbox" ? field.checked : field.value);
+    const fresh = template.content.cloneNode(true);
+    for (const field of fresh.querySelectorAll(plain)) {
+      if (!before.has(field.name)) continue;
+      const value = before.get(field.name);
+      if (field.type === "checkbox") field.checked = value;
+      else if (field.tagName !== "SELECT" || [...field.options].some((o) => o.value === value)) field.value = value;
+    }
+    box.replaceChildren(fresh);
+    const label = document.querySelector("label[for=prompt]");
+    if (label) label.textContent = template.dataset.promptRequired === "1" ? "Prompt" : "Prompt (optional for this model)";
+    for (const old of document.querySelectorAll("#new-video .field-error")) if (!box.contains(old)) old.remove();
+    durationRule(box);
+    imageInputs(box);
+  });
+}
+
+// An image's type by its first bytes (never its name), as the server checks it.
+const IMAGE_MAGIC = [
+  ["jpeg", (b) => b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff],
+  ["png", (b) => b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47],
+  ["webp", (b) => text(b, 0, 4) === "RIFF" && text(b, 8, 12) === "WEBP"],
+  ["gif", (b) => text(b, 0, 3) === "GIF"],
+];
+function text(bytes, from, to) {
+  return String.fromCharCode(...bytes.slice(from, to));
+}
+function humanBytes(n) {
+  if (n >= 1048576) return `${+(n / 1048576).toFixed(6)} MiB`;
+  if (n >= 1024) return `${+(n / 1024).toFixed(6)} KiB`;
+  return `${n} bytes`;
+}
+async function imageProblem(file, fields) {
+  const formats = (fields.dataset.formats || "jpeg,png,webp").split(",");
+  const max = Number(fields.dataset.maxBytes || 0);
+  const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
+  const found = IMAGE_MAGIC.find(([, test]) => test(head));
+  const kind = found ? found[0] : null;
+  const accepted = formats.map((f) => f.toUpperCase()).join(", ");
+  if (!file.size) return `${file.name}: the image is empty`;
+  if (!kind || !formats.includes(kind)) {
+    return `${file.name}: ${kind ? kind.toUpperCase() : "not an image its bytes show"}; accepted: ${accepted} (checked by content, not name)`;
+  }
+  if (max && file.size > max) return `${file.name}: ${humanBytes(file.size)} is over the limit of ${humanBytes(max)}`;
+  return null;
+}
+
+// Image inputs: chosen or dropped, checked here (type by content, size), previewed.
+function imageInputs(root) {
+  for (const input of root.querySelectorAll("[data-image-input]")) {
+    const zone = input.closest("[data-drop]");
+    const fields = input.closest(".model-fields");
+    const error = zone.querySelector(".field-error");
+    const preview = zone.querySelector(".preview");
+    const chosen = async () => {
+      const file = input.files[0];
+      if (!file) return;
+      error.hidden = true;
+      preview.hidden = true;
+      const problem = await imageProblem(file, fields);
+      if (problem) {
+        error.textContent = problem;
+        error.hidden = false;
+        input.value = "";
+        return;
+      }
+      if (preview.src) URL.revokeObjectURL(preview.src);
+      preview.src = URL.createObjectURL(file);
+      preview.hidden = false;
+    };
+    input.addEventListener("change", chosen);
+    zone.addEventListener("dragover", (event) => {
+      event.preventDefault();
+      zone.classList.add("over");
+    });
+    zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+    zone.addEventListener("drop", (event) => {
+      event.preventDefault();
+      zone.classList.remove("over");
+      const files = event.dataTransfer.files;
+      if (!files.length) return;
+      const one = new DataTransfer(); // one image per input: the first dropped
+      one.items.add(files[0]);
+      input.files = one.files;
+      chosen();
+    });
+  }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -280,5 +383,7 @@ document.addEventListener("DOMContentLoaded", () => {
     if (video) video.pause();
   });
   thumbnails(document);
-  durationRule();
+  durationRule(document);
+  modelSwitch();
+  imageInputs(document);
 });

@@ -4,23 +4,13 @@ JPEG and WEBP files (enough for a header reader)."""
 from __future__ import annotations
 
 import struct
-import zlib
+
+from dashscope_emulator.png import solid_png
 
 
 def png(width: int, height: int, rgb: tuple[int, int, int] = (200, 40, 40)) -> bytes:
     """A real, decodable PNG of one colour."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    row = b"\x00" + bytes(rgb) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * height))
-        + chunk(b"IEND", b"")
-    )
+    return solid_png(width, height, rgb)
 
 
 def jpeg_head(width: int, height: int) -> bytes:

@@ -16,15 +16,14 @@ import json
 import os
 import shutil
 import socket
-import struct
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dashscope_emulator.png import solid_png
 from playwright.sync_api import BrowserContext, Page, Playwright, expect, sync_playwright
 from t2v_client import ApiClient, sandbox_place
 from t2v_console.command import RunningConsole, serve
@@ -596,22 +595,6 @@ def test_the_console_says_reconnecting_fails_fast_keeps_the_form_and_follows_the
 # --- model families (issue 23): the form from GET /v1/models, images in, thumbnails out
 IT2V = "pixverse/pixverse-v5.6-it2v"
 KF2V = "pixverse/pixverse-v5.6-kf2v"
-
-
-def solid_png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
-    """A PNG of one colour, written here (no imaging library needed)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\0" + bytes(rgb) * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_the_form_switches_fields_with_the_model_and_checks_images_in_the_page(

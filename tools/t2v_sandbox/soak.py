@@ -24,11 +24,9 @@ import hashlib
 import json
 import logging
 import random
-import struct
 import sys
 import time
 import uuid
-import zlib
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +35,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
+from dashscope_emulator.png import solid_png
 from t2v_client import ApiClient, Target
 from t2v_client.place import sandbox_place_of
 from t2v_client.uploads import upload_prompt_file
@@ -321,17 +320,7 @@ def image_body(scenario: str, prompt: str) -> dict[str, Any]:
 
 
 def _png(rgb: tuple[int, int, int], width: int = 32, height: int = 18) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = (b"\x00" + bytes(rgb) * width) * height
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return solid_png(width, height, rgb)
 
 
 # --- submission through the three doors

@@ -24,7 +24,6 @@ from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.finalize import FinalizeDeps, finalize_job
 from t2v.usecases.poll import poll_job
 from t2v.usecases.ports import ProviderDeps
-from t2v.usecases.reconcile import INDEX_LAG_SECONDS
 from t2v.usecases.submit import submit_job
 from t2v_bench.ledger import MemoryPollStats  # from its home: tests.fakes re-exports it only implicitly
 
@@ -122,8 +121,14 @@ def submit_after_index_lag(world: World) -> PollTurn:
     retry, once the index has caught up, adopts it."""
     with pytest.raises(AmbiguousCreateError):
         submit(world)
-    world.clock.advance(INDEX_LAG_SECONDS + world.pipeline.settings.provider_clock_skew_seconds + 0.1)
+    wait_out_index_lag(world)
     return submit(world)
+
+
+def wait_out_index_lag(world: World) -> None:
+    """Past the by_created index's lag, with the provider's clock margin on top."""
+    settings = world.pipeline.settings
+    world.clock.advance(settings.index_lag_seconds + settings.provider_clock_skew_seconds + 0.1)
 
 
 def poll(turn: PollTurn, deps: ProviderDeps) -> PollTurn:
@@ -298,7 +303,7 @@ def test_submit_adopting_a_lost_creates_task_reads_the_job_once(
         world.provider.lose_next_answer = True
         with pytest.raises(AmbiguousCreateError):  # the task is too young to tell: retried
             submit(world)
-        world.clock.advance(INDEX_LAG_SECONDS + world.pipeline.settings.provider_clock_skew_seconds + 0.1)
+        wait_out_index_lag(world)
     reads = count_reads(world, monkeypatch)
 
     # When submit reconciles and adopts the task

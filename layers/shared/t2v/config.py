@@ -135,8 +135,9 @@ class ProviderSettings(DashScopeSettings, ExpectationSettings):
     max_polls: int = Field(default=1000, ge=1, le=1536)  # the template's MaxValue: TimeLimits.most_polls()
     # Margin for the provider's clock against ours when matching its task times with our stamps.
     provider_clock_skew_seconds: float = Field(default=1.0, ge=0.0, le=60.0)
-    # How long a job's create may take to show in the jobs table's by_created index (a GSI lags its
-    # table): reconcile never adopts a task younger than this (t2v.usecases.reconcile).
+    # How long a job's `create_sent_at` may take to show in the jobs table's by_created index, which
+    # `unbound_creates` queries (a GSI lags its table, usually well under a second): reconcile never
+    # adopts without proof a task younger than this, which may be a rival's the index does not show.
     index_lag_seconds: float = Field(default=2.0, ge=0.0, le=60.0)
     # Task-finished pushes wake parked waits; polling becomes the safety net (issue 13).
     push_completion: bool = False

@@ -20,11 +20,6 @@ from t2v.usecases.ports import ProviderDeps
 # The provider makes the task once it has the whole request, which the client's connect and write
 # timeouts (5 s + 10 s, dashscope.DEFAULT_TIMEOUT) bound; the read that follows creates nothing.
 CREATE_MAX_SECONDS = 16
-# How long a job's `create_sent_at` may take to show in the `by_created` index that `unbound_creates`
-# queries (a global secondary index is eventually consistent, usually well under a second): a task
-# younger than this may be a rival's whose create the index does not show yet. The setting
-# `index_lag_seconds` (INDEX_LAG_SECONDS) holds it; this is its default.
-INDEX_LAG_SECONDS = 2.0
 _UNFINISHED = frozenset({TaskStatus.PENDING, TaskStatus.RUNNING, TaskStatus.SUSPENDED})
 
 

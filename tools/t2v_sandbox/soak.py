@@ -450,7 +450,8 @@ class Submitter:
             return
         job.job_id = derive_job_id("eventbridge", answer["Entries"][0]["EventId"])
 
-    def prompt_file(self, jobs: list[PlannedJob], name: str) -> None:
+    def prompt_file(self, jobs: list[PlannedJob], name: str, *, upload: bool = False) -> None:
+        """One prompt file of these jobs; a batch file with `upload` goes in as `t2v upload` puts one."""
         from t2v.jobs import derive_job_id
 
         single = len(jobs) == 1 and jobs[0].scenario != "invalid"
@@ -459,8 +460,7 @@ class Submitter:
         else:
             key, data = f"{self.prefix}soak/{name}.jsonl", "\n".join(json.dumps(self.body(j)) for j in jobs)
         s3 = self.sb.client("s3")
-        if not single and int(name.lstrip("f") or 0) % 4 == 1:
-            # Every other batch file the way a user uploads one: `t2v upload` (its own key).
+        if upload and not single:  # `t2v upload`'s way: its own key
             uploaded = upload_prompt_file(self.place, f"soak-{name}.jsonl", data.encode())
             key = uploaded.key
             answer = (
@@ -523,14 +523,26 @@ def submit_all(
                     futures.append(pool.submit(submitter.event, job))
                 else:
                     pending_s3.append(job)
-                    # Alternate single .json files and small .jsonl batches.
+                    # Alternate single .json files and small .jsonl batches; every other batch file
+                    # goes in through `t2v upload`.
                     size = 1 if files % 2 == 0 else config.jsonl_lines
                     if len(pending_s3) >= size:
-                        futures.append(pool.submit(submitter.prompt_file, list(pending_s3), f"f{files:04d}"))
+                        futures.append(
+                            pool.submit(
+                                submitter.prompt_file,
+                                list(pending_s3),
+                                f"f{files:04d}",
+                                upload=files % 4 == 1,
+                            )
+                        )
                         pending_s3.clear()
                         files += 1
             if pending_s3:
-                futures.append(pool.submit(submitter.prompt_file, list(pending_s3), f"f{files:04d}"))
+                futures.append(
+                    pool.submit(
+                        submitter.prompt_file, list(pending_s3), f"f{files:04d}", upload=files % 4 == 1
+                    )
+                )
     finally:
         submitter.close()
     # A crash in the soak's own threads would silently skip what it meant to do (a door, a twin):

@@ -41,6 +41,7 @@ def test_another_moto_is_refused_before_any_patch(other_moto: None, monkeypatch:
     for name in ("_patch_lambda", "_patch_s3_notifications", "_patch_events", "_patch_stepfunctions_time"):
         monkeypatch.setattr(patches, name, lambda name=name: applied.append(name))
     monkeypatch.setattr(patches.moto_atomic, "install", lambda: applied.append("moto_atomic"))
+    monkeypatch.setattr(patches.patches_map, "install", lambda: applied.append("patches_map"))
 
     # When the sandbox installs its patches with moto 5.2.6 installed
     with pytest.raises(patches.MotoVersionError) as refused:

@@ -1,6 +1,8 @@
 """Patches that close moto 5.2.5's gaps against real AWS behaviour, installed once per process.
 
 Every patch delegates to the active `Runtime`; with no sandbox running, moto behaves as shipped.
+The exceptions are the Distributed Map features moto lacks (`patches_map`: ItemReader over JSON
+Lines, ItemBatcher), which need no runtime and touch no definition that does not use them.
 They replace moto's private names, so `install()` refuses any moto but `MOTO_VERSION`.
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import quote_plus, unquote_plus
 
-from t2v_sandbox import moto_atomic
+from t2v_sandbox import moto_atomic, patches_map
 
 LOG = logging.getLogger("t2v_sandbox")
 _install_lock = threading.Lock()
@@ -114,6 +116,7 @@ def install() -> None:
         _patch_s3_notifications()
         _patch_events()
         _patch_stepfunctions_time()
+        patches_map.install()
         logging.getLogger(_MOTO_SFN_LOGGER).addFilter(quiet_state_failures)
         _State.installed = True
 

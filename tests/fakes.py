@@ -91,6 +91,7 @@ class FakeJobs(FakeRecords):
         deadline_at: datetime,
         execution: str | None = None,
         owner: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[JobRecord, bool]:
         if job_id in self.items:
             return self.table.record(job_id), False
@@ -114,10 +115,13 @@ class FakeJobs(FakeRecords):
                 if isinstance(request.get("prompt"), str)
                 else {}
             ),
+            **copy.deepcopy(extra or {}),
         }
         return self.table.record(job_id), True
 
-    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write:
+    def claim_create(
+        self, job_id: str, *, now: datetime, stale_before: datetime, batch_id: str | None = None
+    ) -> Write:
         item = self.items[job_id]
         claimed = item.get("create_claimed_at")
         allowed = (

@@ -1,4 +1,5 @@
-"""api: the REST API in front of the pipeline (POST/GET/DELETE /videos, GET /usage). An adapter, no business logic."""
+"""api: the REST API in front of the pipeline (POST/GET/DELETE /videos and /batches, GET /usage). An adapter,
+no business logic."""
 
 from functools import cache
 from typing import Annotated, Any
@@ -8,6 +9,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from t2v.api import routes
+from t2v.api.batch_views import BatchPage, BatchRequest, BatchResults, BatchView
 from t2v.api.checks import MAX_IDEMPOTENCY_KEY_CHARS, base_path
 from t2v.api.edge import VideosApi
 from t2v.api.errors import error_answer, refused_before_routing
@@ -16,7 +18,7 @@ from t2v.families import AnyRequest, describe_models
 from t2v.jobs import JobStatus
 from t2v.jsontext import loads
 from t2v.listing import MAX_QUERY_CHARS, Q_DOC, SINCE_DOC, UNTIL_DOC, Order, parse_listing
-from t2v.wiring import build_api_deps, build_api_reads
+from t2v.wiring import build_api_batches, build_api_deps, build_api_reads
 
 logger = Logger()
 tracer = Tracer(patch_modules=["botocore", "httpx"])  # not patch_all: it imports sqlite3, http.client, ...
@@ -24,6 +26,7 @@ tracer = Tracer(patch_modules=["botocore", "httpx"])  # not patch_all: it import
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=loads)
 _deps = cache(build_api_deps)
 _reads = cache(build_api_reads)
+_batches = cache(lambda: build_api_batches(_deps()))
 
 
 def _api() -> VideosApi:
@@ -31,7 +34,9 @@ def _api() -> VideosApi:
     event = app.current_event
     context = event.request_context
     where = base_path(context.path, event.path, context.stage)
-    return VideosApi(_deps(), _reads(), principal=context.identity.user_arn, base_path=where)
+    return VideosApi(
+        _deps(), _reads(), principal=context.identity.user_arn, base_path=where, batches=_batches
+    )
 
 
 @app.post("/videos", status_code=202, **routes.CREATE)
@@ -65,7 +70,12 @@ def list_recent(
     order: Annotated[Order, Query(description="newest (default) or oldest first")] = Order.NEWEST,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    batch: Annotated[
+        str | None, Query(max_length=80, description="Only this batch's jobs, in line order")
+    ] = None,
 ) -> JobPage:
+    if batch is not None:
+        return _api().batch_jobs(batch, limit=limit, cursor=cursor)
     listing = parse_listing(status=status, since=since, until=until, q=q, order=order)
     return _api().recent(listing, limit=limit, cursor=cursor)
 
@@ -73,6 +83,35 @@ def list_recent(
 @app.delete("/videos/<job_id>", **routes.CANCEL)
 def cancel(job_id: str) -> JobView:
     return _api().cancel(job_id)
+
+
+@app.post("/batches", status_code=202, **routes.BATCH_OPEN)
+def open_batch(body: Annotated[BatchRequest, Body()]) -> Response[BatchView]:
+    view = _api().open_batch(body)
+    return Response(202, content_types.APPLICATION_JSON, view, {"Location": view.links["self"]})
+
+
+@app.get("/batches", **routes.BATCH_LIST)
+def list_batches(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+) -> BatchPage:
+    return _api().list_batches(limit=limit, cursor=cursor)
+
+
+@app.get("/batches/<batch_id>", **routes.BATCH_READ)
+def read_batch(batch_id: str) -> BatchView:
+    return _api().batch(batch_id)
+
+
+@app.delete("/batches/<batch_id>", **routes.BATCH_CANCEL)
+def cancel_batch(batch_id: str) -> BatchView:
+    return _api().cancel_batch(batch_id)
+
+
+@app.get("/batches/<batch_id>/results", **routes.BATCH_RESULTS)
+def batch_results(batch_id: str) -> BatchResults:
+    return _api().batch_results(batch_id)
 
 
 @app.get("/models", **routes.MODELS)

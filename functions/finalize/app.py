@@ -11,7 +11,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from t2v.contract import FINALIZE_INPUT, CatchInput, Ended, StepError, Succeeded
-from t2v.errors import PipelineError
+from t2v.errors import BatchCanceledError, PipelineError
 from t2v.jobs import JobStatus
 from t2v.request import InvalidRequestError
 from t2v.usecases.announce import FirstRecord, end_job
@@ -57,6 +57,10 @@ def ended_by(error: StepError) -> Ended:
     if error.Error == "States.Timeout":
         return Ended(
             status=JobStatus.TIMED_OUT, code="Timeout", message="the workflow exceeded its overall deadline"
+        )
+    if error.Error == BatchCanceledError.__name__:  # the line's batch was canceled before its create
+        return Ended(
+            status=JobStatus.CANCELED, code=BatchCanceledError.code, message=error.message() or error.Error
         )
     return Ended(status=JobStatus.FAILED, code=_code_for(error.Error), message=error.message() or error.Error)
 

@@ -1,4 +1,5 @@
-"""intake: S3 prompt files and EventBridge `Video Generation Requested` events start jobs."""
+"""intake: S3 prompt files and EventBridge `Video Generation Requested` events start jobs; a .jsonl
+file opens a batch."""
 
 from __future__ import annotations
 
@@ -19,17 +20,15 @@ metrics = Metrics()
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    def time_left() -> float:
-        return context.get_remaining_time_in_millis() / 1000
-
-    if CONTINUATION_KEY in event:  # the rest of a prompt file, handed on by an earlier invocation
-        report = handle_continuation(event, intake_deps(), time_left=time_left)
+    if CONTINUATION_KEY in event:  # the rest of a .jsonl an earlier release handed on: its batch runs it
+        report = handle_continuation(event, intake_deps())
     elif "Records" in event:
-        report = handle_s3_records(event, intake_deps(), time_left=time_left)
+        report = handle_s3_records(event, intake_deps())
     else:
         logger.append_keys(event_id=event.get("id"))
         report = handle_eventbridge(event, intake_deps())
     metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=len(report.started))
     metrics.add_metric(name="RequestsRejected", unit=MetricUnit.Count, value=len(report.rejected))
+    metrics.add_metric(name="BatchesOpened", unit=MetricUnit.Count, value=len(report.batches))
     logger.info("intake done", extra=report.as_dict())
     return report.as_dict()

@@ -559,7 +559,15 @@ def test_committed_openapi_document_is_current() -> None:
 
     assert gen.render() == committed, "docs/openapi.json is stale: run .venv/bin/python tools/gen_openapi.py"
     document = json.loads(committed)
-    assert set(document["paths"]) == {"/videos", "/videos/{job_id}", "/usage", "/models"}
+    assert set(document["paths"]) == {
+        "/videos",
+        "/videos/{job_id}",
+        "/usage",
+        "/models",
+        "/batches",
+        "/batches/{batch_id}",
+        "/batches/{batch_id}/results",
+    }
     assert "422" not in json.dumps(document["paths"])
 
 

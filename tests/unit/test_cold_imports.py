@@ -109,6 +109,17 @@ NOT_LOADED = {
     "park": {"sqlite3", "httpx", "t2v.intake", "t2v.usecases", "t2v.api", "t2v.dashscope"},
     "callback": {"sqlite3", "httpx", "t2v.intake", "t2v.usecases", "t2v.api", "t2v.dashscope"},
     "sweeper": {"sqlite3", "t2v.intake", "t2v.push", "t2v.usecases.finalize", "t2v.api"},
+    "batch": {
+        "sqlite3",
+        "httpx",
+        "t2v.dashscope",
+        "t2v.intake",
+        "t2v.push",
+        "t2v.usecases.finalize",
+        "t2v.usecases.submit",
+        "t2v.usecases.poll",
+        "t2v.api",
+    },
 }
 
 

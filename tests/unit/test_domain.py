@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from t2v.config import (
     ApiSettings,
+    BatchSettings,
     ConfigError,
     FinalizeSettings,
     IntakeSettings,
@@ -188,6 +189,7 @@ FUNCTION_SETTINGS = {
     "ParkFunction": PushSettings,
     "CallbackFunction": PushSettings,
     "SweeperFunction": SweeperSettings,
+    "BatchFunction": BatchSettings,
 }
 
 

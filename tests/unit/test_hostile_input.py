@@ -7,7 +7,7 @@ import json
 
 import pytest
 from t2v.families import parse_request
-from t2v.intake import CONTINUATION_KEY, Continuation
+from t2v.intake import CONTINUATION_KEY, IntakeDeps, PromptFile, handle_continuation
 from t2v.jsontext import MAX_DEPTH, loads
 from t2v.request import MAX_PROMPT_CHARS, REFUSED_PREFIX_CHARS, InvalidRequestError, RefusedRequest
 
@@ -77,14 +77,33 @@ def test_refusals_never_echo_a_long_value(raw: dict[str, object]) -> None:
     assert all(len(e.field) <= 100 for e in refused.value.errors)
 
 
-def test_a_continuation_event_of_the_corpus_round_trips() -> None:
-    event = load_event("intake_continuation.json")
-    continuation = Continuation.of(event)
-    assert (continuation.file.key, continuation.from_line) == ("prompts/batch.jsonl", 251)
-    assert continuation.event() == event
+def _intake(opened: list[PromptFile]) -> IntakeDeps:
+    def never(*_: object) -> bool:
+        raise AssertionError("a continuation starts no job of its own")
+
+    def open_batch(file: PromptFile) -> str:
+        opened.append(file)
+        return "batch-x"
+
+    return IntakeDeps(
+        starter=type("S", (), {"start": never})(),
+        record=never,
+        reject=never,
+        read_object=never,
+        defaults={},
+        open_batch=open_batch,
+    )
 
 
-@pytest.mark.parametrize("body", [{}, {"bucket": "b", "key": "k", "version": "v", "from_line": "x"}])
-def test_a_malformed_continuation_is_refused_naming_it(body: dict[str, object]) -> None:
+def test_a_continuation_event_of_an_earlier_release_opens_the_files_batch() -> None:
+    # An update can find one in flight: the file's batch runs it (its lines keep their job ids).
+    opened: list[PromptFile] = []
+    report = handle_continuation(load_event("intake_continuation.json"), _intake(opened))
+    assert [f.key for f in opened] == ["prompts/batch.jsonl"]
+    assert report.batches == ["batch-x"]
+
+
+@pytest.mark.parametrize("body", [{}, {"bucket": "b", "version": "v"}, "text", None])
+def test_a_malformed_continuation_is_refused_naming_it(body: object) -> None:
     with pytest.raises(InvalidRequestError, match="continuation"):
-        Continuation.of({CONTINUATION_KEY: body})
+        handle_continuation({CONTINUATION_KEY: body}, _intake([]))

@@ -220,10 +220,6 @@ class IntakeSettings(AnnounceSettings):
     default_duration: int = 5
     # The IAM identity that owns prompt-file and EventBridge jobs (who may read and cancel them).
     job_owner: str | None = None
-    # Set by Lambda: the function hands the rest of a long prompt file on to itself.
-    aws_lambda_function_name: str | None = None
-    intake_lines_per_invocation: int = Field(default=250, ge=1, le=100_000)
-    intake_handoff_seconds: float = Field(default=20.0, ge=0.0, le=900.0)
 
     @field_validator("output_prefix")
     @classmethod
@@ -245,6 +241,24 @@ class IntakeSettings(AnnounceSettings):
                     f"INPUT_IMAGES_PREFIX and {name} must not overlap (an image would start a job or look like an output)"
                 )
         return self
+
+
+class BatchSettings(AnnounceSettings, ExpectationSettings):
+    """Batches (t2v.usecases.batches): the doors that open them (intake, the API) and the batch function."""
+
+    batch_state_machine_arn: str | None = None
+    output_bucket: str | None = None  # where a batch's lines file and results are written
+    results_prefix: str = Field(default="results/", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}/$")
+    input_prefix: str = "prompts/"
+    default_size: str = "1280*720"
+    default_duration: int = 5
+    job_owner: str | None = None  # owner of batches uploaded under the input prefix (PromptJobOwner)
+    batch_line_notifications: bool = False  # announce each line's end too (the batch announces once anyway)
+    # How many lines of one batch run at once: the Map's children times their lines (the template's
+    # BatchChildrenInFlight x BatchLinesPerChild); a batch's expected time uses the smaller of this
+    # and the provider's learned cap.
+    batch_lines_in_flight: int = Field(default=40, ge=1, le=10_000)
+    max_batch_seconds: int = Field(default=14 * 86400, ge=60, le=30 * 86400)
 
 
 _STATE_MACHINE_ARN: Final = re.compile(

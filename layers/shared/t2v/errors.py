@@ -139,6 +139,30 @@ class JobAlreadyFinishedError(PipelineError):
     code = "JobAlreadyFinished"
 
 
+class BatchCanceledError(PipelineError):
+    """The line's batch was canceled before its provider task was created: the job ends CANCELED."""
+
+    code = "BatchCanceled"
+
+
+class BatchNotFoundError(PipelineError):
+    """No such batch (or another caller's)."""
+
+    code = "BatchNotFound"
+
+
+class BatchNotCancelableError(PipelineError):
+    """The batch already ended."""
+
+    code = "NotCancelable"
+
+
+class BatchRunningError(PipelineError):
+    """The batch has no results yet (or none at all: it was refused)."""
+
+    code = "BatchNotEnded"
+
+
 class BudgetExceededError(PipelineError):
     """The request would take the day's billed seconds over the configured cap."""
 

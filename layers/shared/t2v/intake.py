@@ -3,19 +3,18 @@
 Parsing is pure: any bytes in, a list of (line, request or error) out, never a crash. Starting
 jobs goes through the `Starter` port so it is tested against moto and in-memory fakes alike.
 
-A prompt file keeps one promise per line (every non-blank line of a `.jsonl`, the whole of a `.txt`
-or `.json`): exactly one job that ends, announced once. What is kept of a refused request is bounded
+A `.txt` or `.json` prompt file keeps one promise: exactly one job that ends, announced once. A
+`.jsonl` file is a batch (`t2v.usecases.batches`): intake only opens it, and the batch state machine
+reads and runs its lines on a Distributed Map. What is kept of a refused request is bounded
 (`RefusedRequest`: digest, size, prefix), so no record or message outgrows DynamoDB, SNS or
-EventBridge; one line's failure never stops the others (the invocation fails at the end, and its
-retry finds the lines done before as duplicates); and an invocation that runs short of time or has
-done its share of lines hands the rest of the file on to a new invocation (`Continuation`).
+EventBridge; one file's failure never stops the others (the invocation fails at the end, and its retry
+finds the files done before as duplicates).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
@@ -34,21 +33,16 @@ from t2v.usecases.announce import FirstRecord
 
 LOG = logging.getLogger(__name__)
 MAX_PROMPT_FILE_BYTES = 1024 * 1024
-MAX_JSONL_LINES = 1000
-# Jobs of one .jsonl file start this many per second (each Step Functions execution waits its turn
-# in a Wait state), so a batch of hundreds never floods the provider with creates.
-JSONL_STARTS_PER_SECOND = 2
-# A refused line costs about ten AWS calls (record, announce on SNS and EventBridge, marks): with
-# these bounds one invocation stays far inside the function's timeout, however slow the calls.
-LINES_PER_INVOCATION: Final = 250
-HANDOFF_MARGIN_SECONDS: Final = 20.0
+MAX_JSONL_LINES = 1000  # parse_prompt_file's own cap (a batch's lines are read by t2v.batches)
 MAX_ERROR_CHARS: Final = 1000
+# The event an earlier release's intake handed the rest of a .jsonl file on with: one still in flight
+# during an update opens the file's batch (its lines' job ids are the same, so none runs twice).
 CONTINUATION_KEY: Final = "t2v_continuation"
 
 
 class PromptFileIncompleteError(PipelineError):
-    """Some lines of a prompt file could not be started or reported; the rest were. Lambda retries the
-    invocation, which finds the lines done before as duplicates."""
+    """Some prompt files could not be started or reported; the rest were. Lambda retries the
+    invocation, which finds the files done before as duplicates."""
 
     code = "PromptFileIncomplete"
     retryable = True
@@ -155,11 +149,8 @@ class IntakeDeps:
     defaults: dict[str, Any]
     input_prefix: str = "prompts/"
     images: ImagePlace | None = None  # where requests may name s3:// images
-    # Invokes intake again, asynchronously, with a continuation event (see `Continuation`).
-    hand_on: Callable[[dict[str, Any]], None] | None = None
-    lines_per_invocation: int = LINES_PER_INVOCATION
-    handoff_margin_seconds: float = HANDOFF_MARGIN_SECONDS
-    max_lines: int = MAX_JSONL_LINES
+    # Opens the batch of a .jsonl file (t2v.usecases.batches.open_batch); its id.
+    open_batch: Callable[[PromptFile], str] | None = None
     # Whose jobs the file's and the events' lines are (PromptJobOwner), refused lines included.
     owner: str | None = None
 
@@ -169,8 +160,8 @@ class IntakeReport:
     started: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # lines whose start or report raised: retried
-    handed_on: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # files whose start or report raised: retried
+    batches: list[str] = field(default_factory=list)  # batches opened (.jsonl files)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -178,7 +169,7 @@ class IntakeReport:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "failed": self.failed,
-            "handed_on": self.handed_on,
+            "batches": self.batches,
         }
 
 
@@ -194,41 +185,6 @@ class PromptFile:
     @property
     def origin(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "key": self.key, "version": self.version}
-
-
-@dataclass(frozen=True, slots=True)
-class Continuation:
-    """The rest of a prompt file, from `from_line` on, for a new invocation (`{CONTINUATION_KEY: ...}`)."""
-
-    file: PromptFile
-    from_line: int
-    hops: int = 1
-
-    def event(self) -> dict[str, Any]:
-        f = self.file
-        return {
-            CONTINUATION_KEY: {
-                "bucket": f.bucket,
-                "key": f.key,
-                "version": f.version,
-                "version_id": f.version_id,
-                "from_line": self.from_line,
-                "hops": self.hops,
-            }
-        }
-
-    @classmethod
-    def of(cls, event: dict[str, Any]) -> Continuation:
-        body = event[CONTINUATION_KEY]
-        try:
-            file = PromptFile(
-                str(body["bucket"]), str(body["key"]), str(body["version"]), body.get("version_id")
-            )
-            return cls(file, int(body["from_line"]), int(body.get("hops", 1)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidRequestError(
-                [FieldError("continuation", f"malformed continuation event: {exc}")]
-            ) from None
 
 
 def _execution(
@@ -269,98 +225,52 @@ def prompt_files(event: dict[str, Any], input_prefix: str) -> list[PromptFile]:
     return files
 
 
-def handle_s3_records(
-    event: dict[str, Any], deps: IntakeDeps, *, time_left: Callable[[], float] = lambda: math.inf
-) -> IntakeReport:
-    """Every line of every file in the event; what this invocation has no time for is handed on."""
+def handle_s3_records(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
+    """Every prompt file in the event: a .jsonl opens its batch, a .txt or .json starts its one job."""
     report = IntakeReport()
-    pending = [Continuation(f, 0, hops=0) for f in prompt_files(event, deps.input_prefix)]
-    _run(pending, deps, report, time_left)
-    return report
-
-
-def handle_continuation(
-    event: dict[str, Any], deps: IntakeDeps, *, time_left: Callable[[], float] = lambda: math.inf
-) -> IntakeReport:
-    """The rest of a prompt file that an earlier invocation handed on."""
-    report = IntakeReport()
-    continuation = Continuation.of(event)
-    if continuation.file.key.startswith(deps.input_prefix):
-        _run([continuation], deps, report, time_left)
-    return report
-
-
-@dataclass
-class _Share:
-    """What one invocation may still do: a number of lines, while time is left. It always does at
-    least one line, so a chain of hand-offs ends with the file however little time each one has."""
-
-    lines: int
-    margin_seconds: float
-    time_left: Callable[[], float]
-    done: int = 0
-
-    def spent(self) -> bool:
-        return self.done > 0 and (self.done >= self.lines or self.time_left() < self.margin_seconds)
-
-
-def _run(
-    pending: list[Continuation], deps: IntakeDeps, report: IntakeReport, time_left: Callable[[], float]
-) -> None:
-    share = _Share(deps.lines_per_invocation, deps.handoff_margin_seconds, time_left)
-    for n, part in enumerate(pending):
-        rest = _process_file(part, deps, report, share)
-        if rest is not None:  # out of time or of this invocation's share: hand on what is left
-            for later in [rest, *pending[n + 1 :]]:
-                _hand_on(later, deps, report)
-            break
+    for file in prompt_files(event, deps.input_prefix):
+        try:
+            _process_file(file, deps, report)
+        except Exception:  # one file's failure never stops the others; the invocation fails at the end
+            LOG.exception("prompt file failed", extra={"key": file.key})
+            report.failed.append(file.key)
     if report.failed:
         raise PromptFileIncompleteError(
-            f"{len(report.failed)} line(s) could not be started or reported and will be retried: "
+            f"{len(report.failed)} prompt file(s) could not be started or reported and will be retried: "
             + ", ".join(report.failed[:5])
         )
+    return report
 
 
-def _hand_on(part: Continuation, deps: IntakeDeps, report: IntakeReport) -> None:
-    if deps.hand_on is None:
-        raise PipelineError("intake cannot hand the rest of a prompt file on (no hand_on port)")
-    event = Continuation(part.file, part.from_line, part.hops + 1).event()
-    deps.hand_on(event)
-    report.handed_on.append(event[CONTINUATION_KEY])
+def handle_continuation(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:
+    """The rest of a .jsonl file that an earlier release's intake handed on: its batch runs it."""
+    report = IntakeReport()
+    body = event.get(CONTINUATION_KEY)
+    try:
+        file = PromptFile(str(body["bucket"]), str(body["key"]), str(body["version"]), body.get("version_id"))  # type: ignore[index,union-attr]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InvalidRequestError(
+            [FieldError("continuation", f"malformed continuation event: {exc}")]
+        ) from None
+    if file.key.startswith(deps.input_prefix):
+        _process_file(file, deps, report)
+    return report
 
 
-def _process_file(
-    part: Continuation, deps: IntakeDeps, report: IntakeReport, share: _Share
-) -> Continuation | None:
-    """Start or refuse each line from `part.from_line` on; the continuation of what is left, if any."""
-    file = part.file
+def _process_file(file: PromptFile, deps: IntakeDeps, report: IntakeReport) -> None:
+    if file.key.lower().endswith(".jsonl") and deps.open_batch is not None:
+        report.batches.append(deps.open_batch(file))
+        return
     data = deps.read_object(file.bucket, file.key, file.version_id)
-    valid_index = 0
-    for item in parse_prompt_file(file.key, data, deps.defaults, max_lines=deps.max_lines, place=deps.images):
-        if item.line >= part.from_line and share.spent():
-            return Continuation(file, item.line, part.hops)
-        if item.request is not None:
-            valid_index += 1  # counted over the whole file: the same start delays in every part
-        if item.line < part.from_line:
-            continue
-        share.done += 1
+    for item in parse_prompt_file(file.key, data, deps.defaults, place=deps.images):
         job_id = derive_job_id("s3", file.bucket, file.key, file.version, str(item.line))
         origin = {**file.origin, "line": item.line}
-        try:
-            if item.request is None:
-                message = item.error or "invalid request"
-                _reject(deps, job_id, message=message, raw=item.raw, source="s3", origin=origin)
-                report.rejected.append(job_id)
-            else:
-                # The file's valid requests start JSONL_STARTS_PER_SECOND a second, in line order.
-                delay = (valid_index - 1) // JSONL_STARTS_PER_SECOND
-                _start(deps, report, _execution(job_id, item.request, "s3", origin, delay))
-        except Exception:  # one line's failure never stops the others; the invocation fails at the end
-            LOG.exception(
-                "prompt file line failed", extra={"key": file.key, "line": item.line, "job_id": job_id}
-            )
-            report.failed.append(job_id)
-    return None
+        if item.request is None:
+            message = item.error or "invalid request"
+            _reject(deps, job_id, message=message, raw=item.raw, source="s3", origin=origin)
+            report.rejected.append(job_id)
+        else:
+            _start(deps, report, _execution(job_id, item.request, "s3", origin, 0))
 
 
 def handle_eventbridge(event: dict[str, Any], deps: IntakeDeps) -> IntakeReport:

@@ -147,6 +147,10 @@ class JobRecord(BaseModel):
     # adopted by listing before the task showed its request: checked once it does (usecases.poll)
     adopted_unproven: bool = False
     owner: str | None = None  # the IAM identity the job belongs to (API callers; see usecases.videos)
+    # a line of a batch (t2v.batches): its batch, its line number, and whether its end is announced
+    batch_id: str | None = None
+    batch_line: int | None = None
+    quiet: bool = False  # a batch line's end is not announced on its own (the batch announces once)
     # the daily budgets (t2v.adapters.budget): charged once, refunded at most once (t2v.billing)
     budget_day: str | None = None
     billed_seconds: int | None = None

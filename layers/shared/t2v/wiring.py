@@ -21,6 +21,7 @@ from t2v.adapters.workflow import TaskTokens, Workflow
 from t2v.config import (
     AnnounceSettings,
     ApiSettings,
+    BatchSettings,
     DashScopeSettings,
     FinalizeSettings,
     IntakeSettings,
@@ -40,10 +41,12 @@ if TYPE_CHECKING:
     from t2v.contract import ExecutionInput
     from t2v.dashscope import DashScopeClient
     from t2v.intake import IntakeDeps
+    from t2v.jobs import JobRecord
     from t2v.push import PushDeps
     from t2v.signals import Signals
     from t2v.sweeper import SweepDeps
     from t2v.usecases.announce import AnnounceDeps
+    from t2v.usecases.batches import BatchDeps
     from t2v.usecases.capacity import Governor
     from t2v.usecases.finalize import FinalizeDeps
     from t2v.usecases.ports import ProviderClient, ProviderDeps
@@ -238,11 +241,12 @@ def finalize_deps() -> FinalizeDeps:
 
 @cache
 def intake_deps() -> IntakeDeps:
-    from t2v.adapters.invoker import AsyncInvoker
     from t2v.adapters.storage import VideoStore
-    from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps
+    from t2v.batches import BatchFile
+    from t2v.intake import MAX_PROMPT_FILE_BYTES, IntakeDeps, PromptFile
     from t2v.times import utcnow
     from t2v.usecases.announce import end_job
+    from t2v.usecases.batches import open_batch
 
     settings = IntakeSettings.from_env()
     store = VideoStore()
@@ -266,7 +270,18 @@ def intake_deps() -> IntakeDeps:
         )
         return new
 
-    function = settings.aws_lambda_function_name
+    def open_file_batch(file: PromptFile) -> str:
+        batches = build_batch_deps(BatchSettings.from_env())
+        batch = open_batch(
+            BatchFile(file.bucket, file.key, file.version, file.version_id),
+            owner=settings.job_owner,
+            source="s3",
+            notify_lines=batches_settings.batch_line_notifications,
+            deps=batches,
+        )
+        return batch.batch_id
+
+    batches_settings = BatchSettings.from_env()
     return IntakeDeps(
         starter=Workflow(settings.state_machine_arn),
         record=record,
@@ -275,9 +290,7 @@ def intake_deps() -> IntakeDeps:
         defaults={"size": settings.default_size, "duration": settings.default_duration},
         input_prefix=settings.input_prefix,
         images=settings.image_place,
-        hand_on=AsyncInvoker(function) if function else None,
-        lines_per_invocation=settings.intake_lines_per_invocation,
-        handoff_margin_seconds=settings.intake_handoff_seconds,
+        open_batch=open_file_batch if batches_settings.batch_state_machine_arn else None,
         owner=settings.job_owner,
     )
 
@@ -340,3 +353,84 @@ def sweep_deps() -> SweepDeps:
         signals=signals(),
         backfill=repos.jobs.backfill_owner_status,
     )
+
+
+def build_batch_deps(
+    settings: BatchSettings | None = None, *, cancel_job: Callable[..., None] | None = None
+) -> BatchDeps:
+    """What opening, running, canceling and collecting batches needs (t2v.usecases.batches)."""
+    from t2v.adapters.batches_repo import BatchesRepository
+    from t2v.adapters.capacity_leases import CapacityLeases
+    from t2v.adapters.notifier import Notifier
+    from t2v.adapters.storage import VideoStore
+    from t2v.batches import Line, expected_seconds
+    from t2v.billing import Caps
+    from t2v.families import tier_of
+    from t2v.schedule import quantile
+    from t2v.usecases.batches import BatchDeps
+
+    settings = settings or BatchSettings.from_env()
+    repos = Repositories.over(settings.jobs_table)
+    stats = PollStats(repos.table, default_scale=settings.generation_time_scale)
+    leases = CapacityLeases(repos.table, ceiling=settings.provider_max_tasks_in_flight)
+
+    def estimate(lines: list[Line]) -> tuple[float, int]:
+        """The lines' time at the learned cap: each line's tier's median queue and run seconds."""
+        slots = max(1, min(leases.state().working.cap, settings.batch_lines_in_flight))
+        per_tier: dict[object, float] = {}
+        seconds: list[float] = []
+        for line in lines:
+            if line.request is None:
+                continue
+            tier = tier_of(line.request)
+            if tier not in per_tier:
+                history = stats.history(tier)
+                per_tier[tier] = quantile(sorted(history.queue), 0.5) + quantile(sorted(history.run), 0.5)
+            seconds.append(per_tier[tier])
+        return expected_seconds(seconds, slots), slots
+
+    caps = None
+    if settings.budgets_on:
+        caps = Caps(
+            account=settings.daily_budget_seconds, caller=settings.caller_daily_budget_seconds, owner=None
+        )
+    return BatchDeps(
+        batches=BatchesRepository(repos.table),
+        announce=build_announce_deps(settings, repos=repos),
+        store=VideoStore(),
+        notifier=Notifier(
+            topic_arn=settings.topic_arn,
+            event_bus_name=settings.event_bus_name,
+            event_source=settings.event_source,
+        ),
+        starter=Workflow(settings.batch_state_machine_arn or ""),
+        bucket=settings.output_bucket or "",
+        results_prefix=settings.results_prefix,
+        defaults={"size": settings.default_size, "duration": settings.default_duration},
+        place=settings.image_place,
+        caps=caps,
+        max_batch_seconds=settings.max_batch_seconds,
+        estimate=estimate,
+        cancel_job=cancel_job,
+        notify_lines=settings.batch_line_notifications,
+    )
+
+
+@cache
+def batch_deps() -> BatchDeps:
+    return build_batch_deps()
+
+
+def build_api_batches(api: ApiDeps) -> BatchDeps | None:
+    """The API's batches (None when the stack runs none): a batch's cancel cancels its lines as a
+    user's DELETE of each would (`cancel_video`, as their owner)."""
+    from t2v.usecases.videos import Caller, cancel_video
+
+    settings = BatchSettings.from_env()
+    if not settings.batch_state_machine_arn:
+        return None
+
+    def cancel_job(job: JobRecord) -> None:
+        cancel_video(job.job_id, Caller(principal=job.owner or "", admin=True), api)
+
+    return build_batch_deps(settings, cancel_job=cancel_job)

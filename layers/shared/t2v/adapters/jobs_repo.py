@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from t2v.adapters import is_conditional_failure
 from t2v.adapters.jobs_table import JobsTable, job_record, plain, to_dynamo
-from t2v.errors import InvalidCursorError
+from t2v.errors import BatchCanceledError, InvalidCursorError, PipelineError
 from t2v.jobs import TERMINAL, JobRecord, JobStatus, Write, owner_status_key, statuses_that_may_move_to
 from t2v.listing import JobListing, JobsRead, Order, search_text
 from t2v.times import iso, utcnow
@@ -276,8 +276,11 @@ class JobsRepository(JobsTable):
         deadline_at: datetime,
         execution: str | None = None,
         owner: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[JobRecord, bool]:
-        """Insert the ACCEPTED job unless it exists. Returns the stored job and whether it was new."""
+        """Insert the ACCEPTED job unless it exists. Returns the stored job and whether it was new.
+
+        `extra`: fields a door sets at once (a batch line's batch, and the charge its batch reserved)."""
         item: dict[str, Any] = {
             "pk": job_id,
             "kind": "job",
@@ -297,6 +300,7 @@ class JobsRepository(JobsTable):
             item["execution"] = execution
         if owner:
             item["owner"] = owner  # who may see and cancel it (GSI by_owner)
+        item.update(extra or {})
         prompt = request.get("prompt")
         if isinstance(prompt, str):
             item["prompt_lc"] = search_text(prompt)  # what GET /videos?q= searches
@@ -321,26 +325,70 @@ class JobsRepository(JobsTable):
             raise
         return True
 
-    def claim_create(self, job_id: str, *, now: datetime, stale_before: datetime) -> Write:
+    def claim_create(
+        self, job_id: str, *, now: datetime, stale_before: datetime, batch_id: str | None = None
+    ) -> Write:
         """Take the right to call the provider's create for this job.
 
         Succeeds when nobody holds a claim, or when the previous claim is older than `stale_before`
         (its holder crashed or its answer was lost; the caller must reconcile before creating).
+        A batch line's claim is one transaction with its batch still RUNNING: once a batch's cancel is
+        written no line of it creates a task (BatchCanceledError).
         """
-        return self._update(
-            job_id,
-            UpdateExpression="SET create_claimed_at = :now, updated_at = :now ADD create_attempts :one",
-            ConditionExpression="attribute_exists(pk) AND attribute_not_exists(task_id) AND #s IN (:accepted, :waiting) "
+        update: dict[str, Any] = {
+            "UpdateExpression": "SET create_claimed_at = :now, updated_at = :now ADD create_attempts :one",
+            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(task_id) AND #s IN (:accepted, :waiting) "
             "AND (attribute_not_exists(create_claimed_at) OR create_claimed_at < :stale)",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {
                 ":now": iso(now),
                 ":one": 1,
                 ":stale": iso(stale_before),
                 ":accepted": JobStatus.ACCEPTED.value,
                 ":waiting": JobStatus.WAITING.value,  # queued for capacity: no task yet either
             },
-        )
+        }
+        if batch_id is None:
+            return self._update(job_id, **update)
+        return self._claim_in_batch(job_id, batch_id, update)
+
+    def _claim_in_batch(self, job_id: str, batch_id: str, update: dict[str, Any]) -> Write:
+        from t2v.adapters.batches_repo import batch_key  # only batch lines need it
+
+        client = self._table.meta.client
+        items: list[dict[str, Any]] = [
+            {"Update": {"TableName": self.table_name, "Key": {"pk": job_id}, **update}},
+            {
+                "ConditionCheck": {
+                    "TableName": self.table_name,
+                    "Key": {"pk": batch_key(batch_id)},
+                    "ConditionExpression": "#s = :running",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":running": "RUNNING"},
+                }
+            },
+        ]
+        try:
+            client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = list(dict(exc.response).get("CancellationReasons") or [])  # type: ignore[call-overload]
+            codes = [str(r.get("Code")) for r in reasons]
+            if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                raise BatchCanceledError(
+                    f"job {job_id}: its batch {batch_id} was canceled before its task was created"
+                ) from None
+            if codes and codes[0] == "ConditionalCheckFailed":
+                current = self._read_job(job_id)
+                if current is None:
+                    raise PipelineError(f"job {job_id} not found") from None
+                return Write(False, current)
+            raise
+        current = self._read_job(job_id)
+        if current is None:
+            raise PipelineError(f"job {job_id} not found")
+        return Write(True, current)
 
     def release_claim(self, job_id: str) -> None:
         """The create surely did not reach the provider (refused or never sent): allow a new one."""
@@ -401,6 +449,8 @@ class JobsRepository(JobsTable):
         )
         if moved.done and new in TERMINAL and moved.job.task_id:
             self._count_active(-1)  # counted when the task was bound; every terminal move happens once
+        if new in TERMINAL and moved.job.status in TERMINAL and moved.job.batch_id:
+            self._settle_batch_line(moved.job)  # also a retry of an end already written: counted once
         return moved
 
     def update_fields(self, job_id: str, fields: dict[str, Any], *, now: datetime) -> JobRecord:

@@ -105,6 +105,21 @@ class JobsTable(DynamoTable):
             return Write(False, job_record(current))
         return Write(True, job_record(item))
 
+    def _settle_batch_line(self, job: JobRecord) -> None:
+        """Count a batch line's end on its batch, once: its id leaves the batch's `active` set in the
+        same write that counts it, on condition that it is still there (t2v.adapters.batches_repo)."""
+        try:
+            self._table.update_item(
+                Key={"pk": f"batch#{job.batch_id}"},
+                UpdateExpression="DELETE active :j ADD #n :one",
+                ConditionExpression="contains(active, :id)",
+                ExpressionAttributeNames={"#n": f"ended_{job.status.value}"},
+                ExpressionAttributeValues={":j": {job.job_id}, ":id": job.job_id, ":one": 1},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
     def _count_active(self, delta: int) -> None:
         """The account-wide count of running jobs the poll schedule shares its budget among."""
         self._table.update_item(

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 SUCCEEDED_DETAIL_TYPE = "Video Generation Succeeded"
 FAILED_DETAIL_TYPE = "Video Generation Failed"
+BATCH_DETAIL_TYPE = "Video Batch Ended"  # a batch's one announcement (t2v.batches.batch_message)
 
 
 class Notifier:
@@ -48,11 +49,12 @@ class Notifier:
         """The SNS message (attributes `status`, `source`, `owner` and `notification_id` for filtering
         and deduplication; `owner` is `none` for a job refused before it had one). Returns its message id."""
         status = str(message["status"])
-        subject = (
-            f"Video ready: {message['job_id']}"
-            if status == "SUCCEEDED"
-            else f"Video generation {status}: {message['job_id']}"
-        )
+        if "batch_id" in message and "job_id" not in message:
+            subject = f"Video batch {status}: {message['batch_id']}"
+        elif status == "SUCCEEDED":
+            subject = f"Video ready: {message['job_id']}"
+        else:
+            subject = f"Video generation {status}: {message['job_id']}"
         result = self._sns_client.publish(
             TopicArn=self._topic_arn,
             Subject=subject[:100],
@@ -63,7 +65,7 @@ class Notifier:
                 "owner": {"DataType": "String", "StringValue": str(message.get("owner") or "none")},
                 "notification_id": {
                     "DataType": "String",
-                    "StringValue": str(message.get("notification_id") or message["job_id"]),
+                    "StringValue": str(message.get("notification_id") or message.get("job_id")),
                 },
             },
         )
@@ -73,11 +75,14 @@ class Notifier:
         """`Video Generation Succeeded` or `Video Generation Failed` on the bus; EventPublishError when
         EventBridge refused it."""
         succeeded = str(message["status"]) == "SUCCEEDED"
+        detail_type = SUCCEEDED_DETAIL_TYPE if succeeded else FAILED_DETAIL_TYPE
+        if "batch_id" in message and "job_id" not in message:
+            detail_type = BATCH_DETAIL_TYPE
         answer = self._events_client.put_events(
             Entries=[
                 {
                     "Source": self._source,
-                    "DetailType": SUCCEEDED_DETAIL_TYPE if succeeded else FAILED_DETAIL_TYPE,
+                    "DetailType": detail_type,
                     "Detail": json.dumps(message, ensure_ascii=False),
                     "EventBusName": self._bus,
                     "Resources": [],
@@ -91,5 +96,5 @@ class Notifier:
                 f"{e['ErrorCode']}: {e.get('ErrorMessage', '')}".rstrip(": ") for e in refused
             )
             raise EventPublishError(
-                f"EventBridge refused the outcome event of {message['job_id']}: {reasons}"
+                f"EventBridge refused the outcome event of {message.get('job_id') or message.get('batch_id')}: {reasons}"
             )

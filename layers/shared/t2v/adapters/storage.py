@@ -113,6 +113,25 @@ class VideoStore:
             ServerSideEncryption="AES256",
         )
 
+    def version_of(
+        self, *, bucket: str, key: str, version: str | None = None
+    ) -> tuple[str | None, str] | None:
+        """(versionId, ETag) of an object, None when there is no such object (or version)."""
+        client: Any = self._client
+        extra = {"VersionId": version} if version else {}
+        try:
+            head = client.head_object(Bucket=bucket, Key=key, **extra)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchKey", "NotFound", "400"}:
+                return None
+            raise
+        return head.get("VersionId"), str(head.get("ETag", "")).strip('"')
+
+    def put_bytes(self, *, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        self._client.put_object(
+            Bucket=bucket, Key=key, Body=data, ContentType=content_type, ServerSideEncryption="AES256"
+        )
+
     def read_capped(self, *, bucket: str, key: str, version: str | None, cap: int) -> bytes:
         """An object's bytes, or cap + 1 bytes when it is larger (the caller reports the cap)."""
         client: Any = self._client

@@ -6,9 +6,11 @@ with the read side's ports: the tier timings (progress) and the store (video URL
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from t2v.api.batch_views import BatchPage, BatchRequest, BatchResults, BatchView, batch_view
 from t2v.api.views import (
     Accepted,
     JobPage,
@@ -25,9 +27,19 @@ from t2v.api.views import (
     usage_view,
     video_view,
 )
+from t2v.errors import ForbiddenError
 from t2v.jobs import JobRecord
 from t2v.listing import SEARCH_BOUND, JobListing
 from t2v.request import RequestBase
+from t2v.usecases.batches import (
+    BatchDeps,
+    batch_jobs,
+    cancel_batch,
+    list_batches,
+    open_api_batch,
+    owned_batch,
+    results_links,
+)
 from t2v.usecases.videos import (
     ApiDeps,
     Caller,
@@ -58,6 +70,8 @@ class VideosApi:
     reads: ReadSide
     principal: str | None
     base_path: str = ""
+    # Built on a batch route's first use (None, or building None: this stack runs no batches).
+    batches: Callable[[], BatchDeps | None] | None = None
 
     def accept(
         self, request: RequestBase, *, idempotency_key: str | None, origin: dict[str, Any]
@@ -94,6 +108,58 @@ class VideosApi:
     def usage(self) -> UsageView:
         caller = self._caller()
         return usage_view(caller_usage(caller, self.deps), caller.principal)
+
+    # -- batches (docs/batches.md) -------------------------------------------------------------
+    def open_batch(self, body: BatchRequest) -> BatchView:
+        caller, deps = self._caller(), self._batches()
+        place = self.deps.settings.image_place
+        notify = body.notify_lines if body.notify_lines is not None else deps.notify_lines
+        batch = open_api_batch(
+            body.key,
+            version=body.version,
+            notify_lines=notify,
+            principal=caller.principal,
+            folder=place.folder_of(caller.principal) if place is not None else None,
+            deps=deps,
+        )
+        return batch_view(batch, now=self.deps.clock(), base_path=self.base_path)
+
+    def list_batches(self, *, limit: int, cursor: str | None) -> BatchPage:
+        batches, next_cursor = list_batches(
+            self._caller().principal, self._batches(), limit=limit, cursor=cursor
+        )
+        now = self.deps.clock()
+        return BatchPage(
+            items=[batch_view(b, now=now, base_path=self.base_path) for b in batches], next_cursor=next_cursor
+        )
+
+    def batch(self, batch_id: str) -> BatchView:
+        caller = self._caller()
+        batch = owned_batch(batch_id, caller.principal, caller.admin, self._batches())
+        return batch_view(batch, now=self.deps.clock(), base_path=self.base_path)
+
+    def cancel_batch(self, batch_id: str) -> BatchView:
+        caller = self._caller()
+        batch = cancel_batch(batch_id, caller.principal, caller.admin, self._batches())
+        return batch_view(batch, now=self.deps.clock(), base_path=self.base_path)
+
+    def batch_results(self, batch_id: str) -> BatchResults:
+        caller, deps = self._caller(), self._batches()
+        batch = owned_batch(batch_id, caller.principal, caller.admin, deps)
+        return BatchResults(**results_links(batch, deps, seconds=self.deps.settings.presign_seconds))
+
+    def batch_jobs(self, batch_id: str, *, limit: int, cursor: str | None) -> JobPage:
+        caller, deps = self._caller(), self._batches()
+        batch = owned_batch(batch_id, caller.principal, caller.admin, deps)
+        jobs, next_cursor = batch_jobs(batch, deps, limit=limit, cursor=cursor)
+        ctx = self._context()
+        return JobPage(items=[self._view(job, ctx) for job in jobs], next_cursor=next_cursor)
+
+    def _batches(self) -> BatchDeps:
+        deps = self.batches() if self.batches is not None else None
+        if deps is None:
+            raise ForbiddenError("batches are not served by this stack (no batch state machine)")
+        return deps
 
     def _caller(self) -> Caller:
         return caller_from(self.principal, self.deps.settings)

@@ -20,6 +20,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 
 from t2v.api.checks import UnsupportedMediaTypeError, check_body, invalid_request
 from t2v.errors import (
+    BatchNotCancelableError,
+    BatchNotFoundError,
+    BatchRunningError,
     CreateInProgressError,
     ForbiddenError,
     IdempotencyConflictError,
@@ -39,6 +42,9 @@ HTTP_ERRORS: Final[tuple[tuple[type[Exception], HTTPStatus, str | None], ...]] =
     (ForbiddenError, HTTPStatus.FORBIDDEN, None),
     (NotFoundError, HTTPStatus.NOT_FOUND, "NotFound"),
     (JobNotFoundError, HTTPStatus.NOT_FOUND, None),
+    (BatchNotFoundError, HTTPStatus.NOT_FOUND, None),
+    (BatchNotCancelableError, HTTPStatus.CONFLICT, None),
+    (BatchRunningError, HTTPStatus.CONFLICT, None),
     (NotCancelableError, HTTPStatus.CONFLICT, None),
     (IdempotencyConflictError, HTTPStatus.CONFLICT, None),
     (CreateInProgressError, HTTPStatus.CONFLICT, None),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, TypedDict
 
+from t2v.api.batch_views import BatchPage, BatchResults, BatchView
 from t2v.api.views import Accepted, ErrorResponse, JobPage, JobView, ModelsView, UsageView
 
 if TYPE_CHECKING:
@@ -59,4 +60,27 @@ USAGE: Final = _route(
 MODELS: Final = _route(
     "The model families a request may name: each one's fields, choices, images and image limits",
     (200, "From the registry (t2v.families)", ModelsView),
+)
+
+_NO_BATCH: Final = (404, "No such batch (or another caller's)")
+BATCH_OPEN: Final = _route(
+    "Run a .jsonl in the caller's own folder of the bucket as a batch (a repeated POST finds the same batch)",
+    (202, "Opened: the file is read next (status READING)", BatchView),
+    (400, "`fields` names `key` and its rule: not .jsonl, not in the caller's folder, no such object"),
+)
+BATCH_LIST: Final = _route(
+    "List the caller's batches, newest first", (200, "A page", BatchPage), (400, "Bad query")
+)
+BATCH_READ: Final = _route("Read one of the caller's batches", (200, "The batch", BatchView), _NO_BATCH)
+BATCH_CANCEL: Final = _route(
+    "Cancel a batch: no line starts after this answer; queued lines end CANCELED, PENDING tasks are canceled, running ones finish",
+    (200, "CANCELING (or already CANCELED)", BatchView),
+    _NO_BATCH,
+    (409, "The batch already ended"),
+)
+BATCH_RESULTS: Final = _route(
+    "The batch's results (one line per input line) and summary, as presigned GETs",
+    (200, "Ended: the links", BatchResults),
+    _NO_BATCH,
+    (409, "BatchNotEnded: the batch is still running, or was refused (no results)"),
 )

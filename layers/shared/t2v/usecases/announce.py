@@ -157,7 +157,16 @@ def _announce(job: JobRecord, deps: AnnounceDeps) -> JobRecord:
     _refund(job, deps)
     if job.notified and job.event_sent_at:
         return job
+    if job.quiet:  # a batch line: its batch announces once for all its lines (t2v.usecases.batches)
+        return _settle_quietly(job, deps)
     return _publish_once(job, deps)
+
+
+def _settle_quietly(job: JobRecord, deps: AnnounceDeps) -> JobRecord:
+    """Mark a quiet line as settled without publishing, so nobody (a retry, the sweeper) announces it."""
+    now = deps.clock()
+    deps.announcements.mark_notified(job.job_id, now=now, message_id="quiet")
+    return deps.repo.update_fields(job.job_id, {"event_sent_at": iso(now)}, now=now)
 
 
 def _refund(job: JobRecord, deps: AnnounceDeps) -> None:

@@ -51,7 +51,7 @@ def submit_job(event: SubmitInput, deps: ProviderDeps) -> SubmitResult:
         if waiting is not None:
             return waiting
     stale_before = now - timedelta(seconds=deps.settings.create_claim_stale_seconds)
-    claim = deps.repo.claim_create(job_id, now=now, stale_before=stale_before)
+    claim = deps.repo.claim_create(job_id, now=now, stale_before=stale_before, batch_id=job.batch_id)
     if not claim.done:
         current = claim.job
         if current.task_id:

@@ -90,6 +90,8 @@ class BatchApi(FakeApi):
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path.removeprefix("/v1")
+        if self.down:
+            raise httpx.ConnectError("connection refused", request=request)
         if request.url.host == "s3.test" and path.startswith("/results/"):
             return httpx.Response(200, content=self.results)
         if not path.startswith("/batches"):
@@ -111,6 +113,9 @@ class BatchApi(FakeApi):
         if request.method == "GET" and parts == ["batches"]:
             items = sorted(self.batches.values(), key=lambda b: str(b["created_at"]), reverse=True)
             return httpx.Response(200, json={"items": items, "next_cursor": None})
+        return self._one(request.method, parts)
+
+    def _one(self, method: str, parts: list[str]) -> httpx.Response:
         batch_id = parts[1]
         if batch_id not in self.batches:
             return httpx.Response(
@@ -132,7 +137,7 @@ class BatchApi(FakeApi):
                     "summary_url": url,
                 },
             )
-        if request.method == "DELETE":
+        if method == "DELETE":
             if ended:
                 error = {"code": "BatchEnded", "message": f"batch {batch_id} already ended {batch['status']}"}
                 return httpx.Response(409, json={"error": error})

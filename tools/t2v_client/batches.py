@@ -287,3 +287,19 @@ def ended_line(view: dict[str, Any]) -> str:
     if results_text(view):
         line += f"; results: t2v batch results {batch_id} -o FILE"
     return line
+
+
+def batch_facts(view: dict[str, Any]) -> dict[str, Any]:
+    """What a page shows of a batch view, read once (the console's templates)."""
+    found = fraction(view)
+    return {
+        "fraction": found,
+        "percent": percent(found),
+        "done": done_count(view),
+        "total": total_lines(view),
+        "counts": counts(view),
+        "ended": view.get("status") in ENDED,
+        "file": file_text(view),
+        "short_key": short_key(view),
+        "results": results_text(view),
+    }

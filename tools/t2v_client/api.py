@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 import httpx
@@ -113,9 +113,22 @@ class ApiClient:
         until: str | None = None,
         q: str | None = None,
         order: str | None = None,
+        batch: str | None = None,
     ) -> Any:
         query = {"status": status, "limit": limit, "cursor": cursor, "since": since, "until": until}
-        return self.ok("GET", "/videos", query={**query, "q": q, "order": order})
+        return self.ok("GET", "/videos", query={**query, "q": q, "order": order, "batch": batch})
+
+    # --- batches (docs/batches.md)
+    def submit_batch(self, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.ok("POST", "/batches", json_body=body)
+        return result
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.ok("GET", f"/batches/{batch_id}")
+        return result
+
+    def list_batches(self, *, limit: int | None = None, cursor: str | None = None) -> Any:
+        return self.ok("GET", "/batches", query={"limit": limit, "cursor": cursor})
 
     def models(self) -> Catalog:
         """The model families the API serves (GET /models); CliError when it cannot say."""
@@ -188,6 +201,21 @@ class ApiClient:
         finally:
             tmp.unlink(missing_ok=True)
         return size, digest.hexdigest()
+
+    def copy_to(self, url: str, out: BinaryIO) -> int:
+        """Stream a presigned URL's bytes into `out` (standard output); the bytes written."""
+        size = 0
+        try:
+            with self._http.stream("GET", url, timeout=300.0) as response:
+                if response.status_code != 200:
+                    raise CliError(f"download failed: HTTP {response.status_code} from the presigned URL")
+                for chunk in _chunks(response):
+                    out.write(chunk)
+                    size += len(chunk)
+        except httpx.TransportError as exc:
+            raise CliError(f"download failed: {exc}", ExitCode.UNREACHABLE) from None
+        out.flush()
+        return size
 
 
 def _chunks(response: httpx.Response) -> Iterator[bytes]:

@@ -44,6 +44,8 @@ from flask import (
     url_for,
 )
 from t2v_client import CliError, error_line
+from t2v_client.batches import ENDED as BATCH_ENDED
+from t2v_client.batches import BatchFileError, batch_facts
 from t2v_client.models import ModelsError
 from werkzeug.datastructures import FileStorage
 from werkzeug.exceptions import HTTPException
@@ -114,6 +116,7 @@ def create_app(backend: ConsoleBackend) -> Flask:
     app.add_template_filter(cost_line, "cost")
     app.add_template_filter(cancellable, "cancellable")
     app.add_template_filter(job_images, "images")
+    app.add_template_filter(batch_facts, "batch")
     app.add_template_global(default_form, "default_form")
     app.register_blueprint(pages)
     app.register_error_handler(CliError, _unreachable)
@@ -170,6 +173,7 @@ def _globals() -> dict[str, Any]:
         "identity": backend.identity,
         "statuses": STATUSES,
         "terminal": TERMINAL,
+        "batch_ended": BATCH_ENDED,
         "budget_line": lambda: None if g.get("unreachable") else backend.budget_line(),
         "api_timeout": API_TIMEOUT_SECONDS,
         "notice_kind": _notice_kind(),
@@ -199,7 +203,7 @@ def _http_error(exc: HTTPException) -> Any:
         return exc  # a routing redirect (a trailing slash), not an error
     if request.path.startswith("/fragments/"):
         return render_template("_reconnecting.html", message=exc.description), code
-    heading = {404: "Not found", 403: "Refused", 421: "Wrong address"}.get(code, exc.name)
+    heading = {404: "Not found", 403: "Refused", 409: "Not yet", 421: "Wrong address"}.get(code, exc.name)
     g.unreachable = code == 502  # the API answered badly: the header asks it nothing more
     return render_template("error.html", heading=heading, message=exc.description, code=code), code
 
@@ -400,6 +404,161 @@ def cancel(job_id: str) -> Any:
     else:
         notice, kind = error_line(answer.status, answer.body), "error"
     return redirect(url_for("console.job_page", job_id=job_id, notice=notice, kind=kind), code=303)
+
+
+# --- batches: a .jsonl file run as one (docs/batches.md)
+BATCH_PAGE_SIZE: Final = 50
+
+
+@dataclass(frozen=True)
+class BatchesPage:
+    batches: list[dict[str, Any]]
+    error: str | None
+    next_cursor: str | None
+
+
+def _batches_page(cursor: str | None = None) -> BatchesPage:
+    answer = _backend().list_batches(limit=BATCH_PAGE_SIZE, cursor=cursor)
+    if answer.status != 200:
+        return BatchesPage([], error_line(answer.status, answer.body), None)
+    body = answer.body if isinstance(answer.body, dict) else {}
+    items = [item for item in body.get("items") or [] if isinstance(item, dict)]
+    next_cursor = body.get("next_cursor")
+    return BatchesPage(items, None, str(next_cursor) if next_cursor else None)
+
+
+def _batches(error: str | None = None, code: int = 200) -> tuple[str, int]:
+    cursor = request.args.get("cursor") or None
+    page = render_template(
+        "batches.html",
+        page=_batches_page(cursor),
+        cursor=cursor,
+        notice=request.args.get("notice"),
+        batch_error=error,
+    )
+    return page, code
+
+
+@pages.get("/batches")
+def batches() -> tuple[str, int]:
+    return _batches()
+
+
+@pages.get("/fragments/batches")
+def batches_fragment() -> str:
+    return render_template("_batch_rows.html", page=_batches_page(request.args.get("cursor") or None))
+
+
+@pages.post("/batches")
+def submit_batch() -> Any:
+    """A chosen .jsonl into the caller's own folder, then run as a batch: its page, or this one with
+    the reason (the file's name and the rule, or the API's field error)."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _batches("file: choose a .jsonl file (one request per line)", 400)
+    try:
+        answer = _backend().submit_batch(
+            str(upload.filename), upload.read(), notify_lines=request.form.get("notify_lines") == "on"
+        )
+    except BatchFileError as exc:
+        return _batches(f"file: {exc}", 400)
+    except CliError as exc:
+        return _batches(
+            f"{exc}: the batch may not have started; look for it below before sending it again", 503
+        )
+    if answer.status in {200, 201, 202} and isinstance(answer.body, dict) and answer.body.get("batch_id"):
+        return redirect(url_for("console.batch_page", batch_id=str(answer.body["batch_id"])), code=303)
+    return _batches(error_line(answer.status, answer.body), answer.status if answer.status >= 400 else 502)
+
+
+def _batch(batch_id: str) -> dict[str, Any]:
+    if not JOB_ID.match(batch_id):
+        abort(404, "no such batch: batch ids are letters, digits and . _ : -")
+    answer = _backend().get_batch(batch_id)
+    if answer.status == 404:
+        abort(404, f"no batch {batch_id} for this caller (another identity's batches are not shown)")
+    if answer.status != 200 or not isinstance(answer.body, dict):
+        abort(502, error_line(answer.status, answer.body))
+    batch: dict[str, Any] = answer.body
+    return batch
+
+
+def _batch_jobs(batch_id: str, cursor: str | None = None) -> GalleryPage:
+    """The batch's jobs in line order (GET /v1/videos?batch=), as the gallery's cards."""
+    answer = _backend().list_jobs(status=None, limit=PAGE_SIZE, cursor=cursor, batch=batch_id)
+    if answer.status != 200:
+        return GalleryPage([], error_line(answer.status, answer.body), None)
+    body = answer.body if isinstance(answer.body, dict) else {}
+    next_cursor = body.get("next_cursor")
+    return GalleryPage(page_items(body), None, str(next_cursor) if next_cursor else None)
+
+
+@pages.get("/batches/<batch_id>")
+def batch_page(batch_id: str) -> str:
+    batch = _batch(batch_id)
+    return render_template(
+        "batch.html",
+        batch=batch,
+        page=_batch_jobs(batch_id),
+        query=GalleryQuery(),
+        more=False,
+        empty="No jobs yet: the batch's lines start once its file is read.",
+        notice=request.args.get("notice"),
+    )
+
+
+@pages.get("/fragments/batches/<batch_id>")
+def batch_fragment(batch_id: str) -> str:
+    return render_template("_batch_live.html", batch=_batch(batch_id))
+
+
+@pages.get("/fragments/batches/<batch_id>/jobs")
+def batch_jobs_fragment(batch_id: str) -> str:
+    if not JOB_ID.match(batch_id):
+        abort(404)
+    cursor = request.args.get("cursor") or None
+    return render_template(
+        "_cards.html",
+        page=_batch_jobs(batch_id, cursor),
+        query=GalleryQuery(),
+        more=cursor is not None,
+        empty="No jobs yet: the batch's lines start once its file is read.",
+    )
+
+
+@pages.post("/batches/<batch_id>/cancel")
+def cancel_batch(batch_id: str) -> Any:
+    if not JOB_ID.match(batch_id):
+        abort(404)
+    answer = _backend().cancel_batch(batch_id)
+    if answer.status < 300:
+        notice, kind = "cancel requested: no further line starts; running lines end as they do", "ok"
+    elif answer.status == 409 and _batch(batch_id).get("status") in {"CANCELED", "CANCELING"}:
+        notice, kind = "this batch was canceled before; nothing to do", "info"
+    else:
+        notice, kind = error_line(answer.status, answer.body), "error"
+    return redirect(url_for("console.batch_page", batch_id=batch_id, notice=notice, kind=kind), code=303)
+
+
+@pages.get("/batches/<batch_id>/results")
+def batch_results(batch_id: str) -> Response:
+    """The ended batch's results JSONL as an attachment, fetched here from its presigned URL."""
+    if not JOB_ID.match(batch_id):
+        abort(404)
+    answer = _backend().batch_results(batch_id)
+    if answer.status == 409:
+        abort(409, f"batch {batch_id} has not ended yet: its results can be downloaded once it ends")
+    if answer.status == 404:
+        abort(404, f"no batch {batch_id} for this caller")
+    body = answer.body if isinstance(answer.body, dict) else {}
+    if answer.status != 200 or not body.get("results_url"):
+        abort(502, error_line(answer.status, answer.body))
+    length, chunks = _backend().stream_video(str(body["results_url"]), what="the batch's results")
+    response = Response(stream_with_context(chunks), mimetype="application/x-ndjson")
+    response.headers["Content-Disposition"] = f'attachment; filename="{batch_id}-results.jsonl"'
+    if length is not None:
+        response.headers["Content-Length"] = str(length)
+    return response
 
 
 # --- who calls (the sandbox's identities)

@@ -26,6 +26,7 @@ from t2v.jobs import TERMINAL as JOB_TERMINAL
 from t2v.jobs import JobStatus
 from t2v.request import DURATIONS, SIZES
 from t2v_client import ApiClient, ApiResponse, CliError, ExitCode, Place, Target, sandbox_place
+from t2v_client.batches import batch_body, upload_batch_file
 from t2v_client.images import UploadedImage, image_prefix, upload_image
 from t2v_client.models import Catalog, ImageLimits, ModelsError, parse_catalog, sniff
 
@@ -324,22 +325,24 @@ class ConsoleBackend:
             self._refused_cancel.add(job_id)  # already running (or ended): the button goes
         return answer
 
-    def stream_video(self, url: str) -> tuple[int | None, Iterator[bytes]]:
+    def stream_video(self, url: str, what: str = "the video") -> tuple[int | None, Iterator[bytes]]:
         """The presigned URL's bytes, fetched here so the console can answer as an attachment
-        (a link to another origin cannot make the browser save it); CliError when it cannot."""
+        (a link to another origin cannot make the browser save it); CliError when it cannot.
+
+        `what` names the file in the errors (a batch's results come this way too)."""
         if not url.startswith(("https://", "http://")):
-            raise CliError("the video's URL is not an HTTP URL")
+            raise CliError(f"the URL of {what} is not an HTTP URL")
         timeout = httpx.Timeout(30.0, connect=API_TIMEOUT_SECONDS)
         http = httpx.Client(timeout=timeout, transport=self._video_transport)
         try:
             response = http.send(http.build_request("GET", url), stream=True)
         except httpx.TransportError as exc:
             http.close()
-            raise CliError(f"cannot fetch the video: {exc}", ExitCode.UNREACHABLE) from None
+            raise CliError(f"cannot fetch {what}: {exc}", ExitCode.UNREACHABLE) from None
         if response.status_code != 200:
             response.close()
             http.close()
-            raise CliError(f"cannot fetch the video: HTTP {response.status_code} from its presigned URL")
+            raise CliError(f"cannot fetch {what}: HTTP {response.status_code} from its presigned URL")
         length = response.headers.get("content-length")
 
         def chunks() -> Iterator[bytes]:
@@ -403,3 +406,22 @@ class ConsoleBackend:
 
     def upload(self, filename: str, data: bytes) -> Uploaded:
         return upload_prompt_file(self.place, filename, data)
+
+    # --- batches (docs/batches.md)
+    def list_batches(self, *, limit: int = 50, cursor: str | None = None) -> ApiResponse:
+        return self.call("GET", "/batches", query={"limit": limit, "cursor": cursor})
+
+    def get_batch(self, batch_id: str) -> ApiResponse:
+        return self.call("GET", f"/batches/{batch_id}")
+
+    def cancel_batch(self, batch_id: str) -> ApiResponse:
+        return self.call("DELETE", f"/batches/{batch_id}")
+
+    def batch_results(self, batch_id: str) -> ApiResponse:
+        return self.call("GET", f"/batches/{batch_id}/results")
+
+    def submit_batch(self, filename: str, data: bytes, *, notify_lines: bool) -> ApiResponse:
+        """The file into this caller's own folder (`t2v batch submit`'s rules: BatchFileError naming the
+        file and the rule), then POST /v1/batches naming it."""
+        uploaded = upload_batch_file(self.place, filename, data)
+        return self.call("POST", "/batches", json_body=batch_body(uploaded, notify_lines=notify_lines))

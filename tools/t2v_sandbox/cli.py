@@ -37,6 +37,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, ...]] = {
 COMMAND_MODULES: tuple[str, ...] = (
     "t2v_sandbox.commands_sandbox",
     "t2v_sandbox.commands_user",  # submit, status, list, cancel, download
+    "t2v_sandbox.commands_batch",  # batch submit|status|list|cancel|results
     "t2v_sandbox.demo",
     "t2v_sandbox.soak",  # the fault soak
     "t2v_sandbox.teardown",  # delete a deployed stack, its versioned bucket emptied first

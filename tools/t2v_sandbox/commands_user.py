@@ -170,6 +170,9 @@ def _register_list(subparsers: Any) -> None:
         "--search", metavar="WORDS", help="prompt contains every word (bounded; see the API)"
     )
     listing.add_argument("--oldest", action="store_true", help="oldest first")
+    listing.add_argument(
+        "--batch", metavar="ID", help="only this batch's jobs, in line order (`t2v batch list`)"
+    )
     listing.add_argument("--json", action="store_true", help="the raw page as JSON")
     _add_target_options(listing)
     listing.set_defaults(func=run_list)
@@ -484,6 +487,7 @@ def list_query(args: argparse.Namespace) -> dict[str, Any]:
         "until": args.until,
         "q": args.search,
         "order": "oldest" if args.oldest else None,
+        "batch": args.batch,
     }
 
 

@@ -76,14 +76,19 @@ async function refresh(section) {
     merge(section, html);
     return true;
   }
-  const before = section.querySelector("progress[value]");
+  // A revised estimate (or a lagging read) may lower the API's fraction; a bar on screen never moves
+  // backwards. Bars are matched by data-bar (a list of batches), else by their place.
+  const bars = (root) => [...root.querySelectorAll("progress[value]")].map((bar, i) => [bar.dataset.bar || `#${i}`, bar]);
+  const before = new Map(bars(section).map(([key, bar]) => [key, bar.value]));
   section.innerHTML = html;
-  // A revised estimate may lower the API's fraction; the bar on screen never moves backwards.
-  const after = section.querySelector("progress[value]");
-  if (before && after && after.value < before.value) {
-    after.value = before.value;
-    const percent = section.querySelector("#percent");
-    if (percent) percent.textContent = `${Math.round(after.value * 100)} %`;
+  for (const [key, after] of bars(section)) {
+    const shown = before.get(key);
+    if (shown === undefined || after.value >= shown) continue;
+    after.value = shown;
+    const percent = after.dataset.bar
+      ? section.querySelector(`[data-percent="${CSS.escape(after.dataset.bar)}"]`)
+      : section.querySelector("#percent");
+    if (percent) percent.textContent = `${Math.round(shown * 100)}${after.dataset.bar ? "%" : " %"}`;
   }
   const live = section.querySelector("[data-terminal]");
   if (live && live.dataset.terminal === "1") {

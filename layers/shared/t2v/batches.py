@@ -296,14 +296,21 @@ class ResultLine:
 
 
 NOT_STARTED: Final = {"code": "BatchCanceled", "message": "the batch was canceled before this line started"}
+NEVER_STARTED: Final = {
+    "code": "LineNotStarted",
+    "message": "the batch's workflow could not record this line (its Map child failed every retry)",
+}
 
 
-def result_line(line: Line, job_id: str, job: JobRecord | None) -> ResultLine:
-    """What became of one input line. A refused line with no record yet still gets its error."""
+def result_line(line: Line, job_id: str, job: JobRecord | None, *, canceled: bool = False) -> ResultLine:
+    """What became of one input line. A refused line with no record yet still gets its error; a valid
+    one without a job was never started: canceled (`canceled`), else its group failed to record."""
     if job is None:
         if line.request is None:
             return ResultLine(line.line, None, JobStatus.FAILED.value, _refused(line), None, 0)
-        return ResultLine(line.line, None, JobStatus.CANCELED.value, dict(NOT_STARTED), None, 0)
+        if canceled:
+            return ResultLine(line.line, None, JobStatus.CANCELED.value, dict(NOT_STARTED), None, 0)
+        return ResultLine(line.line, None, JobStatus.FAILED.value, dict(NEVER_STARTED), None, 0)
     error = None
     if job.status != JobStatus.SUCCEEDED:
         error = {"code": job.error_code, "message": job.error_message}

@@ -408,7 +408,11 @@ def collect_batch(batch_id: str, deps: BatchDeps) -> dict[str, Any]:
     raw = deps.store.read_capped(bucket=deps.bucket, key=deps.lines_key(batch_id), version=None, cap=1 << 31)
     lines = [_item_line(json.loads(text)) for text in raw.decode("utf-8").splitlines() if text.strip()]
     jobs = deps.batches.jobs([file.job_id(line.line) for line in lines])
-    results = [result_line(line, file.job_id(line.line), jobs.get(file.job_id(line.line))) for line in lines]
+    canceled = batch.status == BatchStatus.CANCELING
+    results = [
+        result_line(line, file.job_id(line.line), jobs.get(file.job_id(line.line)), canceled=canceled)
+        for line in lines
+    ]
     counts = counts_of(results)
     body = "".join(json.dumps(r.as_dict(), ensure_ascii=False) + "\n" for r in results).encode("utf-8")
     deps.store.put_bytes(

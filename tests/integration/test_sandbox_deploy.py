@@ -234,7 +234,7 @@ def test_bucket_and_logs_do_not_depend_on_the_stack_name(tmp_path: Path, stack_n
         # Every function logs into a log group of the stack (LoggingConfig), with retention; the
         # callback and its group exist only with push on (no empty group when it is off).
         logs = sb.client("logs")
-        names = ["Submit", "Status", "Finalize", "Intake", "Api", "Park", "Sweeper"]
+        names = ["Submit", "Status", "Finalize", "Intake", "Api", "Park", "Sweeper", "Batch"]
         if push == "Enabled":
             names.append("Callback")
         else:

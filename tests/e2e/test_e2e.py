@@ -289,10 +289,13 @@ def test_prompt_files_txt_json_and_jsonl_start_one_job_per_valid_request(
     }
     # The defaults of the stack apply to a .txt file (1280*720, 5 s).
     assert ended[("prompts/x.txt", 0)]["request"]["size"] == "1280*720"
-    bad = one_notification(outcomes, ended[("prompts/z.jsonl", 2)]["pk"])
+    # A .jsonl is a batch: its refused line is FAILED, named in its error, and not announced on its
+    # own; the batch announces once (tests/e2e/test_batches.py)
+    bad = ended[("prompts/z.jsonl", 2)]
     assert bad["status"] == "FAILED"
-    assert "prompts/z.jsonl line 2" in bad["error"]["message"]
-    assert "size" in bad["error"]["message"]
+    assert "prompts/z.jsonl line 2" in bad["error_message"]
+    assert "size" in bad["error_message"]
+    assert outcomes.for_job(bad["pk"]) == []
     for prompt in (txt, js, first, second):
         assert len(tasks_for(sb, prompt)) == 1
     # The refused line is the file owner's job (PromptJobOwner: the sandbox's default caller), in
@@ -303,6 +306,15 @@ def test_prompt_files_txt_json_and_jsonl_start_one_job_per_valid_request(
     assert "size" in view["error"]["message"]
     assert refused in [j["job_id"] for j in api.list(status="FAILED", limit=100)["items"]]
     assert bad["owner"] == sb.endpoints["parameters"]["PromptJobOwner"]
+    batch_message = wait_until(
+        lambda: (
+            [m["message"] for m in outcomes.drain() if m["message"].get("batch_id") == bad["batch_id"]]
+            or None
+        ),
+        timeout=JOB_TIMEOUT,
+        what="the batch's one announcement",
+    )
+    assert [m["status"] for m in batch_message] == ["COMPLETED"]
 
 
 # --- failures, each in its own terminal status

@@ -36,6 +36,7 @@ from t2v.errors import (
     BatchNotFoundError,
     BatchRunningError,
     BudgetExceededError,
+    CreateInProgressError,
     PipelineError,
 )
 from t2v.images import ImagePlace
@@ -148,6 +149,7 @@ class BatchDeps:
     cancel_job: Callable[[JobRecord], None] | None = None  # cancels one line as a user's DELETE would
     clock: Callable[[], datetime] = utcnow
     monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
     max_file_bytes: int = 64 * 1024 * 1024
     notify_lines: bool = False  # the stack's default for a batch's lines (BatchLineNotifications)
 
@@ -498,18 +500,31 @@ def cancel_batch(batch_id: str, principal: str, admin: bool, deps: BatchDeps) ->
         raise BatchNotCancelableError(f"batch {batch_id} already ended {current.status.value}")
     assert current is not None
     if deps.cancel_job is not None and current.active:
-        give_up = deps.monotonic() + CANCEL_SECONDS
-        for job in deps.batches.jobs(list(current.active)).values():
-            if deps.monotonic() > give_up:
-                break
-            if job.status.is_cancelable:
-                try:
-                    deps.cancel_job(job)
-                except (
-                    PipelineError
-                ) as exc:  # e.g. a create in flight: refused at its claim, or canceled by its own turn
-                    LOG.info("batch line not canceled now", extra={"job_id": job.job_id, "reason": str(exc)})
+        _cancel_lines(list(current.active), deps)
     return deps.batches.get(batch_id) or current
+
+
+def _cancel_lines(job_ids: list[str], deps: BatchDeps) -> None:
+    """Cancel the lines in flight. A line whose create is on its way (claimed before the batch's
+    cancel was written) is waited for, so that the answer comes after every task of the batch was
+    made: then it is canceled while PENDING. Bounded by CANCEL_SECONDS; what is left ends by itself
+    (RUNNING lines finish and are delivered)."""
+    assert deps.cancel_job is not None
+    give_up = deps.monotonic() + CANCEL_SECONDS
+    pending = [job for job in deps.batches.jobs(job_ids).values() if job.status.is_cancelable]
+    while pending and deps.monotonic() < give_up:
+        again: list[str] = []
+        for job in pending:
+            try:
+                deps.cancel_job(job)
+            except CreateInProgressError:
+                again.append(job.job_id)
+            except PipelineError as exc:  # e.g. its task left PENDING meanwhile: it runs and is delivered
+                LOG.info("batch line not canceled", extra={"job_id": job.job_id, "reason": str(exc)})
+        if not again:
+            return
+        deps.sleep(0.25)
+        pending = [job for job in deps.batches.jobs(again).values() if job.status.is_cancelable]
 
 
 def list_batches(

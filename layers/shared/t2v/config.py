@@ -254,11 +254,12 @@ class BatchSettings(AnnounceSettings, ExpectationSettings):
     default_duration: int = 5
     job_owner: str | None = None  # owner of batches uploaded under the input prefix (PromptJobOwner)
     batch_line_notifications: bool = False  # announce each line's end too (the batch announces once anyway)
-    # How many lines of one batch run at once: the Map's children times their lines (the template's
-    # BatchChildrenInFlight x BatchLinesPerChild); a batch's expected time uses the smaller of this
-    # and the provider's learned cap.
-    batch_lines_in_flight: int = Field(default=40, ge=1, le=10_000)
-    max_batch_seconds: int = Field(default=14 * 86400, ge=60, le=30 * 86400)
+    # How many lines of one batch are in flight at once: the batch Map's children times their lines
+    # (statemachine/batch.asl.json: 10 x 10). A batch's expected time uses the smaller of this and the
+    # provider's learned cap.
+    batch_lines_in_flight: int = Field(default=100, ge=1, le=10_000)
+    # At most the longest batch the batch state machine outlives (its TimeoutSeconds: 15 days).
+    max_batch_seconds: int = Field(default=14 * 86400, ge=60, le=14 * 86400)
 
 
 _STATE_MACHINE_ARN: Final = re.compile(

@@ -320,3 +320,23 @@ def test_jobs_reads_more_than_a_hundred_ids_and_only_jobs(stack: Any) -> None:
     assert sorted(found) == [f"job-{n:03d}" for n in range(130)]
     assert {j.status for j in found.values()} == {JobStatus.ACCEPTED}
     assert repo.jobs([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("caps", "which", "cap"),
+    [(Caps(10, 0, ALICE), "account", 10), (Caps(1000, 10, ALICE), "caller", 10)],
+)
+def test_accept_of_more_than_a_whole_days_budget_is_refused_on_a_fresh_day(
+    stack: Any, caps: Caps, which: str, cap: int
+) -> None:
+    # No counter of the day exists yet: the transaction's room condition alone would let it through
+    repo = BatchesRepository(stack.table)
+    new_batch(repo)
+    with pytest.raises(BudgetExceededError) as refused:
+        repo.accept("batch-1", fields=NUMBERS, day=DAY, seconds=15, caps=caps, now=T0)
+    assert str(refused.value).startswith(
+        f"the batch needs 15 billed video seconds; the {which}'s daily budget of {cap} has {cap} left today"
+    )
+    batch = repo.get("batch-1")
+    assert batch is not None and batch.status == BatchStatus.READING
+    assert item(stack, f"budget#{DAY}") == {} and item(stack, f"budget#{DAY}#{ALICE}") == {}

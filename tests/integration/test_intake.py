@@ -18,12 +18,13 @@ import pytest
 from t2v import wiring
 from t2v.adapters.budget import BudgetLedger
 from t2v.adapters.jobs_repo import JobsRepository
+from t2v.batches import derive_batch_id
 from t2v.billing import Caps
 from t2v.contract import ExecutionInput
 from t2v.errors import BudgetExceededError
-from t2v.intake import PromptFileIncompleteError, handle_continuation, handle_s3_records
+from t2v.intake import CONTINUATION_KEY, PromptFileIncompleteError, handle_s3_records
 from t2v.jobs import derive_job_id
-from t2v.request import REFUSED_PREFIX_CHARS
+from t2v.request import REFUSED_PREFIX_CHARS, InvalidRequestError
 
 from tests.conftest import lambda_context, load_event
 
@@ -349,11 +350,21 @@ def deps_for(door: Any, **changes: Any) -> Any:
     return dataclasses.replace(wiring.intake_deps(), **changes)
 
 
-def test_one_lines_failure_never_stops_the_others_and_the_retry_finishes_it(door: Any) -> None:
-    body = "\n".join(json.dumps({"prompt": f"p{n}", "size": "640*360"}) for n in range(1, 5))
-    event = put_file(door, "prompts/flaky.jsonl", body.encode())
+def two_files(door: Any, first: tuple[str, bytes], second: tuple[str, bytes]) -> dict[str, Any]:
+    """One S3 notification naming two uploaded prompt files (S3 may batch records)."""
+    events = [put_file(door, key, body) for key, body in (first, second)]
+    return {"Records": [e["Records"][0] for e in events]}
+
+
+def test_one_files_failure_never_stops_the_others_and_the_retry_finishes_it(door: Any) -> None:
+    event = two_files(
+        door,
+        ("prompts/flaky.txt", b"a flaky fox"),
+        ("prompts/steady.json", json.dumps({"prompt": "a steady cat", "size": "640*360"}).encode()),
+    )
     real = wiring.intake_deps()
-    broken = line_job(door, event, 2)
+    broken = line_job(door, {"Records": [event["Records"][0]]}, 0)
+    steady = line_job(door, {"Records": [event["Records"][1]]}, 0)
     calls: list[str] = []
 
     def flaky_record(execution: ExecutionInput) -> bool:
@@ -363,68 +374,137 @@ def test_one_lines_failure_never_stops_the_others_and_the_retry_finishes_it(door
         return real.record(execution)
 
     deps = deps_for(door, record=flaky_record)
-    with pytest.raises(PromptFileIncompleteError, match=broken):
+    with pytest.raises(PromptFileIncompleteError, match=r"prompts/flaky\.txt"):
         handle_s3_records(event, deps)
-    assert sorted(i["request"]["prompt"] for i in executions(door)) == ["p1", "p3", "p4"]
+    assert [i["request"]["prompt"] for i in executions(door)] == ["a steady cat"]
 
     again = handle_s3_records(event, deps)  # Lambda's retry of the failed invocation
-    assert again.started == [broken]
-    assert sorted(i["request"]["prompt"] for i in executions(door)) == ["p1", "p2", "p3", "p4"]
+    assert again.started == [broken] and again.duplicates == [steady]
+    assert sorted(i["request"]["prompt"] for i in executions(door)) == ["a flaky fox", "a steady cat"]
 
 
-@pytest.mark.parametrize(("share", "margin", "clock"), [(3, 0.0, None), (100, 5.0, [30.0, 30.0, 4.0])])
-def test_intake_hands_the_rest_of_a_file_on_and_every_line_ends_once(
-    door: Any, share: int, margin: float, clock: list[float] | None
-) -> None:
-    # Given a file of valid and refused lines, and an invocation that may do only part of it
-    # (its share of lines, or until the remaining time falls under the margin)
-    lines = [
-        json.dumps({"prompt": f"line {n}", "size": "640*360"})
-        if n % 3
-        else f'{{"prompt": "bad {n}", "seed": NaN}}'
-        for n in range(1, 9)
+# -- batches (issue 24): a .jsonl opens its batch; intake reads none of its lines
+
+
+@pytest.fixture
+def batch_door(door: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The door with the stack's batch state machine (a Pass machine: what it runs is not intake's)."""
+    arn = door.sfn.create_state_machine(
+        name=f"batch-{door.stack.table}",
+        roleArn="arn:aws:iam::123456789012:role/sfn",
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+    )["stateMachineArn"]
+    monkeypatch.setenv("BATCH_STATE_MACHINE_ARN", arn)
+    monkeypatch.setenv("JOB_OWNER", OWNER)
+    wiring.intake_deps.cache_clear()
+    yield SimpleNamespace(door=door, stack=door.stack, sfn=door.sfn, arn=arn)
+    wiring.intake_deps.cache_clear()
+
+
+def batch_executions(batch_door: Any) -> list[tuple[str, dict[str, Any]]]:
+    listed = batch_door.sfn.list_executions(stateMachineArn=batch_door.arn)["executions"]
+    return [
+        (e["name"], json.loads(batch_door.sfn.describe_execution(executionArn=e["executionArn"])["input"]))
+        for e in listed
     ]
-    event = put_file(door, "prompts/long.jsonl", "\n".join(lines).encode())
-    handed: list[dict[str, Any]] = []
-    deps = deps_for(door, hand_on=handed.append, lines_per_invocation=share, handoff_margin_seconds=margin)
-    remaining = list(clock or [])
-
-    def time_left() -> float:
-        return remaining.pop(0) if remaining else 60.0
-
-    # When the first invocation and each continuation it hands on run
-    reports = [handle_s3_records(event, deps, time_left=time_left)]
-    while handed:
-        reports.append(handle_continuation(handed.pop(0), deps, time_left=time_left))
-
-    # Then every line yields exactly one job and one notification for the refused ones
-    assert len(reports) > 1
-    started = [j for r in reports for j in r.started]
-    rejected = [j for r in reports for j in r.rejected]
-    assert sorted(started + rejected) == sorted(line_job(door, event, n) for n in range(1, 9))
-    assert len(set(started + rejected)) == 8
-    assert sorted(i["request"]["prompt"] for i in executions(door)) == sorted(
-        f"line {n}" for n in range(1, 9) if n % 3
-    )
-    notes = notified_jobs(door)
-    for job_id in rejected:
-        assert_refused_once(door, job_id, notes, "NaN")
-    # ... and the start delays are those of one uninterrupted pass (two starts a second, in line order)
-    delays = {i["origin"]["line"]: i["start_delay_seconds"] for i in executions(door)}
-    assert delays == {1: 0, 2: 0, 4: 1, 5: 1, 7: 2, 8: 2}
 
 
-def test_each_line_over_the_cap_is_refused_on_its_own(door: Any) -> None:
-    body = "\n".join(json.dumps({"prompt": f"n{n}", "size": "640*360"}) for n in range(1, 6))
-    event = put_file(door, "prompts/capped.jsonl", body.encode())
+def batch_items(stack: Any) -> list[dict[str, Any]]:
+    from t2v.adapters.jobs_table import plain
 
-    report = handle_s3_records(event, deps_for(door, max_lines=3))
+    table = boto3.resource("dynamodb").Table(stack.table)
+    items = table.scan(ConsistentRead=True)["Items"]
+    return [plain(i) for i in items if str(i["pk"]).startswith("batch#")]
 
-    assert len(report.started) == 3
-    assert report.rejected == [line_job(door, event, 4), line_job(door, event, 5)]
-    notes = notified_jobs(door)
-    for job_id in report.rejected:
-        assert_refused_once(door, job_id, notes, "over 3 requests per file")
+
+def test_a_jsonl_upload_opens_exactly_one_batch_and_starts_no_line(batch_door: Any) -> None:
+    # Given a .jsonl of two good lines and a bad one, in a versioned bucket
+    body = '{"prompt": "a", "size": "640*360"}\n{"prompt": "b", "seed": NaN}\n{"prompt": "c"}\n'
+    event = put_file(batch_door.door, "prompts/my batch.jsonl", body.encode())
+    version = event["Records"][0]["s3"]["object"]["versionId"]
+    expected = derive_batch_id(batch_door.stack.bucket, "prompts/my batch.jsonl", version)
+
+    # When S3 delivers the notification twice
+    first = intake_app.lambda_handler(event, CTX)
+    second = intake_app.lambda_handler(event, CTX)
+
+    # Then both name the same one batch, and nothing else happened at intake
+    assert first["batches"] == [expected] and second["batches"] == [expected]
+    assert first["started"] == first["rejected"] == second["started"] == second["rejected"] == []
+    assert batch_executions(batch_door) == [(expected, {"batch_id": expected})]
+    assert executions(batch_door.door) == []  # no line's video workflow
+    [item] = batch_items(batch_door.stack)
+    assert item["pk"] == f"batch#{expected}" and item["status"] == "READING"
+    assert item["batch_owner"] == OWNER and item["source"] == "s3" and item["execution"] == expected
+    assert item["file"] == {
+        "bucket": batch_door.stack.bucket,
+        "key": "prompts/my batch.jsonl",
+        "version": version,
+        "version_id": version,
+    }
+    assert batch_door.stack.job(line_job(batch_door.door, event, 2)) is None  # the bad line: not read
+    assert batch_door.stack.notifications() == []
+
+
+def test_a_new_version_of_the_same_key_is_a_new_batch(batch_door: Any) -> None:
+    one = put_file(batch_door.door, "prompts/again.jsonl", b'{"prompt": "a"}\n')
+    two = put_file(batch_door.door, "prompts/again.jsonl", b'{"prompt": "a"}\n')
+    ids = [intake_app.lambda_handler(e, CTX)["batches"][0] for e in (one, two)]
+    assert len(set(ids)) == 2
+    assert sorted(name for name, _ in batch_executions(batch_door)) == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    ("key", "body", "prompt"),
+    [
+        ("prompts/one.txt", b"a lone fox", "a lone fox"),
+        ("prompts/one.json", json.dumps({"prompt": "a lone cat", "size": "640*360"}).encode(), "a lone cat"),
+    ],
+)
+def test_txt_and_json_still_start_their_one_job_with_batches_on(
+    batch_door: Any, key: str, body: bytes, prompt: str
+) -> None:
+    event = put_file(batch_door.door, key, body)
+    report = intake_app.lambda_handler(event, CTX)
+    again = intake_app.lambda_handler(event, CTX)
+    job_id = line_job(batch_door.door, event, 0)
+    assert report["started"] == [job_id] and report["batches"] == []
+    assert again["started"] == [] and again["duplicates"] == [job_id]
+    [only] = executions(batch_door.door)
+    assert only["job_id"] == job_id and only["request"]["prompt"] == prompt
+    assert batch_executions(batch_door) == [] and batch_items(batch_door.stack) == []
+    job = batch_door.stack.job(job_id)
+    assert job is not None and job["status"] == "ACCEPTED" and job["owner"] == OWNER
+
+
+def test_a_continuation_from_an_earlier_release_opens_the_files_batch(batch_door: Any) -> None:
+    # Given a .jsonl an earlier release's intake was handing on when the stack was updated
+    event = put_file(batch_door.door, "prompts/long.jsonl", b'{"prompt": "a"}\n{"prompt": "b"}\n')
+    version = event["Records"][0]["s3"]["object"]["versionId"]
+    body = {
+        "bucket": batch_door.stack.bucket,
+        "key": "prompts/long.jsonl",
+        "version": version,
+        "version_id": version,
+        "next_line": 2,
+    }
+    # When the continuation arrives, before and after the file's own notification
+    handed = intake_app.lambda_handler({CONTINUATION_KEY: body}, CTX)
+    notified = intake_app.lambda_handler(event, CTX)
+    # Then both open the file's one batch, and no line runs at intake
+    expected = derive_batch_id(batch_door.stack.bucket, "prompts/long.jsonl", version)
+    assert handed["batches"] == [expected] and notified["batches"] == [expected]
+    assert handed["started"] == [] and handed["rejected"] == []
+    assert [name for name, _ in batch_executions(batch_door)] == [expected]
+    assert executions(batch_door.door) == []
+
+
+def test_a_continuation_outside_the_prompt_prefix_or_malformed_opens_nothing(batch_door: Any) -> None:
+    outside = {"bucket": batch_door.stack.bucket, "key": "videos/x.jsonl", "version": "v", "version_id": None}
+    assert intake_app.lambda_handler({CONTINUATION_KEY: outside}, CTX)["batches"] == []
+    with pytest.raises(InvalidRequestError, match="continuation"):
+        intake_app.lambda_handler({CONTINUATION_KEY: {"bucket": "b"}}, CTX)
+    assert batch_executions(batch_door) == [] and batch_items(batch_door.stack) == []
 
 
 def test_t2v_upload_puts_files_under_the_prompt_prefix_and_their_refused_lines_list(

@@ -155,6 +155,13 @@ class BatchesRepository(BudgetLedger):
                 "ExpressionAttributeValues": to_dynamo(values),
             }
         }
+        if caps is not None and seconds:
+            # More than a whole day's budget: refused before the transaction, whose counters' condition
+            # passes on a day not counted yet (`attribute_not_exists(used_seconds)`).
+            if caps.account and seconds > caps.account:
+                raise BudgetExceededError(_short(ACCOUNT, caps, seconds, self._left(day, None, caps)))
+            if caps.owner and caps.caller and seconds > caps.caller:
+                raise BudgetExceededError(_short(CALLER, caps, seconds, self._left(day, caps, caps)))
         items = [update]
         if caps is not None and seconds:
             items.append(self._counter(day_key(day), seconds, caps.account))

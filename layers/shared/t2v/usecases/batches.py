@@ -249,7 +249,8 @@ def read_batch(batch_id: str, deps: BatchDeps) -> dict[str, Any]:
         now = deps.clock()
         caps = None if deps.caps is None else Caps(deps.caps.account, deps.caps.caller, batch.owner)
         try:
-            deps.batches.accept(
+            # As it stands: CANCELING when a cancel landed since it was read (nothing accepted then)
+            batch = deps.batches.accept(
                 batch_id,
                 fields=numbers,
                 day=now.strftime("%Y-%m-%d"),
@@ -259,7 +260,7 @@ def read_batch(batch_id: str, deps: BatchDeps) -> dict[str, Any]:
             )
         except BudgetExceededError as exc:
             return _refuse(batch, f"{file.key}: {exc}", numbers, deps)
-    elif batch.status == BatchStatus.CANCELING and not batch.total:  # canceled before it was read
+    if batch.status == BatchStatus.CANCELING and not batch.total:  # canceled before it was read
         deps.batches.set_status(
             batch_id,
             BatchStatus.CANCELING,

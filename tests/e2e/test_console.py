@@ -728,3 +728,45 @@ def test_an_it2v_request_with_an_uploaded_image_succeeds_and_its_page_shows_the_
     assert str(thumb.get_attribute("src")).startswith("/jobs/")
     expect(page.locator("#images figcaption")).to_have_text("image_url")
     screenshot(page, "console-job-it2v.png", tmp_path)
+
+
+def test_a_batch_from_the_batches_page_shows_its_progress_jobs_and_results(
+    page: Page, console: RunningConsole, tmp_path: Path
+) -> None:
+    # Given a .jsonl of 6 lines, one refused, run as a batch from the Batches page
+    tag = uuid.uuid4().hex[:6]
+    lines = [json.dumps({"prompt": f"console batch {tag} {n}", "size": "640*360"}) for n in range(6)]
+    lines[2] = json.dumps({"prompt": f"console batch {tag} bad", "size": "7*7"})
+    page.goto(f"{console.url}/batches")
+    page.set_input_files(
+        "#batch-file",
+        files=[
+            {
+                "name": f"b-{tag}.jsonl",
+                "mimeType": "application/x-ndjson",
+                "buffer": "\n".join(lines).encode(),
+            }
+        ],
+    )
+    page.click("#batch-submit")
+    # Then its page follows it to the end: status, a full progress bar, the counts, its jobs' cards
+    page.wait_for_url("**/batches/batch-*")
+    expect(page.locator("#status")).to_have_text("COMPLETED", timeout=90_000)
+    expect(page.locator("#count-succeeded")).to_have_text("5")
+    expect(page.locator("#count-failed")).to_have_text("1")
+    assert page.locator("#progress").evaluate("p => p.value / p.max") == 1
+    expect(page.locator("#cancel")).to_have_count(0)
+    expect(page.locator(f"#gallery article:has(.origin:has-text('b-{tag}.jsonl'))")).to_have_count(6)
+    # And its results download through the console: one line per input line
+    with page.expect_download() as download:
+        page.click("#results")
+    saved = tmp_path / "results.jsonl"
+    download.value.save_as(saved)
+    results = [json.loads(x) for x in saved.read_text().splitlines()]
+    assert [(r["line"], r["status"]) for r in results] == [
+        (n, "FAILED" if n == 3 else "SUCCEEDED") for n in range(1, 7)
+    ]
+    # And the Batches page lists it with its bar
+    page.goto(f"{console.url}/batches")
+    expect(page.locator(f"#batches :text('b-{tag}.jsonl')")).to_have_count(1)
+    screenshot(page, "console-batches.png", tmp_path)

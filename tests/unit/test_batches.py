@@ -25,6 +25,7 @@ from t2v.batches import (
     too_long,
 )
 from t2v.jobs import JobRecord, JobStatus
+from t2v.request import RefusedRequest
 
 KEY = "prompts/batch.jsonl"
 DEFAULTS = {"size": "1280*720", "duration": 5}
@@ -157,10 +158,18 @@ def test_the_lines_file_round_trips_every_line_in_order() -> None:
     rows = [json.loads(text) for text in data.decode("utf-8").split("\n") if text]
     assert [row["line"] for row in rows] == [1, 3, 4]
     assert rows[0] == {"line": 1, "request": result.lines[0].request, "seconds": 10}
-    assert rows[1] == {"line": 3, "error": result.lines[1].error}
+    raw = '{"prompt": "b", "seed": NaN}'
+    assert rows[1] == {
+        "line": 3,
+        "error": result.lines[1].error,
+        "refused": RefusedRequest.of(raw).model_dump(),
+    }
+    assert rows[1]["refused"]["prefix"] == raw  # what is kept of a refused line: never more than its prefix
     assert rows[2]["request"]["prompt"] == "c\u2028"
     assert data.count(b"\n") == 3  # one JSON object per line: U+2028 never breaks one
-    back = [Line(r["line"], r.get("request"), r.get("error"), r.get("seconds", 0)) for r in rows]
+    back = [
+        Line(r["line"], r.get("request"), r.get("error"), r.get("seconds", 0), r.get("refused")) for r in rows
+    ]
     assert [b.item() for b in back] == [line.item() for line in result.lines]
 
 

@@ -23,7 +23,7 @@ from t2v.families import parse_request
 from t2v.images import ImagePlace, check_places
 from t2v.jobs import TERMINAL, JobRecord, JobStatus, derive_job_id
 from t2v.jsontext import loads
-from t2v.request import InvalidRequestError, bounded
+from t2v.request import InvalidRequestError, RefusedRequest, bounded
 
 # The most lines a batch may have. At a provider cap of 20 and about 3 minutes a video, 100,000 lines
 # take about 10 days: within MAX_BATCH_SECONDS, and the Map run reads them as one JSONL object.
@@ -98,12 +98,13 @@ class Line:
     request: dict[str, Any] | None = None
     error: str | None = None
     seconds: int = 0  # billed seconds it asks for (0 when refused)
-    tier: str | None = None
+    # What is kept of a refused line's text (t2v.request.RefusedRequest: digest, size, first characters)
+    refused: dict[str, Any] | None = None
 
     def item(self) -> dict[str, Any]:
         """What the Map run reads for this line (one JSON object per line of the lines file)."""
         if self.request is None:
-            return {"line": self.line, "error": self.error}
+            return {"line": self.line, "error": self.error, "refused": self.refused}
         return {"line": self.line, "request": self.request, "seconds": self.seconds}
 
 
@@ -181,19 +182,23 @@ def _line(key: str, number: int, raw: str, defaults: dict[str, Any], place: Imag
     try:
         value = loads(raw)
     except json.JSONDecodeError as exc:
-        return Line(number, error=f"{where}: invalid JSON: {exc.msg}")
+        return Line(number, error=f"{where}: invalid JSON: {exc.msg}", refused=_kept(raw))
     except RecursionError:
-        return Line(number, error=f"{where}: invalid JSON: nested too deeply")
+        return Line(number, error=f"{where}: invalid JSON: nested too deeply", refused=_kept(raw))
     try:
         request = parse_request(value, defaults)
         check_places(request, place)
     except InvalidRequestError as exc:
-        return Line(number, error=bounded(f"{where}: {exc}", MAX_ERROR_CHARS))
+        return Line(number, error=bounded(f"{where}: {exc}", MAX_ERROR_CHARS), refused=_kept(raw))
     return Line(
         number,
         request=request.model_dump(exclude_none=True, mode="json"),
         seconds=request.billed_seconds,
     )
+
+
+def _kept(raw: str) -> dict[str, Any]:
+    return RefusedRequest.of(raw).model_dump()
 
 
 def lines_file(lines: Iterable[Line]) -> bytes:

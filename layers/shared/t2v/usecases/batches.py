@@ -336,7 +336,13 @@ def record_lines(batch_id: str, items: list[dict[str, Any]], deps: BatchDeps) ->
 
 def _item_line(item: dict[str, Any]) -> Line:
     try:
-        return Line(int(item["line"]), item.get("request"), item.get("error"), int(item.get("seconds") or 0))
+        return Line(
+            int(item["line"]),
+            item.get("request"),
+            item.get("error"),
+            int(item.get("seconds") or 0),
+            item.get("refused"),
+        )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidRequestError(
             [FieldError("items", f"not a line of a batch's lines file: {exc}")]
@@ -370,7 +376,10 @@ def _record_line(batch: BatchRecord, line: Line, job_id: str, deps: BatchDeps) -
         extra.update({"budget_day": batch.budget_day, "billed_seconds": line.seconds})
         if batch.owner and deps.caps is not None:
             extra["budget_owner"] = batch.owner
-    request = line.request if line.request is not None else RefusedRequest.of(str(line.error)).model_dump()
+    # A refused line keeps what intake kept of a refused request: its digest, size and first characters
+    request = (
+        line.request if line.request is not None else (line.refused or RefusedRequest.of("").model_dump())
+    )
     job, _ = deps.announce.repo.create_if_absent(
         job_id,
         request=request,

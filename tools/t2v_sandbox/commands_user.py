@@ -132,7 +132,7 @@ def register(subparsers: Any) -> None:
 
     upload = subparsers.add_parser(
         "upload",
-        help="put prompt files (.jsonl, .json, .txt) into the stack's prompt prefix: one job per line",
+        help="put prompt files (.jsonl, .json, .txt) into the stack's prompt prefix: a .jsonl runs as a batch, a .txt or .json as one job",
     )
     upload.add_argument("files", type=Path, nargs="+", metavar="FILE")
     _add_target_options(upload)
@@ -573,11 +573,22 @@ def watch_hint(place: Place, names: list[str], *, stack: str | None = None) -> s
     named = next((i.name for i in place.identities.values() if owner and i.user_arn == owner), None)
     as_owner = f" --as {named}" if named else ""
     where = f" --stack {stack}" if stack else ""
-    return (
-        f"intake starts one job per line of {', '.join(names)} within seconds; they are {who}'s jobs: "
-        f"watch them with `t2v list{where}{as_owner}` (refused lines show FAILED with the reason) "
-        "or `t2v events`"
-    )
+    batches = [n for n in names if n.lower().endswith(".jsonl")]
+    singles = [n for n in names if n not in batches]
+    said = []
+    if singles:
+        said.append(
+            f"intake starts one job for each of {', '.join(singles)} within seconds; they are {who}'s jobs: "
+            f"watch them with `t2v list{where}{as_owner}` (a refused one shows FAILED with the reason) "
+            "or `t2v events`"
+        )
+    if batches:
+        said.append(
+            f"each of {', '.join(batches)} runs as a batch of {who}: watch it with "
+            f"`t2v batch list{where}{as_owner}` (its refused lines are in its results, "
+            f"`t2v batch results ID{where}{as_owner}`)"
+        )
+    return "; ".join(said)
 
 
 def run_usage(args: argparse.Namespace) -> int:

@@ -67,6 +67,7 @@ def test_small_soak_under_every_fault_ends_every_job_once_as_the_provider_says(t
     assert summary["batch_cancels"] == [{"status": 200, "ended": "CANCELED"}], report
     assert summary["batch_announcements"] == summary["batches"] + summary["redelivered_batch_announcements"]
     assert summary["batch_redeliveries"] > 0, report
+    assert summary["batch_kills"] > 0, report  # batch workers killed mid-batch
     # The other client on the account made its twins of our tasks (in the window a lost create looks in).
     assert summary["twins"] > 0, report
     for kind in (

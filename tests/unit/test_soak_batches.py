@@ -19,7 +19,9 @@ def planned(kind: str = "s3", lines: int = 3, expect: str = "COMPLETED") -> Plan
 
 
 def record(batch: PlannedBatch, status: str = "COMPLETED") -> dict[str, Any]:
+    line_status = "CANCELED" if status == "CANCELED" else "SUCCEEDED"
     return {
+        f"ended_{line_status}": len(batch.lines),
         "pk": f"batch#{batch.batch_id}",
         "batch_id": batch.batch_id,
         "status": status,
@@ -44,11 +46,19 @@ def results(batch: PlannedBatch, lines: list[int] | None = None, status: str = "
 
 
 def announcement(batch: PlannedBatch, status: str = "COMPLETED") -> dict[str, Any]:
+    line_status = "CANCELED" if status == "CANCELED" else "SUCCEEDED"
     return {
         "message": {
             "batch_id": batch.batch_id,
             "notification_id": f"{batch.batch_id}/{status}",
             "status": status,
+            "counts": {
+                "SUCCEEDED": 0,
+                "FAILED": 0,
+                "CANCELED": 0,
+                "TIMED_OUT": 0,
+                line_status: len(batch.lines),
+            },
         }
     }
 
@@ -102,6 +112,14 @@ def test_a_line_missing_from_the_results_and_a_line_listed_twice_are_counted() -
     assert judge(batch, body=results(batch, [1, 3]))["batch_result_missing"] == 1
     assert judge(batch, body=results(batch, [1, 2, 2, 3]))["batch_result_doubled"] == 2
     assert judge(batch, body=None)["batch_result_missing"] == 0
+
+
+def test_counts_that_differ_from_the_results_file_are_a_wrong_status() -> None:
+    batch = planned()
+    # A line counted twice on the record (ended_SUCCEEDED 4 for 3 lines) while the results list 3.
+    assert judge(batch, body=results(batch, [1, 2, 3]) + b"")["wrong_status"] == 0
+    doubled = results(batch, [1, 2, 3, 3])
+    assert judge(batch, body=doubled)["wrong_status"] == 2  # the record's and the announcement's counts
 
 
 def test_a_batch_not_ended_is_counted() -> None:

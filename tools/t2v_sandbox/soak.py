@@ -240,6 +240,9 @@ class SoakConfig:
     cancel_batch_lines: int = 14
     garbage_files: bool = True  # files that are no JSON Lines at all: each one REFUSED batch
     redeliver_batches: bool = True  # some batch files' S3 notifications again, after a while
+    # The batch function's own kill rate: it runs a few times per batch, so the soak's rate alone
+    # may kill none of its workers in a run; with this one every run kills some mid-batch.
+    batch_kill_rate: float = 0.25
     # The emulated account's cap, below the soak's concurrency, and the governor's ceiling above it (it
     # must learn the cap from refusals): no job may fail for capacity, the provider is never above it.
     # At 5 jobs/s of 1.2 s tasks the soak keeps about 6 in flight (a cap of 16 was never reached: 0
@@ -587,7 +590,7 @@ class Submitter:
                 return
             time.sleep(0.3)
 
-    def wait_midway(self, batch: PlannedBatch, *, ended: int = 3, timeout: float = 40.0) -> None:
+    def wait_midway(self, batch: PlannedBatch, *, ended: int = 3, timeout: float = 150.0) -> None:
         """Until `ended` of the batch's lines have ended (the batch view's counts), at most `timeout` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -1273,6 +1276,8 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
     sandbox_config.duplicate_deliveries = config.duplicate_deliveries
     sandbox_config.kill_rate = config.kill_rate
     sandbox_config.kill_seed = config.seed
+    if config.kill_rate > 0:
+        sandbox_config.kill_rates = {"BatchFunction": config.batch_kill_rate}
     sandbox_config.max_workers_per_function = config.max_workers_per_function
     # The functions' margin for the provider's clock must cover the skew the emulator is given.
     sandbox_config.function_environment = {

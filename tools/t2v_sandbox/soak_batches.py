@@ -267,7 +267,7 @@ class BatchJudge:
         """One SNS message and one `Video Batch Ended` event, with the record's status; copies with the
         same notification_id are the announcer's crash window (one per killed batch worker at most);
         no line's own announcement."""
-        notes = [m["message"] for m in self.messages if m["message"].get("batch_id") == batch.batch_id]
+        notes = self.announced(batch)
         events = [
             e["detail"]
             for e in self.events
@@ -291,6 +291,9 @@ class BatchJudge:
         loud.update(str(e["detail"]["job_id"]) for e in self.events if e["detail"].get("job_id") in quiet)
         if loud:
             self.bad("batch_announcements_wrong", batch, f"quiet lines announced: {dict(loud)}", len(loud))
+
+    def announced(self, batch: PlannedBatch) -> list[dict[str, Any]]:
+        return [m["message"] for m in self.messages if m["message"].get("batch_id") == batch.batch_id]
 
     def check_results(self, batch: PlannedBatch, record: dict[str, Any]) -> None:
         """Exactly one results line per non-blank input line, each saying what its job's record says."""
@@ -317,6 +320,7 @@ class BatchJudge:
             self.bad("batch_result_doubled", batch, f"results lines {doubled}", sum(doubled.values()))
         if [int(r["line"]) for r in results] != sorted(seen.elements()):
             self.bad("batch_result_doubled", batch, "results not in line order")
+        self.check_counts(batch, record, results)
         for result in results:
             n = int(result["line"])
             job = self.jobs.get(batch.job_ids.get(n, ""))
@@ -330,6 +334,26 @@ class BatchJudge:
                 )
             if job.get("batch_id") != batch.batch_id or int(job.get("batch_line") or 0) != n:
                 self.bad("wrong_status", batch, f"line {n}: job {job['pk']} names another batch line")
+
+    def check_counts(
+        self, batch: PlannedBatch, record: dict[str, Any], results: list[dict[str, Any]]
+    ) -> None:
+        """The record's counts (and the announcement's) are the results file's, with no line still active."""
+        tally = Counter(str(r["status"]) for r in results)
+        counted = {
+            k.removeprefix("ended_"): int(v) for k, v in record.items() if k.startswith("ended_") and v
+        }
+        if counted != dict(tally) or record.get("active"):
+            self.bad(
+                "wrong_status",
+                batch,
+                f"record counts {counted}, active {record.get('active')}, results {dict(tally)}",
+            )
+        for note in self.announced(batch):
+            if {k: v for k, v in (note.get("counts") or {}).items() if v} != dict(tally):
+                self.bad(
+                    "wrong_status", batch, f"announced counts {note.get('counts')}, results {dict(tally)}"
+                )
 
     def check_tasks(self, batch: PlannedBatch) -> None:
         for n, prompt in batch.lines.items():

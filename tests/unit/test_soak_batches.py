@@ -174,3 +174,26 @@ def test_garbage_files_are_planned_refused() -> None:
     else:  # pragma: no cover - the noise must not be text
         raise AssertionError("the noise file is UTF-8")
     assert all(not line.strip().startswith(b"{") for line in prose.splitlines())
+
+
+def test_a_function_given_its_own_kill_rate_is_killed_at_that_rate_and_the_others_at_the_common_one(
+    tmp_path: Any,
+) -> None:
+    from t2v_sandbox.lambda_runner import FunctionSpec, LambdaRunner, RunnerSettings
+
+    def spec(name: str) -> FunctionSpec:
+        return FunctionSpec(name, f"arn:{name}", "app.handler", "python3.13", 3.0, 128, "1", tmp_path, (), ())
+
+    settings = RunnerSettings(
+        python="python",
+        moto_url="http://moto",
+        region="us-east-1",
+        work_dir=tmp_path,
+        access_key="k",
+        secret_key="s",
+        kill_rate=0.0,
+        kill_rates={"BatchFunction": 1.0},
+    )
+    runner = LambdaRunner(settings)
+    assert runner._kill_plan(spec("t2v-sandbox-BatchFunction")) is not None
+    assert runner._kill_plan(spec("t2v-sandbox-SubmitFunction")) is None

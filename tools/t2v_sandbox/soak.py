@@ -544,7 +544,8 @@ class Submitter:
             for job in jobs:
                 job.submit_error = batch.submit_error
             return
-        self.wait_midway(batch)
+        # Its lines queue for capacity behind the other jobs: on a loaded machine none may end for minutes.
+        self.wait_midway(batch, timeout=self.config.settle_timeout / 2)
         self.delete_batch(batch)
         for job in jobs:  # a line with no task ends CANCELED (or never starts) once the cancel answered
             job.cancel_answers = list(batch.cancel_answers)
@@ -590,7 +591,7 @@ class Submitter:
                 return
             time.sleep(0.3)
 
-    def wait_midway(self, batch: PlannedBatch, *, ended: int = 3, timeout: float = 150.0) -> None:
+    def wait_midway(self, batch: PlannedBatch, *, timeout: float, ended: int = 3) -> None:
         """Until `ended` of the batch's lines have ended (the batch view's counts), at most `timeout` s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -4,6 +4,9 @@ Given the real template in a sandbox that delivers S3 and EventBridge triggers t
 workers mid-handler, and an emulator injecting every provider fault the contract knows, when jobs
 arrive through all three front doors, then each job ends once, as the provider's own record says it
 must, with its video byte for byte and exactly one notification, and nothing is left running.
+Every `.jsonl` is a batch: its lines are quiet, the batch ends once with one results line per input
+line and one announcement; a batch a user cancels midway starts no task after the cancel answered;
+garbage files are refused as a whole; a batch file's notification delivered again later is one batch.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from t2v_sandbox.soak import BAD_KEYS, SCENARIOS, SoakConfig, run_soak
+from t2v_sandbox.soak_batches import BAD_KEYS as BATCH_BAD_KEYS
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = Path(os.environ.get("T2V_E2E_TEMPLATE") or ROOT / "template.yaml")
@@ -35,8 +39,8 @@ def test_small_soak_under_every_fault_ends_every_job_once_as_the_provider_says(t
         # download) could keep that job's own fault from ever firing in a run this small.
         background_faults=False,
         settle_timeout=200.0,
-        many_lines=8,  # 7 lines (one blank), 3 per intake invocation: handed on twice
-        intake_lines_per_invocation=3,
+        many_lines=8,  # 7 lines (one blank): one batch of 3 refused lines and 4 valid ones
+        cancel_batch_lines=12,  # two Map children; canceled once 3 lines ended
     )
 
     summary = run_soak(config)
@@ -52,9 +56,18 @@ def test_small_soak_under_every_fault_ends_every_job_once_as_the_provider_says(t
     assert summary["duplicate_deliveries"] > 0, report
     assert summary["kills"] > 0, report
     assert summary["creates"] == summary["jobs_with_task"], report
-    # Hostile prompt files: every line ended once; the long file was handed on between invocations.
+    # Hostile prompt files: every line ended once.
     assert summary["hostile_lines"] > 0 and summary["refused_lines"] > 0, report
-    assert summary["handoffs"] > 0, report
+    # Batches: every .jsonl one batch (the batch bad counts above are 0): the canceled one CANCELED,
+    # the garbage ones REFUSED, the rest COMPLETED; one announcement each (copies only from kills).
+    assert set(BATCH_BAD_KEYS) <= set(BAD_KEYS)
+    statuses = summary["batch_statuses"]
+    assert statuses.get("CANCELED") == 1 and statuses.get("REFUSED") == 2, report
+    assert statuses.get("COMPLETED", 0) >= 4, report
+    assert summary["batch_cancels"] == [{"status": 200, "ended": "CANCELED"}], report
+    assert summary["batch_announcements"] == summary["batches"] + summary["redelivered_batch_announcements"]
+    assert summary["batch_redeliveries"] > 0, report
+    assert summary["batch_kills"] > 0, report  # batch workers killed mid-batch
     # The other client on the account made its twins of our tasks (in the window a lost create looks in).
     assert summary["twins"] > 0, report
     for kind in (

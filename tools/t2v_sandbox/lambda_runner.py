@@ -64,6 +64,8 @@ class RunnerSettings:
     kill_rate: float = 0.0
     kill_functions: tuple[str, ...] = ()
     kill_seed: int = 0
+    # Another rate for the functions whose names hold a key (the first key that matches).
+    kill_rates: dict[str, float] = field(default_factory=dict)
     kill_max_sends: int = 8
     # Environment added to every function (after the template's), e.g. timers scaled with the time scale.
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -289,12 +291,13 @@ class LambdaRunner:
     def _kill_plan(self, spec: FunctionSpec) -> dict[str, Any] | None:
         """Whether to kill this invocation, and where: at the k-th network send, before or after it."""
         settings = self.settings
-        if settings.kill_rate <= 0:
+        rate = next((r for part, r in settings.kill_rates.items() if part in spec.name), settings.kill_rate)
+        if rate <= 0:
             return None
         if settings.kill_functions and not any(part in spec.name for part in settings.kill_functions):
             return None
         with self._lock:
-            if self._kill_rng.random() >= settings.kill_rate:
+            if self._kill_rng.random() >= rate:
                 return None
             return {
                 "after_sends": self._kill_rng.randint(1, settings.kill_max_sends),

@@ -70,6 +70,8 @@ class SandboxConfig:
     kill_rate: float = 0.0  # share of Lambda invocations whose worker is SIGKILLed mid-handler
     kill_functions: tuple[str, ...] = ()  # substrings of function names to kill (empty: all)
     kill_seed: int = 0
+    # Another kill rate for the functions whose names hold a key (e.g. {"BatchFunction": 0.25}).
+    kill_rates: dict[str, float] = field(default_factory=dict)
     # Extra environment for every function (wins over the template's variables).
     function_environment: dict[str, str] = field(default_factory=dict)
     # Push completion: the template's PushCompletion parameter (when it declares one and no override
@@ -267,6 +269,7 @@ class Sandbox:
                 kill_rate=self.config.kill_rate,
                 kill_functions=tuple(self.config.kill_functions),
                 kill_seed=self.config.kill_seed,
+                kill_rates=dict(self.config.kill_rates),
                 extra_env=self._function_environment(),
             )
         )

@@ -10,6 +10,11 @@ among them); a second client on the same emulator account creates tasks with the
 reconciliation listed; and the emulator's clock runs ahead of the functions'. The sweeper runs on
 its (time-scaled) schedule throughout.
 
+Every `.jsonl` the soak writes is a batch (docs/batches.md): its lines are planned jobs, quiet (no
+announcement of their own); each batch must end once, announced once, with one results line per
+input line (`soak_batches`). One batch goes in through `POST /v1/batches` and a user cancels it
+midway; garbage files are refused as a whole; some batch files' S3 notifications come again later.
+
 The verdict never trusts the pipeline: the expected outcome of every job is derived from the
 emulator's own record (which creates it answered, which tasks it made and how each ended) and
 compared with what a user sees (the job record, the S3 object, the SNS messages, the executions).
@@ -40,10 +45,18 @@ from t2v_client import ApiClient, Target
 from t2v_client.place import sandbox_place_of
 from t2v_client.uploads import upload_prompt_file
 
-from t2v_sandbox import soak_hostile
+from t2v_sandbox import soak_batches, soak_hostile
 from t2v_sandbox.patches import MotoVersionError
+from t2v_sandbox.soak_batches import BatchBook, PlannedBatch
 from t2v_sandbox.soak_flood import FLOODED_SCENARIOS, FloodStats, PushFlood, flood_problems
-from t2v_sandbox.user_sandbox import EventTap, Subscriber, UserSandbox, put_video_request, topic_arn
+from t2v_sandbox.user_sandbox import (
+    COMPLETION_DETAIL_TYPES,
+    EventTap,
+    Subscriber,
+    UserSandbox,
+    put_video_request,
+    topic_arn,
+)
 
 LOG = logging.getLogger("t2v_sandbox.soak")
 DOORS: Final = ("api", "eventbridge", "s3")
@@ -74,6 +87,7 @@ BAD_KEYS: Final = (
     "refund_missed",  # an ended job whose outcome the refund table gives back, never refunded
     "ended_by_pushes",  # a flooded job ended TIMED_OUT or FAILED where the provider's record says otherwise
     "unbounded_pushes",  # a flooded job's record holds more push ids than MAX_PUSH_WAKES
+    *soak_batches.BAD_KEYS,  # batches: results, a line's tasks, the cancel, the end, the announcement
 )
 # Answers that mean "the provider is full" (t2v.capacity.CAPACITY_CODES) and the queue's own time-out.
 CAPACITY_ENDINGS: Final = frozenset(
@@ -222,8 +236,13 @@ class SoakConfig:
     twins: bool = True  # the second client on the account
     hostile_files: bool = True  # oversized prompts, NaN, deep nesting, huge and many lines
     many_lines: int | None = None  # lines of the long hostile file (default: a third of `jobs`, 20 at least)
-    # Intake's share of lines per invocation here (250 in the template): the long file is handed on.
-    intake_lines_per_invocation: int = 25
+    # The batch a user cancels midway through the API (0: none): more lines than one Map child takes.
+    cancel_batch_lines: int = 14
+    garbage_files: bool = True  # files that are no JSON Lines at all: each one REFUSED batch
+    redeliver_batches: bool = True  # some batch files' S3 notifications again, after a while
+    # The batch function's own kill rate: it runs a few times per batch, so the soak's rate alone
+    # may kill none of its workers in a run; with this one every run kills some mid-batch.
+    batch_kill_rate: float = 0.25
     # The emulated account's cap, below the soak's concurrency, and the governor's ceiling above it (it
     # must learn the cap from refusals): no job may fail for capacity, the provider is never above it.
     # At 5 jobs/s of 1.2 s tasks the soak keeps about 6 in flight (a cap of 16 was never reached: 0
@@ -256,6 +275,7 @@ class PlannedJob:
     flooded: bool = False  # its task got the push flood (soak_flood), push on only
     # A user watching it (GET /videos/{id}, where the API looks at the provider): what the reads showed.
     watch_statuses: list[str] = field(default_factory=list)
+    batch: PlannedBatch | None = None  # a line of this batch: quiet, and never started if it was canceled
 
     @property
     def cancel_status(self) -> int | None:
@@ -327,9 +347,10 @@ def _png(rgb: tuple[int, int, int], width: int = 32, height: int = 18) -> bytes:
 
 
 class Submitter:
-    def __init__(self, sb: UserSandbox, config: SoakConfig) -> None:
+    def __init__(self, sb: UserSandbox, config: SoakConfig, book: BatchBook | None = None) -> None:
         self.sb = sb
         self.config = config
+        self.book = book or BatchBook()
         self.rng = random.Random(config.seed)  # noqa: S311 - test timing, not crypto
         self.api = ApiClient(Target(str(sb.endpoints["api_url"]), sb.config.region, sb.credentials))
         self.bucket = str(sb.outputs["OutputBucketName"])
@@ -454,7 +475,7 @@ class Submitter:
         """One prompt file of these jobs; a batch file with `upload` goes in as `t2v upload` puts one."""
         from t2v.jobs import derive_job_id
 
-        single = len(jobs) == 1 and jobs[0].scenario != "invalid"
+        single = len(jobs) == 1  # a .jsonl of one refused line would be refused as a whole
         if single:
             key, data = f"{self.prefix}soak/{name}.json", json.dumps(self.body(jobs[0]))
         else:
@@ -472,8 +493,120 @@ class Submitter:
             answer = s3.put_object(Bucket=self.bucket, Key=key, Body=data.encode())
         # A refused line's record keeps no prompt (a digest and a prefix): it is found by its job id.
         version = str(answer.get("VersionId") or answer["ETag"].strip('"'))
+        if not single:
+            lines = {n: None if j.scenario == "invalid" else j.prompt for n, j in enumerate(jobs, start=1)}
+            batch = PlannedBatch(name, "upload" if upload else "s3", lines)
+            batch.place(self.bucket, key, version)
+            for job in jobs:
+                job.batch = batch
+            self.book.add(batch)
         for line, job in enumerate(jobs, start=1):
             job.job_id = derive_job_id("s3", self.bucket, key, version, "0" if single else str(line))
+
+    def garbage(self, run: str) -> None:
+        """Files that are no JSON Lines at all, under the prompts prefix: each one REFUSED batch."""
+        s3 = self.sb.client("s3")
+        for batch, body in soak_batches.garbage_files(run, self.config.seed):
+            key = f"{self.prefix}soak/garbage/{batch.name}"
+            answer = s3.put_object(Bucket=self.bucket, Key=key, Body=body)
+            batch.place(self.bucket, key, str(answer.get("VersionId") or answer["ETag"].strip('"')))
+            self.book.add(batch)
+
+    def redeliver(self, batches: list[PlannedBatch]) -> None:
+        """The S3 notification of these batch files' versions once more, a while after the first two."""
+        s3 = self.sb.client("s3")
+        for batch in batches:
+            size = int(
+                s3.head_object(Bucket=batch.bucket, Key=batch.key, VersionId=batch.version)["ContentLength"]
+            )
+            soak_batches.redeliver(self.sb, batch, size)
+
+    def cancel_batch(self, jobs: list[PlannedJob], run: str) -> None:
+        """A user's batch through the API (a .jsonl in their own folder, POST /v1/batches), canceled
+        (DELETE /v1/batches/{id}) once some of its lines have ended: midway."""
+        data = "\n".join(json.dumps(self.body(j)) for j in jobs).encode()
+        batch = PlannedBatch(
+            f"{run}-cancel.jsonl", "cancel", {n: j.prompt for n, j in enumerate(jobs, start=1)}
+        )
+        key = f"{self.folder}soak-{run}-cancel.jsonl"
+        answer = self.sb.client("s3").put_object(Bucket=self.bucket, Key=key, Body=data)
+        version = str(answer.get("VersionId") or answer["ETag"].strip('"'))
+        batch.place(self.bucket, key, version)
+        self.book.add(batch)
+        for n, job in enumerate(jobs, start=1):
+            job.batch = batch
+            job.job_id = batch.job_ids[n]
+        body = {"key": key, "notify_lines": False}
+        if answer.get("VersionId"):
+            body["version"] = version
+        batch.submit_error = self.post_batch(batch, body)
+        if batch.submit_error:
+            for job in jobs:
+                job.submit_error = batch.submit_error
+            return
+        # Its lines queue for capacity behind the other jobs: on a loaded machine none may end for minutes.
+        self.wait_midway(batch, timeout=self.config.settle_timeout / 2)
+        self.delete_batch(batch)
+        for job in jobs:  # a line with no task ends CANCELED (or never starts) once the cancel answered
+            job.cancel_answers = list(batch.cancel_answers)
+
+    def post_batch(self, batch: PlannedBatch, body: dict[str, Any]) -> str | None:
+        """POST /v1/batches, retried on 5xx and lost answers (the same file opens the same batch);
+        None, or why it was not opened."""
+        last = ""
+        for attempt in range(8):
+            try:
+                posted = self.api.call("POST", "/batches", json_body=body)
+            except Exception as exc:  # noqa: BLE001 - a lost answer: the same POST again opens nothing new
+                last = str(exc)
+            else:
+                if posted.status == 202:
+                    named = posted.body.get("batch_id")
+                    return (
+                        None if named == batch.batch_id else f"the API named it {named}, not {batch.batch_id}"
+                    )
+                last = f"HTTP {posted.status}: {posted.body}"
+                if posted.status < 500:
+                    return last
+            time.sleep(0.3 * (attempt + 1))
+        return last
+
+    def delete_batch(self, batch: PlannedBatch) -> None:
+        """DELETE /v1/batches/{id}, asked again after a lost answer or a 5xx; the first 200's time is
+        the moment from which no line of it may create a task."""
+        for _ in range(8):
+            try:
+                answer = self.api.call("DELETE", f"/batches/{batch.batch_id}")
+            except Exception as exc:  # noqa: BLE001 - a lost answer: ask again, as a user would
+                batch.cancel_answers.append((None, f"lost: {exc}"))
+                time.sleep(0.3)
+                continue
+            answered = time.time()
+            body = answer.body if isinstance(answer.body, dict) else {}
+            code = body.get("status") or (body.get("error") or {}).get("code")
+            batch.cancel_answers.append((answer.status, str(code)))
+            if answer.status == 200 and batch.canceled_at is None:
+                batch.canceled_at = answered
+            if answer.status < 500:
+                return
+            time.sleep(0.3)
+
+    def wait_midway(self, batch: PlannedBatch, *, timeout: float, ended: int = 3) -> None:
+        """Until `ended` of the batch's lines have ended (the batch view's counts), at most `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                view = self.api.call("GET", f"/batches/{batch.batch_id}")
+            except Exception:  # a read lost to a killed worker: read again
+                LOG.debug("a batch read lost", exc_info=True)
+                continue
+            if view.status != 200 or not isinstance(view.body, dict):
+                continue
+            counts = view.body.get("counts") or {}
+            done = sum(int(counts.get(s) or 0) for s in TERMINAL)
+            if done >= ended or view.body.get("status") not in {"READING", "RUNNING"}:
+                return
 
 
 def plan_hostile(jobs: list[PlannedJob], config: SoakConfig, run: str) -> list[soak_hostile.HostileFile]:
@@ -489,11 +622,70 @@ def plan_hostile(jobs: list[PlannedJob], config: SoakConfig, run: str) -> list[s
     return soak_hostile.plan_files(run, valid, config.hostile_many_lines)
 
 
+BATCH_DOOR: Final = "batch-api"
+
+
+def plan_cancel_batch(jobs: list[PlannedJob], config: SoakConfig, run: str) -> list[PlannedJob]:
+    """The lines of the batch a user cancels midway (door `batch-api`), appended to `jobs`. Their
+    creates are slow (`#cancel#`), so the cancel lands while some are in flight."""
+    lines = []
+    for n in range(config.cancel_batch_lines):
+        index = len(jobs)
+        prompt = f"soak {run} {index:04d} #bcancel# #cancel# batch line {n + 1}"
+        job = PlannedJob(index, BATCH_DOOR, "bcancel", prompt, {"prompt": prompt, **SMALL})
+        jobs.append(job)
+        lines.append(job)
+    return lines
+
+
+def open_batches(
+    submitter: Submitter,
+    jobs: list[PlannedJob],
+    hostile: list[soak_hostile.HostileFile],
+    pool: ThreadPoolExecutor,
+    *,
+    run: str,
+) -> list[Future[None]]:
+    """The batches that do not wait for the steady start rate: the hostile files (first, so their
+    batches run while the other jobs arrive and workers are killed), the garbage files and the batch a
+    user cancels midway."""
+    if hostile:
+        soak_hostile.upload(submitter.sb, hostile, submitter.bucket, submitter.prefix)
+        for f in hostile:
+            if f.is_batch:
+                batch = submitter.book.add(f.as_batch())
+                for job in jobs:
+                    if job.door == soak_hostile.DOOR and job.prompt in batch.lines.values():
+                        job.batch = batch
+    futures = []
+    if submitter.config.garbage_files:
+        futures.append(pool.submit(submitter.garbage, run))
+    cancel_lines = [j for j in jobs if j.door == BATCH_DOOR]
+    if cancel_lines:
+        futures.append(pool.submit(submitter.cancel_batch, cancel_lines, run))
+    return futures
+
+
+def redeliver_later(submitter: Submitter, placed: list[Future[None]]) -> None:
+    """Once every prompt file is placed: the S3 notification of the newest batch of each S3 kind once
+    more (some ended by now, some still running)."""
+    for future in placed:
+        future.exception()  # placed, or its crash counted on its own future
+    again = {b.kind: b for b in submitter.book.placed() if b.kind in {"s3", "upload", "hostile"}}
+    submitter.redeliver(list(again.values()))
+
+
 def submit_all(
-    sb: UserSandbox, jobs: list[PlannedJob], config: SoakConfig, hostile: list[soak_hostile.HostileFile]
+    sb: UserSandbox,
+    jobs: list[PlannedJob],
+    config: SoakConfig,
+    hostile: list[soak_hostile.HostileFile],
+    *,
+    book: BatchBook,
+    run: str,
 ) -> list[str]:
     """Sends every job through its door; returns the crashes of the submitting threads."""
-    submitter = Submitter(sb, config)
+    submitter = Submitter(sb, config, book)
     interval = 1.0 / config.submit_rate
     futures: list[Future[None]] = []
     pending_s3: list[PlannedJob] = []
@@ -504,10 +696,11 @@ def submit_all(
             ThreadPoolExecutor(4, "soak-submit") as pool,
             ThreadPoolExecutor(4, "soak-twins") as twins,
             ThreadPoolExecutor(WATCHERS, "soak-watch") as watchers,
+            ThreadPoolExecutor(2, "soak-batches") as batches,
         ):
-            if hostile:  # first, so the long file's hand-offs run while the other jobs arrive
-                pool.submit(soak_hostile.upload, sb, hostile, submitter.bucket, submitter.prefix).result()
-            for n, job in enumerate([j for j in jobs if j.door != soak_hostile.DOOR]):
+            futures += open_batches(submitter, jobs, hostile, batches, run=run)
+            placed: list[Future[None]] = []
+            for n, job in enumerate([j for j in jobs if j.door not in {soak_hostile.DOOR, BATCH_DOOR}]):
                 # Keep a steady start rate: the machine is small and shared.
                 delay = started + n * interval - time.monotonic()
                 if delay > 0:
@@ -527,22 +720,18 @@ def submit_all(
                     # goes in through `t2v upload`.
                     size = 1 if files % 2 == 0 else config.jsonl_lines
                     if len(pending_s3) >= size:
-                        futures.append(
-                            pool.submit(
-                                submitter.prompt_file,
-                                list(pending_s3),
-                                f"f{files:04d}",
-                                upload=files % 4 == 1,
-                            )
+                        name, upload = f"f{files:04d}", files % 4 == 1
+                        placed.append(
+                            pool.submit(submitter.prompt_file, list(pending_s3), name, upload=upload)
                         )
                         pending_s3.clear()
                         files += 1
             if pending_s3:
-                futures.append(
-                    pool.submit(
-                        submitter.prompt_file, list(pending_s3), f"f{files:04d}", upload=files % 4 == 1
-                    )
-                )
+                name, upload = f"f{files:04d}", files % 4 == 1
+                placed.append(pool.submit(submitter.prompt_file, list(pending_s3), name, upload=upload))
+            futures += placed
+            if config.redeliver_batches:
+                futures.append(batches.submit(redeliver_later, submitter, placed))
     finally:
         submitter.close()
     # A crash in the soak's own threads would silently skip what it meant to do (a door, a twin):
@@ -666,27 +855,47 @@ def by_prompt(items: list[dict[str, Any]], prompts: set[str]) -> dict[str, list[
 
 
 def settle(
-    sb: UserSandbox, jobs: list[PlannedJob], timeout: float, job_ids: frozenset[str] = frozenset()
+    sb: UserSandbox,
+    jobs: list[PlannedJob],
+    timeout: float,
+    job_ids: frozenset[str] = frozenset(),
+    *,
+    batches: list[PlannedBatch] | None = None,
 ) -> float:
-    """Wait until every planned job (and every job of `job_ids`) has a terminal record and no
-    execution runs; returns seconds waited."""
+    """Wait until every planned job (and every job of `job_ids`) has a terminal record, every batch
+    ended and no execution runs; returns seconds waited. A batch line with no record is done once its
+    batch ended (a canceled batch's lines that never started)."""
     refused = {j.job_id for j in jobs if j.scenario == "invalid" and j.job_id}
     job_ids = frozenset(job_ids | refused)
     prompts = {j.prompt for j in jobs if not j.submit_error and j.job_id not in refused}
+    batches = [b for b in batches or [] if not b.submit_error]
+    line_batch = {j.prompt: j.batch.batch_id for j in jobs if j.batch is not None}
     started = time.monotonic()
     last_report = 0.0
     while True:
         items = scan_jobs(sb)
         records = by_prompt(items, prompts)
-        done = sum(1 for p in prompts if p in records and all(r["status"] in TERMINAL for r in records[p]))
+        open_batches = set(soak_batches.unended(sb, batches))
+        done = sum(
+            1
+            for p in prompts
+            if (p in records and all(r["status"] in TERMINAL for r in records[p]))
+            or (p not in records and p in line_batch and line_batch[p] not in open_batches)
+        )
         done += sum(1 for i in items if i["pk"] in job_ids and i["status"] in TERMINAL)
-        running = running_executions(sb)
+        running = running_executions(sb) + soak_batches.running_batch_executions(sb)
         elapsed = time.monotonic() - started
-        if done == len(prompts) + len(job_ids) and not running:
+        if done == len(prompts) + len(job_ids) and not running and not open_batches:
             return elapsed
         if elapsed - last_report >= 10:
             total = len(prompts) + len(job_ids)
-            LOG.info("soak: %d/%d jobs ended, %d executions running", done, total, len(running))
+            LOG.info(
+                "soak: %d/%d jobs ended, %d batches open, %d executions running",
+                done,
+                total,
+                len(open_batches),
+                len(running),
+            )
             last_report = elapsed
         if elapsed >= timeout:
             LOG.warning("soak: gave up waiting after %.0f s", elapsed)
@@ -747,6 +956,7 @@ class Judge:
     ) -> None:
         self.sb = sb
         self.jobs = jobs
+        self.subscriber, self.tap = subscriber, tap
         self.emulator = sb.emulator
         from dashscope_emulator.server import api_key_id
 
@@ -777,7 +987,9 @@ class Judge:
         verdicts = [self.check(job) for job in self.jobs]
         prompts = {j.prompt for j in self.jobs}
         self.counts["duplicate_tasks"] += len({t["prompt"] for t in self.all_tasks} - prompts)  # nobody asked
-        self.counts["stuck"] = len(running_executions(self.sb))
+        self.counts["stuck"] = len(running_executions(self.sb)) + len(
+            soak_batches.running_batch_executions(self.sb)
+        )
         summary: dict[str, Any] = {
             "jobs": len(self.jobs),
             "succeeded": self.counts["succeeded"],
@@ -857,9 +1069,7 @@ class Judge:
         if not found and job.job_id in ev.by_id:  # a refused request: its record keeps no prompt
             found = [ev.by_id[job.job_id]]
         if job.submit_error or not found:
-            self.bad(
-                verdict, "lost", f"submit failed: {job.submit_error}" if job.submit_error else "no record"
-            )
+            self.lost(verdict, tasks)
             return verdict
         if len(found) > 1:
             self.bad(verdict, "duplicate_jobs", f"{len(found)} job records", len(found) - 1)
@@ -893,6 +1103,18 @@ class Judge:
                 "notifications": ev.messages.get(str(record["pk"]), []),
             }
         return verdict
+
+    def lost(self, verdict: Verdict, tasks: list[dict[str, Any]]) -> None:
+        """No record: lost, unless the job is a line its canceled batch never started (the cancel
+        answered 200, or its answer was lost) and the provider never saw it."""
+        job = verdict.job
+        batch = job.batch
+        never_started = batch is not None and batch.kind == "cancel" and job.cancel_status in {200, None}
+        if never_started and not job.submit_error and not tasks:
+            verdict.expected, verdict.actual = "CANCELED (its batch canceled before it started)", "no job"
+            self.counts["failed_as_expected"] += 1
+            return
+        self.bad(verdict, "lost", f"submit failed: {job.submit_error}" if job.submit_error else "no record")
 
     def check_images(self, verdict: Verdict, creates: list[dict[str, Any]]) -> None:
         """A refused image never reaches the provider; a good one always does (the image scenarios)."""
@@ -942,6 +1164,8 @@ class Judge:
             self.bad(verdict, "bad_video", "the S3 object is not the provider's video")
 
     def check_notifications(self, verdict: Verdict, record: dict[str, Any]) -> None:
+        if verdict.job.batch is not None:
+            return  # a quiet batch line: soak_batches counts any announcement of it as bad
         notes = self.evidence.messages.get(str(record["pk"]), [])
         # SNS and EventBridge cannot deduplicate: an announcer killed after the publish and before its
         # mark leaves the claim to the next one, which publishes again (t2v.usecases.announce). Each
@@ -1053,16 +1277,19 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
     sandbox_config.duplicate_deliveries = config.duplicate_deliveries
     sandbox_config.kill_rate = config.kill_rate
     sandbox_config.kill_seed = config.seed
+    if config.kill_rate > 0:
+        sandbox_config.kill_rates = {"BatchFunction": config.batch_kill_rate}
     sandbox_config.max_workers_per_function = config.max_workers_per_function
     # The functions' margin for the provider's clock must cover the skew the emulator is given.
     sandbox_config.function_environment = {
         **sandbox_config.function_environment,
-        "INTAKE_LINES_PER_INVOCATION": str(config.intake_lines_per_invocation),
         "PROVIDER_CLOCK_SKEW_SECONDS": str(round(config.clock_skew_seconds + 0.4, 3)),
     }
     run = uuid.uuid4().hex[:6]
     jobs = plan_jobs(config.jobs, config.seed, run=run)
     hostile = plan_hostile(jobs, config, run)
+    plan_cancel_batch(jobs, config, run)
+    book = BatchBook()
     with UserSandbox(sandbox_config) as sb:
         if sb.emulator is None:
             raise RuntimeError("the soak runs against the emulator only (unset DASHSCOPE_API_KEY)")
@@ -1079,25 +1306,24 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
                 spread_seconds=600,
             )
         subscriber = Subscriber.attach(sb, topic_arn(sb), name="t2v-soak-outcomes")
-        tap = EventTap.attach(sb, name="t2v-soak-events")
+        tap = EventTap.attach(
+            sb,
+            name="t2v-soak-events",
+            detail_types=(*COMPLETION_DETAIL_TYPES, soak_batches.BATCH_DETAIL_TYPE),
+        )
         flood = start_flood(sb, jobs, run)
-        harness_errors = submit_all(sb, jobs, config, hostile)
+        harness_errors = submit_all(sb, jobs, config, hostile, book=book, run=run)
         refused = frozenset(f.job_ids[line.number] for f in hostile for line in f.lines if line.reason)
-        settle(sb, jobs, config.settle_timeout, refused)
+        settle(sb, jobs, config.settle_timeout, refused, batches=book.placed())
         flooded = flood.stop() if flood is not None else FloodStats()
         time.sleep(1.0)  # a duplicate notification would follow right behind the first
         judge = Judge(sb, jobs, subscriber, tap)
         summary, verdicts = judge.run()
-        lines = soak_hostile.judge(
-            hostile, judge.evidence.by_id, judge.evidence.messages, judge.evidence.events
-        )
-        for key, count in lines.counts.items():
-            summary[key] = summary.get(key, 0) + count
+        file_problems = file_verdicts(sb, judge, hostile, book, summary)
         summary["harness_errors"] = len(harness_errors)
         summary["twins"] = sum(1 for j in jobs if j.twin_created)
         summary["watch"] = watch_totals(jobs)
-        summary["events"] = sum(len(e) for e in judge.evidence.events.values())
-        summary["handoffs"] = soak_hostile.handoffs(config.work_dir, run)
+        summary["events"] = sum(len(e) for k, e in judge.evidence.events.items() if k != "None")
         summary["seconds"] = round(time.monotonic() - started, 1)
         summary.update({k: v for k, v in sb.fault_stats().items() if k != "kills_by_function"})
         summary.update(push_totals(sb))
@@ -1131,10 +1357,50 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
             *fault_table(sb),
             "",
             *[f"BAD {v.job.door} {v.job.prompt}: {'; '.join(v.problems)}" for v in verdicts if v.problems],
-            *[f"BAD s3-hostile {problem}" for problem in lines.problems],
+            *file_problems,
             *[f"BAD harness {error}" for error in harness_errors],
         ]
     return summary
+
+
+def file_verdicts(
+    sb: UserSandbox,
+    judge: Judge,
+    hostile: list[soak_hostile.HostileFile],
+    book: BatchBook,
+    summary: dict[str, Any],
+) -> list[str]:
+    """The hostile files' lines and the batches, added to `summary`; their problems, for the report."""
+    lines = soak_hostile.judge(hostile, judge.evidence.by_id, judge.evidence.messages, judge.evidence.events)
+    for key, count in lines.counts.items():
+        summary[key] = summary.get(key, 0) + count
+    batches = batch_verdict(sb, judge, book)
+    summary.update(batches.summary)
+    summary["wrong_status"] += batches.counts["wrong_status"]
+    return [
+        *[f"BAD s3-hostile {problem}" for problem in lines.problems],
+        *[f"BAD {problem}" for problem in batches.problems],
+    ]
+
+
+def batch_verdict(sb: UserSandbox, judge: Judge, book: BatchBook) -> soak_batches.BatchVerdict:
+    """The batches' own verdict (`soak_batches.BatchJudge`) from what the Judge gathered."""
+    from dashscope_emulator.server import api_key_id
+
+    ours = api_key_id(sb.config.emulator_api_key)
+    requests = [r for r in sb.emulator.requests() if r.get("api_key_id") == ours]
+    kills = sb.fault_stats()["kills_by_function"].get("BatchFunction", 0)
+    return soak_batches.BatchJudge(
+        soak_batches.batch_records(sb, book.placed()),
+        soak_batches.s3_reader(sb),
+        book.batches,
+        messages=judge.subscriber.drain(),
+        events=judge.tap.drain(),
+        jobs=judge.evidence.by_id,
+        tasks=judge.evidence.tasks,
+        creates=soak_batches.create_times(requests),
+        batch_kills=int(kills),
+    ).run()
 
 
 def start_flood(sb: UserSandbox, jobs: list[PlannedJob], run: str) -> PushFlood | None:

@@ -1,12 +1,14 @@
 """Hostile prompt files for the soak: what a user may plausibly upload, under the 1 MiB cap or over it.
 
-Oversized `.txt` prompts (300 KB, 600 KB), `.jsonl` lines with NaN, Infinity and 1e999, nesting
-deeper than DynamoDB takes, a 350 KB first line, a file over the cap, and a file of many lines,
-valid and not, long enough that intake hands it on to itself several times. The promise checked is
-the one per line: every non-blank line ends as exactly one job, announced by exactly one SNS message
-and one EventBridge completion event; a refused line ends FAILED `InvalidRequest` with a bounded
-record. Valid lines are planned jobs like any other (door `s3-hostile`), judged from the provider's
-record by the soak's Judge; this module judges the refused lines and counts lost lines.
+Oversized `.txt` prompts (300 KB, 600 KB), a `.json` over the cap, `.jsonl` lines with NaN, Infinity
+and 1e999, nesting deeper than DynamoDB takes, a 350 KB first line, and a file of many lines, valid
+and not. A `.jsonl` is a batch (docs/batches.md): its lines are quiet (never announced on their own;
+`t2v_sandbox.soak_batches` judges the batch and its one announcement). The promise checked here is
+the one per line: every non-blank line ends as exactly one job; a refused line ends FAILED
+`InvalidRequest` with a bounded record; a line of a `.txt` or `.json` file is announced by exactly
+one SNS message and one EventBridge completion event. Valid lines are planned jobs like any other
+(door `s3-hostile`), judged from the provider's record by the soak's Judge; this module judges the
+refused lines and counts lost lines.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
+from t2v_sandbox.soak_batches import PlannedBatch
 from t2v_sandbox.user_sandbox import UserSandbox
 
 DOOR: Final = "s3-hostile"
@@ -39,7 +41,18 @@ class HostileFile:
     lines: list[Line]
     key: str = ""
     version: str = ""
+    bucket: str = ""
     job_ids: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def is_batch(self) -> bool:
+        return self.name.lower().endswith(".jsonl")
+
+    def as_batch(self) -> PlannedBatch:
+        """A `.jsonl`'s batch, once uploaded: its lines (a valid one's prompt) are its planned jobs."""
+        batch = PlannedBatch(self.name, "hostile", {line.number: line.prompt for line in self.lines})
+        batch.place(self.bucket, self.key, self.version)
+        return batch
 
 
 type Row = tuple[str, str | None, str | None]  # (text of the line, expected reason or None, prompt)
@@ -64,9 +77,7 @@ def plan_files(run: str, prompts: list[str], many_lines: int) -> list[HostileFil
     files = [
         HostileFile(f"{run}-300k.txt", ("a kite " * 45_000).encode(), [Line(0, "prompt has")]),
         HostileFile(f"{run}-600k.txt", ("一只小猫 " * 46_000).encode(), [Line(0, "prompt has")]),
-        HostileFile(
-            f"{run}-over-cap.jsonl", b" " * (1024 * 1024 + 1), [Line(0, "over the 1048576-byte cap")]
-        ),
+        HostileFile(f"{run}-over-cap.json", b" " * (1024 * 1024 + 1), [Line(0, "over the 1048576-byte cap")]),
     ]
     numbers: list[Row] = [valid()]
     for constant in ("NaN", "Infinity", "-Infinity", "1e999"):
@@ -91,9 +102,10 @@ def _many(run: str, count: int, valid: Callable[[], Row]) -> list[Row]:
         (json.dumps({"prompt": "p", "size": "9" * 5000}), "is not one of the 20 supported sizes"),
         (json.dumps({"prompt": "p", "size": "1920*1080", "duration": 10}), "duration"),
     ]
+    # Half of the lines valid: a batch whose first lines are mostly refused is refused as a whole.
     rows: list[Row] = []
     for n in range(count):
-        if n % 10 == 0:
+        if n % 2 == 0:
             rows.append(valid())
         elif n % 11 == 7:
             rows.append(("   ", None, None))  # blank: no request, no job
@@ -104,7 +116,7 @@ def _many(run: str, count: int, valid: Callable[[], Row]) -> list[Row]:
 
 
 def valid_lines_needed(many_lines: int) -> int:
-    return 5 + 1 + 1 + sum(1 for n in range(many_lines) if n % 10 == 0)
+    return 5 + 1 + 1 + sum(1 for n in range(many_lines) if n % 2 == 0)
 
 
 def upload(sb: UserSandbox, files: list[HostileFile], bucket: str, prefix: str) -> None:
@@ -114,7 +126,8 @@ def upload(sb: UserSandbox, files: list[HostileFile], bucket: str, prefix: str) 
     for f in files:
         f.key = f"{prefix}soak/hostile/{f.name}"
         answer = s3.put_object(Bucket=bucket, Key=f.key, Body=f.body)
-        f.version = str(answer.get("VersionId") or answer["ETag"])
+        f.bucket = bucket
+        f.version = str(answer.get("VersionId") or answer["ETag"].strip('"'))
         f.job_ids = {
             line.number: derive_job_id("s3", bucket, f.key, f.version, str(line.number)) for line in f.lines
         }
@@ -159,24 +172,10 @@ def judge(
                 bad("wrong_status", f"error {record.get('error_message')!r} lacks {line.reason!r}", where)
             if len(json.dumps(record, default=str)) > MAX_REFUSED_RECORD_BYTES:
                 bad("unbounded_records", "the record keeps more than a digest and a prefix", where)
+            if f.is_batch:
+                continue  # quiet: the batch's judge counts any announcement of the line
             for key, seen in (("notifications", messages), ("events", events)):
                 n = len(seen.get(job_id, []))
                 if n != 1:
                     bad(f"missing_{key}" if n == 0 else f"duplicate_{key}", f"{n} {key}", where)
     return HostileVerdict(counts, problems)
-
-
-def handoffs(work_dir: Path, run: str) -> int:
-    """How many times intake handed the rest of one of this run's files on, from its own log lines
-    ("intake done"; the log files keep earlier runs too)."""
-    count = 0
-    for log in (work_dir / "logs").glob("*intake*.log"):
-        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-            if '"intake done"' not in line:
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            count += sum(1 for h in entry.get("handed_on") or [] if f"/{run}-" in str(h.get("key")))
-    return count

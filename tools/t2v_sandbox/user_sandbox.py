@@ -134,12 +134,17 @@ class EventTap(_QueueReader):
 
     @classmethod
     def attach(
-        cls, sandbox: Sandbox, *, name: str = "t2v-user-events", source: str = "t2v.pipeline"
+        cls,
+        sandbox: Sandbox,
+        *,
+        name: str = "t2v-user-events",
+        source: str = "t2v.pipeline",
+        detail_types: tuple[str, ...] = COMPLETION_DETAIL_TYPES,
     ) -> EventTap:
         queue_url, queue_arn = _queue(sandbox, name)
         bus = str(sandbox.stack.parameters.get("EventBusName", "default")) if sandbox.stack else "default"
         events = sandbox.client("events")
-        pattern = {"source": [source], "detail-type": list(COMPLETION_DETAIL_TYPES)}
+        pattern = {"source": [source], "detail-type": list(detail_types)}
         events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED")
         events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": queue_arn}])
         return cls(sandbox, queue_url)

@@ -344,6 +344,26 @@ def test_record_lines_records_refused_lines_quietly_and_starts_the_valid_ones(wo
     assert world.used() == 15  # a line's job never charges again: its batch reserved it
 
 
+def test_a_child_run_again_after_its_lines_ended_neither_restarts_nor_counts_them_again(world: World) -> None:
+    # Given a child whose lines ran and ended (one succeeded, one failed, the refused one FAILED)
+    batch_id, file = accepted(world)
+    record_lines(batch_id, world.items(batch_id), world.deps)
+    world.succeed(file.job_id(1))
+    world.fail(file.job_id(3))
+    before = world.batch(batch_id)
+    assert before.active == [] and (before.counts["SUCCEEDED"], before.counts["FAILED"]) == (1, 2)
+
+    # When the Map runs that child again (a retried step, a redrive)
+    again = record_lines(batch_id, world.items(batch_id), world.deps)
+
+    # Then it starts nothing, puts nothing back in flight, and the live counts stay exact
+    assert again == {"starts": []}
+    after = world.batch(batch_id)
+    assert after.active == [] and after.counts == before.counts
+    assert collect_batch(batch_id, world.deps)["done"] is True
+    assert (world.batch(batch_id).counts["SUCCEEDED"], world.batch(batch_id).counts["FAILED"]) == (1, 2)
+
+
 def test_record_lines_of_a_canceling_batch_starts_and_records_nothing(world: World) -> None:
     batch_id, _ = accepted(world)
     cancel_batch(batch_id, ALICE, False, world.deps)

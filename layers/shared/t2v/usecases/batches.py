@@ -309,9 +309,15 @@ def record_lines(batch_id: str, items: list[dict[str, Any]], deps: BatchDeps) ->
     file = batch.batch_file
     lines = [_item_line(item) for item in items]
     ids = [file.job_id(line.line) for line in lines]
-    deps.batches.add_active(batch_id, ids, now=deps.clock())  # before the jobs: an end always finds its id
+    # A child run again (a retried step, the Map's redrive) finds some lines ended: they stay out of
+    # the active set, so that their end is not counted again.
+    ended = {i for i, job in deps.batches.jobs(ids).items() if job.status.is_terminal}
+    fresh = [i for i in ids if i not in ended]
+    deps.batches.add_active(batch_id, fresh, now=deps.clock())  # before the jobs: an end always finds its id
     starts: list[dict[str, Any]] = []
     for line, job_id in zip(lines, ids, strict=True):
+        if job_id in ended:
+            continue
         job = _record_line(batch, line, job_id, deps)
         if line.request is None:
             if not job.status.is_terminal:

@@ -114,9 +114,11 @@ def run(
             capacity = emulator_capacity(sb)
             sfn = sb.client("stepfunctions")
             video = str(sb.physical_id("VideoStateMachine")).replace(":stateMachine:", ":execution:")
-            executions = [
-                count_history(history(sfn, f"{video}:{r['job_id']}")) for r in results if r.get("job_id")
-            ]
+            executions = _video_histories(
+                sfn,
+                video,
+                [str(r["job_id"]) for r in results if r.get("job_id") and r["line"] not in bad_lines],
+            )
             batch_machine = str(sb.physical_id("BatchStateMachine")).replace(":stateMachine:", ":execution:")
             parent = _parent_history(sfn, f"{batch_machine}:{item.get('batch_id')}")
             records = {
@@ -206,6 +208,17 @@ def _results(sb: Any, item: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     body = sb.client("s3").get_object(Bucket=item["results_bucket"], Key=item["results_key"])["Body"].read()
     return [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+
+
+def _video_histories(sfn: Any, prefix: str, job_ids: list[str]) -> list[dict[str, Any]]:
+    """Each started line's video execution, counted (a refused line's job has none)."""
+    counted = []
+    for job_id in job_ids:
+        try:
+            counted.append(count_history(history(sfn, f"{prefix}:{job_id}")))
+        except sfn.exceptions.ExecutionDoesNotExist:
+            counted.append({"transitions": 0, "by_state": {}, "status": "NoExecution"})
+    return counted
 
 
 def _parent_history(sfn: Any, arn: str) -> dict[str, Any] | None:

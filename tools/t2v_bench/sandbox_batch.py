@@ -312,7 +312,7 @@ def summarize(
 
 
 def default_timeout(lines: int) -> float:
-    """Seconds to wait for the batch: scales with the lines (a loaded 2-core box ran 200 lines at about 0.15 a second)."""
+    """Seconds to wait for the batch: scales with the lines (a loaded 2-core box ran 200 lines at 0.25 a second)."""
     return 900.0 + 6.0 * lines
 
 

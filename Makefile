@@ -23,7 +23,7 @@ JOBS ?= 200
 
 .PHONY: help venv checkov-venv sam-venv build deploy browser screenshots checks lint typecheck fmt test test-unit test-integration test-e2e templates demo sandbox soak bench clean \
 	bench-build bench-stream bench-coldstart bench-cost bench-polling bench-rate bench-push bench-push-rate \
-	bench-capacity bench-capacity-sandbox
+	bench-capacity bench-capacity-sandbox bench-batch bench-batch-cost
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -173,6 +173,14 @@ CAPACITY_JOBS ?= 300
 bench-capacity-sandbox: venv ## issue 20: 300 jobs from one .jsonl + a second caller's, emulator capped at 8, refuse then queue (~15 min)
 	$(PY) -m t2v_bench.sandbox_capacity --jobs $(CAPACITY_JOBS) --cap 8 --over-cap refuse $(BENCH_ARGS)
 	$(PY) -m t2v_bench.sandbox_capacity --jobs $(CAPACITY_JOBS) --cap 8 --over-cap queue $(BENCH_ARGS)
+
+BATCH_LINES ?= 2000
+BATCH_BAD ?= 20
+bench-batch: venv ## issue 24: one .jsonl batch of 2,000 lines (20 refused) through the sandbox, emulator capped at 8, ceiling 16 (long: run on a quiet machine)
+	$(PY) -m t2v_bench.sandbox_batch --lines $(BATCH_LINES) --bad $(BATCH_BAD) --cap 8 --ceiling 16 $(BENCH_ARGS)
+
+bench-batch-cost: venv ## issue 24: batches vs the intake chain for 100,000 lines, per 1,000 lines at list prices (arithmetic, instant)
+	$(PY) -m t2v_bench.batch_cost $(BENCH_ARGS)
 
 bench-stream: venv ## 3. finalize streaming: 10 MiB, 200 MiB, 1 GiB into S3 (moto and a discard sink)
 	$(PY) -m t2v_bench.stream $(BENCH_ARGS)

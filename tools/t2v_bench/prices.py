@@ -9,6 +9,15 @@ from typing import Final
 
 PRICE_DATE: Final = "2026-11 (AWS public price pages, us-east-1)"
 
+# Sources (list prices, us-east-1, read 2026-11; the batch arithmetic of issue 24 re-checked them
+# 2026-12 and uses the same):
+#   Step Functions https://aws.amazon.com/step-functions/pricing/
+#   Lambda         https://aws.amazon.com/lambda/pricing/
+#   DynamoDB       https://aws.amazon.com/dynamodb/pricing/on-demand/
+#   S3             https://aws.amazon.com/s3/pricing/ (Requests & data retrievals, S3 Standard)
+#   SNS            https://aws.amazon.com/sns/pricing/ (standard topics, API requests)
+#   EventBridge    https://aws.amazon.com/eventbridge/pricing/ (custom events, event bus)
+
 # Step Functions Standard: per state transition (each state entered, retries included).
 SFN_TRANSITION: Final = 0.025 / 1000
 # Lambda: per request, and per GB-second by architecture (template.yaml deploys arm64).

@@ -537,7 +537,7 @@ def test_t2v_upload_puts_files_under_the_prompt_prefix_and_their_refused_lines_l
     out, err = capsys.readouterr()
     # Then the key it wrote is named, and how to watch the jobs
     assert out.strip() == f"uploaded s3://{door.stack.bucket}/prompts/my-batch.jsonl"
-    assert f"PromptJobOwner ({OWNER})" in err and "`t2v list --as alice`" in err
+    assert f"PromptJobOwner ({OWNER})" in err and "`t2v batch list --as alice`" in err
     body = boto3.client("s3").get_object(Bucket=door.stack.bucket, Key="prompts/my-batch.jsonl")["Body"]
     assert body.read() == batch.read_bytes()
     # and once intake has read it, the refused line is the owner's, with the field and its rule

@@ -26,8 +26,10 @@ from t2v.request import InvalidRequestError
 from t2v.usecases.announce import AnnounceDeps, end_job
 from t2v.usecases.batches import (
     BatchDeps,
+    batch_jobs,
     cancel_batch,
     collect_batch,
+    list_batches,
     open_api_batch,
     open_batch,
     read_batch,
@@ -568,3 +570,21 @@ def test_cancel_before_the_file_is_read_ends_every_line_canceled(world: World) -
         (4, "FAILED"),
     ]
     assert world.batch(batch_id).total == 3 and world.used() == 0 and world.all_jobs() == []
+
+
+def test_the_batchs_jobs_page_in_line_order_and_a_cursor_not_given_is_refused_naming_it(world: World) -> None:
+    batch_id, _ = accepted(world)
+    record_lines(batch_id, world.items(batch_id), world.deps)
+    batch = world.batch(batch_id)
+    first, cursor = batch_jobs(batch, world.deps, limit=2, cursor=None)
+    rest, end = batch_jobs(batch, world.deps, limit=2, cursor=cursor)
+    assert [j.batch_line for j in first + rest] == [1, 3, 4] and end is None
+    # A cursor is a line number the listing gave: anything else (or one past the file) reads nothing
+    for bad in ("-5", "abc", "1e3", "", str(batch.last_line + 1), "9" * 30):
+        with pytest.raises(InvalidRequestError, match="cursor"):
+            batch_jobs(batch, world.deps, limit=5, cursor=bad)
+    # A batch listing's cursor: forged, or another owner's, never reads
+    _, mine = list_batches(ALICE, world.deps, limit=1, cursor=None)
+    for forged in ("eyJ4IjoxfQ==", "not base64!", mine or ""):
+        with pytest.raises(InvalidRequestError, match="cursor"):
+            list_batches("arn:aws:iam::123456789012:user/bob", world.deps, limit=5, cursor=forged)

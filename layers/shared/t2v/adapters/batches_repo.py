@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from t2v.jobs import TERMINAL, JobRecord
 from t2v.times import iso
 
 NO_OWNER: Final = "-"
+BATCH_ID: Final = re.compile(r"batch-[0-9A-Za-z_-]{1,80}")  # what derive_batch_id makes, and no more
 ENDED_PREFIX: Final = "ended_"
 
 
@@ -49,7 +51,7 @@ def batch_record(item: dict[str, Any]) -> BatchRecord:
 class BatchesRepository(BudgetLedger):
     # -- reads -----------------------------------------------------------------------------------
     def get(self, batch_id: str) -> BatchRecord | None:
-        if not batch_id.startswith("batch-"):
+        if not BATCH_ID.fullmatch(batch_id):  # anything else names no batch (and no other item)
             return None
         item = self._table.get_item(Key={"pk": batch_key(batch_id)}, ConsistentRead=True).get("Item")
         return batch_record(item) if item else None
@@ -64,8 +66,8 @@ class BatchesRepository(BudgetLedger):
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = _decode(cursor)
+        if cursor is not None:
+            kwargs["ExclusiveStartKey"] = _decode(cursor, batch_kind(owner))
         page = self._table.query(**kwargs)
         last = page.get("LastEvaluatedKey")
         return [batch_record(i) for i in page.get("Items", [])], _encode(last) if last else None
@@ -326,13 +328,21 @@ def _encode(key: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(plain(key)).encode()).decode()
 
 
-def _decode(cursor: str) -> dict[str, Any]:
+def _decode(cursor: str, kind: str) -> dict[str, Any]:
+    """The start key a cursor of this owner's listing stands for; InvalidCursorError for any other
+    (forged, truncated, another owner's or another listing's)."""
     from t2v.errors import InvalidCursorError
 
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
     except (ValueError, TypeError):
-        raise InvalidCursorError("cursor: not a cursor this API gave") from None
-    if not isinstance(key, dict) or not str(key.get("pk", "")).startswith(BATCH_PREFIX):
-        raise InvalidCursorError("cursor: not a cursor this API gave")
+        raise InvalidCursorError("not a cursor this API gave") from None
+    if (
+        not isinstance(key, dict)
+        or set(key) != {"pk", "kind", "created_at"}
+        or not all(isinstance(v, str) for v in key.values())
+        or key["kind"] != kind
+        or not BATCH_ID.fullmatch(str(key["pk"]).removeprefix(BATCH_PREFIX))
+    ):
+        raise InvalidCursorError("not a cursor this API gave")
     return key

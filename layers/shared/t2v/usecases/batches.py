@@ -37,6 +37,7 @@ from t2v.errors import (
     BatchRunningError,
     BudgetExceededError,
     CreateInProgressError,
+    InvalidCursorError,
     PipelineError,
 )
 from t2v.images import ImagePlace
@@ -546,20 +547,21 @@ def _cancel_lines(job_ids: list[str], deps: BatchDeps) -> None:
 def list_batches(
     principal: str, deps: BatchDeps, *, limit: int, cursor: str | None
 ) -> tuple[list[BatchRecord], str | None]:
-    result: tuple[list[BatchRecord], str | None] = deps.batches.list_for(
-        principal, limit=limit, cursor=cursor
-    )
-    return result
+    try:
+        return deps.batches.list_for(principal, limit=limit, cursor=cursor)
+    except InvalidCursorError as exc:
+        raise InvalidRequestError([FieldError("cursor", str(exc))]) from None
 
 
 def batch_jobs(
     batch: BatchRecord, deps: BatchDeps, *, limit: int, cursor: str | None
 ) -> tuple[list[JobRecord], str | None]:
     """The batch's jobs in line order, `limit` at a time; the cursor is the last line number read."""
-    try:
-        after = int(cursor) if cursor else 0
-    except ValueError:
-        raise InvalidRequestError([FieldError("cursor", "not a cursor this API gave")]) from None
+    after = int(cursor) if cursor is not None and cursor.isdigit() and len(cursor) < 10 else -1
+    if cursor is None:
+        after = 0
+    if not 0 <= after <= batch.last_line:  # a line number the listing gave: never read past the file
+        raise InvalidRequestError([FieldError("cursor", "not a cursor this API gave")])
     file = batch.batch_file
     found: list[JobRecord] = []
     line = after

@@ -588,3 +588,15 @@ def test_the_batchs_jobs_page_in_line_order_and_a_cursor_not_given_is_refused_na
     for forged in ("eyJ4IjoxfQ==", "not base64!", mine or ""):
         with pytest.raises(InvalidRequestError, match="cursor"):
             list_batches("arn:aws:iam::123456789012:user/bob", world.deps, limit=5, cursor=forged)
+
+
+def test_with_line_notifications_on_each_line_is_announced_too(world: World) -> None:
+    # BatchLineNotifications: Enabled (or notify_lines in the POST): lines are not quiet
+    file = world.upload(GOOD_FILE)
+    batch = open_batch(file, owner=ALICE, source="api", notify_lines=True, deps=world.deps)
+    assert read_batch(batch.batch_id, world.deps)["accepted"] is True
+    record_lines(batch.batch_id, world.items(batch.batch_id), world.deps)
+    refused = world.job(file.job_id(4))
+    assert refused.status == JobStatus.FAILED and not refused.quiet
+    assert [m["job_id"] for m in world.line_notes.messages] == [file.job_id(4)]
+    assert not world.job(file.job_id(1)).quiet

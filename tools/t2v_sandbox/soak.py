@@ -845,6 +845,36 @@ def running_executions(sb: UserSandbox) -> list[str]:
         kwargs["nextToken"] = page["nextToken"]
 
 
+def execution_tail(sb: UserSandbox, job_id: str, events: int = 25) -> dict[str, Any]:
+    """A bad job's execution as Step Functions kept it: its status and its last events (the history
+    is gone with the sandbox; an execution that ended past every Catch shows its error here)."""
+    sfn = sb.client("stepfunctions")
+    arn = sb.outputs["StateMachineArn"].replace(":stateMachine:", ":execution:") + f":{job_id}"
+    try:
+        status = sfn.describe_execution(executionArn=arn)
+        history = sfn.get_execution_history(executionArn=arn, reverseOrder=True, maxResults=events)["events"]
+    except Exception as exc:  # noqa: BLE001 - evidence only: say why there is none
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    tail = []
+    for event in reversed(history):
+        details = {k: v for k, v in event.items() if k.endswith("EventDetails")}
+        detail: dict[str, Any] = next(iter(details.values()), {})
+        tail.append(
+            {
+                "type": event["type"],
+                "name": detail.get("name"),
+                "error": detail.get("error"),
+                "cause": str(detail.get("cause") or "")[:300] or None,
+            }
+        )
+    return {
+        "status": status["status"],
+        "error": status.get("error"),
+        "cause": str(status.get("cause") or "")[:500],
+        "events": tail,
+    }
+
+
 def by_prompt(items: list[dict[str, Any]], prompts: set[str]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for item in items:
@@ -1101,6 +1131,7 @@ class Judge:
                 "tasks": tasks,
                 "creates": ev.creates.get(job.prompt, []),
                 "notifications": ev.messages.get(str(record["pk"]), []),
+                "execution": execution_tail(self.sb, str(record["pk"])),
             }
         return verdict
 

@@ -55,6 +55,11 @@ class BatchStatus(StrEnum):
         return self in {BatchStatus.COMPLETED, BatchStatus.CANCELED, BatchStatus.REFUSED}
 
 
+def batch_key(batch_id: str) -> str:
+    """The batch's item in the jobs table (t2v.adapters.batches_repo)."""
+    return f"{BATCH_PREFIX}{batch_id}"
+
+
 def derive_batch_id(bucket: str, key: str, version: str) -> str:
     """The batch of one uploaded object version: the same file notified twice is the same batch. Also
     a valid Step Functions execution name."""

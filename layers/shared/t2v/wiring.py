@@ -270,18 +270,20 @@ def intake_deps() -> IntakeDeps:
         )
         return new
 
+    batches_settings = BatchSettings.from_env()
+    # Built on the first .jsonl, once per container (not for every file, nor for .txt/.json alone).
+    batch_deps_once = cache(lambda: build_batch_deps(batches_settings))
+
     def open_file_batch(file: PromptFile) -> str:
-        batches = build_batch_deps(BatchSettings.from_env())
         batch = open_batch(
             BatchFile(file.bucket, file.key, file.version, file.version_id),
             owner=settings.job_owner,
             source="s3",
             notify_lines=batches_settings.batch_line_notifications,
-            deps=batches,
+            deps=batch_deps_once(),
         )
         return batch.batch_id
 
-    batches_settings = BatchSettings.from_env()
     return IntakeDeps(
         starter=Workflow(settings.state_machine_arn),
         record=record,

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from t2v.adapters import is_conditional_failure
 from t2v.adapters.budget import BudgetLedger
 from t2v.adapters.jobs_table import job_record, plain, to_dynamo
-from t2v.batches import BATCH_PREFIX, BatchRecord, BatchStatus
+from t2v.batches import BATCH_PREFIX, BatchRecord, BatchStatus, batch_key
 from t2v.billing import ACCOUNT, CALLER, Caps, day_key
 from t2v.errors import BudgetExceededError, PipelineError
 from t2v.jobs import TERMINAL, JobRecord
@@ -30,10 +30,6 @@ from t2v.times import iso
 NO_OWNER: Final = "-"
 BATCH_ID: Final = re.compile(r"batch-[0-9A-Za-z_-]{1,80}")  # what derive_batch_id makes, and no more
 ENDED_PREFIX: Final = "ended_"
-
-
-def batch_key(batch_id: str) -> str:
-    return f"{BATCH_PREFIX}{batch_id}"
 
 
 def batch_kind(owner: str | None) -> str:
@@ -161,9 +157,9 @@ class BatchesRepository(BudgetLedger):
             # More than a whole day's budget: refused before the transaction, whose counters' condition
             # passes on a day not counted yet (`attribute_not_exists(used_seconds)`).
             if caps.account and seconds > caps.account:
-                raise BudgetExceededError(_short(ACCOUNT, caps, seconds, self._left(day, None, caps)))
+                raise BudgetExceededError(_short(ACCOUNT, caps, seconds, self._left(day, ACCOUNT, caps)))
             if caps.owner and caps.caller and seconds > caps.caller:
-                raise BudgetExceededError(_short(CALLER, caps, seconds, self._left(day, caps, caps)))
+                raise BudgetExceededError(_short(CALLER, caps, seconds, self._left(day, CALLER, caps)))
         items = [update]
         if caps is not None and seconds:
             items.append(self._counter(day_key(day), seconds, caps.account))
@@ -171,20 +167,20 @@ class BatchesRepository(BudgetLedger):
                 items.append(self._counter(day_key(day, caps.owner), seconds, caps.caller))
         failed = self._transact(items)
         if failed == 1:
-            raise BudgetExceededError(_short(ACCOUNT, caps, seconds, self._left(day, None, caps)))
+            raise BudgetExceededError(_short(ACCOUNT, caps, seconds, self._left(day, ACCOUNT, caps)))
         if failed == 2:
-            raise BudgetExceededError(_short(CALLER, caps, seconds, self._left(day, caps, caps)))
+            raise BudgetExceededError(_short(CALLER, caps, seconds, self._left(day, CALLER, caps)))
         batch = self.get(batch_id)
         if batch is None:
             raise PipelineError(f"batch {batch_id} not found")
         return batch
 
-    def _left(self, day: str, owner_caps: Caps | None, caps: Caps | None) -> int:
+    def _left(self, day: str, which: str, caps: Caps | None) -> int:
+        """What is left today of the account's budget (ACCOUNT) or the batch owner's (CALLER)."""
         if caps is None:
             return 0
-        if owner_caps is not None and owner_caps.owner:
-            usage = self.day_usage(day, owner_caps.owner)
-            return max(0, caps.caller - usage.caller.used)
+        if which == CALLER and caps.owner:
+            return max(0, caps.caller - self.day_usage(day, caps.owner).caller.used)
         return max(0, caps.account - self.budget_used(day))
 
     def set_status(

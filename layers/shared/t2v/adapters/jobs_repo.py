@@ -353,7 +353,7 @@ class JobsRepository(JobsTable):
         return self._claim_in_batch(job_id, batch_id, update)
 
     def _claim_in_batch(self, job_id: str, batch_id: str, update: dict[str, Any]) -> Write:
-        from t2v.adapters.batches_repo import batch_key  # only batch lines need it
+        from t2v.batches import BatchStatus, batch_key  # only batch lines need them
 
         client = self._table.meta.client
         items: list[dict[str, Any]] = [
@@ -364,7 +364,7 @@ class JobsRepository(JobsTable):
                     "Key": {"pk": batch_key(batch_id)},
                     "ConditionExpression": "#s = :running",
                     "ExpressionAttributeNames": {"#s": "status"},
-                    "ExpressionAttributeValues": {":running": "RUNNING"},
+                    "ExpressionAttributeValues": {":running": BatchStatus.RUNNING.value},
                 }
             },
         ]

@@ -108,9 +108,11 @@ class JobsTable(DynamoTable):
     def _settle_batch_line(self, job: JobRecord) -> None:
         """Count a batch line's end on its batch, once: its id leaves the batch's `active` set in the
         same write that counts it, on condition that it is still there (t2v.adapters.batches_repo)."""
+        from t2v.batches import batch_key  # only batch lines need it
+
         try:
             self._table.update_item(
-                Key={"pk": f"batch#{job.batch_id}"},
+                Key={"pk": batch_key(str(job.batch_id))},
                 UpdateExpression="DELETE active :j ADD #n :one",
                 ConditionExpression="contains(active, :id)",
                 ExpressionAttributeNames={"#n": f"ended_{job.status.value}"},
